@@ -1,0 +1,376 @@
+//! Layered configuration: the embedded default (`assets/default-config.toml`) < the user file <
+//! `DUPDESK_<SECTION>__<KEY>` environment variables < command-line flags. Layers are merged
+//! as TOML tables and then checked once against [`Config`], so an unknown key or a wrong type
+//! is refused with the layer and key it came from. Secrets are held in [`Secret`], whose
+//! `Debug` and `Display` never show the value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_CONFIG: &str = include_str!("../assets/default-config.toml");
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub workspace: WorkspaceConfig,
+    pub crm: CrmConfig,
+    pub objects: BTreeMap<String, ObjectConfig>,
+    pub mapping: MappingConfig,
+    pub sources: SourcesConfig,
+    pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceConfig {
+    pub path: PathBuf,
+    pub steward: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrmKind {
+    Hubspot,
+    Sandbox,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrmConfig {
+    pub kind: CrmKind,
+    pub base_url: String,
+    pub token_env: String,
+    #[serde(default, skip_serializing)]
+    pub token: Option<Secret>,
+    pub rate_limit: u32,
+    pub rate_interval_ms: u64,
+    pub max_retries: u32,
+    pub timeout_secs: u64,
+    pub page_size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectConfig {
+    pub properties: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingConfig {
+    pub inverse_id_property: String,
+    pub other_system: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    pub default_system: String,
+    pub rules: Vec<SourceRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceRule {
+    pub source_type: String,
+    #[serde(default)]
+    pub source_id: Option<String>,
+    pub system: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    pub dir: String,
+    pub level: String,
+}
+
+/// A secret string (an API token). Shows as `***` everywhere it could be printed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl SourcesConfig {
+    /// The source system that wrote a value with this history `sourceType` and `sourceId`.
+    pub fn system_for(&self, source_type: &str, source_id: Option<&str>) -> &str {
+        self.rules
+            .iter()
+            .find(|r| {
+                r.source_type.eq_ignore_ascii_case(source_type)
+                    && r.source_id
+                        .as_deref()
+                        .is_none_or(|want| Some(want) == source_id)
+            })
+            .map(|r| r.system.as_str())
+            .unwrap_or(&self.default_system)
+    }
+}
+
+impl Config {
+    /// The properties configured for an object type.
+    pub fn properties(&self, object: crate::model::ObjectType) -> Vec<String> {
+        self.objects
+            .get(object.as_str())
+            .map(|o| o.properties.clone())
+            .unwrap_or_default()
+    }
+
+    /// The CRM token: the environment variable named by `crm.token_env`, else `crm.token` from
+    /// a user file that only its owner can read.
+    pub fn token(&self) -> Option<Secret> {
+        std::env::var(&self.crm.token_env)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .map(Secret)
+            .or_else(|| self.crm.token.clone())
+    }
+
+    /// Where dupdesk.log goes.
+    pub fn log_dir(&self) -> PathBuf {
+        if !self.logging.dir.is_empty() {
+            return PathBuf::from(&self.logging.dir);
+        }
+        directories::ProjectDirs::from("", "", "dupdesk")
+            .map(|d| d.data_dir().to_path_buf())
+            .unwrap_or_else(|| PathBuf::from(".dupdesk"))
+    }
+}
+
+/// Where the layers come from. `overrides` are flag values as (dotted key, value).
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    pub file: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+    pub overrides: Vec<(String, toml::Value)>,
+}
+
+impl Sources {
+    /// The user file: `--config`, else `./dupdesk.toml`, else the XDG config file, if present.
+    pub fn discover(explicit: Option<&Path>) -> Sources {
+        let file = explicit.map(Path::to_path_buf).or_else(|| {
+            let local = PathBuf::from("dupdesk.toml");
+            if local.is_file() {
+                return Some(local);
+            }
+            directories::ProjectDirs::from("", "", "dupdesk")
+                .map(|d| d.config_dir().join("config.toml"))
+                .filter(|p| p.is_file())
+        });
+        Sources {
+            file,
+            env: std::env::vars()
+                .filter(|(k, _)| k.starts_with("DUPDESK_") && k.contains("__"))
+                .collect(),
+            overrides: Vec::new(),
+        }
+    }
+}
+
+/// Build the configuration from its layers.
+pub fn load(sources: &Sources) -> Result<Config> {
+    let mut merged: toml::Table =
+        toml::from_str(DEFAULT_CONFIG).context("the embedded default configuration")?;
+    if let Some(path) = &sources.file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        let user: toml::Table =
+            toml::from_str(&text).map_err(|e| anyhow!("config file {}: {e}", path.display()))?;
+        if user.get("crm").and_then(|c| c.get("token")).is_some() {
+            check_private(path)?;
+        }
+        merge(&mut merged, user);
+    }
+    for (name, raw) in &sources.env {
+        let Some(key) = name.strip_prefix("DUPDESK_") else {
+            continue;
+        };
+        let path: Vec<String> = key.split("__").map(|s| s.to_ascii_lowercase()).collect();
+        set_path(&mut merged, &path, parse_env_value(raw))
+            .with_context(|| format!("environment variable {name}"))?;
+    }
+    for (key, value) in &sources.overrides {
+        let path: Vec<String> = key.split('.').map(str::to_string).collect();
+        set_path(&mut merged, &path, value.clone())?;
+    }
+    let origin = sources
+        .file
+        .as_ref()
+        .map(|p| format!("config file {} (with defaults, env and flags)", p.display()))
+        .unwrap_or_else(|| "configuration (defaults, env and flags)".to_string());
+    let config: Config = toml::Value::Table(merged)
+        .try_into()
+        .map_err(|e| anyhow!("{origin}: {e}"))?;
+    validate(&config)?;
+    Ok(config)
+}
+
+fn validate(config: &Config) -> Result<()> {
+    if config.crm.rate_limit == 0 || config.crm.rate_interval_ms == 0 {
+        bail!("crm.rate_limit and crm.rate_interval_ms must be above 0");
+    }
+    if !(1..=100).contains(&config.crm.page_size) {
+        bail!("crm.page_size must be between 1 and 100 (HubSpot's maximum)");
+    }
+    for name in config.objects.keys() {
+        name.parse::<crate::model::ObjectType>()
+            .map_err(|e| anyhow!("[objects.{name}]: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A token in a file that others can read is refused: the file must be chmod 600.
+fn check_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "config file {} holds crm.token but is readable by others (mode {:o}); run chmod 600 on it",
+                path.display(),
+                mode & 0o777
+            );
+        }
+    }
+    Ok(())
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<()> {
+    let (last, parents) = path
+        .split_last()
+        .ok_or_else(|| anyhow!("empty configuration key"))?;
+    let mut t = table;
+    for p in parents {
+        t = t
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| anyhow!("configuration key {p} is not a section"))?;
+    }
+    t.insert(last.clone(), value);
+    Ok(())
+}
+
+/// An environment value is read as a TOML value when it is one (`190`, `true`, `["a"]`) and as a
+/// string otherwise.
+fn parse_env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_loads() {
+        let c = load(&Sources::default()).unwrap();
+        assert_eq!(c.crm.kind, CrmKind::Hubspot);
+        assert_eq!(c.crm.rate_limit, 100);
+        assert!(
+            c.properties(crate::model::ObjectType::Contacts)
+                .contains(&"email".to_string())
+        );
+    }
+
+    #[test]
+    fn layers_override_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[crm]\nrate_limit = 190\nbase_url = \"http://file\"\n",
+        )
+        .unwrap();
+        let sources = Sources {
+            file: Some(file),
+            env: vec![("DUPDESK_CRM__BASE_URL".into(), "http://env".into())],
+            overrides: vec![("workspace.path".into(), toml::Value::String("x.db".into()))],
+        };
+        let c = load(&sources).unwrap();
+        assert_eq!(c.crm.rate_limit, 190);
+        assert_eq!(c.crm.base_url, "http://env");
+        assert_eq!(c.workspace.path, PathBuf::from("x.db"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[crm]\nrate_limt = 190\n").unwrap();
+        let err = load(&Sources {
+            file: Some(file),
+            ..Sources::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("rate_limt"), "{err}");
+        assert!(err.contains("c.toml"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_token_in_a_readable_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[crm]\ntoken = \"pat-secret\"\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let sources = Sources {
+            file: Some(file.clone()),
+            ..Sources::default()
+        };
+        let err = load(&sources).unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        assert!(!err.contains("pat-secret"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = load(&sources).unwrap();
+        assert_eq!(format!("{:?}", c.crm.token), "Some(Secret(***))");
+    }
+
+    #[test]
+    fn source_rules_pick_the_first_match() {
+        let c = load(&Sources::default()).unwrap();
+        assert_eq!(c.sources.system_for("INTEGRATION", Some("erp-sync")), "erp");
+        assert_eq!(c.sources.system_for("FORM", None), "marketing");
+        assert_eq!(c.sources.system_for("API", None), "crm");
+    }
+}

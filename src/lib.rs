@@ -1,0 +1,38 @@
+//! dupdesk: review candidate duplicate CRM records from the keyboard, execute the approved
+//! merges through the CRM's own merge API, keep the cross-system id mapping right, and record
+//! every decision.
+//!
+//! ```text
+//!  CRM API / CSV export ──pull──▶ records ──matcher──▶ clusters ──TUI review──▶ decisions
+//!         ▲                        (SQLite workspace: one file, WAL)               │
+//!         │                                                                        ▼
+//!         └──────────── merge calls, field PATCH ◀── executor (journal) ◀── approved decisions
+//!                                                         │
+//!                                                         ├──▶ id_mapping updates
+//!                                                         └──▶ decision log export
+//! ```
+//!
+//! The layers, from the bottom up:
+//!
+//! - [`model`]: plain serde data (records with per-property history, object types).
+//! - [`config`]: layered TOML configuration and secrets.
+//! - [`store`]: the SQLite workspace, owned by one thread that async code sends closures to.
+//! - [`crm`]: the `Connector` trait, its HubSpot implementation, rate limiting and retries.
+//! - [`sandbox`]: a HubSpot-compatible CRM on loopback, for the demo and the tests.
+//! - [`demo`]: the seeded generator of realistic records with planted duplicates.
+//! - [`import`]: records from a CRM's CSV export.
+//! - [`sync`]: pulling records from a CRM into the workspace.
+//! - [`cli`]: the command line; every arrow above can be run from it by itself.
+//!
+//! Nothing below `cli` knows about the terminal.
+
+pub mod cli;
+pub mod config;
+pub mod crm;
+pub mod demo;
+pub mod import;
+pub mod logging;
+pub mod model;
+pub mod sandbox;
+pub mod store;
+pub mod sync;

@@ -1,0 +1,250 @@
+//! The workspace schema as an append-only list of migrations, tracked with SQLite's
+//! `user_version`. A landed migration is never edited: a change is a new entry at the end.
+//! PRAGMAs that must hold on every connection (WAL, foreign keys) are set in `store::open`,
+//! not here, because they are per connection and not part of the schema.
+
+use anyhow::{Context, Result, bail};
+use rusqlite::Connection;
+
+/// Migration N (1-based) brings `user_version` from N-1 to N.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the data model of DESIGN.md.
+    r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+-- One row per CRM record as last seen. `properties` is a JSON object of string-or-null
+-- values; `history` a JSON object of property -> [{value, timestamp, source_type, source_id}]
+-- newest first. `merged_into` is set once the record has been merged away.
+CREATE TABLE records (
+    rid          INTEGER PRIMARY KEY,
+    object_type  TEXT NOT NULL CHECK (object_type IN ('contacts', 'companies')),
+    id           TEXT NOT NULL,
+    system       TEXT NOT NULL,
+    properties   TEXT NOT NULL,
+    history      TEXT NOT NULL DEFAULT '{}',
+    created_at   TEXT,
+    updated_at   TEXT,
+    archived     INTEGER NOT NULL DEFAULT 0,
+    merged_into  TEXT,
+    first_seen_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    -- bumped whenever properties or history change, so the matcher re-scores only those
+    changed_at   TEXT NOT NULL,
+    UNIQUE (object_type, id)
+) STRICT;
+CREATE INDEX records_changed ON records (object_type, changed_at);
+CREATE INDEX records_merged_into ON records (merged_into) WHERE merged_into IS NOT NULL;
+
+-- Watermarks of incremental pulls and imports, one row per (source, object type).
+CREATE TABLE sync_state (
+    source       TEXT NOT NULL,
+    object_type  TEXT NOT NULL,
+    watermark    TEXT,
+    last_run_at  TEXT NOT NULL,
+    last_count   INTEGER NOT NULL DEFAULT 0,
+    total_count  INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (source, object_type)
+) STRICT;
+
+-- Candidate duplicate sets. `fingerprint` is a hash of the sorted member ids, so a cluster
+-- keeps its identity across matcher runs while its members do not change.
+CREATE TABLE clusters (
+    id           INTEGER PRIMARY KEY,
+    object_type  TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    matcher      TEXT NOT NULL,
+    score        REAL NOT NULL,
+    weakest      REAL NOT NULL,
+    size         INTEGER NOT NULL,
+    label        TEXT NOT NULL DEFAULT '',
+    status       TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+                 ('pending', 'approved', 'rejected', 'deferred', 'merging', 'merged', 'failed', 'stale')),
+    flags        TEXT NOT NULL DEFAULT '',
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX clusters_fingerprint ON clusters (object_type, fingerprint);
+CREATE INDEX clusters_status_score ON clusters (status, score DESC);
+
+CREATE TABLE cluster_members (
+    cluster_id   INTEGER NOT NULL REFERENCES clusters (id) ON DELETE CASCADE,
+    rid          INTEGER NOT NULL REFERENCES records (rid),
+    PRIMARY KEY (cluster_id, rid)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX cluster_members_rid ON cluster_members (rid);
+
+-- Score and per-field explanation (JSON) of each compared pair of a cluster; a_rid < b_rid.
+CREATE TABLE pair_scores (
+    cluster_id   INTEGER NOT NULL REFERENCES clusters (id) ON DELETE CASCADE,
+    a_rid        INTEGER NOT NULL REFERENCES records (rid),
+    b_rid        INTEGER NOT NULL REFERENCES records (rid),
+    score        REAL NOT NULL,
+    explanation  TEXT NOT NULL,
+    PRIMARY KEY (cluster_id, a_rid, b_rid)
+) STRICT, WITHOUT ROWID;
+
+-- Append-only: an undo is a new row that names the row it undoes.
+CREATE TABLE decisions (
+    id           INTEGER PRIMARY KEY,
+    cluster_id   INTEGER NOT NULL REFERENCES clusters (id),
+    steward      TEXT NOT NULL,
+    decided_at   TEXT NOT NULL,
+    action       TEXT NOT NULL CHECK (action IN
+                 ('approve', 'reject', 'defer', 'skip', 'split', 'undo', 'note')),
+    primary_id   TEXT,
+    -- JSON: field -> {value, record_id, system, reason}
+    field_choices TEXT NOT NULL DEFAULT '{}',
+    -- JSON array of record ids excluded from the merge
+    excluded     TEXT NOT NULL DEFAULT '[]',
+    -- JSON array of the member ids at decision time
+    members      TEXT NOT NULL DEFAULT '[]',
+    note         TEXT NOT NULL DEFAULT '',
+    undoes       INTEGER REFERENCES decisions (id)
+) STRICT;
+CREATE INDEX decisions_cluster ON decisions (cluster_id, id);
+
+CREATE TRIGGER decisions_append_only_update BEFORE UPDATE ON decisions
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+CREATE TRIGGER decisions_append_only_delete BEFORE DELETE ON decisions
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+
+-- Pairs a steward rejected; a_id < b_id.
+CREATE TABLE not_duplicates (
+    object_type  TEXT NOT NULL,
+    a_id         TEXT NOT NULL,
+    b_id         TEXT NOT NULL,
+    decision_id  INTEGER REFERENCES decisions (id),
+    created_at   TEXT NOT NULL,
+    PRIMARY KEY (object_type, a_id, b_id),
+    CHECK (a_id < b_id)
+) STRICT, WITHOUT ROWID;
+
+-- The executor's journal.
+CREATE TABLE merge_jobs (
+    id           INTEGER PRIMARY KEY,
+    cluster_id   INTEGER NOT NULL REFERENCES clusters (id),
+    decision_id  INTEGER NOT NULL UNIQUE REFERENCES decisions (id),
+    object_type  TEXT NOT NULL,
+    status       TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+                 ('pending', 'running', 'merged', 'failed', 'paused')),
+    survivor_id  TEXT,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+) STRICT;
+CREATE INDEX merge_jobs_status ON merge_jobs (status);
+
+CREATE TABLE merge_steps (
+    id           INTEGER PRIMARY KEY,
+    job_id       INTEGER NOT NULL REFERENCES merge_jobs (id),
+    seq          INTEGER NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('snapshot', 'merge', 'update', 'mapping')),
+    state        TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'done', 'failed')),
+    request      TEXT NOT NULL DEFAULT '{}',
+    response_id  TEXT,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    updated_at   TEXT NOT NULL,
+    UNIQUE (job_id, seq)
+) STRICT;
+
+-- Full properties and history of every member, read right before its merge: the only copy of
+-- a loser once the CRM has merged it away.
+CREATE TABLE snapshots (
+    id           INTEGER PRIMARY KEY,
+    job_id       INTEGER NOT NULL REFERENCES merge_jobs (id),
+    object_type  TEXT NOT NULL,
+    record_id    TEXT NOT NULL,
+    properties   TEXT NOT NULL,
+    history      TEXT NOT NULL DEFAULT '{}',
+    taken_at     TEXT NOT NULL,
+    UNIQUE (job_id, record_id)
+) STRICT;
+
+-- Cross-system ids. Rows are never deleted, only deactivated; at most one active row maps a
+-- source id to a given target system.
+CREATE TABLE id_mapping (
+    id             INTEGER PRIMARY KEY,
+    object_type    TEXT NOT NULL,
+    source_system  TEXT NOT NULL,
+    source_id      TEXT NOT NULL,
+    target_system  TEXT NOT NULL,
+    target_id      TEXT NOT NULL,
+    active         INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+    superseded_by  INTEGER REFERENCES id_mapping (id),
+    created_at     TEXT NOT NULL,
+    created_by     TEXT NOT NULL,
+    last_seen_at   TEXT NOT NULL,
+    deactivated_at TEXT,
+    note           TEXT NOT NULL DEFAULT ''
+) STRICT;
+CREATE UNIQUE INDEX id_mapping_active
+    ON id_mapping (object_type, source_system, source_id, target_system) WHERE active = 1;
+CREATE INDEX id_mapping_target ON id_mapping (target_system, target_id);
+CREATE TRIGGER id_mapping_no_delete BEFORE DELETE ON id_mapping
+BEGIN SELECT RAISE(ABORT, 'id_mapping rows are deactivated, never deleted'); END;
+
+-- Merged records that mapped to different ids in another system: for the steward to settle.
+CREATE TABLE mapping_conflicts (
+    id             INTEGER PRIMARY KEY,
+    job_id         INTEGER REFERENCES merge_jobs (id),
+    object_type    TEXT NOT NULL,
+    survivor_id    TEXT NOT NULL,
+    target_system  TEXT NOT NULL,
+    target_ids     TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    resolved_at    TEXT,
+    resolution     TEXT
+) STRICT;
+"#,
+];
+
+/// Bring the schema up to date inside one transaction per migration. A workspace written by a
+/// newer dupdesk is refused rather than guessed at.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let target = MIGRATIONS.len() as i64;
+    if current > target {
+        bail!(
+            "workspace schema version {current} is newer than this dupdesk understands ({target}); upgrade dupdesk"
+        );
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i as i64 + 1;
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .with_context(|| format!("applying workspace migration {version}"))?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_to_an_empty_database_and_are_idempotent() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        conn.execute_batch("PRAGMA foreign_key_check").unwrap();
+    }
+
+    #[test]
+    fn a_newer_workspace_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+        let err = migrate(&mut conn).unwrap_err().to_string();
+        assert!(err.contains("newer"), "{err}");
+    }
+}

@@ -1,0 +1,338 @@
+//! Typed queries on the `records` table: upsert what a pull or import saw, read records back.
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::model::{ObjectType, Record, format_ts, parse_ts};
+
+/// What an upsert did, for progress lines and for the "pull twice imports nothing" check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpsertStats {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+impl UpsertStats {
+    pub fn add(&mut self, other: UpsertStats) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+    }
+}
+
+/// A record with its workspace row id and bookkeeping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    pub rid: i64,
+    pub system: String,
+    pub record: Record,
+    pub merged_into: Option<String>,
+    pub changed_at: String,
+}
+
+/// Insert or update records as seen in `system` at `now`. A record whose properties and history
+/// are unchanged only has its `last_seen_at` moved. Call inside a transaction for speed and
+/// all-or-nothing behaviour.
+pub fn upsert_records(
+    conn: &Connection,
+    system: &str,
+    records: &[Record],
+    now: &str,
+) -> Result<UpsertStats> {
+    let mut stats = UpsertStats::default();
+    let mut select = conn.prepare_cached(
+        "SELECT properties, history, archived FROM records WHERE object_type = ?1 AND id = ?2",
+    )?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO records (object_type, id, system, properties, history, created_at, updated_at,
+                              archived, first_seen_at, last_seen_at, changed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9)",
+    )?;
+    let mut update = conn.prepare_cached(
+        "UPDATE records SET system = ?3, properties = ?4, history = ?5, created_at = ?6,
+                updated_at = ?7, archived = ?8, last_seen_at = ?9, changed_at = ?9
+         WHERE object_type = ?1 AND id = ?2",
+    )?;
+    let mut touch = conn.prepare_cached(
+        "UPDATE records SET last_seen_at = ?3 WHERE object_type = ?1 AND id = ?2",
+    )?;
+    for r in records {
+        let props = serde_json::to_string(&r.properties)?;
+        let history = serde_json::to_string(&r.history)?;
+        let created = r.created_at.as_ref().map(format_ts);
+        let updated = r.updated_at.as_ref().map(format_ts);
+        let existing: Option<(String, String, bool)> = select
+            .query_row(params![r.object_type.as_str(), r.id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()?;
+        match existing {
+            None => {
+                insert.execute(params![
+                    r.object_type.as_str(),
+                    r.id,
+                    system,
+                    props,
+                    history,
+                    created,
+                    updated,
+                    r.archived,
+                    now
+                ])?;
+                stats.inserted += 1;
+            }
+            Some((p, h, a)) if p == props && h == history && a == r.archived => {
+                touch.execute(params![r.object_type.as_str(), r.id, now])?;
+                stats.unchanged += 1;
+            }
+            Some(_) => {
+                update.execute(params![
+                    r.object_type.as_str(),
+                    r.id,
+                    system,
+                    props,
+                    history,
+                    created,
+                    updated,
+                    r.archived,
+                    now
+                ])?;
+                stats.updated += 1;
+            }
+        }
+    }
+    Ok(stats)
+}
+
+const COLUMNS: &str = "rid, object_type, id, system, properties, history, created_at, updated_at, archived, merged_into, changed_at";
+
+fn from_row(
+    row: &Row<'_>,
+) -> rusqlite::Result<(
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    bool,
+    Option<String>,
+    String,
+)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+        row.get(10)?,
+    ))
+}
+
+type RawRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    bool,
+    Option<String>,
+    String,
+);
+
+fn decode(raw: RawRow) -> Result<StoredRecord> {
+    let (rid, ot, id, system, props, history, created, updated, archived, merged_into, changed_at) =
+        raw;
+    let object_type: ObjectType = ot
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("record {id}: {e}"))?;
+    Ok(StoredRecord {
+        rid,
+        system,
+        record: Record {
+            object_type,
+            properties: serde_json::from_str(&props)
+                .with_context(|| format!("record {id}: properties are not valid JSON"))?,
+            history: serde_json::from_str(&history)
+                .with_context(|| format!("record {id}: history is not valid JSON"))?,
+            created_at: created.as_deref().and_then(parse_ts),
+            updated_at: updated.as_deref().and_then(parse_ts),
+            archived,
+            id,
+        },
+        merged_into,
+        changed_at,
+    })
+}
+
+pub fn get_record(
+    conn: &Connection,
+    object_type: ObjectType,
+    id: &str,
+) -> Result<Option<StoredRecord>> {
+    let raw = conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM records WHERE object_type = ?1 AND id = ?2"),
+            params![object_type.as_str(), id],
+            from_row,
+        )
+        .optional()?;
+    raw.map(decode).transpose()
+}
+
+pub fn get_by_rid(conn: &Connection, rid: i64) -> Result<Option<StoredRecord>> {
+    let raw = conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM records WHERE rid = ?1"),
+            params![rid],
+            from_row,
+        )
+        .optional()?;
+    raw.map(decode).transpose()
+}
+
+/// Every live (not archived, not merged away) record of a type, in row order.
+pub fn live_records(conn: &Connection, object_type: ObjectType) -> Result<Vec<StoredRecord>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM records
+         WHERE object_type = ?1 AND archived = 0 AND merged_into IS NULL ORDER BY rid"
+    ))?;
+    let rows = stmt.query_map([object_type.as_str()], from_row)?;
+    rows.map(|r| decode(r?)).collect()
+}
+
+/// Live records of a type changed at or after `since`.
+pub fn changed_since(
+    conn: &Connection,
+    object_type: ObjectType,
+    since: &str,
+) -> Result<Vec<StoredRecord>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM records
+         WHERE object_type = ?1 AND changed_at >= ?2 AND archived = 0 AND merged_into IS NULL ORDER BY rid"
+    ))?;
+    let rows = stmt.query_map(params![object_type.as_str(), since], from_row)?;
+    rows.map(|r| decode(r?)).collect()
+}
+
+/// Record counts per (system, object type), live ones only.
+pub fn counts(conn: &Connection) -> Result<Vec<(String, ObjectType, u64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT system, object_type, COUNT(*) FROM records
+         WHERE archived = 0 AND merged_into IS NULL GROUP BY system, object_type ORDER BY 1, 2",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (system, ot, n) = row?;
+        let ot: ObjectType = ot.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+        out.push((system, ot, n as u64));
+    }
+    Ok(out)
+}
+
+/// Mark `id` as merged into `survivor`.
+pub fn mark_merged(
+    conn: &Connection,
+    object_type: ObjectType,
+    id: &str,
+    survivor: &str,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE records SET merged_into = ?3, changed_at = ?4 WHERE object_type = ?1 AND id = ?2",
+        params![object_type.as_str(), id, survivor, super::now_ts()],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use std::collections::BTreeMap;
+
+    fn rec(id: &str, email: &str) -> Record {
+        let mut properties = BTreeMap::new();
+        properties.insert("email".to_string(), Some(email.to_string()));
+        Record {
+            object_type: ObjectType::Contacts,
+            id: id.into(),
+            properties,
+            history: BTreeMap::new(),
+            created_at: parse_ts("2026-01-01T00:00:00.000Z"),
+            updated_at: parse_ts("2026-01-02T00:00:00.000Z"),
+            archived: false,
+        }
+    }
+
+    #[test]
+    fn upsert_counts_inserted_updated_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("ws.db")).unwrap();
+        let stats = store
+            .call_blocking(|c| {
+                let tx = c.transaction()?;
+                let s = upsert_records(
+                    &tx,
+                    "crm",
+                    &[rec("1", "a@x.com"), rec("2", "b@x.com")],
+                    "t1",
+                )?;
+                tx.commit()?;
+                Ok(s)
+            })
+            .unwrap();
+        assert_eq!(
+            stats,
+            UpsertStats {
+                inserted: 2,
+                updated: 0,
+                unchanged: 0
+            }
+        );
+        let stats = store
+            .call_blocking(|c| {
+                upsert_records(c, "crm", &[rec("1", "a@x.com"), rec("2", "B@x.com")], "t2")
+            })
+            .unwrap();
+        assert_eq!(
+            stats,
+            UpsertStats {
+                inserted: 0,
+                updated: 1,
+                unchanged: 1
+            }
+        );
+        let r = store
+            .call_blocking(|c| get_record(c, ObjectType::Contacts, "2"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.record.get("email"), Some("B@x.com"));
+        assert_eq!(r.changed_at, "t2");
+        let live = store
+            .call_blocking(|c| live_records(c, ObjectType::Contacts))
+            .unwrap();
+        assert_eq!(live.len(), 2);
+        let changed = store
+            .call_blocking(|c| changed_since(c, ObjectType::Contacts, "t2"))
+            .unwrap();
+        assert_eq!(changed.len(), 1);
+    }
+}
