@@ -21,7 +21,11 @@
 //! - [`sandbox`]: a HubSpot-compatible CRM on loopback, for the demo and the tests.
 //! - [`demo`]: the seeded generator of realistic records with planted duplicates.
 //! - [`import`]: records from a CRM's CSV export.
+//! - [`matcher`]: normalization, blocking, scoring and clustering of candidate duplicates.
+//! - [`precedence`]: which value survives per field, which record is primary, and why.
+//! - [`diff`]: field- and character-level differences between records.
 //! - [`sync`]: pulling records from a CRM into the workspace.
+//! - [`tui`]: the review terminal UI (ratatui + crossterm), a view over the layers above.
 //! - [`cli`]: the command line; every arrow above can be run from it by itself.
 //!
 //! Nothing below `cli` knows about the terminal.
@@ -30,9 +34,13 @@ pub mod cli;
 pub mod config;
 pub mod crm;
 pub mod demo;
+pub mod diff;
 pub mod import;
 pub mod logging;
+pub mod matcher;
 pub mod model;
+pub mod precedence;
 pub mod sandbox;
 pub mod store;
 pub mod sync;
+pub mod tui;

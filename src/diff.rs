@@ -1,0 +1,1 @@
+//! placeholder: field and character diffs (issue 4)

@@ -1,0 +1,1 @@
+//! placeholder: the matcher (issue 3)

@@ -1,0 +1,1 @@
+//! placeholder: precedence (issue 5)

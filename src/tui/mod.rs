@@ -1,0 +1,1 @@
+//! placeholder: the TUI (issue 4)
