@@ -45,6 +45,8 @@ pub enum Command {
 /// Everything a command handler needs: the loaded configuration.
 pub struct Ctx {
     pub config: Config,
+    /// Whether `--workspace` was given (the demo picks its own default otherwise).
+    pub explicit_workspace: bool,
 }
 
 impl Ctx {
@@ -90,7 +92,10 @@ fn run(cli: Cli) -> Result<()> {
         ));
     }
     let config = config::load(&sources)?;
-    let ctx = Ctx { config };
+    let ctx = Ctx {
+        config,
+        explicit_workspace: cli.workspace.is_some(),
+    };
     match cli.command {
         Some(Command::Init { crm, force }) => init(&crm, force),
         None => {
