@@ -104,10 +104,10 @@ fn parse_instant(s: &str) -> Option<i64> {
 }
 
 fn key(property: &str, value: &str) -> Key {
-    if is_date_property(property) {
-        if let Some(ms) = parse_instant(value) {
-            return Key::Number(ms as f64);
-        }
+    if is_date_property(property)
+        && let Some(ms) = parse_instant(value)
+    {
+        return Key::Number(ms as f64);
     }
     match value.trim().parse::<f64>() {
         Ok(n) if property == "hs_object_id" || property.starts_with("num_") => Key::Number(n),
@@ -186,9 +186,11 @@ fn matches_filter(object: &StoredObject, f: &Filter) -> bool {
                 )
         }
         ("IN", Some(v)) | ("NOT_IN", Some(v)) => {
-            let found = f.values.iter().flatten().any(|w| {
-                compare(&f.property_name, v, w) == Some(Ordering::Equal)
-            });
+            let found = f
+                .values
+                .iter()
+                .flatten()
+                .any(|w| compare(&f.property_name, v, w) == Some(Ordering::Equal));
             found == (f.operator == "IN")
         }
         ("CONTAINS_TOKEN", Some(v)) => contains_token(v, want),
