@@ -2,6 +2,8 @@
 //! file and calls the domain layers; nothing here holds business rules. Exit codes: 0 success,
 //! 1 failure with a one-line cause on stderr, 2 usage error.
 
+pub mod sandbox;
+
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -71,6 +73,8 @@ pub enum Command {
         #[command(subcommand)]
         action: MappingAction,
     },
+    /// Run the HubSpot-compatible sandbox CRM by itself (until Ctrl-C).
+    Sandbox(sandbox::SandboxArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +184,7 @@ fn run(cli: Cli) -> Result<()> {
             MappingAction::Import { file, object } => mapping::import(&ctx, &file, object),
             MappingAction::Show { id, json } => mapping::show(&ctx, &id, json),
         },
+        Some(Command::Sandbox(args)) => sandbox::run(&args),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

@@ -211,6 +211,9 @@ pub struct MergeLogEntry {
     pub merged_at: String,
 }
 
+/// A page of objects in id order, and the id the next page starts at.
+pub type Page = (Vec<(i64, StoredObject)>, Option<i64>);
+
 pub struct SandboxDb {
     conn: Connection,
 }
@@ -360,12 +363,7 @@ impl SandboxDb {
 
     /// Up to `limit` objects with ids from `from` on, in id order, and the id the next page
     /// starts at.
-    pub fn page(
-        &self,
-        t: ObjectType,
-        from: i64,
-        limit: usize,
-    ) -> Result<(Vec<(i64, StoredObject)>, Option<i64>)> {
+    pub fn page(&self, t: ObjectType, from: i64, limit: usize) -> Result<Page> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, body FROM objects WHERE type = ?1 AND id >= ?2 ORDER BY id LIMIT ?3",
         )?;
@@ -519,14 +517,13 @@ impl SandboxDb {
         now: DateTime<Utc>,
     ) -> Result<(i64, StoredObject), ApiError> {
         self.check_properties(t, props)?;
-        if t == ObjectType::Contacts {
-            if let Some(email) = props.get("email").filter(|e| !e.trim().is_empty()) {
-                if let Some(existing) = self.find_email(email)? {
-                    return Err(ApiError::Conflict(format!(
-                        "Contact already exists. Existing ID: {existing}"
-                    )));
-                }
-            }
+        if t == ObjectType::Contacts
+            && let Some(email) = props.get("email").filter(|e| !e.trim().is_empty())
+            && let Some(existing) = self.find_email(email)?
+        {
+            return Err(ApiError::Conflict(format!(
+                "Contact already exists. Existing ID: {existing}"
+            )));
         }
         let ts = format_ts(&now);
         let tx = self.conn.transaction()?;
