@@ -158,12 +158,16 @@ impl Cursor {
                 strict,
                 offset,
             } => {
-                let server_next = server_next?;
+                let delivered = u64::from(*offset) + response.results.len() as u64;
+                // At the cap HubSpot may stop offering a next page although `total` says there
+                // is more; either sign means more to read.
+                if server_next.is_none() && delivered >= response.total {
+                    return None;
+                }
                 let next_offset = server_next
-                    .after
-                    .parse::<u32>()
-                    .unwrap_or_else(|_| offset.saturating_add(response.results.len() as u32));
-                if next_offset.saturating_add(limit) <= cap {
+                    .and_then(|n| n.after.parse::<u32>().ok())
+                    .unwrap_or_else(|| u32::try_from(delivered).unwrap_or(u32::MAX));
+                if server_next.is_some() && next_offset.saturating_add(limit) <= cap {
                     return Some(Cursor::Range {
                         since: since.clone(),
                         strict: *strict,
@@ -234,7 +238,7 @@ mod tests {
 
     fn response(records: Vec<SimplePublicObject>, next: Option<&str>) -> SearchResponse {
         SearchResponse {
-            total: 0,
+            total: records.len() as u64,
             results: records,
             paging: next.map(|after| Paging {
                 next: Some(NextPage {
@@ -310,6 +314,18 @@ mod tests {
             ],
             Some("10000"),
         );
+        assert_eq!(
+            c.next(C, &r, 200, SEARCH_RESULT_CAP),
+            Some(Cursor::Range {
+                since: "2026-03-02T05:00:00.000Z".into(),
+                strict: false,
+                offset: 0
+            })
+        );
+        // The same when the server stops offering pages at the cap but reports more.
+        let mut r = r;
+        r.paging = None;
+        r.total = 12_000;
         assert_eq!(
             c.next(C, &r, 200, SEARCH_RESULT_CAP),
             Some(Cursor::Range {
