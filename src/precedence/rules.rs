@@ -362,6 +362,14 @@ struct RawPrimary {
     rule: NameList,
 }
 
+/// Table entries in the order they appear in the file, so that of two clashing entries the
+/// later one is reported.
+fn in_file_order<V>(table: &BTreeMap<Name, V>) -> Vec<(&Name, &V)> {
+    let mut entries: Vec<_> = table.iter().collect();
+    entries.sort_by_key(|(name, _)| name.span().start);
+    entries
+}
+
 // ---- validation ----------------------------------------------------------------------------
 
 struct Checker<'a> {
@@ -408,7 +416,7 @@ impl Checker<'_> {
 
         let mut groups = BTreeMap::new();
         let mut group_of: BTreeMap<String, String> = BTreeMap::new();
-        for (group, fields) in &raw.groups {
+        for (group, fields) in in_file_order(&raw.groups) {
             let mut members = Vec::new();
             for field in fields {
                 if let Some(other) = group_of.get(field.get_ref()) {
@@ -447,7 +455,7 @@ impl Checker<'_> {
         };
 
         let mut only = BTreeMap::new();
-        for (system, names) in &raw.systems.only {
+        for (system, names) in in_file_order(&raw.systems.only) {
             let system = known_system(system, "systems.only")?;
             only.insert(
                 system,
@@ -456,7 +464,7 @@ impl Checker<'_> {
         }
 
         let mut formats = BTreeMap::new();
-        for (format, fields) in &raw.formats {
+        for (format, fields) in in_file_order(&raw.formats) {
             let parsed = Format::parse(format.get_ref()).ok_or_else(|| {
                 self.error(
                     format.span(),
@@ -492,7 +500,7 @@ impl Checker<'_> {
             at: Range<usize>,
         }
         let mut own: BTreeMap<String, Own> = BTreeMap::new();
-        for (name, rule) in &raw.rules {
+        for (name, rule) in in_file_order(&raw.rules) {
             if read_only.contains(name.get_ref()) {
                 return Err(self.error(
                     name.span(),
@@ -550,8 +558,10 @@ impl Checker<'_> {
             );
         }
 
+        let mut order: Vec<&String> = own.keys().collect();
+        order.sort_by_key(|name| own[*name].at.start);
         let mut rules = BTreeMap::new();
-        for name in own.keys() {
+        for name in order {
             let mut chain = vec![name.clone()];
             let mut owner = None;
             let mut strategies = Vec::new();
