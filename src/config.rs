@@ -23,6 +23,8 @@ pub struct Config {
     pub sources: SourcesConfig,
     pub logging: LoggingConfig,
     pub alerts: AlertsConfig,
+    #[serde(default)]
+    pub precedence: PrecedenceConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -89,6 +91,15 @@ pub struct SourceRule {
     #[serde(default)]
     pub source_id: Option<String>,
     pub system: String,
+}
+
+/// Where the precedence rules come from (see `crate::precedence::Rules`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrecedenceConfig {
+    /// A rules file that replaces the embedded default as a whole; empty for the default.
+    #[serde(default)]
+    pub rules: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
