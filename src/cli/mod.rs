@@ -13,7 +13,11 @@ use crate::config::{self, Config};
 use crate::model::ObjectType;
 use crate::store::Store;
 
+mod apply;
+pub mod connect;
+mod demo;
 mod mapping;
+mod pull;
 mod report;
 
 #[derive(Debug, Parser)]
@@ -46,6 +50,35 @@ pub enum Command {
         /// Overwrite an existing dupdesk.toml.
         #[arg(long)]
         force: bool,
+    },
+    /// Everything local: the sandbox CRM seeded with generated records, a fresh workspace,
+    /// a pull, the matcher, then the review.
+    Demo {
+        /// Generate this many contacts (and a fifth as many companies) instead of the small
+        /// default dataset.
+        #[arg(long)]
+        records: Option<usize>,
+        /// Print what the workspace holds instead of opening the review.
+        #[arg(long)]
+        no_tui: bool,
+    },
+    /// Read every contact and company from the CRM into the workspace (only changes after the
+    /// first run).
+    Pull,
+    /// Execute approved merges through the CRM's merge API, journaled, exactly once.
+    Apply {
+        /// Print the exact calls it would make and make none.
+        #[arg(long)]
+        dry_run: bool,
+        /// Run at most this many merge jobs.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Queue failed and paused jobs again first.
+        #[arg(long)]
+        retry_failed: bool,
+        /// Jobs run at once (they share one rate limiter).
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
     },
     /// Export the decision log.
     Export {
@@ -105,6 +138,8 @@ pub enum MappingAction {
         #[arg(long, default_value = "contacts")]
         object: ObjectType,
     },
+    /// Rebuild the active rows from the inverse-id property of every record in the CRM.
+    Rebuild,
     /// The whole history of one id: every row it appears in, active or not.
     Show {
         id: String,
@@ -163,12 +198,33 @@ fn run(cli: Cli) -> Result<()> {
         ));
     }
     let config = config::load(&sources)?;
+    if let Err(e) = crate::logging::init(&config) {
+        eprintln!("dupdesk: warning: logging is off: {e:#}");
+    }
     let ctx = Ctx {
         config,
         explicit_workspace: cli.workspace.is_some(),
     };
     match cli.command {
         Some(Command::Init { crm, force }) => init(&crm, force),
+        Some(Command::Demo { records, no_tui }) => {
+            runtime()?.block_on(demo::run(&ctx, demo::DemoArgs { records, no_tui }))
+        }
+        Some(Command::Pull) => runtime()?.block_on(pull::run(&ctx)),
+        Some(Command::Apply {
+            dry_run,
+            limit,
+            retry_failed,
+            concurrency,
+        }) => runtime()?.block_on(apply::run(
+            &ctx,
+            apply::ApplyArgs {
+                dry_run,
+                limit,
+                retry_failed,
+                concurrency,
+            },
+        )),
         Some(Command::Export {
             what:
                 ExportWhat::Decisions {
@@ -183,6 +239,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Mapping { action }) => match action {
             MappingAction::Import { file, object } => mapping::import(&ctx, &file, object),
             MappingAction::Show { id, json } => mapping::show(&ctx, &id, json),
+            MappingAction::Rebuild => runtime()?.block_on(mapping::rebuild(&ctx)),
         },
         Some(Command::Sandbox(args)) => sandbox::run(&args),
         None => {
@@ -191,6 +248,12 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// The workspace, which must exist already (reports never create one).

@@ -71,8 +71,8 @@ impl SandboxArgs {
         };
         let seed = match &self.seed {
             Some(path) => Some(SeedData::from_file(path)?),
-            // LEAD: wire the default demo dataset here, e.g. `Some(crate::demo::default_seed())`.
-            None => None,
+            // Without a seed file it serves the default demo dataset.
+            None => Some(crate::demo::default_seed()?),
         };
         Ok(SandboxOptions {
             port: self.port,
