@@ -152,11 +152,11 @@ pub async fn approve_all(store: &Store, planted: &[Planted]) -> Vec<i64> {
             let tx = c.transaction()?;
             let now = dupdesk::store::now_ts();
             let mut ids = Vec::new();
-            for (i, p) in planted.iter().enumerate() {
+            for p in &planted {
                 tx.execute(
                     "INSERT INTO clusters (object_type, fingerprint, matcher, score, weakest, size, label, status, created_at, updated_at)
                      VALUES ('contacts', ?1, 'test', 0.99, 0.95, ?2, 'Robert Tester', 'approved', ?3, ?3)",
-                    rusqlite::params![format!("fp-{i}"), p.ids.len() as i64, now],
+                    rusqlite::params![format!("fp-{}", p.ids.join("-")), p.ids.len() as i64, now],
                 )?;
                 let cluster = tx.last_insert_rowid();
                 for id in &p.ids {
