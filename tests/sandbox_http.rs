@@ -767,3 +767,68 @@ async fn injected_500s_and_429_bursts_are_deterministic() {
         "{a:?}"
     );
 }
+
+#[tokio::test]
+async fn a_timed_out_request_is_not_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(small_seed());
+    opts.data = Some(dir.path().join("sandbox.sqlite"));
+    opts.faults = "timeout=1,timeout_ms=1500".parse().unwrap();
+    let sb = sandbox::start(opts.clone()).await.unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let err = http
+        .patch(format!("{}/crm/v3/objects/contacts/404", sb.base_url()))
+        .bearer_auth(TOKEN)
+        .json(&json!({"properties": {"city": "Graz"}}))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    // Past the fault's delay: had the request gone on after the client left, it would show.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    sb.shutdown().await;
+
+    opts.faults = FaultSpec::default();
+    let sb = sandbox::start(opts).await.unwrap();
+    let (_, body) = Client::new(&sb)
+        .get("/crm/v3/objects/contacts/404?properties=city")
+        .await;
+    assert!(body["properties"]["city"].is_null(), "{body}");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_a_thousand_requests_is_served() {
+    let sb = sandbox::start(options(small_seed())).await.unwrap();
+    let http = reqwest::Client::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        let http = http.clone();
+        let url = if i % 2 == 0 {
+            format!(
+                "{}/crm/v3/objects/contacts/101?properties=email",
+                sb.base_url()
+            )
+        } else {
+            format!("{}/crm/v3/objects/contacts?limit=100", sb.base_url())
+        };
+        tasks.spawn(async move {
+            http.get(url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .map(|r| r.status())
+        });
+    }
+    let mut ok = 0;
+    while let Some(r) = tasks.join_next().await {
+        if r.unwrap().unwrap() == StatusCode::OK {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 1000);
+    sb.shutdown().await;
+}
