@@ -241,7 +241,7 @@ async fn merge_makes_a_new_record_both_old_ids_resolve_to() {
     assert_ne!(new_id, "101");
     assert_ne!(new_id, "202");
 
-    let props = "properties=email,firstname,phone,city,erp_customer_id,hs_merged_object_ids";
+    let props = "properties=email,firstname,phone,city,erp_customer_id,hs_merged_object_ids,hs_additional_emails";
     for old in ["101", "202"] {
         let (status, body) = c
             .get(&format!(
@@ -259,6 +259,8 @@ async fn merge_makes_a_new_record_both_old_ids_resolve_to() {
         assert_eq!(p["phone"], "+49 228 1234");
         assert_eq!(p["city"], "Bonn");
         assert_eq!(p["hs_merged_object_ids"], "101;202");
+        // HubSpot keeps the absorbed record's email as an additional one.
+        assert_eq!(p["hs_additional_emails"], "a.berg@example.com");
         assert_eq!(p["hs_object_id"], new_id.as_str());
         // Both histories, newest first, the current value on top.
         let h = body["propertiesWithHistory"]["firstname"]
@@ -766,4 +768,102 @@ async fn injected_500s_and_429_bursts_are_deterministic() {
         a.contains(&500) && a.contains(&429) && a.contains(&200),
         "{a:?}"
     );
+}
+
+#[tokio::test]
+async fn a_timed_out_request_is_not_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(small_seed());
+    opts.data = Some(dir.path().join("sandbox.sqlite"));
+    opts.faults = "timeout=1,timeout_ms=1500".parse().unwrap();
+    let sb = sandbox::start(opts.clone()).await.unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let err = http
+        .patch(format!("{}/crm/v3/objects/contacts/404", sb.base_url()))
+        .bearer_auth(TOKEN)
+        .json(&json!({"properties": {"city": "Graz"}}))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    // Past the fault's delay: had the request gone on after the client left, it would show.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    sb.shutdown().await;
+
+    opts.faults = FaultSpec::default();
+    let sb = sandbox::start(opts).await.unwrap();
+    let (_, body) = Client::new(&sb)
+        .get("/crm/v3/objects/contacts/404?properties=city")
+        .await;
+    assert!(body["properties"]["city"].is_null(), "{body}");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_a_thousand_requests_is_served() {
+    let sb = sandbox::start(options(small_seed())).await.unwrap();
+    let http = reqwest::Client::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        let http = http.clone();
+        let url = if i % 2 == 0 {
+            format!(
+                "{}/crm/v3/objects/contacts/101?properties=email",
+                sb.base_url()
+            )
+        } else {
+            format!("{}/crm/v3/objects/contacts?limit=100", sb.base_url())
+        };
+        tasks.spawn(async move {
+            http.get(url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .map(|r| r.status())
+        });
+    }
+    let mut ok = 0;
+    while let Some(r) = tasks.join_next().await {
+        if r.unwrap().unwrap() == StatusCode::OK {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 1000);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn records_with_250_merges_between_them_cannot_be_merged() {
+    let contacts = (1..=252u64)
+        .map(|i| contact(i, &[("firstname", "Same")], 1))
+        .collect();
+    let sb = sandbox::start(options(SeedData {
+        contacts,
+        companies: Vec::new(),
+    }))
+    .await
+    .unwrap();
+    let c = Client::new(&sb);
+    let mut survivor = "1".to_string();
+    for other in 2..=251u64 {
+        let (status, body) = c.merge(&survivor, &other.to_string()).await;
+        assert_eq!(status, StatusCode::OK, "merge {other}: {body}");
+        survivor = body["id"].as_str().unwrap().to_string();
+    }
+    // The survivor has been in 250 merges: no more.
+    let (status, body) = c.merge(&survivor, "252").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error_shape(&body, "VALIDATION_ERROR");
+    let (_, body) = c
+        .get(&format!(
+            "/crm/v3/objects/contacts/{survivor}?properties=hs_merged_object_ids"
+        ))
+        .await;
+    let absorbed = body["properties"]["hs_merged_object_ids"].as_str().unwrap();
+    // All 251 seeded ids and the 249 intermediate records.
+    assert_eq!(absorbed.split(';').count(), 251 + 249);
+    sb.shutdown().await;
 }
