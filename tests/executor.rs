@@ -74,23 +74,43 @@ async fn two_hundred_clusters_merge_exactly_once_under_faults() {
     // The witness: each loser merged exactly once, and nothing else merged.
     let log = sandbox.merge_log().await.unwrap();
     let losers: usize = planted.iter().map(|p| p.ids.len() - 1).sum();
-    assert_eq!(log.len(), losers, "merges applied: {}, expected {losers}", log.len());
+    assert_eq!(
+        log.len(),
+        losers,
+        "merges applied: {}, expected {losers}",
+        log.len()
+    );
     let mut by_loser: HashMap<&str, usize> = HashMap::new();
     for e in &log {
         *by_loser.entry(e.object_id_to_merge.as_str()).or_default() += 1;
     }
     for p in &planted {
         for loser in &p.ids[1..] {
-            assert_eq!(by_loser.get(loser.as_str()), Some(&1), "loser {loser} merged {:?} times", by_loser.get(loser.as_str()));
+            assert_eq!(
+                by_loser.get(loser.as_str()),
+                Some(&1),
+                "loser {loser} merged {:?} times",
+                by_loser.get(loser.as_str())
+            );
         }
     }
 
     let jobs = store.call(|c| journal::all_jobs(c)).await.unwrap();
     assert_eq!(jobs.len(), 200);
-    assert!(jobs.iter().all(|j| j.status == "merged"), "{:?}", jobs.iter().filter(|j| j.status != "merged").collect::<Vec<_>>());
+    assert!(
+        jobs.iter().all(|j| j.status == "merged"),
+        "{:?}",
+        jobs.iter()
+            .filter(|j| j.status != "merged")
+            .collect::<Vec<_>>()
+    );
 
     // Survivors carry the steward's choices, and every old id reads back as the survivor.
-    let fields = vec!["firstname".to_string(), "jobtitle".to_string(), "erp_customer_id".to_string()];
+    let fields = vec![
+        "firstname".to_string(),
+        "jobtitle".to_string(),
+        "erp_customer_id".to_string(),
+    ];
     for (p, job) in planted.iter().zip(&jobs).take(30) {
         let survivor = job.survivor_id.clone().unwrap();
         for old in &p.ids {
@@ -111,7 +131,9 @@ async fn two_hundred_clusters_merge_exactly_once_under_faults() {
         .call(|c| {
             Ok((
                 dupdesk::store::mapping::active_rows(c, ObjectType::Contacts)?,
-                c.query_row("SELECT COUNT(*) FROM mapping_conflicts", [], |r| r.get::<_, i64>(0))?,
+                c.query_row("SELECT COUNT(*) FROM mapping_conflicts", [], |r| {
+                    r.get::<_, i64>(0)
+                })?,
             ))
         })
         .await
@@ -124,11 +146,17 @@ async fn two_hundred_clusters_merge_exactly_once_under_faults() {
     for (p, job) in planted.iter().zip(&jobs) {
         let survivor = job.survivor_id.as_deref().unwrap();
         for old in &p.ids {
-            assert!(!active_by_source.contains_key(old.as_str()), "{old} still mapped");
+            assert!(
+                !active_by_source.contains_key(old.as_str()),
+                "{old} still mapped"
+            );
         }
         let distinct: std::collections::BTreeSet<_> = p.erp.iter().flatten().collect();
         if distinct.len() == 1 {
-            assert_eq!(active_by_source.get(survivor).copied(), distinct.first().map(|s| s.as_str()));
+            assert_eq!(
+                active_by_source.get(survivor).copied(),
+                distinct.first().map(|s| s.as_str())
+            );
         } else {
             expected_conflicts += 1;
             assert!(!active_by_source.contains_key(survivor));
@@ -142,7 +170,12 @@ async fn two_hundred_clusters_merge_exactly_once_under_faults() {
 async fn a_failed_job_is_visible_and_retryable_and_dry_run_sends_nothing() {
     let (seed, planted) = planted_clusters(3);
     let sandbox = start_sandbox(seed, generous(), FaultSpec::default()).await;
-    let crm = connector(&sandbox.base_url(), 1000, Duration::from_secs(10), Duration::from_secs(5));
+    let crm = connector(
+        &sandbox.base_url(),
+        1000,
+        Duration::from_secs(10),
+        Duration::from_secs(5),
+    );
     let dir = tempfile::tempdir().unwrap();
     let store = pulled_workspace(dir.path(), crm.as_ref()).await;
     // A record the workspace knows but the CRM does not: its cluster must fail, visibly.
@@ -159,7 +192,12 @@ async fn a_failed_job_is_visible_and_retryable_and_dry_run_sends_nothing() {
     approve_all(&store, &broken).await;
 
     let lines = executor::dry_run(&store, None).await.unwrap();
-    assert!(lines.iter().any(|l| l.contains("/crm/v3/objects/contacts/merge")), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("/crm/v3/objects/contacts/merge")),
+        "{lines:?}"
+    );
     assert!(sandbox.merge_log().await.unwrap().is_empty());
 
     let report = executor::apply(&store, crm.clone(), &config(), quick(), Arc::new(|_| {}))
@@ -167,21 +205,35 @@ async fn a_failed_job_is_visible_and_retryable_and_dry_run_sends_nothing() {
         .unwrap();
     assert_eq!((report.merged, report.failed), (2, 1));
     let failed = store
-        .call(|c| Ok(journal::all_jobs(c)?.into_iter().filter(|j| j.status == "failed").collect::<Vec<_>>()))
+        .call(|c| {
+            Ok(journal::all_jobs(c)?
+                .into_iter()
+                .filter(|j| j.status == "failed")
+                .collect::<Vec<_>>())
+        })
         .await
         .unwrap();
     assert_eq!(failed.len(), 1);
     let err = failed[0].last_error.clone().unwrap();
     assert!(err.contains("99999"), "{err}");
     let status: String = store
-        .call(move |c| Ok(c.query_row("SELECT status FROM clusters WHERE id = ?1", [failed[0].cluster_id], |r| r.get(0))?))
+        .call(move |c| {
+            Ok(c.query_row(
+                "SELECT status FROM clusters WHERE id = ?1",
+                [failed[0].cluster_id],
+                |r| r.get(0),
+            )?)
+        })
         .await
         .unwrap();
     assert_eq!(status, "failed");
     // Nothing of the failed cluster was merged: the snapshot step stopped it first.
     assert_eq!(sandbox.merge_log().await.unwrap().len(), 3);
     // Retrying puts it back in the queue; it fails again for the same reason, still visible.
-    let n = store.call(|c| journal::retry_failed(c, None)).await.unwrap();
+    let n = store
+        .call(|c| journal::retry_failed(c, None))
+        .await
+        .unwrap();
     assert_eq!(n, 1);
     let report = executor::apply(&store, crm, &config(), quick(), Arc::new(|_| {}))
         .await

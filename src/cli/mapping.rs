@@ -75,7 +75,11 @@ fn read_file(path: &Path, default_object: ObjectType) -> Result<Vec<FileRow>> {
         .headers()
         .with_context(|| format!("{}: line 1: header", path.display()))?
         .clone();
-    let col = |name: &str| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    };
     let required = ["source_system", "source_id", "target_system", "target_id"];
     let mut idx = Vec::new();
     for name in required {
@@ -103,11 +107,9 @@ fn read_file(path: &Path, default_object: ObjectType) -> Result<Vec<FileRow>> {
             Ok(v.to_string())
         };
         let object_type = match object_col {
-            Some(i) => rec
-                .get(i)
-                .unwrap_or("")
-                .parse()
-                .map_err(|e: String| anyhow::anyhow!("{}: line {line}, column object_type: {e}", path.display()))?,
+            Some(i) => rec.get(i).unwrap_or("").parse().map_err(|e: String| {
+                anyhow::anyhow!("{}: line {line}, column object_type: {e}", path.display())
+            })?,
             None => default_object,
         };
         rows.push(FileRow {
@@ -121,7 +123,12 @@ fn read_file(path: &Path, default_object: ObjectType) -> Result<Vec<FileRow>> {
     }
     let mut seen = std::collections::HashMap::new();
     for r in &rows {
-        let key = (r.object_type, &r.source_system, &r.source_id, &r.target_system);
+        let key = (
+            r.object_type,
+            &r.source_system,
+            &r.source_id,
+            &r.target_system,
+        );
         if let Some(first) = seen.insert(key, r.line) {
             bail!(
                 "{}: line {}: {}:{} is mapped to {} twice (first on line {first})",
@@ -161,6 +168,8 @@ pub fn import(ctx: &Ctx, path: &Path, object: ObjectType) -> Result<()> {
         tx.commit()?;
         Ok((new, changed, unchanged))
     })?;
-    println!("mapping import: {new} new, {changed} changed (old rows superseded), {unchanged} unchanged");
+    println!(
+        "mapping import: {new} new, {changed} changed (old rows superseded), {unchanged} unchanged"
+    );
     Ok(())
 }

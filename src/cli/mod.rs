@@ -173,12 +173,7 @@ fn run(cli: Cli) -> Result<()> {
                     since,
                     status,
                 },
-        }) => report::export_decisions(
-            &ctx,
-            format,
-            out,
-            crate::export::Filter { since, status },
-        ),
+        }) => report::export_decisions(&ctx, format, out, crate::export::Filter { since, status }),
         Some(Command::Lineage { id, object, json }) => report::lineage(&ctx, &id, object, json),
         Some(Command::Stats { json }) => report::stats(&ctx, json),
         Some(Command::Mapping { action }) => match action {

@@ -30,8 +30,7 @@ pub fn export_decisions(
             let n = export::write(&rows, format, &mut f)?;
             f.flush()?;
             drop(f);
-            std::fs::rename(&tmp, path)
-                .with_context(|| format!("writing {}", path.display()))?;
+            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
             n
         }
         None => {

@@ -173,8 +173,8 @@ async fn gate(state: &Shared, mut req: Request, next: Next) -> Response {
     match roll.fault {
         Fault::None => {}
         Fault::ServerError => {
-            let mut resp = ApiError::Internal(anyhow::anyhow!("injected fault: 500"))
-                .into_response();
+            let mut resp =
+                ApiError::Internal(anyhow::anyhow!("injected fault: 500")).into_response();
             limit_headers(resp.headers_mut(), state, &verdict);
             return resp;
         }
@@ -398,7 +398,14 @@ async fn read_object(
     let (live, o) = db
         .find(t, &id)?
         .ok_or_else(|| ApiError::NotFound(not_found_message(t, &id)))?;
-    Ok(Json(wire(&db, t, live, &o, &p.properties, &p.with_history)?))
+    Ok(Json(wire(
+        &db,
+        t,
+        live,
+        &o,
+        &p.properties,
+        &p.with_history,
+    )?))
 }
 
 async fn create_object(
@@ -412,7 +419,10 @@ async fn create_object(
     let mut db = state.db();
     let (id, o) = db.create(t, &props, Utc::now())?;
     let wanted: Vec<String> = props.keys().cloned().collect();
-    Ok((StatusCode::CREATED, Json(wire(&db, t, id, &o, &wanted, &[])?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(wire(&db, t, id, &o, &wanted, &[])?),
+    ))
 }
 
 async fn batch_create(
@@ -653,7 +663,12 @@ async fn merge_objects(
     let req: MergeRequest = parse_body(&body)?;
     let answer = {
         let mut db = state.db();
-        let (id, o, _entry) = db.merge(t, &req.primary_object_id, &req.object_id_to_merge, Utc::now())?;
+        let (id, o, _entry) = db.merge(
+            t,
+            &req.primary_object_id,
+            &req.object_id_to_merge,
+            Utc::now(),
+        )?;
         wire(&db, t, id, &o, &[], &[])?
     };
     if drop_answer {

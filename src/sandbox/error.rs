@@ -96,7 +96,10 @@ impl IntoResponse for ApiError {
 pub fn rate_limit_body(policy: &str) -> ErrorBody {
     let message = match policy {
         "DAILY" => "You have reached your daily limit.".to_string(),
-        other => format!("You have reached your {} limit.", other.to_ascii_lowercase()),
+        other => format!(
+            "You have reached your {} limit.",
+            other.to_ascii_lowercase()
+        ),
     };
     ErrorBody {
         status: "error".into(),

@@ -80,9 +80,9 @@ impl FromStr for FaultSpec {
                 }
             };
             let whole = || -> Result<u64, FaultSpecError> {
-                value.parse::<u64>().map_err(|_| {
-                    FaultSpecError(format!("{key}={value}: expected a whole number"))
-                })
+                value
+                    .parse::<u64>()
+                    .map_err(|_| FaultSpecError(format!("{key}={value}: expected a whole number")))
             };
             match key {
                 "500" => spec.error_500 = share()?,
@@ -91,12 +91,13 @@ impl FromStr for FaultSpec {
                 "drop_after_merge" => spec.drop_after_merge = share()?,
                 "burst429" => spec.burst429 = share()?,
                 "burst_len" => {
-                    spec.burst_len = u32::try_from(whole()?)
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| {
-                            FaultSpecError(format!("{key}={value}: expected 1 or more"))
-                        })?
+                    spec.burst_len =
+                        u32::try_from(whole()?)
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| {
+                                FaultSpecError(format!("{key}={value}: expected 1 or more"))
+                            })?
                 }
                 "retry_after" => spec.retry_after_secs = Some(whole()?),
                 "seed" => spec.seed = whole()?,

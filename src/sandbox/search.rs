@@ -186,9 +186,11 @@ fn matches_filter(object: &StoredObject, f: &Filter) -> bool {
                 )
         }
         ("IN", Some(v)) | ("NOT_IN", Some(v)) => {
-            let found = f.values.iter().flatten().any(|w| {
-                compare(&f.property_name, v, w) == Some(Ordering::Equal)
-            });
+            let found = f
+                .values
+                .iter()
+                .flatten()
+                .any(|w| compare(&f.property_name, v, w) == Some(Ordering::Equal));
             found == (f.operator == "IN")
         }
         ("CONTAINS_TOKEN", Some(v)) => contains_token(v, want),

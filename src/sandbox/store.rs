@@ -170,7 +170,10 @@ impl StoredObject {
             .chain(wanted.iter().map(String::as_str));
         for name in names {
             if known.contains(name) || self.properties.contains_key(name) {
-                properties.insert(name.to_string(), self.properties.get(name).cloned().flatten());
+                properties.insert(
+                    name.to_string(),
+                    self.properties.get(name).cloned().flatten(),
+                );
             }
         }
         let properties_with_history = (!with_history.is_empty()).then(|| {
@@ -273,9 +276,8 @@ impl SandboxDb {
         {
             let mut insert =
                 tx.prepare("INSERT INTO objects (type, id, body) VALUES (?1, ?2, ?3)")?;
-            let mut custom = tx.prepare(
-                "INSERT OR IGNORE INTO custom_properties (type, name) VALUES (?1, ?2)",
-            )?;
+            let mut custom =
+                tx.prepare("INSERT OR IGNORE INTO custom_properties (type, name) VALUES (?1, ?2)")?;
             for record in seed.records() {
                 let t = record.object_type;
                 let id = parse_id(&record.id).with_context(|| {
@@ -368,7 +370,9 @@ impl SandboxDb {
             "SELECT id, body FROM objects WHERE type = ?1 AND id >= ?2 ORDER BY id LIMIT ?3",
         )?;
         let mut rows = Vec::with_capacity(limit.saturating_add(1).min(1024));
-        let fetch = i64::try_from(limit).unwrap_or(i64::MAX - 1).saturating_add(1);
+        let fetch = i64::try_from(limit)
+            .unwrap_or(i64::MAX - 1)
+            .saturating_add(1);
         for row in stmt.query_map(params![t.as_str(), from, fetch], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
         })? {
@@ -691,11 +695,10 @@ impl SandboxDb {
             "INSERT OR REPLACE INTO redirects (type, old_id, new_id) VALUES (?1, ?2, ?4), (?1, ?3, ?4)",
             params![t.as_str(), pid, oid, new_id],
         )?;
-        let seq: i64 = tx.query_row(
-            "SELECT coalesce(max(seq), 0) + 1 FROM merge_log",
-            [],
-            |r| r.get(0),
-        )?;
+        let seq: i64 =
+            tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM merge_log", [], |r| {
+                r.get(0)
+            })?;
         let entry = MergeLogEntry {
             seq,
             object_type: t,
@@ -719,8 +722,7 @@ impl SandboxDb {
             .conn
             .prepare_cached("SELECT body FROM merge_log ORDER BY seq")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        rows.map(|body| Ok(serde_json::from_str(&body?)?))
-            .collect()
+        rows.map(|body| Ok(serde_json::from_str(&body?)?)).collect()
     }
 }
 

@@ -109,7 +109,12 @@ pub async fn start_sandbox(seed: SeedData, limit: RateLimit, faults: FaultSpec) 
     .unwrap()
 }
 
-pub fn connector(base_url: &str, limit: u32, interval: Duration, timeout: Duration) -> Arc<dyn Connector> {
+pub fn connector(
+    base_url: &str,
+    limit: u32,
+    interval: Duration,
+    timeout: Duration,
+) -> Arc<dyn Connector> {
     let mut opts = HubSpotOptions::from_config(&config(), Secret::new(TOKEN));
     opts.base_url = base_url.to_string();
     opts.rate_limit = limit;
@@ -128,7 +133,9 @@ pub fn generous() -> RateLimit {
 
 pub async fn pulled_workspace(dir: &std::path::Path, crm: &dyn Connector) -> Store {
     let store = Store::open(dir.join("ws.db")).unwrap();
-    dupdesk::sync::pull(&store, crm, &config(), &|_| {}).await.unwrap();
+    dupdesk::sync::pull(&store, crm, &config(), &|_| {})
+        .await
+        .unwrap();
     store
 }
 
