@@ -121,7 +121,7 @@ impl Builder {
         let mut properties = BTreeMap::new();
         let mut updated = self.created;
         for (name, versions) in &mut self.history {
-            versions.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+            versions.sort_by_key(|v| std::cmp::Reverse(v.timestamp));
             if let Some(newest) = versions.first() {
                 updated = updated.max(newest.timestamp);
                 properties.insert(name.clone(), newest.value.clone());
