@@ -270,6 +270,12 @@ impl FieldRun<'_> {
                     "only from {} (not its field)",
                     first.system.as_deref().unwrap_or("?")
                 )
+            } else if ignored.is_some() && self.owned_by_owner(&live) {
+                format!(
+                    "{} owns {}",
+                    self.policy.owner.as_deref().unwrap_or("?"),
+                    self.policy.owner_scope
+                )
             } else if let Some(c) = ignored {
                 format!(
                     "ignored {} (not its field)",
@@ -412,6 +418,14 @@ impl FieldRun<'_> {
             c.record_id != self.primary,
             id_order(&c.record_id),
         )
+    }
+
+    /// Whether the field's owner wrote one of these values.
+    fn owned_by_owner(&self, live: &[&Candidate]) -> bool {
+        self.policy
+            .owner
+            .as_deref()
+            .is_some_and(|owner| live.iter().any(|c| c.system.as_deref() == Some(owner)))
     }
 
     fn rank(&self, c: &Candidate) -> Option<usize> {
