@@ -475,3 +475,33 @@ fn day(ts: Option<DateTime<Utc>>) -> String {
         |t| t.format("%Y-%m-%d").to_string(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_max_keeps_the_best_or_says_it_cannot_tell() {
+        let items = [&3, &7, &7, &1];
+        assert_eq!(keep_max(&items, |i: &i32| *i), Some(vec![&7, &7]));
+        assert_eq!(keep_max(&[&2, &2], |i: &i32| *i), None);
+        assert_eq!(keep_max::<i32, i32>(&[], |i| *i), None);
+        // None sorts below any time, so records without one never win on recency.
+        let times = [&None, &Some(1)];
+        assert_eq!(keep_max(&times, |t: &Option<i32>| *t), Some(vec![&Some(1)]));
+    }
+
+    #[test]
+    fn record_ids_order_numerically_then_as_text() {
+        let mut ids = vec!["10", "9", "b", "100", "a"];
+        ids.sort_by_key(|id| id_order(id));
+        assert_eq!(ids, ["9", "10", "100", "a", "b"]);
+    }
+
+    #[test]
+    fn days_are_short() {
+        assert_eq!(day(None), "unknown");
+        let t = crate::model::parse_ts("2026-03-01T23:59:59.000Z");
+        assert_eq!(day(t), "2026-03-01");
+    }
+}
