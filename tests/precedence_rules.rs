@@ -127,6 +127,13 @@ fn cases() -> Vec<Case> {
             says: "systems.only",
         },
         Case {
+            name: "an owner that systems.only keeps out of the field",
+            edit: ("owner = \"erp\"", "owner = \"marketing\""),
+            kind: Invalid,
+            at: "\"marketing\"\n\n[primary]",
+            says: "owner marketing may not write \"city\"",
+        },
+        Case {
             name: "primary from an unknown system",
             edit: ("system = \"crm\"", "system = \"salesforce\""),
             kind: UnknownSystem,

@@ -270,6 +270,12 @@ impl FieldRun<'_> {
                     "only from {} (not its field)",
                     first.system.as_deref().unwrap_or("?")
                 )
+            } else if ignored.is_some() && self.owned_by_owner(&live) {
+                format!(
+                    "{} owns {}",
+                    self.policy.owner.as_deref().unwrap_or("?"),
+                    self.policy.owner_scope
+                )
             } else if let Some(c) = ignored {
                 format!(
                     "ignored {} (not its field)",
@@ -414,6 +420,14 @@ impl FieldRun<'_> {
         )
     }
 
+    /// Whether the field's owner wrote one of these values.
+    fn owned_by_owner(&self, live: &[&Candidate]) -> bool {
+        self.policy
+            .owner
+            .as_deref()
+            .is_some_and(|owner| live.iter().any(|c| c.system.as_deref() == Some(owner)))
+    }
+
     fn rank(&self, c: &Candidate) -> Option<usize> {
         c.system.as_deref().and_then(|s| self.cluster.rules.rank(s))
     }
@@ -460,4 +474,34 @@ fn day(ts: Option<DateTime<Utc>>) -> String {
         || "unknown".to_string(),
         |t| t.format("%Y-%m-%d").to_string(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_max_keeps_the_best_or_says_it_cannot_tell() {
+        let items = [&3, &7, &7, &1];
+        assert_eq!(keep_max(&items, |i: &i32| *i), Some(vec![&7, &7]));
+        assert_eq!(keep_max(&[&2, &2], |i: &i32| *i), None);
+        assert_eq!(keep_max::<i32, i32>(&[], |i| *i), None);
+        // None sorts below any time, so records without one never win on recency.
+        let times = [&None, &Some(1)];
+        assert_eq!(keep_max(&times, |t: &Option<i32>| *t), Some(vec![&Some(1)]));
+    }
+
+    #[test]
+    fn record_ids_order_numerically_then_as_text() {
+        let mut ids = vec!["10", "9", "b", "100", "a"];
+        ids.sort_by_key(|id| id_order(id));
+        assert_eq!(ids, ["9", "10", "100", "a", "b"]);
+    }
+
+    #[test]
+    fn days_are_short() {
+        assert_eq!(day(None), "unknown");
+        let t = crate::model::parse_ts("2026-03-01T23:59:59.000Z");
+        assert_eq!(day(t), "2026-03-01");
+    }
 }

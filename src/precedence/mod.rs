@@ -229,3 +229,35 @@ pub fn apply_overrides(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(record_id: &str, value: &str) -> Candidate {
+        Candidate {
+            record_id: record_id.into(),
+            value: value.into(),
+            system: None,
+            written_at: None,
+            from_history: false,
+            eligible: true,
+        }
+    }
+
+    #[test]
+    fn a_field_conflicts_when_values_differ_or_some_record_lacks_one() {
+        let mut f = FieldSuggestion {
+            field: "city".into(),
+            read_only: false,
+            chosen: None,
+            candidates: vec![candidate("1", "Bonn"), candidate("2", "Bonn")],
+        };
+        assert!(!f.conflicting(2));
+        assert!(f.conflicting(3), "a third record without a city");
+        f.candidates.push(candidate("3", "Köln"));
+        assert!(f.conflicting(3));
+        f.candidates.clear();
+        assert!(!f.conflicting(3), "nobody has one: nothing to resolve");
+    }
+}

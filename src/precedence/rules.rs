@@ -498,6 +498,7 @@ impl Checker<'_> {
             parent: Option<String>,
             explicit: Option<Name>,
             at: Range<usize>,
+            owner_at: Option<Range<usize>>,
         }
         let mut own: BTreeMap<String, Own> = BTreeMap::new();
         for (name, rule) in in_file_order(&raw.rules) {
@@ -554,6 +555,7 @@ impl Checker<'_> {
                     parent,
                     explicit: rule.inherits.clone(),
                     at: name.span(),
+                    owner_at: rule.owner.as_ref().map(Name::span),
                 },
             );
         }
@@ -588,6 +590,25 @@ impl Checker<'_> {
                         ));
                     }
                     chain.push(next.clone());
+                }
+            }
+            // An owner kept out of the field by [systems.only] could never win it.
+            if let Some((system, _)) = &owner
+                && let Some(allowed) = only.get(system)
+            {
+                let fields = groups
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| vec![name.clone()]);
+                if let Some(field) = fields.iter().find(|f| !allowed.contains(*f)) {
+                    let rule = &own[name];
+                    return Err(self.error(
+                        rule.owner_at.clone().unwrap_or(rule.at.clone()),
+                        RulesErrorKind::Invalid,
+                        format!(
+                            "rules.{name}: owner {system} may not write {field:?} (systems.only)"
+                        ),
+                    ));
                 }
             }
             rules.insert(name.clone(), Resolved { owner, strategies });
