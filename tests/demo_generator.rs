@@ -230,10 +230,10 @@ fn every_planted_contact_duplicate_kind_is_present() {
             (b, a)
         };
         for prop in ["phone", "email", "jobtitle", "erp_customer_id"] {
-            if let (Some(vo), Some(vn)) = (old.latest_version(prop), new.latest_version(prop)) {
-                if vo.timestamp > vn.timestamp {
-                    found.insert("field newer on the older record");
-                }
+            if let (Some(vo), Some(vn)) = (old.latest_version(prop), new.latest_version(prop))
+                && vo.timestamp > vn.timestamp
+            {
+                found.insert("field newer on the older record");
             }
         }
     }
@@ -317,10 +317,11 @@ fn every_planted_company_variation_is_present() {
         if na != nb && legal.iter().any(|l| na.contains(l) != nb.contains(l)) {
             found.insert("legal form");
         }
-        if let (Some(x), Some(y)) = (a.get("domain"), b.get("domain")) {
-            if x != y && strip_domain(x) == strip_domain(y) {
-                found.insert("domain spelling");
-            }
+        if let (Some(x), Some(y)) = (a.get("domain"), b.get("domain"))
+            && x != y
+            && strip_domain(x) == strip_domain(y)
+        {
+            found.insert("domain spelling");
         }
         if let (Some(x), Some(y)) = (a.get("phone"), b.get("phone")) {
             if x != y
