@@ -323,14 +323,13 @@ fn every_planted_company_variation_is_present() {
         {
             found.insert("domain spelling");
         }
-        if let (Some(x), Some(y)) = (a.get("phone"), b.get("phone")) {
-            if x != y
-                && digits(x)
-                    .trim_start_matches('0')
-                    .ends_with(digits(y).trim_start_matches('0').get(3..).unwrap_or(""))
-            {
-                found.insert("phone format");
-            }
+        if let (Some(x), Some(y)) = (a.get("phone"), b.get("phone"))
+            && x != y
+            && digits(x)
+                .trim_start_matches('0')
+                .ends_with(digits(y).trim_start_matches('0').get(3..).unwrap_or(""))
+        {
+            found.insert("phone format");
         }
     }
     for kind in ["name case", "legal form", "domain spelling", "phone format"] {
