@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
 
+mod review;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "dupdesk",
@@ -40,6 +42,8 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Review the duplicate clusters in the terminal UI.
+    Review,
 }
 
 /// Everything a command handler needs: the loaded configuration.
@@ -93,6 +97,7 @@ fn run(cli: Cli) -> Result<()> {
     let ctx = Ctx { config };
     match cli.command {
         Some(Command::Init { crm, force }) => init(&crm, force),
+        Some(Command::Review) => review::review(&ctx.config),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

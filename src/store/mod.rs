@@ -4,8 +4,10 @@
 //! runs in one place and in order. Typed queries live in the submodules as functions over a
 //! `&Connection`, so several of them can share one transaction. Render code must not call it.
 
+pub mod decisions;
 pub mod mapping;
 pub mod migrations;
+pub mod queue;
 pub mod records;
 
 use std::path::{Path, PathBuf};

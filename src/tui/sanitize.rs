@@ -1,0 +1,103 @@
+//! Record values are untrusted text from a CRM: before any of it becomes a `Span` it passes
+//! through here, so an escape sequence, a bidi override or a NUL is shown as a visible escape
+//! instead of reaching the terminal. Also the width arithmetic (wide and combining characters)
+//! that keeps columns aligned, and truncation with an ellipsis. No styling here.
+
+use std::borrow::Cow;
+
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+/// Replace every character that could steer the terminal or reorder text with a visible form:
+/// C0 controls and DEL become their Unicode control pictures (`␛`, `␀`, `␊`), C1 controls and
+/// bidi controls become `\u{…}` escapes.
+pub fn sanitize(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\u{0}'..='\u{1f}' => {
+                out.push(char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'));
+            }
+            '\u{7f}' => out.push('\u{2421}'),
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
+        // bidi embeddings, overrides, isolates and marks
+        | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{61c}'
+        // line and paragraph separators would break a row in two
+        | '\u{2028}' | '\u{2029}')
+}
+
+/// Columns the text takes on a terminal.
+pub fn width(s: &str) -> usize {
+    UnicodeWidthStr::width(s)
+}
+
+/// The longest prefix of `s` that fits in `max` columns, with `…` when cut. Never splits a
+/// wide character across the limit, and keeps combining marks with their base character.
+pub fn truncate(s: &str, max: usize) -> Cow<'_, str> {
+    if width(s) <= max {
+        return Cow::Borrowed(s);
+    }
+    if max == 0 {
+        return Cow::Borrowed("");
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > max - 1 {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    Cow::Owned(out)
+}
+
+/// `s` truncated to `width` columns and padded with spaces to exactly `width`.
+pub fn fit(s: &str, cols: usize) -> String {
+    let t = truncate(s, cols);
+    let pad = cols.saturating_sub(width(&t));
+    let mut out = t.into_owned();
+    out.extend(std::iter::repeat_n(' ', pad));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_sequences_are_shown_not_sent() {
+        let s = sanitize("a\u{1b}[31mred\u{0}\u{7}\n");
+        assert_eq!(s, "a␛[31mred␀␇␊");
+        assert!(!s.chars().any(|c| c.is_control()));
+        assert_eq!(sanitize("x\u{202e}gnp.exe"), "x\\u{202e}gnp.exe");
+        assert_eq!(sanitize("\u{9b}31m"), "\\u{9b}31m");
+        assert!(matches!(sanitize("plain Müller"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn truncation_respects_display_width() {
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("abc", 3), "abc");
+        // Each CJK character is two columns wide.
+        assert_eq!(truncate("日本語テキスト", 6), "日本…");
+        assert_eq!(width(&truncate("日本語テキスト", 6)), 5);
+        assert_eq!(fit("日本語テキスト", 6), "日本… ");
+        // A combining mark adds no width and stays with its letter.
+        assert_eq!(width("e\u{301}te\u{301}"), 4);
+        assert_eq!(fit("e\u{301}te\u{301}", 5), "e\u{301}te\u{301} ");
+    }
+}
