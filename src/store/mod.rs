@@ -5,6 +5,7 @@
 //! `&Connection`, so several of them can share one transaction. Render code must not call it.
 
 pub mod decisions;
+pub mod journal;
 pub mod mapping;
 pub mod migrations;
 pub mod queue;

@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use anyhow::{Context, Result, anyhow};
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::decisions::{self, Decision};
 use super::records::{self, StoredRecord};
@@ -529,25 +529,4 @@ pub fn merges(conn: &Connection, limit: u64) -> Result<Vec<MergeRow>> {
         });
     }
     Ok(rows)
-}
-
-/// Put a failed or paused merge job back in line for the executor, and its cluster back to
-/// approved. Returns false when the job was not in a retryable state (nothing changed).
-pub fn retry_merge_job(conn: &mut Connection, job_id: i64) -> Result<bool> {
-    let tx = conn.transaction()?;
-    let now = super::now_ts();
-    let changed = tx.execute(
-        "UPDATE merge_jobs SET status = 'pending', updated_at = ?2
-         WHERE id = ?1 AND status IN ('failed', 'paused')",
-        params![job_id, now],
-    )?;
-    if changed == 1 {
-        tx.execute(
-            "UPDATE clusters SET status = 'approved', updated_at = ?2
-             WHERE id = (SELECT cluster_id FROM merge_jobs WHERE id = ?1) AND status = 'failed'",
-            params![job_id, now],
-        )?;
-    }
-    tx.commit()?;
-    Ok(changed == 1)
 }

@@ -951,7 +951,11 @@ impl App {
                         self.spawn(async move {
                             Outcome::Retried(
                                 id,
-                                store.call(move |c| queue::retry_merge_job(c, id)).await,
+                                store
+                                    .call(move |c| {
+                                        Ok(crate::store::journal::retry_failed(c, Some(id))? > 0)
+                                    })
+                                    .await,
                             )
                         });
                     }
