@@ -41,6 +41,19 @@ pub fn truncate(s: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The longest prefix of `s` that fits in `max` columns, without an ellipsis.
+pub fn prefix(s: &str, max: usize) -> &str {
+    let mut used = 0;
+    for (i, c) in s.char_indices() {
+        let w = c.width().unwrap_or(0);
+        if used + w > max {
+            return &s[..i];
+        }
+        used += w;
+    }
+    s
+}
+
 /// `s` truncated to `width` columns and padded with spaces to exactly `width`.
 pub fn fit(s: &str, cols: usize) -> String {
     let t = truncate(s, cols);
@@ -74,5 +87,7 @@ mod tests {
         assert_eq!(width("e\u{301}te\u{301}"), 3);
         assert_eq!(fit("e\u{301}te\u{301}", 5), "e\u{301}te\u{301}  ");
         assert_eq!(truncate("e\u{301}te\u{301}x", 3), "e\u{301}t…");
+        assert_eq!(prefix("日本語", 5), "日本");
+        assert_eq!(prefix("abc", 5), "abc");
     }
 }

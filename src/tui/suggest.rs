@@ -80,7 +80,7 @@ pub fn suggest(
                 members
                     .iter()
                     .find(|m| m.record.get(field).is_some())
-                    .map(|m| choice(m, "only value"))
+                    .map(|m| choice(m, "only one"))
             };
             FieldSuggestion {
                 field: field.clone(),

@@ -12,7 +12,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 use super::{centered, overlay, sanitize, truncate, width};
 use crate::diff::FieldAgreement;
 use crate::tui::app::{App, ClusterState};
-use crate::tui::sanitize::fit;
+use crate::tui::sanitize::{fit, prefix};
 use crate::tui::theme::Theme;
 
 const WHY_W: usize = 8;
@@ -221,14 +221,8 @@ fn cell_spans<'a>(
         if used >= budget {
             break;
         }
-        let text = truncate(&seg.text, budget - used);
-        // `truncate` adds its own ellipsis; keep only the characters and add one at the end.
-        let text = if width(&seg.text) > budget - used {
-            text.trim_end_matches('…').to_string()
-        } else {
-            text.into_owned()
-        };
-        used += width(&text);
+        let text = prefix(&seg.text, budget - used);
+        used += width(text);
         let style = if seg.changed {
             base.patch(theme.changed())
         } else {

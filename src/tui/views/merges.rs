@@ -44,7 +44,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         Line::styled(
             format!(
                 "  {:>8} {:>4}  {:<9} {:>6}  {:<8} {:>3} {:>5}  {}",
-                "cluster", "size", "cluster", "job", "state", "try", "steps", "label"
+                "cluster", "size", "status", "job", "job", "try", "steps", "label"
             ),
             theme.header(),
         ),
@@ -107,7 +107,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                             "{} · {} attempts · survivor {} · updated {}",
                             j.status,
                             j.attempts,
-                            j.survivor_id.as_deref().map(sanitize).unwrap_or_default(),
+                            j.survivor_id.as_deref().map(sanitize).unwrap_or("—".into()),
                             j.updated_at
                         ),
                         theme.dim(),

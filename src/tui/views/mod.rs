@@ -181,7 +181,10 @@ fn hint_bar(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
             continue;
         };
         let key = key.to_string();
-        let word = hint_word(cmd);
+        let word = match (cmd, app.screen) {
+            (Command::Back, Screen::Queue) => "quit",
+            _ => hint_word(cmd),
+        };
         let w = width(&key) + 1 + width(word) + 2;
         if used + w > usize::from(area.width) {
             break;

@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 
 use super::{age, sanitize};
-use crate::store::queue::StatusFilter;
+use crate::store::queue::{ClusterStatus, StatusFilter};
 use crate::tui::app::App;
 use crate::tui::sanitize::fit;
 use crate::tui::theme::Theme;
@@ -29,7 +29,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     spans.push(Span::raw(format!("{total} clusters: ")));
     let mut first = true;
     for (status, n) in &q.counts {
-        if *n == 0 && !status.is_open() {
+        if *n == 0 && *status != ClusterStatus::Pending {
             continue;
         }
         if !first {
