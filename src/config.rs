@@ -22,6 +22,9 @@ pub struct Config {
     pub mapping: MappingConfig,
     pub sources: SourcesConfig,
     pub logging: LoggingConfig,
+    /// Review keys: command name -> keys, replacing that command's default keys.
+    #[serde(default)]
+    pub keys: BTreeMap<String, Vec<String>>,
     pub alerts: AlertsConfig,
     #[serde(default)]
     pub precedence: PrecedenceConfig,

@@ -20,6 +20,8 @@ mod mapping;
 mod pull;
 mod report;
 
+mod review;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "dupdesk",
@@ -80,6 +82,8 @@ pub enum Command {
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
+    /// Review the duplicate clusters in the terminal UI.
+    Review,
     /// Export the decision log.
     Export {
         #[command(subcommand)]
@@ -225,6 +229,7 @@ fn run(cli: Cli) -> Result<()> {
                 concurrency,
             },
         )),
+        Some(Command::Review) => review::review(&ctx.config),
         Some(Command::Export {
             what:
                 ExportWhat::Decisions {
