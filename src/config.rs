@@ -23,6 +23,8 @@ pub struct Config {
     pub sources: SourcesConfig,
     pub logging: LoggingConfig,
     pub alerts: AlertsConfig,
+    #[serde(default)]
+    pub import: ImportConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -89,6 +91,14 @@ pub struct SourceRule {
     #[serde(default)]
     pub source_id: Option<String>,
     pub system: String,
+}
+
+/// `dupdesk import`: CSV headers → property names, beyond the built-in HubSpot export headers.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportConfig {
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
