@@ -28,6 +28,7 @@ pub struct Config {
     pub alerts: AlertsConfig,
     #[serde(default)]
     pub precedence: PrecedenceConfig,
+    pub import: ImportConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -103,6 +104,14 @@ pub struct PrecedenceConfig {
     /// A rules file that replaces the embedded default as a whole; empty for the default.
     #[serde(default)]
     pub rules: PathBuf,
+}
+
+/// `dupdesk import`: CSV headers → property names, beyond the built-in HubSpot export headers.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportConfig {
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

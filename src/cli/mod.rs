@@ -16,6 +16,7 @@ use crate::store::Store;
 mod apply;
 pub mod connect;
 mod demo;
+mod import;
 mod mapping;
 mod pull;
 mod report;
@@ -104,6 +105,20 @@ pub enum Command {
     Stats {
         #[arg(long)]
         json: bool,
+    },
+    /// Records from a CRM's CSV export (HubSpot export headers or property names as headers).
+    /// A bad row refuses the whole file.
+    Import {
+        file: PathBuf,
+        #[arg(long, default_value = "contacts")]
+        object: ObjectType,
+        /// Read a column as a property: --map "Kundennummer=erp_customer_id". Repeatable; an
+        /// empty property ignores the column.
+        #[arg(long = "map", value_name = "HEADER=PROPERTY")]
+        map: Vec<String>,
+        /// The system the export comes from (history source and sync state `csv:<system>`).
+        #[arg(long, default_value = "crm")]
+        system: String,
     },
     /// The cross-system id mapping table.
     Mapping {
@@ -241,6 +256,12 @@ fn run(cli: Cli) -> Result<()> {
         }) => report::export_decisions(&ctx, format, out, crate::export::Filter { since, status }),
         Some(Command::Lineage { id, object, json }) => report::lineage(&ctx, &id, object, json),
         Some(Command::Stats { json }) => report::stats(&ctx, json),
+        Some(Command::Import {
+            file,
+            object,
+            map,
+            system,
+        }) => import::run(&ctx, &file, object, &map, &system),
         Some(Command::Mapping { action }) => match action {
             MappingAction::Import { file, object } => mapping::import(&ctx, &file, object),
             MappingAction::Show { id, json } => mapping::show(&ctx, &id, json),
