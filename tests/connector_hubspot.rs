@@ -394,6 +394,67 @@ async fn a_daily_limit_is_returned_at_once() {
     sandbox.shutdown().await;
 }
 
+#[tokio::test]
+async fn companies_list_search_by_their_own_modified_property_and_merge() {
+    let base = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap();
+    let companies: Vec<Record> = (1..=30)
+        .map(|i| {
+            let modified = format_ts(&(base + chrono::Duration::hours(i)));
+            Record {
+                object_type: ObjectType::Companies,
+                id: i.to_string(),
+                properties: BTreeMap::from([
+                    ("name".to_string(), Some(format!("Company {i}"))),
+                    ("domain".to_string(), Some(format!("c{i}.example"))),
+                    ("hs_lastmodifieddate".to_string(), Some(modified)),
+                ]),
+                history: BTreeMap::new(),
+                created_at: Some(base),
+                updated_at: None,
+                archived: false,
+            }
+        })
+        .collect();
+    let sandbox = sandbox::start(SandboxOptions {
+        seed: Some(SeedData {
+            contacts: Vec::new(),
+            companies,
+        }),
+        rate_limit: RateLimit {
+            max: 1_000,
+            interval: Duration::from_secs(10),
+            daily: 1_000_000,
+        },
+        token: Some(TOKEN.into()),
+        ..SandboxOptions::default()
+    })
+    .await
+    .unwrap();
+    let crm = connector(&sandbox);
+    let co = ObjectType::Companies;
+    let page = crm
+        .list_page(co, None, &props(&["name"]), &[])
+        .await
+        .unwrap();
+    assert_eq!(page.records.len(), 30);
+    assert!(page.records.iter().all(|r| r.object_type == co));
+    // Company i was modified i hours after the base: since hour 21 are companies 21..=30.
+    let page = crm
+        .modified_since_page(co, "2026-02-01T21:00:00Z", None, &props(&["name"]))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
+    let expected: Vec<String> = (21..=30).map(|i| i.to_string()).collect();
+    assert_eq!(ids, expected.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(page.next, None);
+    let merged = crm.merge(co, "3", "4").await.unwrap();
+    assert!(matches!(
+        crm.read(co, "4", &[]).await.unwrap(),
+        ReadOutcome::MergedInto(r) if r.id == merged.id
+    ));
+    sandbox.shutdown().await;
+}
+
 /// Collects what the tracing subscriber writes.
 #[derive(Clone, Default)]
 struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
