@@ -8,8 +8,8 @@
 //! - A merged-away id reads as [`ReadOutcome::MergedInto`] the survivor; the survivor of a
 //!   merge is the id in HubSpot's answer (a new id), never `primaryObjectId`.
 //! - Modified-since listings page through the search endpoint and its 10,000-result cap by
-//!   moving a watermark (see the `search` module): at-least-once, so a record modified in the very
-//!   millisecond of a watermark can come twice. The `after` cursor carries the watermark;
+//!   moving a watermark (see the `search` module): at-least-once, so a record modified in the
+//!   very millisecond of a watermark can come twice. The `after` cursor carries the watermark;
 //!   `since` counts only for the first page.
 //! - Search calls also pass a per-connector limiter of 4 per second (HubSpot's search limit);
 //!   the main limiter can be shared between connectors with [`HubSpotConnector::with_limiter`].
