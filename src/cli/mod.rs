@@ -2,6 +2,8 @@
 //! file and calls the domain layers; nothing here holds business rules. Exit codes: 0 success,
 //! 1 failure with a one-line cause on stderr, 2 usage error.
 
+pub mod sandbox;
+
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -40,6 +42,8 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Run the HubSpot-compatible sandbox CRM by itself (until Ctrl-C).
+    Sandbox(sandbox::SandboxArgs),
 }
 
 /// Everything a command handler needs: the loaded configuration.
@@ -93,6 +97,7 @@ fn run(cli: Cli) -> Result<()> {
     let ctx = Ctx { config };
     match cli.command {
         Some(Command::Init { crm, force }) => init(&crm, force),
+        Some(Command::Sandbox(args)) => sandbox::run(&args),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

@@ -26,8 +26,8 @@ use super::limits::{Limiter, Verdict};
 use super::search;
 use super::store::{SandboxDb, StoredObject, not_found_message, singular};
 use crate::crm::hubspot::wire::{
-    BatchReadRequest, BatchResponse, CollectionResponse, MergeRequest, NextPage, Paging,
-    SearchRequest, SearchResponse, SimplePublicObject, StandardError,
+    BatchReadRequest, BatchResponse, CollectionResponse, FilterGroup, MergeRequest, NextPage,
+    Paging, SearchResponse, SimplePublicObject, Sort, StandardError,
 };
 use crate::model::{ObjectType, format_ts};
 
@@ -248,7 +248,8 @@ fn read_params(pairs: Vec<(String, String)>) -> Result<ReadParams, ApiError> {
             "limit" => p.limit = Some(value),
             "after" => p.after = Some(value),
             "archived" => {
-                p.archived = match value.as_str() {
+                // HubSpot's Python client sends Python's `True`/`False`.
+                p.archived = match value.to_ascii_lowercase().as_str() {
                     "true" => true,
                     "false" | "" => false,
                     other => {
@@ -594,14 +595,60 @@ async fn batch_update(
     Ok(batch_answer(batch_response(started, results, errors)))
 }
 
+/// A search request as the server reads it: HubSpot's published API description types `sorts`
+/// as strings (its official clients send `"createdate"` or `"-createdate"`), while its guides
+/// send `{"propertyName":..,"direction":..}` objects; both are accepted.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SearchBody {
+    #[serde(default)]
+    filter_groups: Vec<FilterGroup>,
+    #[serde(default)]
+    sorts: Vec<SortSpec>,
+    #[serde(default)]
+    query: Option<String>,
+    #[serde(default)]
+    properties: Vec<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SortSpec {
+    Name(String),
+    Full(Sort),
+}
+
+impl SortSpec {
+    fn into_sort(self) -> Sort {
+        match self {
+            SortSpec::Full(s) => s,
+            SortSpec::Name(name) => match name.strip_prefix('-') {
+                Some(n) => Sort {
+                    property_name: n.to_string(),
+                    direction: "DESCENDING".into(),
+                },
+                None => Sort {
+                    property_name: name,
+                    direction: "ASCENDING".into(),
+                },
+            },
+        }
+    }
+}
+
 async fn search_objects(
     State(state): State<Shared>,
     Path(raw_type): Path<String>,
     body: Bytes,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let t = object_type(&raw_type)?;
-    let req: SearchRequest = parse_body(&body)?;
+    let req: SearchBody = parse_body(&body)?;
     search::check(&req.filter_groups)?;
+    let sorts: Vec<Sort> = req.sorts.into_iter().map(SortSpec::into_sort).collect();
     let limit = req.limit.unwrap_or(10);
     if limit > SEARCH_MAX {
         return Err(ApiError::validation(format!(
@@ -630,7 +677,7 @@ async fn search_objects(
                 .is_none_or(|q| search::matches_query(t, o, q))
         })
         .collect();
-    search::sort(&mut hits, &req.sorts);
+    search::sort(&mut hits, &sorts);
     let total = hits.len();
     let known = db.known_properties(t)?;
     let end = (offset + limit as usize).min(total).min(SEARCH_WINDOW);

@@ -66,10 +66,10 @@ pub struct Sandbox {
 /// Start a sandbox on 127.0.0.1 and return once it accepts connections.
 pub async fn start(opts: SandboxOptions) -> Result<Sandbox> {
     let mut db = store::SandboxDb::open(opts.data.as_deref())?;
-    if let Some(seed) = &opts.seed {
-        if db.is_empty()? {
-            db.load_seed(seed).context("loading the sandbox seed")?;
-        }
+    if let Some(seed) = &opts.seed
+        && db.is_empty()?
+    {
+        db.load_seed(seed).context("loading the sandbox seed")?;
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
         .await

@@ -104,10 +104,10 @@ fn parse_instant(s: &str) -> Option<i64> {
 }
 
 fn key(property: &str, value: &str) -> Key {
-    if is_date_property(property) {
-        if let Some(ms) = parse_instant(value) {
-            return Key::Number(ms as f64);
-        }
+    if is_date_property(property)
+        && let Some(ms) = parse_instant(value)
+    {
+        return Key::Number(ms as f64);
     }
     match value.trim().parse::<f64>() {
         Ok(n) if property == "hs_object_id" || property.starts_with("num_") => Key::Number(n),

@@ -28,7 +28,8 @@ pub const MERGE_SOURCE_TYPE: &str = "MERGE";
 /// `sourceType` given to seeded values that came without a history.
 pub const SEED_SOURCE_TYPE: &str = "IMPORT";
 
-/// HubSpot refuses to merge a record that took part in this many merges already.
+/// HubSpot refuses to merge two records that were included in a combined total of this many
+/// merges already (its knowledge base: "a combined total of 250+ merges").
 pub const MAX_MERGES: u32 = 250;
 
 /// The properties every record of a type has in a fresh portal, plus the custom properties the
@@ -54,6 +55,7 @@ pub fn standard_properties(t: ObjectType) -> &'static [&'static str] {
             "lastmodifieddate",
             "hs_object_id",
             "hs_merged_object_ids",
+            "hs_additional_emails",
             "erp_customer_id",
         ],
         ObjectType::Companies => &[
@@ -72,6 +74,7 @@ pub fn standard_properties(t: ObjectType) -> &'static [&'static str] {
             "hs_lastmodifieddate",
             "hs_object_id",
             "hs_merged_object_ids",
+            "hs_additional_domains",
             "erp_customer_id",
         ],
     }
@@ -107,6 +110,8 @@ pub fn is_read_only(name: &str) -> bool {
             | "lastmodifieddate"
             | "hs_lastmodifieddate"
             | "hs_merged_object_ids"
+            | "hs_additional_emails"
+            | "hs_additional_domains"
             | "hs_createdate"
     )
 }
@@ -210,6 +215,9 @@ pub struct MergeLogEntry {
     pub new_id: String,
     pub merged_at: String,
 }
+
+/// A page of objects in id order, and the id the next page starts at.
+pub type Page = (Vec<(i64, StoredObject)>, Option<i64>);
 
 pub struct SandboxDb {
     conn: Connection,
@@ -360,12 +368,7 @@ impl SandboxDb {
 
     /// Up to `limit` objects with ids from `from` on, in id order, and the id the next page
     /// starts at.
-    pub fn page(
-        &self,
-        t: ObjectType,
-        from: i64,
-        limit: usize,
-    ) -> Result<(Vec<(i64, StoredObject)>, Option<i64>)> {
+    pub fn page(&self, t: ObjectType, from: i64, limit: usize) -> Result<Page> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, body FROM objects WHERE type = ?1 AND id >= ?2 ORDER BY id LIMIT ?3",
         )?;
@@ -519,14 +522,13 @@ impl SandboxDb {
         now: DateTime<Utc>,
     ) -> Result<(i64, StoredObject), ApiError> {
         self.check_properties(t, props)?;
-        if t == ObjectType::Contacts {
-            if let Some(email) = props.get("email").filter(|e| !e.trim().is_empty()) {
-                if let Some(existing) = self.find_email(email)? {
-                    return Err(ApiError::Conflict(format!(
-                        "Contact already exists. Existing ID: {existing}"
-                    )));
-                }
-            }
+        if t == ObjectType::Contacts
+            && let Some(email) = props.get("email").filter(|e| !e.trim().is_empty())
+            && let Some(existing) = self.find_email(email)?
+        {
+            return Err(ApiError::Conflict(format!(
+                "Contact already exists. Existing ID: {existing}"
+            )));
         }
         let ts = format_ts(&now);
         let tx = self.conn.transaction()?;
@@ -579,14 +581,12 @@ impl SandboxDb {
                 singular(t)
             )));
         }
-        for (id, o) in [(pid, &primary), (oid, &other)] {
-            if o.merges >= MAX_MERGES {
-                return Err(ApiError::validation(format!(
-                    "{} {id} has been merged {} times; a record merged {MAX_MERGES} or more times cannot be merged again",
-                    singular(t),
-                    o.merges
-                )));
-            }
+        if primary.merges + other.merges >= MAX_MERGES {
+            return Err(ApiError::validation(format!(
+                "{} {pid} and {oid} have been included in a combined total of {} merges; records with {MAX_MERGES} or more merges cannot be merged",
+                singular(t),
+                primary.merges + other.merges
+            )));
         }
         let ts = format_ts(&now);
         let tx = self.conn.transaction()?;
@@ -636,6 +636,8 @@ impl SandboxDb {
                 }
             }
         }
+
+        apply_merge_exceptions(t, &primary, &other, &mut merged, &ts, &new_id.to_string());
 
         let mut absorbed: Vec<i64> = [&primary, &other]
             .iter()
@@ -723,6 +725,74 @@ impl SandboxDb {
             .prepare_cached("SELECT body FROM merge_log ORDER BY seq")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         rows.map(|body| Ok(serde_json::from_str(&body?)?)).collect()
+    }
+}
+
+/// The lifecycle stages in funnel order; a merge keeps the stage furthest down.
+const LIFECYCLE_STAGES: &[&str] = &[
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+];
+
+/// The properties HubSpot treats specially in a merge (its help pages list them): the
+/// absorbed record's email (contacts) or domain (companies) is kept as an additional one, and
+/// the lifecycle stage furthest down the funnel wins.
+fn apply_merge_exceptions(
+    t: ObjectType,
+    primary: &StoredObject,
+    other: &StoredObject,
+    merged: &mut StoredObject,
+    ts: &str,
+    source_id: &str,
+) {
+    let (main, extra) = match t {
+        ObjectType::Contacts => ("email", "hs_additional_emails"),
+        ObjectType::Companies => ("domain", "hs_additional_domains"),
+    };
+    let kept = merged.value(main).unwrap_or("").to_ascii_lowercase();
+    let mut extras: Vec<String> = Vec::new();
+    for value in [primary, other]
+        .iter()
+        .flat_map(|o| {
+            let mut v: Vec<&str> = o.value(extra).unwrap_or("").split(';').collect();
+            v.push(o.value(main).unwrap_or(""));
+            v
+        })
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        if value.to_ascii_lowercase() != kept
+            && !extras.iter().any(|e| e.eq_ignore_ascii_case(value))
+        {
+            extras.push(value.to_string());
+        }
+    }
+    if !extras.is_empty() && merged.value(extra) != Some(extras.join(";").as_str()) {
+        merged.set(extra, extras.join(";"), ts, MERGE_SOURCE_TYPE, source_id);
+    }
+    let rank = |o: &StoredObject| {
+        o.value("lifecyclestage").and_then(|v| {
+            LIFECYCLE_STAGES
+                .iter()
+                .position(|s| s.eq_ignore_ascii_case(v))
+        })
+    };
+    if let (Some(a), Some(b)) = (rank(primary), rank(other))
+        && b > a
+        && let Some(v) = other.value("lifecyclestage")
+    {
+        merged.set(
+            "lifecyclestage",
+            v.to_string(),
+            ts,
+            MERGE_SOURCE_TYPE,
+            source_id,
+        );
     }
 }
 
