@@ -393,3 +393,144 @@ async fn a_daily_limit_is_returned_at_once() {
     assert_eq!(crm.stats().requests, 3, "a DAILY limit is not retried");
     sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn companies_list_search_by_their_own_modified_property_and_merge() {
+    let base = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap();
+    let companies: Vec<Record> = (1..=30)
+        .map(|i| {
+            let modified = format_ts(&(base + chrono::Duration::hours(i)));
+            Record {
+                object_type: ObjectType::Companies,
+                id: i.to_string(),
+                properties: BTreeMap::from([
+                    ("name".to_string(), Some(format!("Company {i}"))),
+                    ("domain".to_string(), Some(format!("c{i}.example"))),
+                    ("hs_lastmodifieddate".to_string(), Some(modified)),
+                ]),
+                history: BTreeMap::new(),
+                created_at: Some(base),
+                updated_at: None,
+                archived: false,
+            }
+        })
+        .collect();
+    let sandbox = sandbox::start(SandboxOptions {
+        seed: Some(SeedData {
+            contacts: Vec::new(),
+            companies,
+        }),
+        rate_limit: RateLimit {
+            max: 1_000,
+            interval: Duration::from_secs(10),
+            daily: 1_000_000,
+        },
+        token: Some(TOKEN.into()),
+        ..SandboxOptions::default()
+    })
+    .await
+    .unwrap();
+    let crm = connector(&sandbox);
+    let co = ObjectType::Companies;
+    let page = crm
+        .list_page(co, None, &props(&["name"]), &[])
+        .await
+        .unwrap();
+    assert_eq!(page.records.len(), 30);
+    assert!(page.records.iter().all(|r| r.object_type == co));
+    // Company i was modified i hours after the base: since hour 21 are companies 21..=30.
+    let page = crm
+        .modified_since_page(co, "2026-02-01T21:00:00Z", None, &props(&["name"]))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
+    let expected: Vec<String> = (21..=30).map(|i| i.to_string()).collect();
+    assert_eq!(ids, expected.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(page.next, None);
+    let merged = crm.merge(co, "3", "4").await.unwrap();
+    assert!(matches!(
+        crm.read(co, "4", &[]).await.unwrap(),
+        ReadOutcome::MergedInto(r) if r.id == merged.id
+    ));
+    sandbox.shutdown().await;
+}
+
+/// Collects what the tracing subscriber writes.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn every_call_is_logged_once_with_its_facts_and_never_the_token() {
+    let secret = "pat-na1-0123-secret";
+    let sandbox = sandbox::start(SandboxOptions {
+        seed: Some(SeedData {
+            contacts: contacts(3, 1),
+            companies: Vec::new(),
+        }),
+        rate_limit: RateLimit {
+            max: 1_000,
+            interval: Duration::from_secs(10),
+            daily: 1_000_000,
+        },
+        token: Some(secret.into()),
+        ..SandboxOptions::default()
+    })
+    .await
+    .unwrap();
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(logs.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let good = HubSpotConnector::new(options(&sandbox, secret)).unwrap();
+    good.read(C, "2", &[]).await.unwrap();
+    assert_eq!(good.read(C, "77", &[]).await.unwrap(), ReadOutcome::Missing);
+    let bad = HubSpotConnector::new(options(&sandbox, "pat-na1-wrong-secret")).unwrap();
+    assert!(bad.read(C, "2", &[]).await.is_err());
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(!text.contains("secret"), "{text}");
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &serde_json::Value| {
+            e["target"] == "dupdesk::crm" && e["fields"]["op"].is_string()
+        })
+        .collect();
+    assert_eq!(events.len(), 3, "{text}");
+    let statuses: Vec<u64> = events
+        .iter()
+        .map(|e| e["fields"]["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, vec![200, 404, 401]);
+    for e in &events {
+        let f = &e["fields"];
+        assert_eq!(f["op"], "read");
+        assert_eq!(f["object"], "contacts");
+        assert_eq!(f["attempt"], 1);
+        assert!(f["duration_ms"].is_u64());
+        assert!(f["ids"].is_string());
+    }
+    assert!(events[1]["fields"]["correlation_id"].is_string());
+    sandbox.shutdown().await;
+}

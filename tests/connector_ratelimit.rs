@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use dupdesk::config::Secret;
 use dupdesk::crm::hubspot::{HubSpotConnector, HubSpotOptions};
+use dupdesk::crm::ratelimit::RateLimiter;
 use dupdesk::crm::{Connector, ReadOutcome};
 use dupdesk::model::{ObjectType, Record};
 use dupdesk::sandbox::seed::SeedData;
@@ -99,17 +100,51 @@ async fn read_all_concurrently(crm: &Arc<HubSpotConnector>, n: usize) -> Vec<Ins
     done
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Another app on the same account spends the sandbox's whole window, so the connector's call
+/// is refused although its own limiter had room; it waits the window out and succeeds.
+#[tokio::test]
 async fn a_429_is_answered_by_waiting_and_the_call_then_succeeds() {
-    // The client allows far more than the sandbox, so the sandbox really refuses.
-    let sandbox = sandbox(50, 5, Duration::from_secs(1), "").await;
-    let crm =
-        Arc::new(HubSpotConnector::new(options(&sandbox, 1_000, Duration::from_secs(1))).unwrap());
+    let interval = Duration::from_secs(2);
+    let sandbox = sandbox(50, 5, interval, "").await;
+    let other_app = reqwest::Client::new();
+    for _ in 0..5 {
+        let status = other_app
+            .get(format!("{}/crm/v3/objects/contacts/1", sandbox.base_url()))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    let crm = HubSpotConnector::new(options(&sandbox, 100, interval)).unwrap();
+    match crm.read(C, "7", &[]).await.unwrap() {
+        ReadOutcome::Live(r) => assert_eq!(r.id, "7"),
+        other => panic!("{other:?}"),
+    }
+    let stats = crm.stats();
+    assert!(stats.rate_limited >= 1, "{stats:?}");
+    assert_eq!(stats.requests, 1 + stats.retries);
+    assert_eq!(sandbox_429s(&sandbox).await, stats.rate_limited);
+    sandbox.shutdown().await;
+}
+
+/// A client configured for more than the portal allows draws 429s at first, adopts the
+/// server's maximum, and loses no call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_configured_above_the_servers_limit_adapts_and_loses_nothing() {
+    let interval = Duration::from_secs(1);
+    let sandbox = sandbox(50, 5, interval, "").await;
+    let limiter = Arc::new(RateLimiter::new(1_000, interval));
+    let crm = Arc::new(
+        HubSpotConnector::with_limiter(options(&sandbox, 1_000, interval), limiter.clone())
+            .unwrap(),
+    );
     read_all_concurrently(&crm, 20).await;
     let stats = crm.stats();
-    assert!(stats.rate_limited > 0, "{stats:?}");
-    assert_eq!(sandbox_429s(&sandbox).await, stats.rate_limited);
     assert_eq!(stats.requests, 20 + stats.retries);
+    assert_eq!(sandbox_429s(&sandbox).await, stats.rate_limited);
+    assert_eq!(limiter.limit(), 5);
     sandbox.shutdown().await;
 }
 

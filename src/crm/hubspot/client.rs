@@ -17,6 +17,7 @@ use crate::crm::ratelimit::RateLimiter;
 use crate::crm::retry::{Failure, Idempotency, RetryPolicy, rate_limit_wait};
 use crate::model::ObjectType;
 
+const MAX: &str = "x-hubspot-ratelimit-max";
 const REMAINING: &str = "x-hubspot-ratelimit-remaining";
 const INTERVAL_MS: &str = "x-hubspot-ratelimit-interval-milliseconds";
 const CORRELATION_ID: &str = "x-hubspot-correlation-id";
@@ -75,6 +76,7 @@ pub(super) struct Http {
 struct Raw {
     status: StatusCode,
     retry_after: Option<Duration>,
+    max: Option<u32>,
     remaining: Option<u32>,
     interval: Option<Duration>,
     correlation_id: Option<String>,
@@ -149,11 +151,14 @@ impl Http {
 
             let (error, failure, wait) = match sent {
                 Ok(raw) => {
+                    // A 429 is waited out by its own rule (Retry-After or policy); its
+                    // `Remaining: 0` would only stall every caller for a whole window.
                     if let Some(remaining) = raw.remaining
+                        && raw.status.is_success()
                         && !call.search
                         && raw.interval.is_none_or(|i| i == self.limiter.interval())
                     {
-                        self.limiter.observe(granted, remaining);
+                        self.limiter.observe(granted, remaining, raw.max);
                     }
                     let status = raw.status.as_u16();
                     if raw.status.is_success() {
@@ -299,6 +304,7 @@ impl Http {
                 .get(header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_retry_after),
+            max: number(MAX).map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             remaining: number(REMAINING).map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             interval: number(INTERVAL_MS).map(Duration::from_millis),
             correlation_id: headers
