@@ -219,6 +219,30 @@ async fn paging_through_ten_thousand_contacts_returns_each_once() {
     assert_eq!(seen.len(), 10_000);
     assert_eq!(pages, 100);
 
+    // Search pages through all of them too (HubSpot's window is exactly 10,000 results).
+    let mut searched = HashSet::new();
+    let mut after = json!(null);
+    loop {
+        let (status, body) = c
+            .post(
+                "/crm/v3/objects/contacts/search",
+                json!({"filterGroups": [{"filters": [{"propertyName": "createdate", "operator": "GTE", "value": "2026-01-01"}]}],
+                       "sorts": [{"propertyName": "hs_object_id", "direction": "DESCENDING"}],
+                       "limit": 200, "after": after}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["total"], 10_000);
+        for r in body["results"].as_array().unwrap() {
+            assert!(searched.insert(r["id"].as_str().unwrap().to_string()));
+        }
+        match body["paging"]["next"]["after"].as_str() {
+            Some(a) => after = json!(a),
+            None => break,
+        }
+    }
+    assert_eq!(searched.len(), 10_000);
+
     // propertiesWithHistory caps the page at 50.
     let (_, body) = c
         .get("/crm/v3/objects/contacts?limit=100&propertiesWithHistory=email")
@@ -334,6 +358,13 @@ async fn merge_makes_a_new_record_both_old_ids_resolve_to() {
 async fn error_bodies_have_hubspots_shape() {
     let sb = sandbox::start(options(small_seed())).await.unwrap();
     let c = Client::new(&sb);
+    // idProperty reads by a unique property instead of the id.
+    let (status, body) = c
+        .get("/crm/v3/objects/contacts/Bob@Example.org?idProperty=email")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["id"], "404");
+
     let (status, body) = c.get("/crm/v3/objects/contacts/987654").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error_shape(&body, "OBJECT_NOT_FOUND");
