@@ -165,21 +165,24 @@ async fn gate(state: &Shared, mut req: Request, next: Next) -> Response {
         return resp;
     }
 
+    // The dice are rolled for every authenticated request, so faults depend only on the
+    // order of requests. An injected 429, like a real one, does not use up the budget.
+    let roll = lock(&state.dice).roll();
+    if roll.fault == Fault::TooManyRequests {
+        let verdict = lock(&state.limiter).peek();
+        return too_many(state, "TEN_SECONDLY_ROLLING", &verdict);
+    }
     let verdict = lock(&state.limiter).admit();
     if let Some(policy) = verdict.refused {
         return too_many(state, policy, &verdict);
     }
-    let roll = lock(&state.dice).roll();
     match roll.fault {
-        Fault::None => {}
+        Fault::None | Fault::TooManyRequests => {}
         Fault::ServerError => {
             let mut resp =
                 ApiError::Internal(anyhow::anyhow!("injected fault: 500")).into_response();
             limit_headers(resp.headers_mut(), state, &verdict);
             return resp;
-        }
-        Fault::TooManyRequests => {
-            return too_many(state, "TEN_SECONDLY_ROLLING", &verdict);
         }
         Fault::Timeout => {
             let delay = Duration::from_millis(lock(&state.dice).spec().timeout_ms);
