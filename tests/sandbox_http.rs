@@ -898,3 +898,64 @@ async fn records_with_250_merges_between_them_cannot_be_merged() {
     assert_eq!(absorbed.split(';').count(), 251 + 249);
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn companies_merge_with_hubspots_exceptions() {
+    let company = |id: u64, props: &[(&str, &str)], day: u32| {
+        let mut r = contact(id, props, day);
+        r.object_type = ObjectType::Companies;
+        r
+    };
+    let seed = SeedData {
+        contacts: Vec::new(),
+        companies: vec![
+            company(
+                11,
+                &[
+                    ("name", "Acme GmbH"),
+                    ("domain", "acme.de"),
+                    ("lifecyclestage", "lead"),
+                ],
+                2,
+            ),
+            company(
+                12,
+                &[
+                    ("name", "ACME"),
+                    ("domain", "acme.com"),
+                    ("city", "Berlin"),
+                    ("lifecyclestage", "customer"),
+                ],
+                9,
+            ),
+        ],
+    };
+    let sb = sandbox::start(options(seed)).await.unwrap();
+    let c = Client::new(&sb);
+    let (status, merged) = c
+        .post(
+            "/crm/v3/objects/companies/merge",
+            json!({"primaryObjectId": "11", "objectIdToMerge": "12"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{merged}");
+    let new_id = merged["id"].as_str().unwrap();
+    // Companies report their last change in hs_lastmodifieddate.
+    assert!(merged["properties"]["hs_lastmodifieddate"].is_string());
+    let (_, body) = c
+        .get("/crm/v3/objects/companies/12?properties=name,domain,city,lifecyclestage,hs_additional_domains,hs_merged_object_ids")
+        .await;
+    assert_eq!(body["id"], new_id);
+    let p = &body["properties"];
+    assert_eq!(p["name"], "Acme GmbH");
+    assert_eq!(p["domain"], "acme.de");
+    assert_eq!(p["city"], "Berlin");
+    assert_eq!(p["hs_additional_domains"], "acme.com");
+    // The stage furthest down the funnel wins over the primary's.
+    assert_eq!(p["lifecyclestage"], "customer");
+    assert_eq!(p["hs_merged_object_ids"], "11;12");
+    // A contact id is not a company id.
+    let (status, _) = c.get("/crm/v3/objects/contacts/11").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    sb.shutdown().await;
+}
