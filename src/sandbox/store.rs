@@ -652,7 +652,13 @@ impl SandboxDb {
             merged.properties.insert(name.clone(), value.clone());
             // The newest version must be the current value, or a reader of the history would
             // take the absorbed record's newer value for the surviving one.
-            if let Some(v) = value {
+            // (The merge's own properties get their versions below.)
+            let own = [
+                "hs_object_id",
+                "hs_merged_object_ids",
+                t.last_modified_property(),
+            ];
+            if let Some(v) = value.filter(|_| !own.contains(&name.as_str())) {
                 let top = merged.history.get(name).and_then(|h| h.first());
                 if top.map(|h| h.value.as_str()) != Some(v.as_str()) {
                     merged.set(name, v, &ts, MERGE_SOURCE_TYPE, &new_id.to_string());
