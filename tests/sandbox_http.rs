@@ -219,6 +219,30 @@ async fn paging_through_ten_thousand_contacts_returns_each_once() {
     assert_eq!(seen.len(), 10_000);
     assert_eq!(pages, 100);
 
+    // Search pages through all of them too (HubSpot's window is exactly 10,000 results).
+    let mut searched = HashSet::new();
+    let mut after = json!(null);
+    loop {
+        let (status, body) = c
+            .post(
+                "/crm/v3/objects/contacts/search",
+                json!({"filterGroups": [{"filters": [{"propertyName": "createdate", "operator": "GTE", "value": "2026-01-01"}]}],
+                       "sorts": [{"propertyName": "hs_object_id", "direction": "DESCENDING"}],
+                       "limit": 200, "after": after}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["total"], 10_000);
+        for r in body["results"].as_array().unwrap() {
+            assert!(searched.insert(r["id"].as_str().unwrap().to_string()));
+        }
+        match body["paging"]["next"]["after"].as_str() {
+            Some(a) => after = json!(a),
+            None => break,
+        }
+    }
+    assert_eq!(searched.len(), 10_000);
+
     // propertiesWithHistory caps the page at 50.
     let (_, body) = c
         .get("/crm/v3/objects/contacts?limit=100&propertiesWithHistory=email")
@@ -334,6 +358,13 @@ async fn merge_makes_a_new_record_both_old_ids_resolve_to() {
 async fn error_bodies_have_hubspots_shape() {
     let sb = sandbox::start(options(small_seed())).await.unwrap();
     let c = Client::new(&sb);
+    // idProperty reads by a unique property instead of the id.
+    let (status, body) = c
+        .get("/crm/v3/objects/contacts/Bob@Example.org?idProperty=email")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["id"], "404");
+
     let (status, body) = c.get("/crm/v3/objects/contacts/987654").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error_shape(&body, "OBJECT_NOT_FOUND");
@@ -865,5 +896,66 @@ async fn records_with_250_merges_between_them_cannot_be_merged() {
     let absorbed = body["properties"]["hs_merged_object_ids"].as_str().unwrap();
     // All 251 seeded ids and the 249 intermediate records.
     assert_eq!(absorbed.split(';').count(), 251 + 249);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn companies_merge_with_hubspots_exceptions() {
+    let company = |id: u64, props: &[(&str, &str)], day: u32| {
+        let mut r = contact(id, props, day);
+        r.object_type = ObjectType::Companies;
+        r
+    };
+    let seed = SeedData {
+        contacts: Vec::new(),
+        companies: vec![
+            company(
+                11,
+                &[
+                    ("name", "Acme GmbH"),
+                    ("domain", "acme.de"),
+                    ("lifecyclestage", "lead"),
+                ],
+                2,
+            ),
+            company(
+                12,
+                &[
+                    ("name", "ACME"),
+                    ("domain", "acme.com"),
+                    ("city", "Berlin"),
+                    ("lifecyclestage", "customer"),
+                ],
+                9,
+            ),
+        ],
+    };
+    let sb = sandbox::start(options(seed)).await.unwrap();
+    let c = Client::new(&sb);
+    let (status, merged) = c
+        .post(
+            "/crm/v3/objects/companies/merge",
+            json!({"primaryObjectId": "11", "objectIdToMerge": "12"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{merged}");
+    let new_id = merged["id"].as_str().unwrap();
+    // Companies report their last change in hs_lastmodifieddate.
+    assert!(merged["properties"]["hs_lastmodifieddate"].is_string());
+    let (_, body) = c
+        .get("/crm/v3/objects/companies/12?properties=name,domain,city,lifecyclestage,hs_additional_domains,hs_merged_object_ids")
+        .await;
+    assert_eq!(body["id"], new_id);
+    let p = &body["properties"];
+    assert_eq!(p["name"], "Acme GmbH");
+    assert_eq!(p["domain"], "acme.de");
+    assert_eq!(p["city"], "Berlin");
+    assert_eq!(p["hs_additional_domains"], "acme.com");
+    // The stage furthest down the funnel wins over the primary's.
+    assert_eq!(p["lifecyclestage"], "customer");
+    assert_eq!(p["hs_merged_object_ids"], "11;12");
+    // A contact id is not a company id.
+    let (status, _) = c.get("/crm/v3/objects/contacts/11").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     sb.shutdown().await;
 }

@@ -165,21 +165,24 @@ async fn gate(state: &Shared, mut req: Request, next: Next) -> Response {
         return resp;
     }
 
+    // The dice are rolled for every authenticated request, so faults depend only on the
+    // order of requests. An injected 429, like a real one, does not use up the budget.
+    let roll = lock(&state.dice).roll();
+    if roll.fault == Fault::TooManyRequests {
+        let verdict = lock(&state.limiter).peek();
+        return too_many(state, "TEN_SECONDLY_ROLLING", &verdict);
+    }
     let verdict = lock(&state.limiter).admit();
     if let Some(policy) = verdict.refused {
         return too_many(state, policy, &verdict);
     }
-    let roll = lock(&state.dice).roll();
     match roll.fault {
-        Fault::None => {}
+        Fault::None | Fault::TooManyRequests => {}
         Fault::ServerError => {
             let mut resp =
                 ApiError::Internal(anyhow::anyhow!("injected fault: 500")).into_response();
             limit_headers(resp.headers_mut(), state, &verdict);
             return resp;
-        }
-        Fault::TooManyRequests => {
-            return too_many(state, "TEN_SECONDLY_ROLLING", &verdict);
         }
         Fault::Timeout => {
             let delay = Duration::from_millis(lock(&state.dice).spec().timeout_ms);
@@ -230,6 +233,7 @@ struct ReadParams {
     limit: Option<String>,
     after: Option<String>,
     archived: bool,
+    id_property: Option<String>,
 }
 
 fn read_params(pairs: Vec<(String, String)>) -> Result<ReadParams, ApiError> {
@@ -247,6 +251,7 @@ fn read_params(pairs: Vec<(String, String)>) -> Result<ReadParams, ApiError> {
             "propertiesWithHistory" => p.with_history.extend(split(&value)),
             "limit" => p.limit = Some(value),
             "after" => p.after = Some(value),
+            "idProperty" => p.id_property = Some(value).filter(|v| !v.is_empty()),
             "archived" => {
                 // HubSpot's Python client sends Python's `True`/`False`.
                 p.archived = match value.to_ascii_lowercase().as_str() {
@@ -362,7 +367,7 @@ async fn list_objects(
         }));
     }
     let db = state.db();
-    let (objects, next) = db.page(t, from, limit)?;
+    let (objects, next) = db.page(t, from, limit);
     let known = db.known_properties(t)?;
     let results = objects
         .iter()
@@ -396,17 +401,12 @@ async fn read_object(
     let t = object_type(&raw_type)?;
     let p = read_params(pairs)?;
     let db = state.db();
-    let (live, o) = db
-        .find(t, &id)?
-        .ok_or_else(|| ApiError::NotFound(not_found_message(t, &id)))?;
-    Ok(Json(wire(
-        &db,
-        t,
-        live,
-        &o,
-        &p.properties,
-        &p.with_history,
-    )?))
+    let found = match p.id_property.as_deref() {
+        None | Some("hs_object_id") => db.find(t, &id)?,
+        Some(prop) => db.find_by_property(t, prop, &id),
+    };
+    let (live, o) = found.ok_or_else(|| ApiError::NotFound(not_found_message(t, &id)))?;
+    Ok(Json(wire(&db, t, live, o, &p.properties, &p.with_history)?))
 }
 
 async fn create_object(
@@ -522,7 +522,7 @@ async fn batch_read(
     for input in &req.inputs {
         let found = match req.id_property.as_deref() {
             None | Some("hs_object_id") => db.find(t, &input.id)?,
-            Some(prop) => find_by_property(&db, t, prop, &input.id)?,
+            Some(prop) => db.find_by_property(t, prop, &input.id),
         };
         match found {
             Some((id, o)) => {
@@ -545,19 +545,6 @@ async fn batch_read(
         vec![missing_error(t, "get", missing)]
     };
     Ok(batch_answer(batch_response(started, results, errors)))
-}
-
-/// `idProperty` lookups (a unique property such as `email`), compared case-insensitively.
-fn find_by_property(
-    db: &SandboxDb,
-    t: ObjectType,
-    prop: &str,
-    value: &str,
-) -> Result<Option<(i64, StoredObject)>, ApiError> {
-    Ok(db.all(t)?.into_iter().find(|(_, o)| {
-        o.value(prop)
-            .is_some_and(|v| v.eq_ignore_ascii_case(value.trim()))
-    }))
 }
 
 async fn batch_update(
@@ -667,10 +654,10 @@ async fn search_objects(
         )));
     }
     let db = state.db();
-    let mut hits: Vec<(i64, StoredObject)> = db
-        .all(t)?
-        .into_iter()
-        .filter(|(_, o)| search::matches(o, &req.filter_groups))
+    let matcher = search::Matcher::new(&req.filter_groups);
+    let mut hits: Vec<(i64, &StoredObject)> = db
+        .all(t)
+        .filter(|(_, o)| matcher.matches(o))
         .filter(|(_, o)| {
             req.query
                 .as_deref()

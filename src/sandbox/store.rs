@@ -217,10 +217,14 @@ pub struct MergeLogEntry {
 }
 
 /// A page of objects in id order, and the id the next page starts at.
-pub type Page = (Vec<(i64, StoredObject)>, Option<i64>);
+pub type Page<'a> = (Vec<(i64, &'a StoredObject)>, Option<i64>);
 
+/// The SQLite file is the record of truth; `live` mirrors its `objects` table in memory so that
+/// reads and searches over thousands of records do not parse JSON on every request. Every write
+/// goes to SQLite first and to the mirror once committed.
 pub struct SandboxDb {
     conn: Connection,
+    live: BTreeMap<ObjectType, BTreeMap<i64, StoredObject>>,
 }
 
 fn parse_id(id: &str) -> Option<i64> {
@@ -262,7 +266,23 @@ impl SandboxDb {
             Some(p) => format!("preparing sandbox data {}", p.display()),
             None => "preparing the in-memory sandbox data".to_string(),
         })?;
-        Ok(SandboxDb { conn })
+        let mut live: BTreeMap<ObjectType, BTreeMap<i64, StoredObject>> = BTreeMap::new();
+        {
+            let mut stmt = conn.prepare("SELECT type, id, body FROM objects")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let (t, id, body): (String, i64, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+                let t: ObjectType = t.parse().map_err(anyhow::Error::msg)?;
+                let object = serde_json::from_str(&body)
+                    .with_context(|| format!("sandbox data: {t} {id} is unreadable"))?;
+                live.entry(t).or_default().insert(id, object);
+            }
+        }
+        Ok(SandboxDb { conn, live })
+    }
+
+    fn remember(&mut self, t: ObjectType, id: i64, object: StoredObject) {
+        self.live.entry(t).or_default().insert(id, object);
     }
 
     pub fn is_empty(&self) -> Result<bool> {
@@ -281,6 +301,7 @@ impl SandboxDb {
         let now = format_ts(&Utc::now());
         let tx = self.conn.transaction()?;
         let mut max_id = 0i64;
+        let mut loaded = Vec::new();
         {
             let mut insert =
                 tx.prepare("INSERT INTO objects (type, id, body) VALUES (?1, ?2, ?3)")?;
@@ -302,6 +323,7 @@ impl SandboxDb {
                     }
                 }
                 insert.execute(params![t.as_str(), id, serde_json::to_string(&object)?])?;
+                loaded.push((t, id, object));
             }
         }
         tx.execute(
@@ -310,6 +332,9 @@ impl SandboxDb {
             params![max_id],
         )?;
         tx.commit()?;
+        for (t, id, object) in loaded {
+            self.remember(t, id, object);
+        }
         Ok(())
     }
 
@@ -333,12 +358,7 @@ impl SandboxDb {
         let Some(id) = parse_id(id) else {
             return Ok(None);
         };
-        let live: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT 1 FROM objects WHERE type = ?1 AND id = ?2")?
-            .query_row(params![t.as_str(), id], |r| r.get(0))
-            .optional()?;
-        if live.is_some() {
+        if self.get(t, id).is_some() {
             return Ok(Some(id));
         }
         Ok(self
@@ -348,55 +368,43 @@ impl SandboxDb {
             .optional()?)
     }
 
-    pub fn get(&self, t: ObjectType, id: i64) -> Result<Option<StoredObject>> {
-        let body: Option<String> = self
-            .conn
-            .prepare_cached("SELECT body FROM objects WHERE type = ?1 AND id = ?2")?
-            .query_row(params![t.as_str(), id], |r| r.get(0))
-            .optional()?;
-        body.map(|b| serde_json::from_str(&b).context("reading a sandbox object"))
-            .transpose()
+    pub fn get(&self, t: ObjectType, id: i64) -> Option<&StoredObject> {
+        self.live.get(&t).and_then(|objects| objects.get(&id))
     }
 
     /// A resolved read: the live id and the object an asked id stands for.
-    pub fn find(&self, t: ObjectType, id: &str) -> Result<Option<(i64, StoredObject)>> {
+    pub fn find(&self, t: ObjectType, id: &str) -> Result<Option<(i64, &StoredObject)>> {
         let Some(live) = self.resolve(t, id)? else {
             return Ok(None);
         };
-        Ok(self.get(t, live)?.map(|o| (live, o)))
+        Ok(self.get(t, live).map(|o| (live, o)))
     }
 
     /// Up to `limit` objects with ids from `from` on, in id order, and the id the next page
     /// starts at.
-    pub fn page(&self, t: ObjectType, from: i64, limit: usize) -> Result<Page> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, body FROM objects WHERE type = ?1 AND id >= ?2 ORDER BY id LIMIT ?3",
-        )?;
-        let mut rows = Vec::with_capacity(limit.saturating_add(1).min(1024));
-        let fetch = i64::try_from(limit)
-            .unwrap_or(i64::MAX - 1)
-            .saturating_add(1);
-        for row in stmt.query_map(params![t.as_str(), from, fetch], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })? {
-            rows.push(row?);
-        }
-        let next = if rows.len() > limit {
-            rows.pop().map(|(id, _)| id)
+    pub fn page(&self, t: ObjectType, from: i64, limit: usize) -> Page<'_> {
+        let mut objects: Vec<(i64, &StoredObject)> = self
+            .live
+            .get(&t)
+            .into_iter()
+            .flat_map(|o| o.range(from..))
+            .take(limit.saturating_add(1))
+            .map(|(id, o)| (*id, o))
+            .collect();
+        let next = if objects.len() > limit {
+            objects.pop().map(|(id, _)| id)
         } else {
             None
         };
-        let objects = rows
-            .into_iter()
-            .map(|(id, body)| Ok((id, serde_json::from_str(&body)?)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok((objects, next))
+        (objects, next)
     }
 
     /// Every live object of a type, in id order (search works over these).
-    pub fn all(&self, t: ObjectType) -> Result<Vec<(i64, StoredObject)>> {
-        let (all, _) = self.page(t, 0, i64::MAX as usize - 1)?;
-        Ok(all)
+    pub fn all(&self, t: ObjectType) -> impl Iterator<Item = (i64, &StoredObject)> {
+        self.live
+            .get(&t)
+            .into_iter()
+            .flat_map(|o| o.iter().map(|(id, o)| (*id, o)))
     }
 
     fn next_id(tx: &rusqlite::Transaction<'_>) -> Result<i64> {
@@ -458,10 +466,11 @@ impl SandboxDb {
         })
     }
 
-    fn write(&self, t: ObjectType, id: i64, object: &StoredObject) -> Result<()> {
+    fn write(&mut self, t: ObjectType, id: i64, object: StoredObject) -> Result<()> {
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO objects (type, id, body) VALUES (?1, ?2, ?3)")?
-            .execute(params![t.as_str(), id, serde_json::to_string(object)?])?;
+            .execute(params![t.as_str(), id, serde_json::to_string(&object)?])?;
+        self.remember(t, id, object);
         Ok(())
     }
 
@@ -477,6 +486,7 @@ impl SandboxDb {
         self.check_properties(t, props)?;
         let (live, mut object) = self
             .find(t, id)?
+            .map(|(live, o)| (live, o.clone()))
             .ok_or_else(|| ApiError::NotFound(not_found_message(t, id)))?;
         let ts = format_ts(&now);
         let mut changed = false;
@@ -495,7 +505,7 @@ impl SandboxDb {
                 API_SOURCE_ID,
             );
             object.updated_at = ts;
-            self.write(t, live, &object)?;
+            self.write(t, live, object.clone())?;
         }
         Ok((live, object))
     }
@@ -504,13 +514,23 @@ impl SandboxDb {
     /// emails unique when records are created through the API).
     fn find_email(&self, email: &str) -> Result<Option<i64>> {
         Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT id FROM objects WHERE type = 'contacts'
-                 AND lower(json_extract(body, '$.properties.email')) = lower(?1) LIMIT 1",
-            )?
-            .query_row([email.trim()], |r| r.get(0))
-            .optional()?)
+            .find_by_property(ObjectType::Contacts, "email", email)
+            .map(|(id, _)| id))
+    }
+
+    /// The live object whose `prop` equals `value` case-insensitively (HubSpot's `idProperty`
+    /// reads, for unique properties such as `email`).
+    pub fn find_by_property(
+        &self,
+        t: ObjectType,
+        prop: &str,
+        value: &str,
+    ) -> Option<(i64, &StoredObject)> {
+        let value = value.trim();
+        self.all(t).find(|(_, o)| {
+            o.value(prop)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case(value))
+        })
     }
 
     /// POST: a new record with a new id. Like HubSpot, a contact whose email another contact
@@ -556,6 +576,7 @@ impl SandboxDb {
             params![t.as_str(), id, serde_json::to_string(&object)?],
         )?;
         tx.commit()?;
+        self.remember(t, id, object.clone());
         Ok((id, object))
     }
 
@@ -571,9 +592,11 @@ impl SandboxDb {
     ) -> Result<(i64, StoredObject, MergeLogEntry), ApiError> {
         let (pid, primary) = self
             .find(t, primary_id)?
+            .map(|(id, o)| (id, o.clone()))
             .ok_or_else(|| ApiError::NotFound(not_found_message(t, primary_id)))?;
         let (oid, other) = self
             .find(t, other_id)?
+            .map(|(id, o)| (id, o.clone()))
             .ok_or_else(|| ApiError::NotFound(not_found_message(t, other_id)))?;
         if pid == oid {
             return Err(ApiError::validation(format!(
@@ -629,7 +652,13 @@ impl SandboxDb {
             merged.properties.insert(name.clone(), value.clone());
             // The newest version must be the current value, or a reader of the history would
             // take the absorbed record's newer value for the surviving one.
-            if let Some(v) = value {
+            // (The merge's own properties get their versions below.)
+            let own = [
+                "hs_object_id",
+                "hs_merged_object_ids",
+                t.last_modified_property(),
+            ];
+            if let Some(v) = value.filter(|_| !own.contains(&name.as_str())) {
                 let top = merged.history.get(name).and_then(|h| h.first());
                 if top.map(|h| h.value.as_str()) != Some(v.as_str()) {
                     merged.set(name, v, &ts, MERGE_SOURCE_TYPE, &new_id.to_string());
@@ -716,6 +745,11 @@ impl SandboxDb {
             params![seq, serde_json::to_string(&entry)?],
         )?;
         tx.commit()?;
+        if let Some(objects) = self.live.get_mut(&t) {
+            objects.remove(&pid);
+            objects.remove(&oid);
+        }
+        self.remember(t, new_id, merged.clone());
         Ok((new_id, merged, entry))
     }
 
