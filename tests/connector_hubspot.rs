@@ -336,6 +336,33 @@ async fn server_errors_are_retried_to_success() {
 }
 
 #[tokio::test]
+async fn timed_out_reads_and_failed_updates_are_retried_to_success() {
+    let sandbox = roomy_sandbox(
+        contacts(10, 1),
+        "500=0.3,timeout=0.2,timeout_ms=3000,seed=4",
+    )
+    .await;
+    let mut opts = options(&sandbox, TOKEN);
+    opts.timeout = Duration::from_millis(400);
+    let crm = HubSpotConnector::new(opts)
+        .unwrap()
+        .with_backoff(Duration::from_millis(5), Duration::from_millis(50));
+    for i in 1..=10 {
+        let id = i.to_string();
+        let change = BTreeMap::from([("jobtitle".to_string(), format!("Title {i}"))]);
+        let updated = crm.update(C, &id, &change).await.unwrap();
+        assert_eq!(updated.get("jobtitle"), Some(format!("Title {i}").as_str()));
+        match crm.read(C, &id, &props(&["jobtitle"])).await.unwrap() {
+            ReadOutcome::Live(r) => assert_eq!(r.get("jobtitle"), updated.get("jobtitle")),
+            other => panic!("{other:?}"),
+        }
+    }
+    let stats = crm.stats();
+    assert!(stats.retries > 0, "{stats:?}");
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_merge_answered_with_a_server_error_is_not_sent_again() {
     let sandbox = roomy_sandbox(contacts(3, 1), "500=1,seed=1").await;
     let crm = connector(&sandbox);

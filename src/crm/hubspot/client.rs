@@ -147,7 +147,12 @@ impl Http {
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let started = std::time::Instant::now();
             let sent = self.send_once(call, url.clone()).await;
-            let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let logged = Attempt {
+                call,
+                ids: &ids,
+                attempt,
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            };
 
             let (error, failure, wait) = match sent {
                 Ok(raw) => {
@@ -162,17 +167,7 @@ impl Http {
                     }
                     let status = raw.status.as_u16();
                     if raw.status.is_success() {
-                        tracing::info!(
-                            target: "dupdesk::crm",
-                            op = call.op,
-                            object = call.object.as_str(),
-                            ids = %ids,
-                            status,
-                            duration_ms,
-                            attempt,
-                            correlation_id = raw.correlation_id.as_deref(),
-                            "crm call"
-                        );
+                        logged.succeeded(status, raw.correlation_id.as_deref());
                         return Ok(Reply {
                             status: raw.status,
                             body: raw.body,
@@ -184,18 +179,7 @@ impl Http {
                         .and_then(|b| b.correlation_id.clone())
                         .or(raw.correlation_id.clone());
                     let error = error_from_response(status, raw.retry_after, &raw.body);
-                    tracing::warn!(
-                        target: "dupdesk::crm",
-                        op = call.op,
-                        object = call.object.as_str(),
-                        ids = %ids,
-                        status,
-                        duration_ms,
-                        attempt,
-                        correlation_id = correlation_id.as_deref(),
-                        error = %error,
-                        "crm call failed"
-                    );
+                    logged.failed(Some(status), correlation_id.as_deref(), &error);
                     match &error {
                         CrmError::RateLimited {
                             policy,
@@ -226,16 +210,7 @@ impl Http {
                         status: None,
                         message: describe(&e),
                     };
-                    tracing::warn!(
-                        target: "dupdesk::crm",
-                        op = call.op,
-                        object = call.object.as_str(),
-                        ids = %ids,
-                        duration_ms,
-                        attempt,
-                        error = %error,
-                        "crm call failed"
-                    );
+                    logged.failed(None, None, &error);
                     (error, failure, None)
                 }
             };
@@ -315,6 +290,46 @@ impl Http {
         };
         let body = response.bytes().await?.to_vec();
         Ok(Raw { body, ..raw })
+    }
+}
+
+/// One attempt of a call, as the log records it: one event per HTTP request, with what the
+/// call was about and what came back. Never headers, so never the token.
+struct Attempt<'a> {
+    call: &'a Call<'a>,
+    ids: &'a str,
+    attempt: u32,
+    duration_ms: u64,
+}
+
+impl Attempt<'_> {
+    fn succeeded(&self, status: u16, correlation_id: Option<&str>) {
+        tracing::info!(
+            target: "dupdesk::crm",
+            op = self.call.op,
+            object = self.call.object.as_str(),
+            ids = self.ids,
+            status,
+            duration_ms = self.duration_ms,
+            attempt = self.attempt,
+            correlation_id,
+            "crm call"
+        );
+    }
+
+    fn failed(&self, status: Option<u16>, correlation_id: Option<&str>, error: &CrmError) {
+        tracing::warn!(
+            target: "dupdesk::crm",
+            op = self.call.op,
+            object = self.call.object.as_str(),
+            ids = self.ids,
+            status,
+            duration_ms = self.duration_ms,
+            attempt = self.attempt,
+            correlation_id,
+            error = %error,
+            "crm call failed"
+        );
     }
 }
 
@@ -498,5 +513,45 @@ mod tests {
             },
         );
         assert!(e.to_string().contains("re-read the ids"), "{e}");
+    }
+
+    #[test]
+    fn ids_are_one_path_segment_and_a_base_path_is_kept() {
+        let http = |base: &str| {
+            Http::new(
+                base,
+                &Secret::new("t"),
+                Duration::from_secs(1),
+                Arc::new(RateLimiter::new(1, Duration::from_secs(1))),
+                RateLimiter::new(1, Duration::from_secs(1)),
+                RetryPolicy::new(0),
+            )
+            .unwrap()
+        };
+        let url = http("https://api.hubapi.com")
+            .url(&["crm", "v3", "objects", "contacts", "1/../2"])
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://api.hubapi.com/crm/v3/objects/contacts/1%2F..%2F2"
+        );
+        let url = http("http://127.0.0.1:8080/proxy/")
+            .url(&["crm", "v3", "objects", "companies"])
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:8080/proxy/crm/v3/objects/companies"
+        );
+        assert!(
+            Http::new(
+                "not a url",
+                &Secret::new("t"),
+                Duration::from_secs(1),
+                Arc::new(RateLimiter::new(1, Duration::from_secs(1))),
+                RateLimiter::new(1, Duration::from_secs(1)),
+                RetryPolicy::new(0),
+            )
+            .is_err()
+        );
     }
 }

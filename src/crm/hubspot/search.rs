@@ -103,12 +103,16 @@ impl Cursor {
                 strict,
                 offset,
             } => (
-                vec![filter(&modified, if *strict { "GT" } else { "GTE" }, since)],
+                vec![filter(
+                    &modified,
+                    if *strict { "GT" } else { "GTE" },
+                    &epoch_millis(since),
+                )],
                 modified.clone(),
                 (*offset > 0).then(|| offset.to_string()),
             ),
             Cursor::Tie { at, after_id } => {
-                let mut filters = vec![filter(&modified, "EQ", at)];
+                let mut filters = vec![filter(&modified, "EQ", &epoch_millis(at))];
                 if let Some(id) = after_id {
                     filters.push(filter("hs_object_id", "GT", id));
                 }
@@ -204,6 +208,13 @@ fn modified_at(object: ObjectType, record: &SimplePublicObject) -> Option<String
         .map(|t| format_ts(&t))
 }
 
+/// HubSpot documents its API as taking times as Unix milliseconds; filters get that form.
+fn epoch_millis(ts: &str) -> String {
+    parse_ts(ts)
+        .map(|t| t.timestamp_millis().to_string())
+        .unwrap_or_else(|| ts.to_string())
+}
+
 /// RFC 3339 in HubSpot's own form (milliseconds, `Z`), so equal instants compare equal.
 fn normalize(ts: &str) -> Result<String, CrmError> {
     parse_ts(ts)
@@ -292,6 +303,10 @@ mod tests {
         let req = next.request(C, &["email".to_string()], 200);
         assert_eq!(req.after.as_deref(), Some("200"));
         assert_eq!(req.filter_groups[0].filters[0].operator, "GTE");
+        assert_eq!(
+            req.filter_groups[0].filters[0].value.as_deref(),
+            Some("1772323200000")
+        );
         assert_eq!(req.sorts[0].property_name, "lastmodifieddate");
         assert!(req.properties.contains(&"lastmodifieddate".to_string()));
         assert_eq!(
