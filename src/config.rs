@@ -22,6 +22,15 @@ pub struct Config {
     pub mapping: MappingConfig,
     pub sources: SourcesConfig,
     pub logging: LoggingConfig,
+    pub alerts: AlertsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Share (0.02 = 2%) by which the record count may move between two pulls before `stats`
+    /// raises an alert.
+    pub record_count_change: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

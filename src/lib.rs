@@ -24,6 +24,10 @@
 //! - [`matcher`]: normalization, blocking, scoring and clustering of candidate duplicates.
 //! - [`precedence`]: which value survives per field, which record is primary, and why.
 //! - [`diff`]: field- and character-level differences between records.
+//! - [`executor`]: approved decisions executed as journaled CRM merges, exactly once.
+//! - [`export`], [`lineage`], [`stats`]: the decision log, where a record's data came from,
+//!   and health figures.
+//! - [`sanitize`]: untrusted record values made safe for a terminal.
 //! - [`sync`]: pulling records from a CRM into the workspace.
 //! - [`tui`]: the review terminal UI (ratatui + crossterm), a view over the layers above.
 //! - [`cli`]: the command line; every arrow above can be run from it by itself.
@@ -35,12 +39,17 @@ pub mod config;
 pub mod crm;
 pub mod demo;
 pub mod diff;
+pub mod executor;
+pub mod export;
 pub mod import;
+pub mod lineage;
 pub mod logging;
 pub mod matcher;
 pub mod model;
 pub mod precedence;
 pub mod sandbox;
+pub mod sanitize;
+pub mod stats;
 pub mod store;
 pub mod sync;
 pub mod tui;

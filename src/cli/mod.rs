@@ -8,6 +8,11 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
+use crate::model::ObjectType;
+use crate::store::Store;
+
+mod mapping;
+mod report;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,11 +45,75 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Export the decision log.
+    Export {
+        #[command(subcommand)]
+        what: ExportWhat,
+    },
+    /// Where a record and each of its values came from: every id merged into it, with the
+    /// snapshot of each, and the origin of each field.
+    Lineage {
+        /// A record id (a merged-away id is followed to the record it lives on in).
+        id: String,
+        /// Look only among records of this type.
+        #[arg(long)]
+        object: Option<ObjectType>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts, duplicate rate, queue state, merges, and alerts.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The cross-system id mapping table.
+    Mapping {
+        #[command(subcommand)]
+        action: MappingAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportWhat {
+    /// One row per decision, with field values and their sources, and the CRM calls made.
+    Decisions {
+        #[arg(long, default_value = "csv")]
+        format: crate::export::Format,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Only decisions made at or after this date (YYYY-MM-DD) or time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only decisions of clusters in this status (pending, approved, merged, failed, ...).
+        #[arg(long)]
+        status: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MappingAction {
+    /// Import rows `source_system,source_id,target_system,target_id[,object_type]` from a CSV
+    /// file; a bad row refuses the whole file.
+    Import {
+        file: PathBuf,
+        /// Object type of rows without an object_type column.
+        #[arg(long, default_value = "contacts")]
+        object: ObjectType,
+    },
+    /// The whole history of one id: every row it appears in, active or not.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Everything a command handler needs: the loaded configuration.
 pub struct Ctx {
     pub config: Config,
+    /// Whether `--workspace` was given (the demo picks its own default otherwise).
+    pub explicit_workspace: bool,
 }
 
 impl Ctx {
@@ -90,16 +159,43 @@ fn run(cli: Cli) -> Result<()> {
         ));
     }
     let config = config::load(&sources)?;
-    let ctx = Ctx { config };
+    let ctx = Ctx {
+        config,
+        explicit_workspace: cli.workspace.is_some(),
+    };
     match cli.command {
         Some(Command::Init { crm, force }) => init(&crm, force),
+        Some(Command::Export {
+            what:
+                ExportWhat::Decisions {
+                    format,
+                    out,
+                    since,
+                    status,
+                },
+        }) => report::export_decisions(
+            &ctx,
+            format,
+            out,
+            crate::export::Filter { since, status },
+        ),
+        Some(Command::Lineage { id, object, json }) => report::lineage(&ctx, &id, object, json),
+        Some(Command::Stats { json }) => report::stats(&ctx, json),
+        Some(Command::Mapping { action }) => match action {
+            MappingAction::Import { file, object } => mapping::import(&ctx, &file, object),
+            MappingAction::Show { id, json } => mapping::show(&ctx, &id, json),
+        },
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;
             Ok(())
         }
     }
-    .map(|_| drop(ctx))
+}
+
+/// The workspace, which must exist already (reports never create one).
+pub fn open_existing(ctx: &Ctx) -> Result<Store> {
+    report::open_existing_store(&ctx.workspace_path())
 }
 
 fn init(crm: &str, force: bool) -> Result<()> {

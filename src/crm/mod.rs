@@ -5,6 +5,7 @@
 
 pub mod hubspot;
 pub mod ratelimit;
+pub mod retry;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,1 +1,296 @@
-//! placeholder
+//! The client-side rate limiter every connector sends its requests through, so that dupdesk
+//! stays inside the CRM's request budget instead of learning about it from 429s. It paces
+//! requests only; it must not retry, sleep after errors on its own, or know about HTTP.
+//!
+//! # Why a sliding-window log, not a token bucket
+//!
+//! HubSpot counts requests in a *rolling* 10-second window. A token bucket with capacity =
+//! limit that refills at limit/interval lets a full bucket burst and then keep refilling inside
+//! the same window: up to twice the limit in one rolling window, which draws 429s. A bucket
+//! small enough to be safe (capacity 1, refill every interval/limit) never bursts but also
+//! never reaches the limit once a request is delayed. The exact answer is a log of the instants
+//! of the last `limit` grants: a request is granted when fewer than `limit` grants lie in the
+//! window ending now. No rolling window then ever holds more than `limit` grants, and a
+//! saturated caller gets exactly `limit` per window, so the sustained rate is the limit itself
+//! (minus the margin below). The log holds at most a few times `limit` instants.
+//!
+//! The window is `interval` plus a small margin (1/50 of it by default: 200 ms of 10 s, so
+//! the sustained rate is 98% of the limit). The margin absorbs the time between our grant and
+//! the request's arrival at the server; without it, two requests granted `interval` apart on
+//! our clock can land inside one server window and the second is refused.
+//!
+//! # The server's view
+//!
+//! Other apps may spend the same account's budget. After each response the connector reports
+//! the server's `Remaining` count with [`RateLimiter::observe`]; when the server has less room
+//! than our own log says we have, the difference is recorded as requests we did not make, so
+//! callers slow down before the server refuses them. [`RateLimiter::pause_for`] holds every
+//! caller back after a 429.
+//!
+//! # Fairness and cancellation
+//!
+//! Waiters queue on a FIFO `tokio::sync::Mutex`, so concurrent tasks are served in arrival
+//! order and none starves. A grant is recorded only at the instant it is handed out, so a
+//! caller dropped while waiting (a timeout, a cancelled task) consumes nothing and lets the
+//! next waiter in.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// A sliding-window-log rate limiter; see the module documentation. Share it with `Arc`.
+#[derive(Debug)]
+pub struct RateLimiter {
+    limit: usize,
+    interval: Duration,
+    window: Duration,
+    /// The FIFO queue of waiters: only its holder may take the next grant.
+    turn: tokio::sync::Mutex<()>,
+    /// Short critical sections only; never held across an await.
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Grant instants, oldest first (including requests the server told us others made).
+    log: VecDeque<Instant>,
+    /// No grant before this instant (set after a 429).
+    paused_until: Option<Instant>,
+}
+
+impl RateLimiter {
+    /// `limit` requests per rolling `interval`, with the default margin of 1/50 of the interval.
+    pub fn new(limit: u32, interval: Duration) -> RateLimiter {
+        RateLimiter::with_margin(limit, interval, interval / 50)
+    }
+
+    /// As [`RateLimiter::new`] with an explicit margin added to the window.
+    pub fn with_margin(limit: u32, interval: Duration, margin: Duration) -> RateLimiter {
+        RateLimiter {
+            limit: limit.max(1) as usize,
+            interval,
+            window: interval + margin,
+            turn: tokio::sync::Mutex::new(()),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    pub fn limit(&self) -> u32 {
+        u32::try_from(self.limit).unwrap_or(u32::MAX)
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Wait for a turn to send one request; returns the instant of the grant, which the caller
+    /// hands back to [`RateLimiter::observe`] with the server's answer. Cancel-safe.
+    pub async fn acquire(&self) -> Instant {
+        let _turn = self.turn.lock().await;
+        loop {
+            let now = Instant::now();
+            let wait_until = {
+                let mut state = self.state();
+                self.prune(&mut state, now);
+                match self.next_free(&state, now) {
+                    None => {
+                        state.log.push_back(now);
+                        return now;
+                    }
+                    Some(at) => at,
+                }
+            };
+            // Whatever changes the state meanwhile only pushes the free instant later, so
+            // sleeping until the computed instant and looking again is never too early.
+            tokio::time::sleep_until(wait_until).await;
+        }
+    }
+
+    /// The server said `remaining` requests are left in its window, in answer to a request
+    /// granted at `granted`. If that is less room than our log leaves, others are spending the
+    /// budget: count the difference as used now, so that our callers slow down.
+    pub fn observe(&self, granted: Instant, remaining: u32) {
+        let now = Instant::now();
+        let mut state = self.state();
+        self.prune(&mut state, now);
+        // The server's window ended somewhere between the grant and now, so every request of
+        // ours that it can have counted lies after `granted - interval`.
+        let since = granted.checked_sub(self.interval);
+        let ours = match since {
+            Some(since) => state.log.iter().filter(|t| **t > since).count(),
+            None => state.log.len(),
+        };
+        let room = self.limit.saturating_sub(ours);
+        let foreign = room.saturating_sub(remaining as usize);
+        for _ in 0..foreign {
+            state.log.push_back(now);
+        }
+        if foreign > 0 {
+            tracing::debug!(
+                target: "dupdesk::crm",
+                foreign,
+                remaining,
+                "the server reports less rate-limit room than we used; slowing down"
+            );
+        }
+    }
+
+    /// Grant nothing for `wait` from now (after a 429). Extends, never shortens, a pause.
+    pub fn pause_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut state = self.state();
+        if state.paused_until.is_none_or(|p| p < until) {
+            state.paused_until = Some(until);
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state stays consistent at every point a panic could occur, so a poisoned lock
+        // is still safe to use.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Drop instants no decision needs any more: older than two windows (`observe` looks one
+    /// interval back from a grant that may itself be up to a window old).
+    fn prune(&self, state: &mut State, now: Instant) {
+        if let Some(horizon) = now.checked_sub(self.window * 2) {
+            while state.log.front().is_some_and(|t| *t <= horizon) {
+                state.log.pop_front();
+            }
+        }
+    }
+
+    /// `None` when a request may go now, else the earliest instant it may.
+    fn next_free(&self, state: &State, now: Instant) -> Option<Instant> {
+        if let Some(p) = state.paused_until.filter(|p| *p > now) {
+            return Some(p);
+        }
+        let in_window = match now.checked_sub(self.window) {
+            Some(start) => state.log.len() - state.log.partition_point(|t| *t <= start),
+            None => state.log.len(),
+        };
+        if in_window < self.limit {
+            return None;
+        }
+        // The window has room again once the `limit`-th newest grant has left it.
+        let pivot = state.log[state.log.len() - self.limit];
+        Some(pivot + self.window)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    const TEN_S: Duration = Duration::from_secs(10);
+
+    /// No window of the limiter's own length holds more than `limit` grants.
+    fn assert_no_window_exceeds(grants: &[Instant], limit: usize, interval: Duration) {
+        let mut sorted = grants.to_vec();
+        sorted.sort();
+        for w in sorted.windows(limit + 1) {
+            assert!(
+                w[limit] - w[0] >= interval,
+                "{} grants within {:?}",
+                limit + 1,
+                w[limit] - w[0]
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_callers_never_exceed_a_rolling_window_and_reach_the_limit() {
+        let limiter = Arc::new(RateLimiter::new(10, TEN_S));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let l = limiter.clone();
+            tasks.push(tokio::spawn(async move { l.acquire().await }));
+        }
+        let mut grants = Vec::new();
+        for t in tasks {
+            grants.push(t.await.unwrap());
+        }
+        assert_no_window_exceeds(&grants, 10, TEN_S);
+        // 50 grants: the first 10 at once, then 10 per 10.2 s window.
+        let last = grants.iter().max().copied().unwrap();
+        let span = last - start;
+        let rate = 40.0 / span.as_secs_f64();
+        assert!(rate >= 0.95 * 1.0, "sustained {rate:.3}/s of 1/s");
+        assert!(rate <= 1.0, "sustained {rate:.3}/s above the limit");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiters_are_served_in_arrival_order() {
+        let limiter = Arc::new(RateLimiter::new(1, Duration::from_secs(1)));
+        limiter.acquire().await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let (l, o) = (limiter.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                l.acquire().await;
+                o.lock().unwrap().push(i);
+            }));
+            // Let task i queue before task i+1 is spawned.
+            tokio::task::yield_now().await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), (0..8).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_wait_consumes_nothing() {
+        let limiter = RateLimiter::with_margin(2, TEN_S, Duration::ZERO);
+        let t0 = limiter.acquire().await;
+        limiter.acquire().await;
+        // The third request must wait for the first grant to leave the window; give up early.
+        let gave_up = tokio::time::timeout(Duration::from_secs(3), limiter.acquire()).await;
+        assert!(gave_up.is_err());
+        // Only two grants are in the log: the next one comes exactly when the first expires,
+        // and the one after it when the second does, not later.
+        let third = limiter.acquire().await;
+        assert_eq!(third - t0, TEN_S);
+        assert_eq!(limiter.state().log.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_holds_every_caller_back() {
+        let limiter = RateLimiter::new(100, TEN_S);
+        let t0 = limiter.acquire().await;
+        limiter.pause_for(Duration::from_secs(4));
+        limiter.pause_for(Duration::from_secs(1)); // never shortens
+        let t1 = limiter.acquire().await;
+        assert_eq!(t1 - t0, Duration::from_secs(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_servers_remaining_count_slows_us_down() {
+        let limiter = RateLimiter::with_margin(10, TEN_S, Duration::ZERO);
+        let granted = limiter.acquire().await;
+        // We used 1 of 10, but the server says only 2 are left: someone else used 7.
+        limiter.observe(granted, 2);
+        let t0 = Instant::now();
+        limiter.acquire().await;
+        limiter.acquire().await;
+        assert_eq!(Instant::now(), t0, "the two the server allows go at once");
+        limiter.acquire().await;
+        assert!(Instant::now() - t0 >= Duration::from_secs(9));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_with_more_room_changes_nothing() {
+        let limiter = RateLimiter::with_margin(3, TEN_S, Duration::ZERO);
+        let g = limiter.acquire().await;
+        limiter.observe(g, 50);
+        limiter.acquire().await;
+        limiter.acquire().await;
+        assert_eq!(limiter.state().log.len(), 3);
+    }
+}

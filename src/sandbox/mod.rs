@@ -1,2 +1,141 @@
-//! placeholder
+//! The sandbox CRM: a local HTTP server on 127.0.0.1 that speaks the subset of HubSpot's CRM v3
+//! objects API dupdesk uses (list, read, create, update, batch read/update/create, search,
+//! merge) for contacts and companies, with HubSpot's wire format, error bodies, rate-limit
+//! headers and merge semantics, so that pointing dupdesk (or HubSpot's own client libraries)
+//! at it behaves as against a real portal. It keeps its own small SQLite store, can inject
+//! faults deterministically, and logs every merge it applies. It serves `dupdesk demo`, the
+//! connector and executor tests, and users trying dupdesk; production code paths must only
+//! ever reach it through its URL.
+//!
+//! Choices where HubSpot leaves room, documented so a user is not surprised:
+//! - Values written through the API get history versions with `sourceType` `INTEGRATION`
+//!   (what a private app's writes show as) and `sourceId` `sandbox-private-app`.
+//! - A merge writes versions with `sourceType` `MERGE` for `hs_object_id`,
+//!   `hs_merged_object_ids`, the last-modified date, and for a primary value that an absorbed
+//!   record's newer history would otherwise shadow (so the newest version is the current value).
+//!   The merged record keeps the primary's `createdAt`.
+//! - The search-specific rate limit (about 4 requests per second) is not modelled.
+//! - Nothing is ever archived; `archived=true` lists are empty.
+//!
+//! Admin routes, neither authenticated nor rate limited: `GET /_sandbox/merges` (the merge log
+//! as JSON, in order) and `GET /_sandbox/stats` (request counts by status).
+
+mod api;
+mod error;
+pub mod faults;
+mod limits;
+mod search;
 pub mod seed;
+mod store;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use faults::{FaultSpec, FaultSpecError};
+pub use limits::RateLimit;
+pub use store::{API_SOURCE_ID, API_SOURCE_TYPE, MergeLogEntry};
+
+/// How to run a sandbox.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxOptions {
+    /// 0: any free port. The sandbox always binds 127.0.0.1.
+    pub port: u16,
+    /// The sandbox's own SQLite file; `None` keeps the data in memory.
+    pub data: Option<std::path::PathBuf>,
+    /// Loaded only when the store is empty, so a restart from a data file keeps its changes.
+    pub seed: Option<seed::SeedData>,
+    pub rate_limit: RateLimit,
+    pub faults: FaultSpec,
+    /// `Some`: the only bearer token accepted. `None`: any non-empty bearer token.
+    pub token: Option<String>,
+}
+
+/// A running sandbox. Dropping it stops the server too; [`Sandbox::shutdown`] also waits for
+/// it to finish.
+pub struct Sandbox {
+    addr: SocketAddr,
+    state: Arc<api::AppState>,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Start a sandbox on 127.0.0.1 and return once it accepts connections.
+pub async fn start(opts: SandboxOptions) -> Result<Sandbox> {
+    let mut db = store::SandboxDb::open(opts.data.as_deref())?;
+    if let Some(seed) = &opts.seed {
+        if db.is_empty()? {
+            db.load_seed(seed).context("loading the sandbox seed")?;
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
+        .await
+        .with_context(|| format!("binding the sandbox to 127.0.0.1:{}", opts.port))?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let state = Arc::new(api::AppState {
+        db: Mutex::new(db),
+        limiter: Mutex::new(limits::Limiter::new(opts.rate_limit)),
+        dice: Mutex::new(faults::FaultDice::new(opts.faults)),
+        token: opts.token,
+        base_url: format!("http://{addr}"),
+        stats: Mutex::new(Default::default()),
+        shutdown: shutdown.clone(),
+    });
+    let app = api::router(state.clone());
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!("sandbox server stopped: {e}");
+        }
+    });
+    tracing::info!("sandbox CRM listening on http://{addr}");
+    Ok(Sandbox {
+        addr,
+        state,
+        shutdown,
+        task: Some(task),
+    })
+}
+
+impl Sandbox {
+    /// `http://127.0.0.1:PORT`, the value for a connector's base URL.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every merge applied, in order.
+    pub async fn merge_log(&self) -> Result<Vec<MergeLogEntry>> {
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || {
+            let db = state.db.lock().unwrap_or_else(|e| e.into_inner());
+            db.merge_log()
+        })
+        .await
+        .context("reading the sandbox merge log")?
+    }
+
+    /// Stop serving (unanswered requests are released) and wait for the server to end.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

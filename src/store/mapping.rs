@@ -148,6 +148,161 @@ pub fn active_rows(conn: &Connection, object_type: ObjectType) -> Result<Vec<Map
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The distinct ids in `target_system` that the active rows of `source_ids` point to.
+pub fn active_targets(
+    conn: &Connection,
+    object_type: ObjectType,
+    source_system: &str,
+    source_ids: &[String],
+    target_system: &str,
+) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT target_id FROM id_mapping WHERE object_type = ?1 AND source_system = ?2
+         AND source_id = ?3 AND target_system = ?4 AND active = 1",
+    )?;
+    let mut out: Vec<String> = Vec::new();
+    for id in source_ids {
+        let rows = stmt.query_map(
+            params![object_type.as_str(), source_system, id, target_system],
+            |r| r.get::<_, String>(0),
+        )?;
+        for t in rows {
+            let t = t?;
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// What a merge did to the mapping table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeMapping {
+    /// None of the merged records had an id in the other system.
+    NoMapping,
+    /// All mapped to one id: the survivor now maps to it and the old rows point to its row.
+    Mapped { target_id: String, row: i64 },
+    /// They mapped to different ids: recorded for the steward, nothing picked.
+    Conflict {
+        target_ids: Vec<String>,
+        conflict: i64,
+    },
+}
+
+/// After `merged_ids` were merged into `survivor`: deactivate every active row of a merged-away
+/// id, add the survivor's row, or record a conflict when the ids disagree. Call inside the
+/// transaction that finishes the merge job.
+#[allow(clippy::too_many_arguments)]
+pub fn supersede_after_merge(
+    conn: &Connection,
+    object_type: ObjectType,
+    source_system: &str,
+    merged_ids: &[String],
+    survivor: &str,
+    target_system: &str,
+    job_id: Option<i64>,
+    now: &str,
+) -> Result<MergeMapping> {
+    let targets = active_targets(conn, object_type, source_system, merged_ids, target_system)?;
+    let outcome = match targets.as_slice() {
+        [] => return Ok(MergeMapping::NoMapping),
+        [only] => {
+            let existing: Option<i64> = conn
+                .query_row(
+                    "SELECT id FROM id_mapping WHERE object_type = ?1 AND source_system = ?2
+                     AND source_id = ?3 AND target_system = ?4 AND active = 1",
+                    params![object_type.as_str(), source_system, survivor, target_system],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let row = match existing {
+                Some(row) => row,
+                None => {
+                    // The survivor may be one of the merged ids (a CRM that keeps the primary's
+                    // id): its old row is deactivated below and replaced by this one.
+                    conn.execute(
+                        "UPDATE id_mapping SET active = 0, deactivated_at = ?5
+                         WHERE object_type = ?1 AND source_system = ?2 AND source_id = ?3
+                         AND target_system = ?4 AND active = 1",
+                        params![
+                            object_type.as_str(),
+                            source_system,
+                            survivor,
+                            target_system,
+                            now
+                        ],
+                    )?;
+                    insert(
+                        conn,
+                        &Link {
+                            object_type,
+                            source_system,
+                            source_id: survivor,
+                            target_system,
+                            target_id: only,
+                        },
+                        "merge",
+                        now,
+                        &format!("merged from {}", merged_ids.join(", ")),
+                    )?
+                }
+            };
+            MergeMapping::Mapped {
+                target_id: only.clone(),
+                row,
+            }
+        }
+        many => {
+            conn.execute(
+                "INSERT INTO mapping_conflicts (job_id, object_type, survivor_id, target_system, target_ids, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    job_id,
+                    object_type.as_str(),
+                    survivor,
+                    target_system,
+                    serde_json::to_string(many)?,
+                    now
+                ],
+            )?;
+            MergeMapping::Conflict {
+                target_ids: many.to_vec(),
+                conflict: conn.last_insert_rowid(),
+            }
+        }
+    };
+    let superseded_by = match &outcome {
+        MergeMapping::Mapped { row, .. } => Some(*row),
+        _ => None,
+    };
+    let note = match &outcome {
+        MergeMapping::Conflict { conflict, .. } => {
+            format!("merged into {survivor}; conflict #{conflict}")
+        }
+        _ => format!("merged into {survivor}"),
+    };
+    let mut stmt = conn.prepare_cached(
+        "UPDATE id_mapping SET active = 0, superseded_by = ?6, deactivated_at = ?7, note = ?8
+         WHERE object_type = ?1 AND source_system = ?2 AND source_id = ?3 AND target_system = ?4
+         AND active = 1 AND id IS NOT ?5",
+    )?;
+    for id in merged_ids.iter().filter(|id| id.as_str() != survivor) {
+        stmt.execute(params![
+            object_type.as_str(),
+            source_system,
+            id,
+            target_system,
+            superseded_by,
+            superseded_by,
+            now,
+            note
+        ])?;
+    }
+    Ok(outcome)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

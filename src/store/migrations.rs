@@ -46,6 +46,8 @@ CREATE TABLE sync_state (
     last_run_at  TEXT NOT NULL,
     last_count   INTEGER NOT NULL DEFAULT 0,
     total_count  INTEGER NOT NULL DEFAULT 0,
+    -- total_count as it was before the last run, for the record-count alert
+    previous_total INTEGER,
     PRIMARY KEY (source, object_type)
 ) STRICT;
 

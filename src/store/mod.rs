@@ -4,6 +4,7 @@
 //! runs in one place and in order. Typed queries live in the submodules as functions over a
 //! `&Connection`, so several of them can share one transaction. Render code must not call it.
 
+pub mod journal;
 pub mod mapping;
 pub mod migrations;
 pub mod records;

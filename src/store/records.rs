@@ -107,21 +107,7 @@ pub fn upsert_records(
 
 const COLUMNS: &str = "rid, object_type, id, system, properties, history, created_at, updated_at, archived, merged_into, changed_at";
 
-fn from_row(
-    row: &Row<'_>,
-) -> rusqlite::Result<(
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    bool,
-    Option<String>,
-    String,
-)> {
+fn from_row(row: &Row<'_>) -> rusqlite::Result<RawRow> {
     Ok((
         row.get(0)?,
         row.get(1)?,

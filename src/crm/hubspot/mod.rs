@@ -1,2 +1,444 @@
-//! placeholder
+//! The HubSpot CRM v3 connector: contacts and companies over HTTPS (reqwest with rustls),
+//! implementing [`Connector`] exactly as HubSpot's objects API behaves (see
+//! `/work/shared/CRM-API.md`). It translates between the wire types of [`wire`] and the model;
+//! [`client`] paces, retries and logs the requests. It must not decide what to merge, and it
+//! never retries a merge whose outcome is unknown (see [`crate::crm::retry`]).
+
+mod client;
+mod search;
 pub mod wire;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use client::{CallStats, error_from_response};
+pub use search::{SEARCH_PAGE_LIMIT, SEARCH_RESULT_CAP};
+
+use self::client::{Call, Http};
+use self::search::Cursor;
+use self::wire::{
+    BatchReadRequest, BatchResponse, CollectionResponse, Filter, FilterGroup, IdInput,
+    MergeRequest, SearchRequest, SearchResponse, SimplePublicObject, UpdateInput,
+};
+use super::ratelimit::RateLimiter;
+use super::retry::{Idempotency, RetryPolicy};
+use super::{BatchRead, Connector, CrmError, Page, ReadOutcome};
+use crate::config::{Config, Secret};
+use crate::model::{ObjectType, Record};
+
+/// HubSpot's largest list page, and its largest when property history is asked for.
+const LIST_PAGE_LIMIT: u32 = 100;
+const LIST_PAGE_LIMIT_WITH_HISTORY: u32 = 50;
+/// HubSpot's largest batch read.
+const BATCH_LIMIT: usize = 100;
+/// HubSpot's search endpoints allow about four requests per second per token.
+const SEARCH_RATE: (u32, Duration) = (4, Duration::from_secs(1));
+
+/// How to reach a HubSpot portal (or the sandbox standing in for one).
+#[derive(Debug, Clone)]
+pub struct HubSpotOptions {
+    pub base_url: String,
+    pub token: Secret,
+    /// Requests allowed per `rate_interval` (100 per 10 s on Free/Starter).
+    pub rate_limit: u32,
+    pub rate_interval: Duration,
+    /// Retries of a 5xx, timeout or 429 before the call counts as failed.
+    pub max_retries: u32,
+    /// Per request, connecting included.
+    pub timeout: Duration,
+    /// Records per list page (at most 100; 50 when property history is asked for).
+    pub page_size: u32,
+    /// The system's name in logs and the id mapping table.
+    pub system: String,
+}
+
+impl HubSpotOptions {
+    pub fn from_config(config: &Config, token: Secret) -> HubSpotOptions {
+        HubSpotOptions {
+            base_url: config.crm.base_url.clone(),
+            token,
+            rate_limit: config.crm.rate_limit,
+            rate_interval: Duration::from_millis(config.crm.rate_interval_ms),
+            max_retries: config.crm.max_retries,
+            timeout: Duration::from_secs(config.crm.timeout_secs),
+            page_size: config.crm.page_size,
+            system: "crm".to_string(),
+        }
+    }
+}
+
+/// The HubSpot connector. Cheap to share behind an `Arc`; safe to call concurrently.
+pub struct HubSpotConnector {
+    http: Http,
+    page_size: u32,
+    system: String,
+    search_cap: u32,
+}
+
+impl HubSpotConnector {
+    /// A connector with its own rate limiter sized from the options.
+    pub fn new(opts: HubSpotOptions) -> anyhow::Result<HubSpotConnector> {
+        let limiter = Arc::new(RateLimiter::new(opts.rate_limit, opts.rate_interval));
+        HubSpotConnector::with_limiter(opts, limiter)
+    }
+
+    /// A connector that shares `limiter` with others spending the same account's budget.
+    pub fn with_limiter(
+        opts: HubSpotOptions,
+        limiter: Arc<RateLimiter>,
+    ) -> anyhow::Result<HubSpotConnector> {
+        let http = Http::new(
+            &opts.base_url,
+            &opts.token,
+            opts.timeout,
+            limiter,
+            RateLimiter::new(SEARCH_RATE.0, SEARCH_RATE.1),
+            RetryPolicy::new(opts.max_retries),
+        )?;
+        Ok(HubSpotConnector {
+            http,
+            page_size: opts.page_size.clamp(1, LIST_PAGE_LIMIT),
+            system: opts.system,
+            search_cap: SEARCH_RESULT_CAP,
+        })
+    }
+
+    /// Replace the back-off timing (the retry counts stay as configured).
+    pub fn with_backoff(mut self, base: Duration, cap: Duration) -> HubSpotConnector {
+        self.http.retry.base = base;
+        self.http.retry.cap = cap;
+        self
+    }
+
+    /// Lower the search result cap below HubSpot's 10,000, so the watermark logic can be
+    /// exercised with small data. Never raise it: HubSpot refuses offsets past its cap.
+    pub fn with_search_cap(mut self, cap: u32) -> HubSpotConnector {
+        self.search_cap = cap.clamp(1, SEARCH_RESULT_CAP);
+        self
+    }
+
+    /// What the connector has sent so far.
+    pub fn stats(&self) -> CallStats {
+        self.http.stats()
+    }
+
+    async fn search(
+        &self,
+        object: ObjectType,
+        ids: &[&str],
+        request: &SearchRequest,
+    ) -> Result<SearchResponse, CrmError> {
+        let reply = self
+            .http
+            .execute(&Call {
+                op: "search",
+                object,
+                ids,
+                method: Method::POST,
+                path: vec!["crm", "v3", "objects", object.as_str(), "search"],
+                query: Vec::new(),
+                body: Some(to_json(request)?),
+                idempotency: Idempotency::Idempotent,
+                search: true,
+            })
+            .await?;
+        parse(&reply.body, reply.status)
+    }
+
+    async fn batch_read_chunk(
+        &self,
+        object: ObjectType,
+        ids: &[String],
+        properties: &[String],
+        history: &[String],
+    ) -> Result<BatchRead, CrmError> {
+        let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let request = BatchReadRequest {
+            inputs: ids.iter().map(|id| IdInput { id: id.clone() }).collect(),
+            properties: properties.to_vec(),
+            properties_with_history: history.to_vec(),
+            id_property: None,
+        };
+        let reply = self
+            .http
+            .execute(&Call {
+                op: "batch_read",
+                object,
+                ids: &id_refs,
+                method: Method::POST,
+                path: vec!["crm", "v3", "objects", object.as_str(), "batch", "read"],
+                query: vec![("archived", "false".to_string())],
+                body: Some(to_json(&request)?),
+                idempotency: Idempotency::Idempotent,
+                search: false,
+            })
+            .await?;
+        let response: BatchResponse = parse(&reply.body, reply.status)?;
+        let mut missing = Vec::new();
+        for error in &response.errors {
+            if error.category != "OBJECT_NOT_FOUND" {
+                return Err(CrmError::Other {
+                    status: reply.status.as_u16(),
+                    message: format!("batch read: {} ({})", error.message, error.category),
+                });
+            }
+            missing.extend(error.context.get("ids").into_iter().flatten().cloned());
+        }
+        Ok(BatchRead {
+            found: response
+                .results
+                .into_iter()
+                .map(|o| o.into_record(object))
+                .collect(),
+            missing,
+        })
+    }
+}
+
+#[async_trait]
+impl Connector for HubSpotConnector {
+    fn system(&self) -> &str {
+        &self.system
+    }
+
+    async fn list_page(
+        &self,
+        object: ObjectType,
+        after: Option<&str>,
+        properties: &[String],
+        history: &[String],
+    ) -> Result<Page, CrmError> {
+        let limit = if history.is_empty() {
+            self.page_size
+        } else {
+            self.page_size.min(LIST_PAGE_LIMIT_WITH_HISTORY)
+        };
+        let mut query = vec![
+            ("limit", limit.to_string()),
+            ("archived", "false".to_string()),
+        ];
+        if let Some(after) = after {
+            query.push(("after", after.to_string()));
+        }
+        query.extend(properties.iter().map(|p| ("properties", p.clone())));
+        query.extend(history.iter().map(|p| ("propertiesWithHistory", p.clone())));
+        let reply = self
+            .http
+            .execute(&Call {
+                op: "list",
+                object,
+                ids: &[],
+                method: Method::GET,
+                path: vec!["crm", "v3", "objects", object.as_str()],
+                query,
+                body: None,
+                idempotency: Idempotency::Idempotent,
+                search: false,
+            })
+            .await?;
+        let response: CollectionResponse = parse(&reply.body, reply.status)?;
+        Ok(Page {
+            records: response
+                .results
+                .into_iter()
+                .map(|o| o.into_record(object))
+                .collect(),
+            next: response.paging.and_then(|p| p.next).map(|n| n.after),
+        })
+    }
+
+    async fn modified_since_page(
+        &self,
+        object: ObjectType,
+        since: &str,
+        after: Option<&str>,
+        properties: &[String],
+    ) -> Result<Page, CrmError> {
+        let cursor = match after {
+            Some(after) => Cursor::decode(after)?,
+            None => Cursor::start(since)?,
+        };
+        let limit = SEARCH_PAGE_LIMIT.min(self.search_cap);
+        let request = cursor.request(object, properties, limit);
+        let response = self.search(object, &[], &request).await?;
+        let next = cursor.next(object, &response, limit, self.search_cap);
+        Ok(Page {
+            records: response
+                .results
+                .into_iter()
+                .map(|o| o.into_record(object))
+                .collect(),
+            next: next.map(|c| c.encode()),
+        })
+    }
+
+    async fn batch_read(
+        &self,
+        object: ObjectType,
+        ids: &[String],
+        properties: &[String],
+        history: &[String],
+    ) -> Result<BatchRead, CrmError> {
+        let mut all = BatchRead::default();
+        for chunk in ids.chunks(BATCH_LIMIT) {
+            let part = self
+                .batch_read_chunk(object, chunk, properties, history)
+                .await?;
+            all.found.extend(part.found);
+            all.missing.extend(part.missing);
+        }
+        Ok(all)
+    }
+
+    async fn read(
+        &self,
+        object: ObjectType,
+        id: &str,
+        properties: &[String],
+    ) -> Result<ReadOutcome, CrmError> {
+        let mut query = vec![("archived", "false".to_string())];
+        query.extend(properties.iter().map(|p| ("properties", p.clone())));
+        let sent = self
+            .http
+            .execute(&Call {
+                op: "read",
+                object,
+                ids: &[id],
+                method: Method::GET,
+                path: vec!["crm", "v3", "objects", object.as_str(), id],
+                query,
+                body: None,
+                idempotency: Idempotency::Idempotent,
+                search: false,
+            })
+            .await;
+        let reply = match sent {
+            Ok(reply) => reply,
+            Err(CrmError::NotFound { .. }) => return Ok(ReadOutcome::Missing),
+            Err(e) => return Err(e),
+        };
+        let record = parse::<SimplePublicObject>(&reply.body, reply.status)?.into_record(object);
+        // HubSpot answers a merged-away id with the record it was merged into.
+        Ok(if record.id == id {
+            ReadOutcome::Live(record)
+        } else {
+            ReadOutcome::MergedInto(record)
+        })
+    }
+
+    async fn update(
+        &self,
+        object: ObjectType,
+        id: &str,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<Record, CrmError> {
+        let body = UpdateInput {
+            properties: properties.clone(),
+        };
+        let reply = self
+            .http
+            .execute(&Call {
+                op: "update",
+                object,
+                ids: &[id],
+                method: Method::PATCH,
+                path: vec!["crm", "v3", "objects", object.as_str(), id],
+                query: Vec::new(),
+                body: Some(to_json(&body)?),
+                // Setting the same values twice leaves the same record.
+                idempotency: Idempotency::Idempotent,
+                search: false,
+            })
+            .await?;
+        Ok(parse::<SimplePublicObject>(&reply.body, reply.status)?.into_record(object))
+    }
+
+    async fn search_by_email(
+        &self,
+        email: &str,
+        properties: &[String],
+    ) -> Result<Vec<Record>, CrmError> {
+        let object = ObjectType::Contacts;
+        let mut request = SearchRequest {
+            filter_groups: vec![FilterGroup {
+                filters: vec![Filter {
+                    property_name: "email".to_string(),
+                    operator: "EQ".to_string(),
+                    value: Some(email.to_string()),
+                    high_value: None,
+                    values: None,
+                }],
+            }],
+            sorts: Vec::new(),
+            query: None,
+            properties: properties.to_vec(),
+            limit: Some(LIST_PAGE_LIMIT),
+            after: None,
+        };
+        let mut found = Vec::new();
+        loop {
+            let response = self.search(object, &[], &request).await?;
+            found.extend(response.results.into_iter().map(|o| o.into_record(object)));
+            // Far more than any real set of same-email contacts: stop at the cap, not past it.
+            match response.paging.and_then(|p| p.next) {
+                Some(next)
+                    if next
+                        .after
+                        .parse::<u32>()
+                        .is_ok_and(|n| n + LIST_PAGE_LIMIT <= self.search_cap) =>
+                {
+                    request.after = Some(next.after);
+                }
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    async fn merge(
+        &self,
+        object: ObjectType,
+        primary: &str,
+        loser: &str,
+    ) -> Result<Record, CrmError> {
+        let body = MergeRequest {
+            primary_object_id: primary.to_string(),
+            object_id_to_merge: loser.to_string(),
+        };
+        let reply = self
+            .http
+            .execute(&Call {
+                op: "merge",
+                object,
+                ids: &[primary, loser],
+                method: Method::POST,
+                path: vec!["crm", "v3", "objects", object.as_str(), "merge"],
+                query: Vec::new(),
+                body: Some(to_json(&body)?),
+                idempotency: Idempotency::NotIdempotent,
+                search: false,
+            })
+            .await?;
+        // The survivor is the record in the answer, with its new id, not `primary`.
+        Ok(parse::<SimplePublicObject>(&reply.body, reply.status)?.into_record(object))
+    }
+}
+
+fn to_json(value: &impl Serialize) -> Result<Vec<u8>, CrmError> {
+    serde_json::to_vec(value).map_err(|e| CrmError::Other {
+        status: 0,
+        message: format!("could not encode the request: {e}"),
+    })
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8], status: StatusCode) -> Result<T, CrmError> {
+    serde_json::from_slice(body).map_err(|e| CrmError::Other {
+        status: status.as_u16(),
+        message: format!("unexpected response body ({e})"),
+    })
+}

@@ -125,6 +125,9 @@ pub struct StandardError {
     pub context: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub errors: Vec<serde_json::Value>,
+    /// Always present in HubSpot's answers (HubSpot's own clients require it), usually empty.
+    #[serde(default)]
+    pub links: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

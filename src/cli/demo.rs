@@ -1,0 +1,115 @@
+//! `dupdesk demo`: everything local. A fresh workspace, the sandbox CRM seeded with generated
+//! records (planted duplicates included) in a data file beside it, a pull over real HTTP, the
+//! matcher, then the review TUI. The workspace remembers that its CRM is the sandbox, so every
+//! later command on it (`pull`, `review`, `apply`, ...) starts the sandbox again from that file.
+
+use anyhow::{Context, Result, bail};
+
+use super::Ctx;
+use super::connect::{
+    META_CRM_KIND, META_SANDBOX_DATA, META_SANDBOX_RATE_LIMIT, default_sandbox_data, start_sandbox,
+};
+use crate::demo::{self, DemoOptions};
+use crate::store::{self, Store};
+
+/// Marks a workspace as made by the demo, so re-running the demo may replace it and nothing
+/// else ever is.
+const META_DEMO: &str = "demo";
+
+/// The demo's sandbox mimics a Professional portal (190 requests per 10 s).
+const DEMO_RATE_LIMIT: u32 = 190;
+
+pub struct DemoArgs {
+    pub records: Option<usize>,
+    pub no_tui: bool,
+}
+
+pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
+    let ws = ctx.workspace_path();
+    let data = default_sandbox_data(&ws);
+    prepare_fresh(&ws, &data)?;
+
+    let seed = match args.records {
+        None => demo::default_seed()?,
+        Some(n) => demo::generate(&DemoOptions::scaled(n)).data,
+    };
+    eprintln!(
+        "demo: sandbox CRM with {} contacts and {} companies, workspace {}",
+        seed.contacts.len(),
+        seed.companies.len(),
+        ws.display()
+    );
+    let store = Store::open(&ws)?;
+    let data_name = data
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .context("sandbox data file name")?;
+    store
+        .call(move |c| {
+            store::set_meta(c, META_DEMO, "true")?;
+            store::set_meta(c, META_CRM_KIND, "sandbox")?;
+            store::set_meta(c, META_SANDBOX_DATA, &data_name)?;
+            store::set_meta(c, META_SANDBOX_RATE_LIMIT, &DEMO_RATE_LIMIT.to_string())?;
+            Ok(())
+        })
+        .await?;
+    let conn = start_sandbox(&ctx.config, &data, Some(seed), DEMO_RATE_LIMIT).await?;
+    if let Some(s) = &conn.sandbox {
+        eprintln!("demo: sandbox CRM listening on {}", s.base_url());
+    }
+    let report = super::pull::pull_with_progress(ctx, &store, &conn).await;
+    conn.close().await;
+    super::pull::print_report(&report?);
+
+    let summary = store.call(|c| crate::store::records::counts(c)).await?;
+    println!("workspace {} holds:", ws.display());
+    for (system, object, n) in summary {
+        println!("  {n:>7} {object} from {system}");
+    }
+    let mappings: i64 = store
+        .call(|c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM id_mapping WHERE active = 1",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await?;
+    println!("  {mappings:>7} active id mappings");
+    println!(
+        "go on with: dupdesk --workspace {} <command>   (the sandbox starts again from {})",
+        ws.display(),
+        data.display()
+    );
+    let _ = args.no_tui;
+    Ok(())
+}
+
+/// Remove a previous demo's workspace and sandbox data; refuse to touch anything else.
+fn prepare_fresh(ws: &std::path::Path, data: &std::path::Path) -> Result<()> {
+    if ws.exists() {
+        let is_demo = Store::open(ws)
+            .and_then(|s| s.call_blocking(|c| store::get_meta(c, META_DEMO)))
+            .ok()
+            .flatten()
+            .is_some_and(|v| v == "true");
+        if !is_demo {
+            bail!(
+                "{} exists and is not a demo workspace; pass another --workspace",
+                ws.display()
+            );
+        }
+    }
+    for path in [ws.to_path_buf(), data.to_path_buf()] {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let p = std::path::PathBuf::from(p);
+            if p.exists() {
+                std::fs::remove_file(&p)
+                    .with_context(|| format!("removing the old demo file {}", p.display()))?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! `dupdesk pull`: every configured object type from the workspace's CRM into the workspace,
+//! incrementally after the first run, with a progress line on stderr.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::Ctx;
+use super::connect::connect;
+use crate::store::Store;
+use crate::sync::{self, PullProgress, PullReport};
+
+pub async fn run(ctx: &Ctx) -> Result<()> {
+    let store = Store::open(ctx.workspace_path())?;
+    let conn = connect(&ctx.config, &store).await?;
+    let report = pull_with_progress(ctx, &store, &conn).await;
+    conn.close().await;
+    print_report(&report?);
+    Ok(())
+}
+
+/// Pull with a spinner on stderr (hidden when stderr is not a terminal).
+pub async fn pull_with_progress(
+    ctx: &Ctx,
+    store: &Store,
+    conn: &super::connect::CrmConnection,
+) -> Result<PullReport> {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let progress = {
+        let bar = bar.clone();
+        move |p: PullProgress| match p {
+            PullProgress::Started {
+                object,
+                incremental,
+            } => bar.set_message(format!(
+                "pulling {object} ({})",
+                if incremental { "changes since last pull" } else { "all records" }
+            )),
+            PullProgress::Fetched { object, so_far } => {
+                bar.set_message(format!("pulling {object}: {so_far} read"))
+            }
+            PullProgress::Finished { object, pull } => bar.println(format!(
+                "{object}: {} read, {} new, {} updated, {} unchanged",
+                pull.fetched, pull.stats.inserted, pull.stats.updated, pull.stats.unchanged
+            )),
+        }
+    };
+    let report = sync::pull(store, conn.crm.as_ref(), &ctx.config, &progress).await;
+    bar.finish_and_clear();
+    report
+}
+
+pub fn print_report(report: &PullReport) {
+    let t = report.total();
+    println!(
+        "pulled: {} new, {} updated, {} unchanged",
+        t.inserted, t.updated, t.unchanged
+    );
+    for (object, p) in &report.objects {
+        if p.merged_away > 0 || p.mappings_new > 0 || p.mappings_changed > 0 {
+            println!(
+                "{object}: {} merged away in the CRM, {} new id mappings, {} changed",
+                p.merged_away, p.mappings_new, p.mappings_changed
+            );
+        }
+    }
+}

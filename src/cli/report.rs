@@ -1,0 +1,87 @@
+//! Read-only reports: `dupdesk export decisions`, `dupdesk lineage ID`, `dupdesk stats`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use super::Ctx;
+use crate::export::{self, Filter, Format};
+use crate::model::ObjectType;
+use crate::stats::{self, Thresholds};
+use crate::store::Store;
+
+pub fn export_decisions(
+    ctx: &Ctx,
+    format: Format,
+    out: Option<PathBuf>,
+    filter: Filter,
+) -> Result<()> {
+    let store = super::open_existing(ctx)?;
+    let rows = store.call_blocking(move |c| export::rows(c, &filter))?;
+    let n = match &out {
+        Some(path) => {
+            // Write beside the target and rename, so a failed export never leaves half a file.
+            let tmp = path.with_extension("partial");
+            let mut f = std::io::BufWriter::new(
+                std::fs::File::create(&tmp)
+                    .with_context(|| format!("creating {}", tmp.display()))?,
+            );
+            let n = export::write(&rows, format, &mut f)?;
+            f.flush()?;
+            drop(f);
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            n
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            let n = export::write(&rows, format, &mut lock)?;
+            lock.flush()?;
+            n
+        }
+    };
+    if let Some(path) = out {
+        eprintln!("exported {n} decisions to {}", path.display());
+    }
+    Ok(())
+}
+
+pub fn lineage(ctx: &Ctx, id: &str, object: Option<ObjectType>, json: bool) -> Result<()> {
+    let store = super::open_existing(ctx)?;
+    let sources = ctx.config.sources.clone();
+    let id = id.to_string();
+    let l = store.call_blocking(move |c| crate::lineage::lineage(c, object, &id, &sources))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&l)?);
+    } else {
+        print!("{}", l.render_text());
+    }
+    Ok(())
+}
+
+pub fn stats(ctx: &Ctx, json: bool) -> Result<()> {
+    let store = super::open_existing(ctx)?;
+    let thresholds = Thresholds {
+        record_count_change: ctx.config.alerts.record_count_change,
+    };
+    let s = store.call_blocking(move |c| stats::collect(c, thresholds))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print!("{}", s.render_text());
+    }
+    Ok(())
+}
+
+/// Opened only if it exists: a report on a mistyped path should say so, not create a file.
+pub fn open_existing_store(path: &std::path::Path) -> Result<Store> {
+    if !path.exists() {
+        anyhow::bail!(
+            "no workspace at {} (run `dupdesk demo`, `dupdesk pull` or `dupdesk import` first, or pass --workspace)",
+            path.display()
+        );
+    }
+    Store::open(path)
+}

@@ -1,0 +1,651 @@
+//! The merge executor: turns approved decisions into merge jobs and runs them step by step
+//! under the journal (`store::journal`). Every step is recorded as `sent` and committed before
+//! its CRM call goes out, and recorded `done` with the CRM's answer before the next step starts.
+//! A merge whose outcome is unknown (a crash, a timeout, a dropped connection) is resolved by
+//! re-reading both ids before anything is sent again: if they now resolve to one record, the
+//! merge happened and that record is the survivor. So no merge is sent twice and none is lost.
+//!
+//! Per cluster of N records (HubSpot semantics): a snapshot of every member, N-1 merges each on
+//! the id the previous one returned, one PATCH of the steward's field choices (and the other
+//! system's id in the inverse-id property) to the final id, then the id mapping update, all in
+//! the journal. Several jobs run at once under the connector's shared rate limiter; a DAILY
+//! limit pauses the queue instead of burning retries. The executor decides nothing about what
+//! to merge: it executes what the steward approved.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rand::Rng;
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::crm::{Connector, CrmError, ReadOutcome};
+use crate::model::ObjectType;
+use crate::store::journal::{self, Job, Step, StepKind, StepRequest, StepState};
+use crate::store::mapping::{self, MergeMapping};
+use crate::store::records;
+use crate::store::{Store, now_ts};
+
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// Jobs run at once (they share the connector's rate limiter).
+    pub concurrency: usize,
+    /// Run at most this many jobs.
+    pub limit: Option<usize>,
+    /// Sends of one merge call before its job is marked failed (each after re-reading the ids).
+    pub merge_attempts: u32,
+    /// First back-off between merge attempts; doubles each time, with jitter.
+    pub retry_base: Duration,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            concurrency: 4,
+            limit: None,
+            merge_attempts: 6,
+            retry_base: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What the executor is doing, for a progress bar or the TUI's status bar.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecEvent {
+    Planned {
+        jobs: usize,
+    },
+    JobStarted {
+        job: i64,
+        cluster: i64,
+    },
+    StepDone {
+        job: i64,
+        seq: i64,
+        kind: StepKind,
+        response_id: Option<String>,
+    },
+    JobMerged {
+        job: i64,
+        cluster: i64,
+        survivor: String,
+        mapping: String,
+    },
+    JobFailed {
+        job: i64,
+        cluster: i64,
+        error: String,
+    },
+    Paused {
+        job: i64,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecReport {
+    pub planned: usize,
+    pub merged: usize,
+    pub failed: usize,
+    pub paused: bool,
+}
+
+enum JobOutcome {
+    Merged,
+    Failed,
+    Paused,
+}
+
+pub type Events = Arc<dyn Fn(ExecEvent) + Send + Sync>;
+
+struct Shared {
+    store: Store,
+    crm: Arc<dyn Connector>,
+    properties: BTreeMap<ObjectType, Vec<String>>,
+    inverse_property: String,
+    other_system: String,
+    opts: ExecOptions,
+    paused: AtomicBool,
+    events: Events,
+}
+
+/// Create jobs for approved clusters that have none yet.
+pub async fn plan(store: &Store, limit: Option<usize>) -> Result<Vec<i64>> {
+    store
+        .call(move |c| {
+            let approvals = journal::unplanned_approvals(c, limit)?;
+            approvals
+                .iter()
+                .map(|a| journal::plan_job(c, a))
+                .collect::<Result<Vec<_>>>()
+        })
+        .await
+}
+
+/// Plan and run every runnable job (pending, interrupted, paused).
+pub async fn apply(
+    store: &Store,
+    crm: Arc<dyn Connector>,
+    config: &Config,
+    opts: ExecOptions,
+    events: Events,
+) -> Result<ExecReport> {
+    let planned = plan(store, opts.limit).await?;
+    events(ExecEvent::Planned {
+        jobs: planned.len(),
+    });
+    let limit = opts.limit;
+    let jobs = store
+        .call(move |c| journal::runnable_jobs(c, limit))
+        .await?;
+    let shared = Arc::new(Shared {
+        store: store.clone(),
+        crm,
+        properties: ObjectType::ALL
+            .iter()
+            .map(|o| (*o, config.properties(*o)))
+            .collect(),
+        inverse_property: config.mapping.inverse_id_property.clone(),
+        other_system: config.mapping.other_system.clone(),
+        opts: opts.clone(),
+        paused: AtomicBool::new(false),
+        events,
+    });
+    let mut report = ExecReport {
+        planned: planned.len(),
+        ..ExecReport::default()
+    };
+    let mut pending = jobs.into_iter();
+    let mut running = JoinSet::new();
+    loop {
+        while running.len() < opts.concurrency.max(1) && !shared.paused.load(Ordering::SeqCst) {
+            let Some(job) = pending.next() else { break };
+            let shared = shared.clone();
+            running.spawn(async move { run_job(&shared, job).await });
+        }
+        let Some(done) = running.join_next().await else {
+            break;
+        };
+        match done.context("a merge job task panicked")?? {
+            JobOutcome::Merged => report.merged += 1,
+            JobOutcome::Failed => report.failed += 1,
+            JobOutcome::Paused => report.paused = true,
+        }
+    }
+    Ok(report)
+}
+
+/// The exact calls `apply` would make, one line each, without making any.
+pub async fn dry_run(store: &Store, limit: Option<usize>) -> Result<Vec<String>> {
+    store
+        .call(move |c| {
+            let mut lines = Vec::new();
+            for a in journal::unplanned_approvals(c, limit)? {
+                let path = format!("/crm/v3/objects/{}", a.object_type);
+                lines.push(format!(
+                    "cluster {} (decision {}): merge {} into primary {}",
+                    a.cluster_id,
+                    a.decision_id,
+                    a.losers.join(", "),
+                    a.primary
+                ));
+                let mut all = vec![a.primary.clone()];
+                all.extend(a.losers.iter().cloned());
+                lines.push(format!(
+                    "  POST {path}/batch/read {}",
+                    serde_json::json!({"inputs": all.iter().map(|i| serde_json::json!({"id": i})).collect::<Vec<_>>(), "propertiesWithHistory": "<configured properties>"})
+                ));
+                let mut survivor = a.primary.clone();
+                for (i, loser) in a.losers.iter().enumerate() {
+                    lines.push(format!(
+                        "  POST {path}/merge {}",
+                        serde_json::json!({"primaryObjectId": survivor, "objectIdToMerge": loser})
+                    ));
+                    survivor = format!("<id returned by merge {}>", i + 1);
+                }
+                if !a.properties.is_empty() {
+                    lines.push(format!(
+                        "  PATCH {path}/{survivor} {}",
+                        serde_json::json!({"properties": a.properties})
+                    ));
+                }
+            }
+            for job in journal::runnable_jobs(c, limit)? {
+                lines.push(format!(
+                    "job {} (cluster {}) is {} and resumes at its first unfinished step",
+                    job.id, job.cluster_id, job.status
+                ));
+            }
+            Ok(lines)
+        })
+        .await
+}
+
+async fn run_job(shared: &Shared, job: Job) -> Result<JobOutcome> {
+    let job_id = job.id;
+    let cluster = job.cluster_id;
+    (shared.events)(ExecEvent::JobStarted {
+        job: job_id,
+        cluster,
+    });
+    shared
+        .store
+        .call(move |c| journal::set_job_status(c, job_id, "running", None))
+        .await?;
+    match run_steps(shared, &job).await? {
+        Ok(()) => Ok(JobOutcome::Merged),
+        Err(StepFailure::Paused(reason)) => {
+            shared.paused.store(true, Ordering::SeqCst);
+            let r = reason.clone();
+            shared
+                .store
+                .call(move |c| journal::set_job_status(c, job_id, "paused", Some(&r)))
+                .await?;
+            (shared.events)(ExecEvent::Paused {
+                job: job_id,
+                reason,
+            });
+            Ok(JobOutcome::Paused)
+        }
+        Err(StepFailure::Failed(error)) => {
+            let e = error.clone();
+            shared
+                .store
+                .call(move |c| {
+                    let tx = c.transaction()?;
+                    journal::set_job_status(&tx, job_id, "failed", Some(&e))?;
+                    tx.execute(
+                        "UPDATE clusters SET status = 'failed', updated_at = ?2 WHERE id = ?1",
+                        rusqlite::params![cluster, now_ts()],
+                    )?;
+                    tx.commit()?;
+                    Ok(())
+                })
+                .await?;
+            tracing::warn!(job = job_id, cluster, error = %error, "merge job failed");
+            (shared.events)(ExecEvent::JobFailed {
+                job: job_id,
+                cluster,
+                error,
+            });
+            Ok(JobOutcome::Failed)
+        }
+    }
+}
+
+/// Why a job stopped before it was merged.
+enum StepFailure {
+    Failed(String),
+    Paused(String),
+}
+
+fn crm_failure(what: &str, e: &CrmError) -> StepFailure {
+    if e.is_daily_limit() {
+        StepFailure::Paused(format!(
+            "{what}: {e} (the queue resumes with the next apply)"
+        ))
+    } else {
+        StepFailure::Failed(format!("{what}: {e}"))
+    }
+}
+
+/// Run the unfinished steps of a job. The outer `Result` is a workspace error (stop
+/// everything); the inner one is this job's failure (record it and go on with the others).
+async fn run_steps(shared: &Shared, job: &Job) -> Result<Result<(), StepFailure>> {
+    let job_id = job.id;
+    let object = job.object_type;
+    let steps = shared
+        .store
+        .call(move |c| journal::steps(c, job_id))
+        .await?;
+    let mut survivor = job
+        .survivor_id
+        .clone()
+        .context("merge job has no primary record")?;
+    let props = shared.properties.get(&object).cloned().unwrap_or_default();
+    for step in steps {
+        if step.state == StepState::Done {
+            continue;
+        }
+        let outcome = match &step.request {
+            StepRequest::Snapshot { ids } => snapshot_step(shared, job, &step, ids, &props).await?,
+            StepRequest::Merge { loser } => merge_step(shared, job, &step, &survivor, loser)
+                .await?
+                .map(|new_id| {
+                    survivor = new_id;
+                }),
+            StepRequest::Update { properties } => {
+                update_step(shared, job, &step, &survivor, properties).await?
+            }
+            StepRequest::Mapping { merged_ids } => {
+                mapping_step(shared, job, &step, &survivor, merged_ids).await?;
+                Ok(())
+            }
+        };
+        if let Err(f) = outcome {
+            return Ok(Err(f));
+        }
+        let response_id = if step.kind == StepKind::Merge {
+            Some(survivor.clone())
+        } else {
+            None
+        };
+        (shared.events)(ExecEvent::StepDone {
+            job: job_id,
+            seq: step.seq,
+            kind: step.kind,
+            response_id,
+        });
+    }
+    Ok(Ok(()))
+}
+
+async fn snapshot_step(
+    shared: &Shared,
+    job: &Job,
+    step: &Step,
+    ids: &[String],
+    props: &[String],
+) -> Result<Result<(), StepFailure>> {
+    let step_id = step.id;
+    let job_id = job.id;
+    shared
+        .store
+        .call(move |c| journal::mark_sent(c, step_id))
+        .await?;
+    let read = match shared
+        .crm
+        .batch_read(job.object_type, ids, props, props)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return step_error(shared, step_id, false, crm_failure("snapshot", &e)).await,
+    };
+    // A member that is gone, or already merged into something else, means the cluster is not
+    // what the steward approved: stop before anything irreversible happens.
+    if let Some(missing) = read.missing.first() {
+        let f = StepFailure::Failed(format!(
+            "snapshot: record {missing} no longer exists in the CRM; review the cluster again"
+        ));
+        return step_error(shared, step_id, false, f).await;
+    }
+    if let Some(moved) = read.found.iter().find(|r| !ids.contains(&r.id)) {
+        let f = StepFailure::Failed(format!(
+            "snapshot: a member was merged in the CRM into {} since it was reviewed; review the cluster again",
+            moved.id
+        ));
+        return step_error(shared, step_id, false, f).await;
+    }
+    let found = read.found;
+    shared
+        .store
+        .call(move |c| {
+            let tx = c.transaction()?;
+            for r in &found {
+                journal::save_snapshot(&tx, job_id, r, &r.id)?;
+            }
+            tx.commit()?;
+            journal::mark_done(c, job_id, step_id, None, None)
+        })
+        .await?;
+    Ok(Ok(()))
+}
+
+async fn step_error(
+    shared: &Shared,
+    step_id: i64,
+    keep_sent: bool,
+    failure: StepFailure,
+) -> Result<Result<(), StepFailure>> {
+    let msg = match &failure {
+        StepFailure::Failed(m) | StepFailure::Paused(m) => m.clone(),
+    };
+    shared
+        .store
+        .call(move |c| journal::mark_step_error(c, step_id, keep_sent, &msg))
+        .await?;
+    Ok(Err(failure))
+}
+
+/// Whether merging `loser` into `survivor` already happened: both ids resolve to one record.
+async fn resolve(
+    crm: &dyn Connector,
+    object: ObjectType,
+    survivor: &str,
+    loser: &str,
+) -> Result<Option<String>, CrmError> {
+    let resolved = |o: ReadOutcome| match o {
+        ReadOutcome::Live(r) | ReadOutcome::MergedInto(r) => Some(r.id),
+        ReadOutcome::Missing => None,
+    };
+    let l = resolved(crm.read(object, loser, &[]).await?);
+    let s = resolved(crm.read(object, survivor, &[]).await?);
+    Ok(match (l, s) {
+        (Some(a), Some(b)) if a == b => Some(a),
+        _ => None,
+    })
+}
+
+/// One merge call, made at most once per unknown outcome: an earlier send (state `sent`, or any
+/// earlier attempt) is first resolved by re-reading the ids. Returns the new survivor id.
+async fn merge_step(
+    shared: &Shared,
+    job: &Job,
+    step: &Step,
+    survivor: &str,
+    loser: &str,
+) -> Result<Result<String, StepFailure>> {
+    let (job_id, step_id, object) = (job.id, step.id, job.object_type);
+    let mut outcome_unknown = step.state != StepState::Pending || step.attempts > 0;
+    let mut attempt = 0u32;
+    loop {
+        if outcome_unknown {
+            match resolve(shared.crm.as_ref(), object, survivor, loser).await {
+                Ok(Some(new_id)) => {
+                    tracing::info!(job = job_id, step = step.seq, survivor = %new_id, "merge found applied on re-read");
+                    let id = new_id.clone();
+                    shared
+                        .store
+                        .call(move |c| journal::mark_done(c, job_id, step_id, Some(&id), Some(&id)))
+                        .await?;
+                    return Ok(Ok(new_id));
+                }
+                Ok(None) => {}
+                Err(e) if e.is_retryable() && attempt < shared.opts.merge_attempts => {
+                    attempt += 1;
+                    backoff(shared, attempt).await;
+                    continue;
+                }
+                Err(e) => {
+                    return step_error(shared, step_id, true, crm_failure("re-reading ids", &e))
+                        .await
+                        .map(|r| r.map(|()| String::new()));
+                }
+            }
+        }
+        shared
+            .store
+            .call(move |c| journal::mark_sent(c, step_id))
+            .await?;
+        outcome_unknown = true;
+        match shared.crm.merge(object, survivor, loser).await {
+            Ok(merged) => {
+                let id = merged.id.clone();
+                shared
+                    .store
+                    .call(move |c| journal::mark_done(c, job_id, step_id, Some(&id), Some(&id)))
+                    .await?;
+                return Ok(Ok(merged.id));
+            }
+            Err(e) if e.is_daily_limit() => {
+                return step_error(shared, step_id, true, crm_failure("merge", &e))
+                    .await
+                    .map(|r| r.map(|()| String::new()));
+            }
+            Err(e) if e.is_retryable() && attempt + 1 < shared.opts.merge_attempts => {
+                attempt += 1;
+                let msg = format!("merge attempt {attempt}: {e}");
+                shared
+                    .store
+                    .call(move |c| journal::mark_step_error(c, step_id, true, &msg))
+                    .await?;
+                backoff(shared, attempt).await;
+            }
+            Err(e) => {
+                // A refusal may still hide an earlier send that went through: one last re-read.
+                if let Ok(Some(new_id)) =
+                    resolve(shared.crm.as_ref(), object, survivor, loser).await
+                {
+                    let id = new_id.clone();
+                    shared
+                        .store
+                        .call(move |c| journal::mark_done(c, job_id, step_id, Some(&id), Some(&id)))
+                        .await?;
+                    return Ok(Ok(new_id));
+                }
+                return step_error(shared, step_id, true, crm_failure("merge", &e))
+                    .await
+                    .map(|r| r.map(|()| String::new()));
+            }
+        }
+    }
+}
+
+async fn backoff(shared: &Shared, attempt: u32) {
+    let base = shared.opts.retry_base.as_millis() as u64;
+    let cap = base.saturating_mul(1 << attempt.min(6)).min(30_000);
+    let wait = rand::rng().random_range(cap / 2..=cap.max(1));
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+}
+
+async fn update_step(
+    shared: &Shared,
+    job: &Job,
+    step: &Step,
+    survivor: &str,
+    chosen: &BTreeMap<String, String>,
+) -> Result<Result<(), StepFailure>> {
+    let (job_id, step_id, object) = (job.id, step.id, job.object_type);
+    let merged_ids = merged_ids_of(shared, job_id).await?;
+    let (source, other, inverse) = (
+        shared.crm.system().to_string(),
+        shared.other_system.clone(),
+        shared.inverse_property.clone(),
+    );
+    let targets = shared
+        .store
+        .call(move |c| mapping::active_targets(c, object, &source, &merged_ids, &other))
+        .await?;
+    let mut properties = chosen.clone();
+    if let [only] = targets.as_slice() {
+        properties.insert(inverse, only.clone());
+    }
+    if properties.is_empty() {
+        shared
+            .store
+            .call(move |c| journal::mark_done(c, job_id, step_id, None, None))
+            .await?;
+        return Ok(Ok(()));
+    }
+    shared
+        .store
+        .call(move |c| journal::mark_sent(c, step_id))
+        .await?;
+    match shared.crm.update(object, survivor, &properties).await {
+        Ok(record) => {
+            let system = shared.crm.system().to_string();
+            let id = record.id.clone();
+            shared
+                .store
+                .call(move |c| {
+                    records::upsert_records(c, &system, std::slice::from_ref(&record), &now_ts())?;
+                    journal::mark_done(c, job_id, step_id, Some(&id), None)
+                })
+                .await?;
+            Ok(Ok(()))
+        }
+        Err(e) => step_error(shared, step_id, false, crm_failure("field update", &e)).await,
+    }
+}
+
+async fn merged_ids_of(shared: &Shared, job_id: i64) -> Result<Vec<String>> {
+    let steps = shared
+        .store
+        .call(move |c| journal::steps(c, job_id))
+        .await?;
+    Ok(steps
+        .into_iter()
+        .find_map(|s| match s.request {
+            StepRequest::Mapping { merged_ids } => Some(merged_ids),
+            _ => None,
+        })
+        .unwrap_or_default())
+}
+
+/// The last step, all local and in one transaction: mappings superseded, losers marked merged,
+/// the step, the job and the cluster finished.
+async fn mapping_step(
+    shared: &Shared,
+    job: &Job,
+    step: &Step,
+    survivor: &str,
+    merged_ids: &[String],
+) -> Result<()> {
+    let (job_id, step_id, cluster, object) = (job.id, step.id, job.cluster_id, job.object_type);
+    let source = shared.crm.system().to_string();
+    let other = shared.other_system.clone();
+    let survivor = survivor.to_string();
+    let merged_ids = merged_ids.to_vec();
+    let (mapping, survivor) = shared
+        .store
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let now = now_ts();
+            let mapping = mapping::supersede_after_merge(
+                &tx,
+                object,
+                &source,
+                &merged_ids,
+                &survivor,
+                &other,
+                Some(job_id),
+                &now,
+            )?;
+            for id in merged_ids.iter().filter(|id| **id != survivor) {
+                records::mark_merged(&tx, object, id, &survivor)?;
+            }
+            tx.execute(
+                "UPDATE merge_steps SET state = 'done', updated_at = ?2 WHERE id = ?1",
+                rusqlite::params![step_id, now],
+            )?;
+            tx.execute(
+                "UPDATE merge_jobs SET status = 'merged', survivor_id = ?2, last_error = NULL, updated_at = ?3 WHERE id = ?1",
+                rusqlite::params![job_id, survivor, now],
+            )?;
+            tx.execute(
+                "UPDATE clusters SET status = 'merged', updated_at = ?2 WHERE id = ?1",
+                rusqlite::params![cluster, now],
+            )?;
+            tx.commit()?;
+            Ok((mapping, survivor))
+        })
+        .await?;
+    let mapping = match mapping {
+        MergeMapping::NoMapping => "no id mapping".to_string(),
+        MergeMapping::Mapped { target_id, .. } => format!("maps to {target_id}"),
+        MergeMapping::Conflict { target_ids, .. } => {
+            format!("mapping conflict: {}", target_ids.join(", "))
+        }
+    };
+    tracing::info!(job = job_id, cluster, survivor = %survivor, mapping = %mapping, "merge job done");
+    (shared.events)(ExecEvent::JobMerged {
+        job: job_id,
+        cluster,
+        survivor,
+        mapping,
+    });
+    Ok(())
+}

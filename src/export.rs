@@ -1,0 +1,300 @@
+//! The decision log export: one row per decision, in CSV or JSON Lines, with the same columns
+//! in both (CSV carries the nested parts as JSON text). For an executed merge a row also carries
+//! the CRM calls the journal made, the ids merged away and the new id. Read-only; it must not
+//! lose a column between formats, and tokens never reach it (the workspace holds none).
+
+use std::io::Write;
+
+use anyhow::{Context, Result, bail};
+use rusqlite::{Connection, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The columns, in order. Stable: new columns are only ever appended.
+pub const COLUMNS: &[&str] = &[
+    "decision_id",
+    "decided_at",
+    "steward",
+    "action",
+    "cluster_id",
+    "object_type",
+    "cluster_status",
+    "members",
+    "excluded",
+    "primary_id",
+    "field_choices",
+    "note",
+    "undoes",
+    "job_id",
+    "job_status",
+    "merged_ids",
+    "survivor_id",
+    "crm_calls",
+    "job_error",
+];
+
+/// Columns whose values are JSON (arrays or objects): nested in JSONL, JSON text in CSV.
+const NESTED: &[&str] = &[
+    "members",
+    "excluded",
+    "field_choices",
+    "merged_ids",
+    "crm_calls",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Jsonl,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "csv" => Ok(Format::Csv),
+            "jsonl" | "json" => Ok(Format::Jsonl),
+            other => Err(format!("unknown format {other:?} (expected csv or jsonl)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Decisions made at or after this time (RFC 3339 or a date `YYYY-MM-DD`).
+    pub since: Option<String>,
+    /// Only decisions of clusters in this status (pending, approved, merged, failed, ...).
+    pub status: Option<String>,
+}
+
+/// One exported decision as an ordered JSON object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Row(pub serde_json::Map<String, Value>);
+
+fn json_col(text: Option<String>, default: Value) -> Result<Value> {
+    match text {
+        Some(t) if !t.is_empty() => Ok(serde_json::from_str(&t)?),
+        _ => Ok(default),
+    }
+}
+
+/// Read the decision log with its merge outcomes.
+pub fn rows(conn: &Connection, filter: &Filter) -> Result<Vec<Row>> {
+    const STATUSES: &[&str] = &[
+        "pending", "approved", "rejected", "deferred", "merging", "merged", "failed", "stale",
+    ];
+    if let Some(s) = &filter.status
+        && !STATUSES.contains(&s.as_str())
+    {
+        bail!("unknown status {s:?} (one of {})", STATUSES.join(", "));
+    }
+    let since = match &filter.since {
+        None => None,
+        Some(s) if chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() => {
+            Some(format!("{s}T00:00:00.000Z"))
+        }
+        Some(s) => Some(
+            crate::model::parse_ts(s)
+                .map(|t| crate::model::format_ts(&t))
+                .with_context(|| format!("--since {s:?} is neither a date nor an RFC 3339 time"))?,
+        ),
+    };
+    let mut stmt = conn.prepare(
+        "SELECT d.id, d.decided_at, d.steward, d.action, d.cluster_id, c.object_type, c.status,
+                d.members, d.excluded, d.primary_id, d.field_choices, d.note, d.undoes,
+                j.id, j.status, j.survivor_id, j.last_error
+         FROM decisions d
+         JOIN clusters c ON c.id = d.cluster_id
+         LEFT JOIN merge_jobs j ON j.decision_id = d.id
+         WHERE (?1 IS NULL OR d.decided_at >= ?1) AND (?2 IS NULL OR c.status = ?2)
+         ORDER BY d.id",
+    )?;
+    let raw = stmt.query_map(params![since, filter.status], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, String>(6)?,
+            r.get::<_, String>(7)?,
+            r.get::<_, String>(8)?,
+            r.get::<_, Option<String>>(9)?,
+            r.get::<_, String>(10)?,
+            r.get::<_, String>(11)?,
+            r.get::<_, Option<i64>>(12)?,
+            (
+                r.get::<_, Option<i64>>(13)?,
+                r.get::<_, Option<String>>(14)?,
+                r.get::<_, Option<String>>(15)?,
+                r.get::<_, Option<String>>(16)?,
+            ),
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in raw {
+        let (
+            id,
+            at,
+            steward,
+            action,
+            cluster,
+            object,
+            cstatus,
+            members,
+            excluded,
+            primary,
+            choices,
+            note,
+            undoes,
+            job,
+        ) = row?;
+        let (job_id, job_status, survivor, job_error) = job;
+        let (calls, merged_ids) = match job_id {
+            Some(j) => crm_calls(conn, j)?,
+            None => (Value::Array(vec![]), Value::Array(vec![])),
+        };
+        let mut m = serde_json::Map::new();
+        m.insert("decision_id".into(), id.into());
+        m.insert("decided_at".into(), at.into());
+        m.insert("steward".into(), steward.into());
+        m.insert("action".into(), action.into());
+        m.insert("cluster_id".into(), cluster.into());
+        m.insert("object_type".into(), object.into());
+        m.insert("cluster_status".into(), cstatus.into());
+        m.insert(
+            "members".into(),
+            json_col(Some(members), Value::Array(vec![]))?,
+        );
+        m.insert(
+            "excluded".into(),
+            json_col(Some(excluded), Value::Array(vec![]))?,
+        );
+        m.insert(
+            "primary_id".into(),
+            primary.map(Value::from).unwrap_or(Value::Null),
+        );
+        m.insert(
+            "field_choices".into(),
+            json_col(Some(choices), Value::Object(Default::default()))?,
+        );
+        m.insert("note".into(), note.into());
+        m.insert(
+            "undoes".into(),
+            undoes.map(Value::from).unwrap_or(Value::Null),
+        );
+        m.insert(
+            "job_id".into(),
+            job_id.map(Value::from).unwrap_or(Value::Null),
+        );
+        m.insert(
+            "job_status".into(),
+            job_status.map(Value::from).unwrap_or(Value::Null),
+        );
+        m.insert("merged_ids".into(), merged_ids);
+        m.insert(
+            "survivor_id".into(),
+            survivor
+                .filter(|_| m.get("job_status").and_then(Value::as_str) == Some("merged"))
+                .map(Value::from)
+                .unwrap_or(Value::Null),
+        );
+        m.insert("crm_calls".into(), calls);
+        m.insert(
+            "job_error".into(),
+            job_error.map(Value::from).unwrap_or(Value::Null),
+        );
+        out.push(Row(m));
+    }
+    Ok(out)
+}
+
+/// The CRM calls of a job as the journal recorded them, and the ids it merged away.
+fn crm_calls(conn: &Connection, job: i64) -> Result<(Value, Value)> {
+    let steps = crate::store::journal::steps(conn, job)?;
+    let mut merged = Vec::new();
+    let calls = steps
+        .iter()
+        .map(|s| {
+            if let crate::store::journal::StepRequest::Merge { loser } = &s.request
+                && s.state == crate::store::journal::StepState::Done
+            {
+                merged.push(Value::from(loser.clone()));
+            }
+            serde_json::json!({
+                "seq": s.seq,
+                "kind": s.kind,
+                "state": s.state,
+                "request": s.request,
+                "response_id": s.response_id,
+                "attempts": s.attempts,
+                "last_error": s.last_error,
+            })
+        })
+        .collect();
+    Ok((Value::Array(calls), Value::Array(merged)))
+}
+
+/// Write rows in a format. Returns the number written.
+pub fn write(rows: &[Row], format: Format, out: &mut dyn Write) -> Result<usize> {
+    match format {
+        Format::Jsonl => {
+            for r in rows {
+                serde_json::to_writer(&mut *out, &r.0)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(&mut *out);
+            w.write_record(COLUMNS)?;
+            for r in rows {
+                let fields: Vec<String> = COLUMNS
+                    .iter()
+                    .map(|c| match r.0.get(*c) {
+                        None | Some(Value::Null) => String::new(),
+                        Some(Value::String(s)) => s.clone(),
+                        Some(v) => v.to_string(),
+                    })
+                    .collect();
+                w.write_record(&fields)?;
+            }
+            w.flush()?;
+        }
+    }
+    Ok(rows.len())
+}
+
+/// Read a CSV export back into rows (nested columns parsed from their JSON text, numbers as
+/// numbers), so that a CSV and a JSONL export of the same log compare equal.
+pub fn read_csv(input: &mut dyn std::io::Read) -> Result<Vec<Row>> {
+    let mut r = csv::Reader::from_reader(input);
+    let headers = r.headers()?.clone();
+    if headers.iter().collect::<Vec<_>>() != COLUMNS {
+        bail!("not a dupdesk decision export: unexpected columns");
+    }
+    let mut out = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.with_context(|| format!("line {}", i + 2))?;
+        let mut m = serde_json::Map::new();
+        for (col, val) in COLUMNS.iter().zip(rec.iter()) {
+            let v = if val.is_empty() && !NESTED.contains(col) && *col != "note" {
+                Value::Null
+            } else if NESTED.contains(col) {
+                serde_json::from_str(val)
+                    .with_context(|| format!("line {}: column {col}", i + 2))?
+            } else if matches!(*col, "decision_id" | "cluster_id" | "undoes" | "job_id") {
+                Value::from(
+                    val.parse::<i64>()
+                        .with_context(|| format!("line {}: column {col}", i + 2))?,
+                )
+            } else {
+                Value::from(val)
+            };
+            m.insert((*col).to_string(), v);
+        }
+        out.push(Row(m));
+    }
+    Ok(out)
+}

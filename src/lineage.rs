@@ -1,0 +1,284 @@
+//! Lineage of one record: every id it was merged from (through any number of merges, by
+//! dupdesk or seen in the CRM's `hs_merged_object_ids`), the snapshot of each merged-away record
+//! taken right before its merge, and for each field where the surviving value came from (the
+//! steward's decision, else the property history). The answer to "where did this person's data
+//! come from". Read-only.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Result, bail};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::model::ObjectType;
+use crate::store::records;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Lineage {
+    pub object_type: ObjectType,
+    /// The id asked for.
+    pub asked: String,
+    /// The live record it belongs to now (differs from `asked` when that was merged away).
+    pub current: String,
+    pub properties: BTreeMap<String, Option<String>>,
+    /// Every record merged into it, directly or through earlier merges, oldest merge first.
+    pub merged_from: Vec<MergedRecord>,
+    /// Per field: the value and where it came from.
+    pub fields: BTreeMap<String, FieldOrigin>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MergedRecord {
+    pub id: String,
+    /// The id it was merged into (a survivor at that time).
+    pub into: String,
+    pub job_id: Option<i64>,
+    pub decision_id: Option<i64>,
+    pub merged_at: Option<String>,
+    /// Its properties right before the merge, if dupdesk made the merge.
+    pub snapshot: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldOrigin {
+    pub value: Option<String>,
+    /// The record the value was taken from, when a steward's decision says so.
+    pub from_record: Option<String>,
+    pub system: Option<String>,
+    pub reason: String,
+}
+
+pub fn lineage(
+    conn: &Connection,
+    object_type: Option<ObjectType>,
+    id: &str,
+    sources: &crate::config::SourcesConfig,
+) -> Result<Lineage> {
+    let types = object_type
+        .map(|t| vec![t])
+        .unwrap_or(ObjectType::ALL.to_vec());
+    let mut found = None;
+    for t in types {
+        if let Some(r) = records::get_record(conn, t, id)? {
+            found = Some(r);
+            break;
+        }
+    }
+    let Some(mut rec) = found else {
+        bail!("no record with id {id} in the workspace");
+    };
+    let object = rec.record.object_type;
+    let mut hops = 0;
+    while let Some(next) = rec.merged_into.clone() {
+        hops += 1;
+        if hops > 1000 {
+            bail!("record {id}: merged_into forms a loop");
+        }
+        match records::get_record(conn, object, &next)? {
+            Some(r) => rec = r,
+            None => break,
+        }
+    }
+    let current = rec.record.id.clone();
+
+    // Walk back through everything merged into the current record.
+    let mut merged_from = Vec::new();
+    let mut seen = BTreeSet::from([current.clone()]);
+    let mut frontier = vec![current.clone()];
+    while let Some(survivor) = frontier.pop() {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM records WHERE object_type = ?1 AND merged_into = ?2 ORDER BY rid",
+        )?;
+        let losers: Vec<String> = stmt
+            .query_map(params![object.as_str(), survivor], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for loser in losers {
+            if !seen.insert(loser.clone()) {
+                continue;
+            }
+            merged_from.push(merged_record(conn, object, &loser, &survivor)?);
+            frontier.push(loser);
+        }
+    }
+    // Ids the CRM reports as absorbed that the workspace never saw merge.
+    if let Some(absorbed) = rec.record.get("hs_merged_object_ids") {
+        for old in absorbed.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            if seen.insert(old.to_string()) {
+                merged_from.push(MergedRecord {
+                    id: old.to_string(),
+                    into: current.clone(),
+                    job_id: None,
+                    decision_id: None,
+                    merged_at: None,
+                    snapshot: None,
+                });
+            }
+        }
+    }
+    merged_from.sort_by(|a, b| a.merged_at.cmp(&b.merged_at).then(a.id.cmp(&b.id)));
+
+    // Field origins: the newest merge job that ended in this record says what the steward chose.
+    let choices: BTreeMap<String, Value> = conn
+        .query_row(
+            "SELECT d.field_choices FROM merge_jobs j JOIN decisions d ON d.id = j.decision_id
+             WHERE j.survivor_id = ?1 AND j.status = 'merged' ORDER BY j.id DESC LIMIT 1",
+            [&current],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+        .map(|t| serde_json::from_str(&t))
+        .transpose()?
+        .unwrap_or_default();
+    let mut fields = BTreeMap::new();
+    for (name, value) in &rec.record.properties {
+        let origin = match choices.get(name) {
+            Some(c) => FieldOrigin {
+                value: value.clone(),
+                from_record: c
+                    .get("record_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                system: c.get("system").and_then(Value::as_str).map(str::to_string),
+                reason: format!(
+                    "chosen at merge: {}",
+                    c.get("reason")
+                        .and_then(Value::as_str)
+                        .unwrap_or("steward's choice")
+                ),
+            },
+            None => match rec.record.latest_version(name) {
+                Some(v) => FieldOrigin {
+                    value: value.clone(),
+                    from_record: None,
+                    system: Some(
+                        sources
+                            .system_for(&v.source_type, v.source_id.as_deref())
+                            .to_string(),
+                    ),
+                    reason: format!(
+                        "written {} by {}",
+                        crate::model::format_ts(&v.timestamp),
+                        v.source_type
+                    ),
+                },
+                None => FieldOrigin {
+                    value: value.clone(),
+                    from_record: None,
+                    system: None,
+                    reason: "no history".to_string(),
+                },
+            },
+        };
+        fields.insert(name.clone(), origin);
+    }
+    Ok(Lineage {
+        object_type: object,
+        asked: id.to_string(),
+        current,
+        properties: rec.record.properties,
+        merged_from,
+        fields,
+    })
+}
+
+fn merged_record(
+    conn: &Connection,
+    object: ObjectType,
+    id: &str,
+    into: &str,
+) -> Result<MergedRecord> {
+    let snap: Option<(i64, String, String, Option<i64>)> = conn
+        .query_row(
+            "SELECT s.job_id, s.properties, s.taken_at, j.decision_id FROM snapshots s
+             LEFT JOIN merge_jobs j ON j.id = s.job_id
+             WHERE s.object_type = ?1 AND s.record_id = ?2 ORDER BY s.id DESC LIMIT 1",
+            params![object.as_str(), id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    Ok(match snap {
+        Some((job, props, taken, decision)) => MergedRecord {
+            id: id.to_string(),
+            into: into.to_string(),
+            job_id: Some(job),
+            decision_id: decision,
+            merged_at: Some(taken),
+            snapshot: Some(serde_json::from_str(&props)?),
+        },
+        None => MergedRecord {
+            id: id.to_string(),
+            into: into.to_string(),
+            job_id: None,
+            decision_id: None,
+            merged_at: None,
+            snapshot: None,
+        },
+    })
+}
+
+impl Lineage {
+    pub fn render_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        if self.asked != self.current {
+            let _ = writeln!(
+                out,
+                "{} {} was merged away; it lives on as {}",
+                self.object_type, self.asked, self.current
+            );
+        }
+        let _ = writeln!(out, "{} {}", self.object_type, self.current);
+        if self.merged_from.is_empty() {
+            let _ = writeln!(out, "merged from: nothing");
+        } else {
+            let _ = writeln!(out, "merged from:");
+            for m in &self.merged_from {
+                let _ = writeln!(
+                    out,
+                    "  {} -> {}{}{}",
+                    m.id,
+                    m.into,
+                    m.job_id.map(|j| format!("  (job {j}")).unwrap_or_default()
+                        + &m.decision_id
+                            .map(|d| format!(", decision {d})"))
+                            .unwrap_or_else(|| if m.job_id.is_some() {
+                                ")".into()
+                            } else {
+                                String::new()
+                            }),
+                    m.merged_at
+                        .as_deref()
+                        .map(|t| format!(" at {t}"))
+                        .unwrap_or_default()
+                );
+                if let Some(Value::Object(props)) = &m.snapshot {
+                    for (k, v) in props {
+                        if let Some(s) = v.as_str().filter(|s| !s.is_empty()) {
+                            let _ =
+                                writeln!(out, "      {k}: {}", crate::sanitize::for_terminal(s));
+                        }
+                    }
+                }
+            }
+        }
+        let _ = writeln!(out, "fields:");
+        for (k, f) in &self.fields {
+            let Some(v) = f.value.as_deref().filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "  {k}: {}  <- {}{}{}",
+                crate::sanitize::for_terminal(v),
+                f.system.as_deref().unwrap_or("?"),
+                f.from_record
+                    .as_deref()
+                    .map(|r| format!(", record {r}"))
+                    .unwrap_or_default(),
+                format_args!(" ({})", f.reason)
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,804 @@
+//! The sandbox CRM's own storage and record semantics: objects kept as one JSON row each in a
+//! small SQLite database (a file, so the data survives restarts, or memory), ids from a counter,
+//! redirects from merged-away ids, the merge log, and the rules of update and merge exactly as
+//! HubSpot applies them. It knows nothing of HTTP; it must never touch a dupdesk workspace.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::error::ApiError;
+use super::seed::SeedData;
+use crate::crm::hubspot::wire::{SimplePublicObject, ValueWithTimestamp};
+use crate::model::{ObjectType, Record, format_ts};
+
+/// `sourceType` of a value written through the API. A private app's writes show as
+/// INTEGRATION in HubSpot's property history.
+pub const API_SOURCE_TYPE: &str = "INTEGRATION";
+/// `sourceId` of values written through the sandbox's API, standing for the private app.
+pub const API_SOURCE_ID: &str = "sandbox-private-app";
+/// `sourceType` of the versions a merge writes itself (ids, and a primary value that has to be
+/// re-asserted over a newer value from the absorbed record).
+pub const MERGE_SOURCE_TYPE: &str = "MERGE";
+/// `sourceType` given to seeded values that came without a history.
+pub const SEED_SOURCE_TYPE: &str = "IMPORT";
+
+/// HubSpot refuses to merge a record that took part in this many merges already.
+pub const MAX_MERGES: u32 = 250;
+
+/// The properties every record of a type has in a fresh portal, plus the custom properties the
+/// sandbox portal is set up with. Seeded records may bring more custom properties.
+pub fn standard_properties(t: ObjectType) -> &'static [&'static str] {
+    match t {
+        ObjectType::Contacts => &[
+            "email",
+            "firstname",
+            "lastname",
+            "phone",
+            "mobilephone",
+            "company",
+            "jobtitle",
+            "website",
+            "address",
+            "city",
+            "state",
+            "zip",
+            "country",
+            "lifecyclestage",
+            "createdate",
+            "lastmodifieddate",
+            "hs_object_id",
+            "hs_merged_object_ids",
+            "erp_customer_id",
+        ],
+        ObjectType::Companies => &[
+            "name",
+            "domain",
+            "website",
+            "phone",
+            "address",
+            "city",
+            "state",
+            "zip",
+            "country",
+            "industry",
+            "lifecyclestage",
+            "createdate",
+            "hs_lastmodifieddate",
+            "hs_object_id",
+            "hs_merged_object_ids",
+            "erp_customer_id",
+        ],
+    }
+}
+
+/// Returned on every read whether asked for or not, as HubSpot does.
+pub fn default_properties(t: ObjectType) -> &'static [&'static str] {
+    match t {
+        ObjectType::Contacts => &[
+            "createdate",
+            "email",
+            "firstname",
+            "lastname",
+            "lastmodifieddate",
+            "hs_object_id",
+        ],
+        ObjectType::Companies => &[
+            "createdate",
+            "domain",
+            "name",
+            "hs_lastmodifieddate",
+            "hs_object_id",
+        ],
+    }
+}
+
+/// Properties only HubSpot itself writes.
+pub fn is_read_only(name: &str) -> bool {
+    matches!(
+        name,
+        "hs_object_id"
+            | "createdate"
+            | "lastmodifieddate"
+            | "hs_lastmodifieddate"
+            | "hs_merged_object_ids"
+            | "hs_createdate"
+    )
+}
+
+/// Properties holding a point in time, compared as timestamps by search.
+pub fn is_date_property(name: &str) -> bool {
+    matches!(
+        name,
+        "createdate" | "lastmodifieddate" | "hs_lastmodifieddate" | "hs_createdate"
+    )
+}
+
+/// One object as stored: current values, history newest first, and how many merges it took
+/// part in (HubSpot's limit applies to that count).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredObject {
+    pub properties: BTreeMap<String, Option<String>>,
+    pub history: BTreeMap<String, Vec<ValueWithTimestamp>>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(default)]
+    pub merges: u32,
+}
+
+impl StoredObject {
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.properties.get(name).and_then(|v| v.as_deref())
+    }
+
+    /// Set a value and put a version on top of its history.
+    fn set(&mut self, name: &str, value: String, ts: &str, source_type: &str, source_id: &str) {
+        self.history.entry(name.to_string()).or_default().insert(
+            0,
+            ValueWithTimestamp {
+                value: value.clone(),
+                timestamp: ts.to_string(),
+                source_type: source_type.to_string(),
+                source_id: Some(source_id.to_string()),
+                source_label: None,
+                updated_by_user_id: None,
+            },
+        );
+        self.properties.insert(name.to_string(), Some(value));
+    }
+
+    /// The wire form: `properties` limited to the defaults plus `wanted` (a wanted property
+    /// the record lacks comes back as null, as HubSpot sends it), and the history of the
+    /// properties in `with_history`, if any were asked for.
+    pub fn to_wire(
+        &self,
+        t: ObjectType,
+        id: i64,
+        wanted: &[String],
+        with_history: &[String],
+        known: &BTreeSet<String>,
+    ) -> SimplePublicObject {
+        let mut properties = BTreeMap::new();
+        let names = default_properties(t)
+            .iter()
+            .copied()
+            .chain(wanted.iter().map(String::as_str));
+        for name in names {
+            if known.contains(name) || self.properties.contains_key(name) {
+                properties.insert(name.to_string(), self.properties.get(name).cloned().flatten());
+            }
+        }
+        let properties_with_history = (!with_history.is_empty()).then(|| {
+            with_history
+                .iter()
+                .filter(|n| known.contains(n.as_str()) || self.history.contains_key(n.as_str()))
+                .map(|n| (n.clone(), self.history.get(n).cloned().unwrap_or_default()))
+                .collect()
+        });
+        SimplePublicObject {
+            id: id.to_string(),
+            properties,
+            properties_with_history,
+            created_at: self.created_at.clone(),
+            updated_at: self.updated_at.clone(),
+            archived: false,
+            archived_at: None,
+        }
+    }
+}
+
+/// One merge the sandbox applied: what was asked, what the ids resolved to, what came out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeLogEntry {
+    /// Position in the log, from 1.
+    pub seq: i64,
+    pub object_type: ObjectType,
+    pub primary_object_id: String,
+    pub object_id_to_merge: String,
+    /// The live records the asked ids resolved to (they differ from the asked ids when those
+    /// were merged away before).
+    pub resolved_primary_id: String,
+    pub resolved_merged_id: String,
+    pub new_id: String,
+    pub merged_at: String,
+}
+
+pub struct SandboxDb {
+    conn: Connection,
+}
+
+fn parse_id(id: &str) -> Option<i64> {
+    id.trim().parse::<i64>().ok().filter(|n| *n > 0)
+}
+
+impl SandboxDb {
+    /// Open the sandbox's database at `path` (created if missing), or in memory.
+    pub fn open(path: Option<&Path>) -> Result<SandboxDb> {
+        let conn = match path {
+            Some(p) => {
+                if let Some(parent) = p.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("creating the folder of {}", p.display()))?;
+                }
+                let conn = Connection::open(p)
+                    .with_context(|| format!("opening sandbox data {}", p.display()))?;
+                conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+                conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
+                conn
+            }
+            None => Connection::open_in_memory()?,
+        };
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS objects (
+                 type TEXT NOT NULL, id INTEGER NOT NULL, body TEXT NOT NULL,
+                 PRIMARY KEY (type, id)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS redirects (
+                 type TEXT NOT NULL, old_id INTEGER NOT NULL, new_id INTEGER NOT NULL,
+                 PRIMARY KEY (type, old_id)) WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS redirects_new ON redirects (type, new_id);
+             CREATE TABLE IF NOT EXISTS custom_properties (
+                 type TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (type, name)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS merge_log (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+        )
+        .with_context(|| match path {
+            Some(p) => format!("preparing sandbox data {}", p.display()),
+            None => "preparing the in-memory sandbox data".to_string(),
+        })?;
+        Ok(SandboxDb { conn })
+    }
+
+    pub fn is_empty(&self) -> Result<bool> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM objects", [], |r| r.get(0))?;
+        let r: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM redirects", [], |r| r.get(0))?;
+        Ok(n == 0 && r == 0)
+    }
+
+    /// Load seeded records, keeping their ids (which must be numeric, as HubSpot's are).
+    pub fn load_seed(&mut self, seed: &SeedData) -> Result<()> {
+        seed.check()?;
+        let now = format_ts(&Utc::now());
+        let tx = self.conn.transaction()?;
+        let mut max_id = 0i64;
+        {
+            let mut insert =
+                tx.prepare("INSERT INTO objects (type, id, body) VALUES (?1, ?2, ?3)")?;
+            let mut custom = tx.prepare(
+                "INSERT OR IGNORE INTO custom_properties (type, name) VALUES (?1, ?2)",
+            )?;
+            for record in seed.records() {
+                let t = record.object_type;
+                let id = parse_id(&record.id).with_context(|| {
+                    format!(
+                        "seed {t} id {:?} is not numeric (HubSpot ids are numbers)",
+                        record.id
+                    )
+                })?;
+                max_id = max_id.max(id);
+                let object = stored_from_record(record, id, &now);
+                for name in object.properties.keys() {
+                    if !standard_properties(t).contains(&name.as_str()) {
+                        custom.execute(params![t.as_str(), name])?;
+                    }
+                }
+                insert.execute(params![t.as_str(), id, serde_json::to_string(&object)?])?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO counters (name, value) VALUES ('last_id', ?1)
+             ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+            params![max_id],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every property name a record of this type may carry.
+    pub fn known_properties(&self, t: ObjectType) -> Result<BTreeSet<String>> {
+        let mut names: BTreeSet<String> = standard_properties(t)
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name FROM custom_properties WHERE type = ?1")?;
+        for name in stmt.query_map([t.as_str()], |r| r.get::<_, String>(0))? {
+            names.insert(name?);
+        }
+        Ok(names)
+    }
+
+    /// The live id an id stands for now: itself, or the record it was merged into.
+    pub fn resolve(&self, t: ObjectType, id: &str) -> Result<Option<i64>> {
+        let Some(id) = parse_id(id) else {
+            return Ok(None);
+        };
+        let live: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT 1 FROM objects WHERE type = ?1 AND id = ?2")?
+            .query_row(params![t.as_str(), id], |r| r.get(0))
+            .optional()?;
+        if live.is_some() {
+            return Ok(Some(id));
+        }
+        Ok(self
+            .conn
+            .prepare_cached("SELECT new_id FROM redirects WHERE type = ?1 AND old_id = ?2")?
+            .query_row(params![t.as_str(), id], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn get(&self, t: ObjectType, id: i64) -> Result<Option<StoredObject>> {
+        let body: Option<String> = self
+            .conn
+            .prepare_cached("SELECT body FROM objects WHERE type = ?1 AND id = ?2")?
+            .query_row(params![t.as_str(), id], |r| r.get(0))
+            .optional()?;
+        body.map(|b| serde_json::from_str(&b).context("reading a sandbox object"))
+            .transpose()
+    }
+
+    /// A resolved read: the live id and the object an asked id stands for.
+    pub fn find(&self, t: ObjectType, id: &str) -> Result<Option<(i64, StoredObject)>> {
+        let Some(live) = self.resolve(t, id)? else {
+            return Ok(None);
+        };
+        Ok(self.get(t, live)?.map(|o| (live, o)))
+    }
+
+    /// Up to `limit` objects with ids from `from` on, in id order, and the id the next page
+    /// starts at.
+    pub fn page(
+        &self,
+        t: ObjectType,
+        from: i64,
+        limit: usize,
+    ) -> Result<(Vec<(i64, StoredObject)>, Option<i64>)> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, body FROM objects WHERE type = ?1 AND id >= ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let mut rows = Vec::with_capacity(limit.saturating_add(1).min(1024));
+        let fetch = i64::try_from(limit).unwrap_or(i64::MAX - 1).saturating_add(1);
+        for row in stmt.query_map(params![t.as_str(), from, fetch], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })? {
+            rows.push(row?);
+        }
+        let next = if rows.len() > limit {
+            rows.pop().map(|(id, _)| id)
+        } else {
+            None
+        };
+        let objects = rows
+            .into_iter()
+            .map(|(id, body)| Ok((id, serde_json::from_str(&body)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((objects, next))
+    }
+
+    /// Every live object of a type, in id order (search works over these).
+    pub fn all(&self, t: ObjectType) -> Result<Vec<(i64, StoredObject)>> {
+        let (all, _) = self.page(t, 0, i64::MAX as usize - 1)?;
+        Ok(all)
+    }
+
+    fn next_id(tx: &rusqlite::Transaction<'_>) -> Result<i64> {
+        let id: i64 = tx.query_row(
+            "INSERT INTO counters (name, value) VALUES ('last_id', 1)
+             ON CONFLICT (name) DO UPDATE SET value = value + 1
+             RETURNING value",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(id)
+    }
+
+    /// Check a property change the way HubSpot does: every name must exist and be writable.
+    fn check_properties(
+        &self,
+        t: ObjectType,
+        props: &BTreeMap<String, String>,
+    ) -> Result<(), ApiError> {
+        let known = self.known_properties(t)?;
+        let mut problems = Vec::new();
+        let mut errors = Vec::new();
+        for name in props.keys() {
+            let (message, code) = if !known.contains(name) {
+                (
+                    format!("Property \"{name}\" does not exist"),
+                    "PROPERTY_DOESNT_EXIST",
+                )
+            } else if is_read_only(name) {
+                (
+                    format!("\"{name}\" is a read only property; its value cannot be set."),
+                    "READ_ONLY_VALUE",
+                )
+            } else {
+                continue;
+            };
+            problems.push(json!({
+                "isValid": false,
+                "message": message,
+                "error": code,
+                "name": name,
+                "localizedErrorMessage": message,
+            }));
+            errors.push(json!({
+                "message": message,
+                "code": code,
+                "context": {"propertyName": [name]},
+            }));
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::Validation {
+            message: format!(
+                "Property values were not valid: {}",
+                serde_json::Value::Array(problems)
+            ),
+            errors,
+        })
+    }
+
+    fn write(&self, t: ObjectType, id: i64, object: &StoredObject) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO objects (type, id, body) VALUES (?1, ?2, ?3)")?
+            .execute(params![t.as_str(), id, serde_json::to_string(object)?])?;
+        Ok(())
+    }
+
+    /// PATCH: set the given values (`""` clears), each change a new history version, and bump
+    /// the last-modified date. A value equal to the current one is not a change.
+    pub fn update(
+        &mut self,
+        t: ObjectType,
+        id: &str,
+        props: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, StoredObject), ApiError> {
+        self.check_properties(t, props)?;
+        let (live, mut object) = self
+            .find(t, id)?
+            .ok_or_else(|| ApiError::NotFound(not_found_message(t, id)))?;
+        let ts = format_ts(&now);
+        let mut changed = false;
+        for (name, value) in props {
+            if object.value(name).unwrap_or("") != value.as_str() {
+                object.set(name, value.clone(), &ts, API_SOURCE_TYPE, API_SOURCE_ID);
+                changed = true;
+            }
+        }
+        if changed {
+            object.set(
+                t.last_modified_property(),
+                ts.clone(),
+                &ts,
+                API_SOURCE_TYPE,
+                API_SOURCE_ID,
+            );
+            object.updated_at = ts;
+            self.write(t, live, &object)?;
+        }
+        Ok((live, object))
+    }
+
+    /// The live contact with this email, compared case-insensitively (HubSpot keeps contact
+    /// emails unique when records are created through the API).
+    fn find_email(&self, email: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM objects WHERE type = 'contacts'
+                 AND lower(json_extract(body, '$.properties.email')) = lower(?1) LIMIT 1",
+            )?
+            .query_row([email.trim()], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// POST: a new record with a new id. Like HubSpot, a contact whose email another contact
+    /// already has is refused with 409.
+    pub fn create(
+        &mut self,
+        t: ObjectType,
+        props: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, StoredObject), ApiError> {
+        self.check_properties(t, props)?;
+        if t == ObjectType::Contacts {
+            if let Some(email) = props.get("email").filter(|e| !e.trim().is_empty()) {
+                if let Some(existing) = self.find_email(email)? {
+                    return Err(ApiError::Conflict(format!(
+                        "Contact already exists. Existing ID: {existing}"
+                    )));
+                }
+            }
+        }
+        let ts = format_ts(&now);
+        let tx = self.conn.transaction()?;
+        let id = Self::next_id(&tx)?;
+        let mut object = StoredObject {
+            properties: BTreeMap::new(),
+            history: BTreeMap::new(),
+            created_at: ts.clone(),
+            updated_at: ts.clone(),
+            merges: 0,
+        };
+        for (name, value) in props.iter().filter(|(_, v)| !v.is_empty()) {
+            object.set(name, value.clone(), &ts, API_SOURCE_TYPE, API_SOURCE_ID);
+        }
+        let id_text = id.to_string();
+        for (name, value) in [
+            ("hs_object_id", id_text.as_str()),
+            ("createdate", ts.as_str()),
+            (t.last_modified_property(), ts.as_str()),
+        ] {
+            object.set(name, value.to_string(), &ts, API_SOURCE_TYPE, API_SOURCE_ID);
+        }
+        tx.execute(
+            "INSERT INTO objects (type, id, body) VALUES (?1, ?2, ?3)",
+            params![t.as_str(), id, serde_json::to_string(&object)?],
+        )?;
+        tx.commit()?;
+        Ok((id, object))
+    }
+
+    /// HubSpot's merge: a new record with a new id; the primary's values win, gaps are filled
+    /// from the other; histories combined; both old ids (and every id they had absorbed) then
+    /// resolve to the new record.
+    pub fn merge(
+        &mut self,
+        t: ObjectType,
+        primary_id: &str,
+        other_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, StoredObject, MergeLogEntry), ApiError> {
+        let (pid, primary) = self
+            .find(t, primary_id)?
+            .ok_or_else(|| ApiError::NotFound(not_found_message(t, primary_id)))?;
+        let (oid, other) = self
+            .find(t, other_id)?
+            .ok_or_else(|| ApiError::NotFound(not_found_message(t, other_id)))?;
+        if pid == oid {
+            return Err(ApiError::validation(format!(
+                "Cannot merge {primary_id} and {other_id}: they are the same {} (id {pid})",
+                singular(t)
+            )));
+        }
+        for (id, o) in [(pid, &primary), (oid, &other)] {
+            if o.merges >= MAX_MERGES {
+                return Err(ApiError::validation(format!(
+                    "{} {id} has been merged {} times; a record merged {MAX_MERGES} or more times cannot be merged again",
+                    singular(t),
+                    o.merges
+                )));
+            }
+        }
+        let ts = format_ts(&now);
+        let tx = self.conn.transaction()?;
+        let new_id = Self::next_id(&tx)?;
+
+        let mut merged = StoredObject {
+            properties: BTreeMap::new(),
+            history: BTreeMap::new(),
+            created_at: primary.created_at.clone(),
+            updated_at: ts.clone(),
+            merges: primary.merges + other.merges + 1,
+        };
+        let names: BTreeSet<&String> = primary
+            .properties
+            .keys()
+            .chain(other.properties.keys())
+            .chain(primary.history.keys())
+            .chain(other.history.keys())
+            .collect();
+        for name in names {
+            let mut history: Vec<ValueWithTimestamp> = primary
+                .history
+                .get(name)
+                .into_iter()
+                .chain(other.history.get(name))
+                .flatten()
+                .cloned()
+                .collect();
+            // Newest first; the text order of HubSpot's timestamps is their time order.
+            history.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+            history.dedup();
+            let value = primary
+                .properties
+                .get(name)
+                .cloned()
+                .flatten()
+                .filter(|v| !v.is_empty())
+                .or_else(|| other.properties.get(name).cloned().flatten());
+            merged.history.insert(name.clone(), history);
+            merged.properties.insert(name.clone(), value.clone());
+            // The newest version must be the current value, or a reader of the history would
+            // take the absorbed record's newer value for the surviving one.
+            if let Some(v) = value {
+                let top = merged.history.get(name).and_then(|h| h.first());
+                if top.map(|h| h.value.as_str()) != Some(v.as_str()) {
+                    merged.set(name, v, &ts, MERGE_SOURCE_TYPE, &new_id.to_string());
+                }
+            }
+        }
+
+        let mut absorbed: Vec<i64> = [&primary, &other]
+            .iter()
+            .flat_map(|o| {
+                o.value("hs_merged_object_ids")
+                    .unwrap_or("")
+                    .split(';')
+                    .filter_map(parse_id)
+                    .collect::<Vec<_>>()
+            })
+            .chain([pid, oid])
+            .collect();
+        absorbed.sort_unstable();
+        absorbed.dedup();
+        let absorbed = absorbed
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(";");
+        let source_id = new_id.to_string();
+        merged.set(
+            "hs_merged_object_ids",
+            absorbed,
+            &ts,
+            MERGE_SOURCE_TYPE,
+            &source_id,
+        );
+        merged.set(
+            "hs_object_id",
+            new_id.to_string(),
+            &ts,
+            MERGE_SOURCE_TYPE,
+            &source_id,
+        );
+        merged.set(
+            t.last_modified_property(),
+            ts.clone(),
+            &ts,
+            MERGE_SOURCE_TYPE,
+            &source_id,
+        );
+
+        tx.execute(
+            "DELETE FROM objects WHERE type = ?1 AND id IN (?2, ?3)",
+            params![t.as_str(), pid, oid],
+        )?;
+        tx.execute(
+            "INSERT INTO objects (type, id, body) VALUES (?1, ?2, ?3)",
+            params![t.as_str(), new_id, serde_json::to_string(&merged)?],
+        )?;
+        // Keep every redirect one hop long: ids absorbed earlier now point at the new record.
+        tx.execute(
+            "UPDATE redirects SET new_id = ?2 WHERE type = ?1 AND new_id IN (?3, ?4)",
+            params![t.as_str(), new_id, pid, oid],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO redirects (type, old_id, new_id) VALUES (?1, ?2, ?4), (?1, ?3, ?4)",
+            params![t.as_str(), pid, oid, new_id],
+        )?;
+        let seq: i64 = tx.query_row(
+            "SELECT coalesce(max(seq), 0) + 1 FROM merge_log",
+            [],
+            |r| r.get(0),
+        )?;
+        let entry = MergeLogEntry {
+            seq,
+            object_type: t,
+            primary_object_id: primary_id.to_string(),
+            object_id_to_merge: other_id.to_string(),
+            resolved_primary_id: pid.to_string(),
+            resolved_merged_id: oid.to_string(),
+            new_id: new_id.to_string(),
+            merged_at: ts,
+        };
+        tx.execute(
+            "INSERT INTO merge_log (seq, body) VALUES (?1, ?2)",
+            params![seq, serde_json::to_string(&entry)?],
+        )?;
+        tx.commit()?;
+        Ok((new_id, merged, entry))
+    }
+
+    pub fn merge_log(&self) -> Result<Vec<MergeLogEntry>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT body FROM merge_log ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.map(|body| Ok(serde_json::from_str(&body?)?))
+            .collect()
+    }
+}
+
+pub fn singular(t: ObjectType) -> &'static str {
+    match t {
+        ObjectType::Contacts => "contact",
+        ObjectType::Companies => "company",
+    }
+}
+
+pub fn not_found_message(t: ObjectType, id: &str) -> String {
+    format!(
+        "Object not found.  objectId are usually numeric. {} {id} does not exist",
+        singular(t)
+    )
+}
+
+/// A seeded record as stored: values it has without history get one version dated at the
+/// record's last update, and HubSpot's system properties are filled in.
+fn stored_from_record(record: &Record, id: i64, now: &str) -> StoredObject {
+    let created = record.created_at.as_ref().map(format_ts);
+    let updated = record
+        .updated_at
+        .as_ref()
+        .map(format_ts)
+        .or_else(|| created.clone())
+        .unwrap_or_else(|| now.to_string());
+    let created = created.unwrap_or_else(|| updated.clone());
+    let mut history: BTreeMap<String, Vec<ValueWithTimestamp>> = record
+        .history
+        .iter()
+        .map(|(name, versions)| {
+            let versions = versions
+                .iter()
+                .map(|v| ValueWithTimestamp {
+                    value: v.value.clone().unwrap_or_default(),
+                    timestamp: format_ts(&v.timestamp),
+                    source_type: v.source_type.clone(),
+                    source_id: v.source_id.clone(),
+                    source_label: None,
+                    updated_by_user_id: None,
+                })
+                .collect();
+            (name.clone(), versions)
+        })
+        .collect();
+    let mut properties = record.properties.clone();
+    let t = record.object_type;
+    let id_text = id.to_string();
+    for (name, value) in [
+        ("hs_object_id", &id_text),
+        ("createdate", &created),
+        (t.last_modified_property(), &updated),
+    ] {
+        properties
+            .entry(name.to_string())
+            .or_insert_with(|| Some(value.clone()));
+    }
+    properties.insert("hs_object_id".into(), Some(id_text));
+    for (name, value) in &properties {
+        let Some(value) = value else { continue };
+        let versions = history.entry(name.clone()).or_default();
+        if versions.is_empty() {
+            versions.push(ValueWithTimestamp {
+                value: value.clone(),
+                timestamp: updated.clone(),
+                source_type: SEED_SOURCE_TYPE.into(),
+                source_id: None,
+                source_label: None,
+                updated_by_user_id: None,
+            });
+        }
+    }
+    StoredObject {
+        properties,
+        history,
+        created_at: created,
+        updated_at: updated,
+        merges: 0,
+    }
+}

@@ -1,0 +1,163 @@
+//! Health figures of a workspace: records per system and type, the candidate duplicate rate,
+//! clusters per status, decisions per steward and day, merges done and failed, and alerts when
+//! the record count moved more than the configured share between the last two pulls (the seeds'
+//! 2%). Read-only queries; the figures a pull leaves behind are written by `sync`.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use rusqlite::Connection;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Stats {
+    /// system -> object type -> live records.
+    pub records: BTreeMap<String, BTreeMap<String, u64>>,
+    pub live_records: u64,
+    /// Records that would disappear if every open or approved cluster were merged, over live
+    /// records.
+    pub duplicate_rate: f64,
+    pub clusters: BTreeMap<String, u64>,
+    /// steward -> day -> decisions.
+    pub decisions: BTreeMap<String, BTreeMap<String, u64>>,
+    pub merges_done: u64,
+    pub merges_failed: u64,
+    pub merges_pending: u64,
+    pub mapping_conflicts_open: u64,
+    pub alerts: Vec<String>,
+}
+
+/// Thresholds for alerts, as shares (0.02 = 2%).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub record_count_change: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            record_count_change: 0.02,
+        }
+    }
+}
+
+pub fn collect(conn: &Connection, thresholds: Thresholds) -> Result<Stats> {
+    let mut s = Stats::default();
+    for (system, object, n) in crate::store::records::counts(conn)? {
+        s.records
+            .entry(system)
+            .or_default()
+            .insert(object.as_str().to_string(), n);
+        s.live_records += n;
+    }
+    let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM clusters GROUP BY status")?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+        let (status, n) = row?;
+        s.clusters.insert(status, n as u64);
+    }
+    let surplus: i64 = conn.query_row(
+        "SELECT COALESCE(SUM(size - 1), 0) FROM clusters
+         WHERE status IN ('pending', 'deferred', 'approved', 'merging', 'failed', 'stale')",
+        [],
+        |r| r.get(0),
+    )?;
+    if s.live_records > 0 {
+        s.duplicate_rate = surplus as f64 / s.live_records as f64;
+    }
+    let mut stmt = conn.prepare(
+        "SELECT steward, substr(decided_at, 1, 10), COUNT(*) FROM decisions GROUP BY 1, 2 ORDER BY 1, 2",
+    )?;
+    for row in stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })? {
+        let (steward, day, n) = row?;
+        s.decisions
+            .entry(steward)
+            .or_default()
+            .insert(day, n as u64);
+    }
+    let (done, failed, pending): (i64, i64, i64) = conn.query_row(
+        "SELECT COALESCE(SUM(status = 'merged'), 0), COALESCE(SUM(status = 'failed'), 0),
+                COALESCE(SUM(status IN ('pending', 'running', 'paused')), 0) FROM merge_jobs",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    (s.merges_done, s.merges_failed, s.merges_pending) =
+        (done as u64, failed as u64, pending as u64);
+    s.mapping_conflicts_open = conn.query_row(
+        "SELECT COUNT(*) FROM mapping_conflicts WHERE resolved_at IS NULL",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? as u64;
+    let mut stmt = conn.prepare(
+        "SELECT source, object_type, previous_total, total_count FROM sync_state ORDER BY 1, 2",
+    )?;
+    for row in stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<i64>>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })? {
+        let (source, object, previous, now) = row?;
+        if let Some(prev) = previous.filter(|p| *p > 0) {
+            let change = (now - prev) as f64 / prev as f64;
+            if change.abs() > thresholds.record_count_change {
+                s.alerts.push(format!(
+                    "{object} from {source}: record count moved {:+.1}% between the last two pulls ({prev} -> {now}), above the {:.1}% threshold",
+                    change * 100.0,
+                    thresholds.record_count_change * 100.0
+                ));
+            }
+        }
+    }
+    if s.merges_failed > 0 {
+        s.alerts.push(format!(
+            "{} merge jobs failed: see `dupdesk apply` or the merges view, and retry",
+            s.merges_failed
+        ));
+    }
+    Ok(s)
+}
+
+impl Stats {
+    pub fn render_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(out, "records (live): {}", self.live_records);
+        for (system, objects) in &self.records {
+            for (object, n) in objects {
+                let _ = writeln!(out, "  {system:<12} {object:<10} {n:>9}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "candidate duplicate rate: {:.2}%",
+            self.duplicate_rate * 100.0
+        );
+        let _ = writeln!(out, "clusters:");
+        for (status, n) in &self.clusters {
+            let _ = writeln!(out, "  {status:<10} {n:>9}");
+        }
+        let _ = writeln!(out, "decisions:");
+        for (steward, days) in &self.decisions {
+            for (day, n) in days {
+                let _ = writeln!(out, "  {steward:<12} {day} {n:>6}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "merges: {} done, {} failed, {} queued; {} open mapping conflicts",
+            self.merges_done, self.merges_failed, self.merges_pending, self.mapping_conflicts_open
+        );
+        for a in &self.alerts {
+            let _ = writeln!(out, "ALERT: {a}");
+        }
+        out
+    }
+}

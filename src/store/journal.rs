@@ -1,0 +1,464 @@
+//! The merge journal (`merge_jobs`, `merge_steps`, `snapshots`): typed queries the executor uses
+//! to record each step before it is sent and after it returns. Planning a job from an approved
+//! decision happens here too, in one transaction with the cluster's move to `merging`, so a job
+//! exists exactly once per approval.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, anyhow, bail};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::model::ObjectType;
+use crate::store::now_ts;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    Snapshot,
+    Merge,
+    Update,
+    Mapping,
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Snapshot => "snapshot",
+            StepKind::Merge => "merge",
+            StepKind::Update => "update",
+            StepKind::Mapping => "mapping",
+        }
+    }
+    fn parse(s: &str) -> Result<StepKind> {
+        Ok(match s {
+            "snapshot" => StepKind::Snapshot,
+            "merge" => StepKind::Merge,
+            "update" => StepKind::Update,
+            "mapping" => StepKind::Mapping,
+            other => bail!("unknown step kind {other:?}"),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepState {
+    Pending,
+    Sent,
+    Done,
+    Failed,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Sent => "sent",
+            StepState::Done => "done",
+            StepState::Failed => "failed",
+        }
+    }
+    fn parse(s: &str) -> Result<StepState> {
+        Ok(match s {
+            "pending" => StepState::Pending,
+            "sent" => StepState::Sent,
+            "done" => StepState::Done,
+            "failed" => StepState::Failed,
+            other => bail!("unknown step state {other:?}"),
+        })
+    }
+}
+
+/// What a step asks for. Stored as the step's `request` JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StepRequest {
+    /// Read every member (with history) into `snapshots`.
+    Snapshot { ids: Vec<String> },
+    /// Merge `loser` into whatever the survivor is when the step runs.
+    Merge { loser: String },
+    /// PATCH the final survivor with the steward's field choices.
+    Update {
+        properties: BTreeMap<String, String>,
+    },
+    /// Supersede the id mappings of the merged-away ids.
+    Mapping { merged_ids: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    pub id: i64,
+    pub cluster_id: i64,
+    pub decision_id: i64,
+    pub object_type: ObjectType,
+    pub status: String,
+    /// The primary until the first merge returns, then the id each merge returned.
+    pub survivor_id: Option<String>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub id: i64,
+    pub job_id: i64,
+    pub seq: i64,
+    pub kind: StepKind,
+    pub state: StepState,
+    pub request: StepRequest,
+    pub response_id: Option<String>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+/// The effective approval of a cluster, read from the decision log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approval {
+    pub cluster_id: i64,
+    pub decision_id: i64,
+    pub object_type: ObjectType,
+    pub primary: String,
+    pub losers: Vec<String>,
+    pub properties: BTreeMap<String, String>,
+}
+
+/// The approved clusters that have no merge job yet, with what their approving decision says.
+/// The decision that counts is the newest one of the cluster that no later `undo` names.
+pub fn unplanned_approvals(conn: &Connection, limit: Option<usize>) -> Result<Vec<Approval>> {
+    let mut stmt = conn.prepare(
+        "SELECT c.id, c.object_type, d.id, d.primary_id, d.field_choices, d.excluded, d.members
+         FROM clusters c
+         JOIN decisions d ON d.id = (
+             SELECT MAX(d2.id) FROM decisions d2
+             WHERE d2.cluster_id = c.id AND d2.action = 'approve'
+               AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d2.id))
+         WHERE c.status = 'approved'
+           AND NOT EXISTS (SELECT 1 FROM merge_jobs j WHERE j.decision_id = d.id)
+         ORDER BY d.id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, String>(6)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        if limit.is_some_and(|l| out.len() >= l) {
+            break;
+        }
+        let (cluster_id, ot, decision_id, primary, choices, excluded, members) = row?;
+        let object_type: ObjectType = ot.parse().map_err(|e: String| anyhow!(e))?;
+        let excluded: Vec<String> = serde_json::from_str(&excluded)
+            .with_context(|| format!("decision {decision_id}: excluded ids"))?;
+        let mut members: Vec<String> = serde_json::from_str(&members)
+            .with_context(|| format!("decision {decision_id}: members"))?;
+        if members.is_empty() {
+            members = cluster_member_ids(conn, cluster_id)?;
+        }
+        members.retain(|m| !excluded.contains(m));
+        let primary = primary
+            .filter(|p| members.contains(p))
+            .or_else(|| members.first().cloned())
+            .ok_or_else(|| anyhow!("decision {decision_id}: no members left to merge"))?;
+        let losers: Vec<String> = members.into_iter().filter(|m| *m != primary).collect();
+        let properties = field_values(&choices)
+            .with_context(|| format!("decision {decision_id}: field choices"))?;
+        out.push(Approval {
+            cluster_id,
+            decision_id,
+            object_type,
+            primary,
+            losers,
+            properties,
+        });
+    }
+    Ok(out)
+}
+
+/// Field choices are stored as `{field: {"value": "..." | null, ...}}`; a null value is written
+/// as `""`, which clears the field in HubSpot.
+fn field_values(choices: &str) -> Result<BTreeMap<String, String>> {
+    let v: BTreeMap<String, serde_json::Value> = serde_json::from_str(choices)?;
+    Ok(v.into_iter()
+        .map(|(field, choice)| {
+            let value = match choice.get("value") {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                _ => String::new(),
+            };
+            (field, value)
+        })
+        .collect())
+}
+
+fn cluster_member_ids(conn: &Connection, cluster_id: i64) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT r.id FROM cluster_members m JOIN records r ON r.rid = m.rid
+         WHERE m.cluster_id = ?1 ORDER BY r.rid",
+    )?;
+    let ids = stmt.query_map([cluster_id], |r| r.get(0))?;
+    Ok(ids.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Create the job and its steps for an approval and move the cluster to `merging`, in one
+/// transaction. The unique `decision_id` makes a second plan of the same approval impossible.
+pub fn plan_job(conn: &mut Connection, a: &Approval) -> Result<i64> {
+    let tx = conn.transaction()?;
+    let now = now_ts();
+    tx.execute(
+        "INSERT INTO merge_jobs (cluster_id, decision_id, object_type, status, survivor_id, created_at, updated_at)
+         VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?5)",
+        params![a.cluster_id, a.decision_id, a.object_type.as_str(), a.primary, now],
+    )?;
+    let job = tx.last_insert_rowid();
+    let mut all = vec![a.primary.clone()];
+    all.extend(a.losers.iter().cloned());
+    let mut steps = vec![StepRequest::Snapshot { ids: all.clone() }];
+    steps.extend(
+        a.losers
+            .iter()
+            .map(|l| StepRequest::Merge { loser: l.clone() }),
+    );
+    steps.push(StepRequest::Update {
+        properties: a.properties.clone(),
+    });
+    steps.push(StepRequest::Mapping { merged_ids: all });
+    for (seq, req) in steps.iter().enumerate() {
+        let kind = match req {
+            StepRequest::Snapshot { .. } => StepKind::Snapshot,
+            StepRequest::Merge { .. } => StepKind::Merge,
+            StepRequest::Update { .. } => StepKind::Update,
+            StepRequest::Mapping { .. } => StepKind::Mapping,
+        };
+        tx.execute(
+            "INSERT INTO merge_steps (job_id, seq, kind, state, request, updated_at)
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?5)",
+            params![
+                job,
+                seq as i64,
+                kind.as_str(),
+                serde_json::to_string(req)?,
+                now
+            ],
+        )?;
+    }
+    tx.execute(
+        "UPDATE clusters SET status = 'merging', updated_at = ?2 WHERE id = ?1",
+        params![a.cluster_id, now],
+    )?;
+    tx.commit()?;
+    Ok(job)
+}
+
+const JOB_COLUMNS: &str = "id, cluster_id, decision_id, object_type, status, survivor_id, attempts, last_error, updated_at";
+
+fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Job, String)> {
+    let ot: String = r.get(3)?;
+    Ok((
+        Job {
+            id: r.get(0)?,
+            cluster_id: r.get(1)?,
+            decision_id: r.get(2)?,
+            object_type: ObjectType::Contacts,
+            status: r.get(4)?,
+            survivor_id: r.get(5)?,
+            attempts: r.get(6)?,
+            last_error: r.get(7)?,
+            updated_at: r.get(8)?,
+        },
+        ot,
+    ))
+}
+
+fn finish_job(raw: (Job, String)) -> Result<Job> {
+    let (mut job, ot) = raw;
+    job.object_type = ot.parse().map_err(|e: String| anyhow!(e))?;
+    Ok(job)
+}
+
+/// Jobs that still have work: pending ones, and running ones a crash interrupted.
+pub fn runnable_jobs(conn: &Connection, limit: Option<usize>) -> Result<Vec<Job>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {JOB_COLUMNS} FROM merge_jobs WHERE status IN ('pending', 'running', 'paused')
+         ORDER BY id LIMIT ?1"
+    ))?;
+    let limit = limit.map(|l| l as i64).unwrap_or(-1);
+    let rows = stmt.query_map([limit], job_from_row)?;
+    rows.map(|r| finish_job(r?)).collect()
+}
+
+pub fn all_jobs(conn: &Connection) -> Result<Vec<Job>> {
+    let mut stmt = conn.prepare(&format!("SELECT {JOB_COLUMNS} FROM merge_jobs ORDER BY id"))?;
+    let rows = stmt.query_map([], job_from_row)?;
+    rows.map(|r| finish_job(r?)).collect()
+}
+
+pub fn get_job(conn: &Connection, id: i64) -> Result<Job> {
+    let raw = conn
+        .query_row(
+            &format!("SELECT {JOB_COLUMNS} FROM merge_jobs WHERE id = ?1"),
+            [id],
+            job_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| anyhow!("no merge job {id}"))?;
+    finish_job(raw)
+}
+
+pub fn steps(conn: &Connection, job_id: i64) -> Result<Vec<Step>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, job_id, seq, kind, state, request, response_id, attempts, last_error
+         FROM merge_steps WHERE job_id = ?1 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([job_id], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, Option<String>>(6)?,
+            r.get::<_, i64>(7)?,
+            r.get::<_, Option<String>>(8)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, job_id, seq, kind, state, request, response_id, attempts, last_error) = row?;
+        out.push(Step {
+            id,
+            job_id,
+            seq,
+            kind: StepKind::parse(&kind)?,
+            state: StepState::parse(&state)?,
+            request: serde_json::from_str(&request)
+                .with_context(|| format!("merge step {id}: request"))?,
+            response_id,
+            attempts,
+            last_error,
+        });
+    }
+    Ok(out)
+}
+
+pub fn set_job_status(
+    conn: &Connection,
+    job: i64,
+    status: &str,
+    error: Option<&str>,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE merge_jobs SET status = ?2, last_error = COALESCE(?3, last_error), updated_at = ?4,
+                attempts = attempts + (?2 = 'running')
+         WHERE id = ?1",
+        params![job, status, error, now_ts()],
+    )?;
+    Ok(())
+}
+
+/// Record that a step is about to be sent. Must be committed before the call goes out.
+pub fn mark_sent(conn: &Connection, step: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE merge_steps SET state = 'sent', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
+        params![step, now_ts()],
+    )?;
+    Ok(())
+}
+
+/// Record a step's outcome; for a merge, the returned id becomes the job's survivor in the same
+/// transaction.
+pub fn mark_done(
+    conn: &mut Connection,
+    job: i64,
+    step: i64,
+    response_id: Option<&str>,
+    survivor: Option<&str>,
+) -> Result<()> {
+    let tx = conn.transaction()?;
+    let now = now_ts();
+    tx.execute(
+        "UPDATE merge_steps SET state = 'done', response_id = ?2, last_error = NULL, updated_at = ?3 WHERE id = ?1",
+        params![step, response_id, now],
+    )?;
+    if let Some(s) = survivor {
+        tx.execute(
+            "UPDATE merge_jobs SET survivor_id = ?2, updated_at = ?3 WHERE id = ?1",
+            params![job, s, now],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Record a step's failure. A merge step keeps `sent` (the call's outcome is unknown until the
+/// ids are re-read); other steps become `failed`.
+pub fn mark_step_error(conn: &Connection, step: i64, keep_sent: bool, error: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE merge_steps SET state = CASE WHEN ?3 THEN state ELSE 'failed' END,
+                last_error = ?2, updated_at = ?4 WHERE id = ?1",
+        params![step, error, keep_sent, now_ts()],
+    )?;
+    Ok(())
+}
+
+/// Put failed jobs back in the queue. Their failed steps become pending again; a merge step
+/// left `sent` stays so, and is resolved by re-reading the ids before anything is sent.
+pub fn retry_failed(conn: &mut Connection, job: Option<i64>) -> Result<usize> {
+    let tx = conn.transaction()?;
+    let now = now_ts();
+    let ids: Vec<i64> = {
+        let mut stmt = tx.prepare(
+            "SELECT id FROM merge_jobs WHERE status IN ('failed', 'paused') AND (?1 IS NULL OR id = ?1)",
+        )?;
+        let rows = stmt.query_map([job], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for id in &ids {
+        tx.execute(
+            "UPDATE merge_steps SET state = 'pending', updated_at = ?2 WHERE job_id = ?1 AND state = 'failed'",
+            params![id, now],
+        )?;
+        tx.execute(
+            "UPDATE merge_jobs SET status = 'pending', updated_at = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+        tx.execute(
+            "UPDATE clusters SET status = 'merging', updated_at = ?2
+             WHERE id = (SELECT cluster_id FROM merge_jobs WHERE id = ?1)",
+            params![id, now],
+        )?;
+    }
+    tx.commit()?;
+    Ok(ids.len())
+}
+
+/// Store a snapshot of one record; a second snapshot of the same record for the same job is
+/// ignored (the first was taken before any merge).
+pub fn save_snapshot(
+    conn: &Connection,
+    job: i64,
+    record: &crate::model::Record,
+    asked_id: &str,
+) -> Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO snapshots (job_id, object_type, record_id, properties, history, taken_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            job,
+            record.object_type.as_str(),
+            asked_id,
+            serde_json::to_string(&record.properties)?,
+            serde_json::to_string(&record.history)?,
+            now_ts()
+        ],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! Shared fixtures for the integration tests: a sandbox CRM on loopback seeded with clusters of
+//! duplicate contacts, a connector to it, and a workspace pulled from it.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dupdesk::config::{self, Config, Secret};
+use dupdesk::crm::Connector;
+use dupdesk::crm::hubspot::{HubSpotConnector, HubSpotOptions};
+use dupdesk::model::{ObjectType, PropertyVersion, Record, parse_ts};
+use dupdesk::sandbox::seed::SeedData;
+use dupdesk::sandbox::{self, FaultSpec, RateLimit, Sandbox, SandboxOptions};
+use dupdesk::store::Store;
+
+pub const TOKEN: &str = "pat-test-token-7f3a9c";
+
+pub fn config() -> Config {
+    config::load(&config::Sources::default()).unwrap()
+}
+
+pub fn contact(id: u64, props: &[(&str, &str)]) -> Record {
+    let ts = parse_ts("2026-01-05T10:00:00.000Z").unwrap();
+    let mut properties = BTreeMap::new();
+    let mut history = BTreeMap::new();
+    for (k, v) in props {
+        properties.insert(k.to_string(), Some(v.to_string()));
+        history.insert(
+            k.to_string(),
+            vec![PropertyVersion {
+                value: Some(v.to_string()),
+                timestamp: ts,
+                source_type: "CRM_UI".into(),
+                source_id: None,
+            }],
+        );
+    }
+    Record {
+        object_type: ObjectType::Contacts,
+        id: id.to_string(),
+        properties,
+        history,
+        created_at: Some(ts),
+        updated_at: Some(ts),
+        archived: false,
+    }
+}
+
+/// A planted cluster: its member ids, in the order given to the sandbox.
+#[derive(Debug, Clone)]
+pub struct Planted {
+    pub ids: Vec<String>,
+    /// The ERP ids of the members (None where a member has none).
+    pub erp: Vec<Option<String>>,
+}
+
+/// `n` clusters: every third has three members, the rest two. Members of a cluster share an ERP
+/// id, except every seventh cluster, whose members map to two different ERP customers.
+pub fn planted_clusters(n: usize) -> (SeedData, Vec<Planted>) {
+    let mut seed = SeedData::default();
+    let mut planted = Vec::new();
+    let mut next = 1000u64;
+    for c in 0..n {
+        let size = if c % 3 == 0 { 3 } else { 2 };
+        let mut ids = Vec::new();
+        let mut erp = Vec::new();
+        for m in 0..size {
+            next += 1;
+            let erp_id = if c % 7 == 0 {
+                Some(format!("ERP-{c}-{m}"))
+            } else if m == 0 {
+                Some(format!("ERP-{c}"))
+            } else {
+                None
+            };
+            let email = format!("person{c}@example.com");
+            let mut props = vec![
+                ("email", email.as_str()),
+                ("firstname", if m == 0 { "Bob" } else { "Robert" }),
+                ("lastname", "Tester"),
+            ];
+            let phone = format!("+1 555 01{c:04}");
+            if m == 1 {
+                props.push(("phone", phone.as_str()));
+            }
+            if let Some(e) = &erp_id {
+                props.push(("erp_customer_id", e.as_str()));
+            }
+            seed.contacts.push(contact(next, &props));
+            ids.push(next.to_string());
+            erp.push(erp_id);
+        }
+        planted.push(Planted { ids, erp });
+    }
+    (seed, planted)
+}
+
+pub async fn start_sandbox(seed: SeedData, limit: RateLimit, faults: FaultSpec) -> Sandbox {
+    sandbox::start(SandboxOptions {
+        port: 0,
+        data: None,
+        seed: Some(seed),
+        rate_limit: limit,
+        faults,
+        token: Some(TOKEN.into()),
+    })
+    .await
+    .unwrap()
+}
+
+pub fn connector(base_url: &str, limit: u32, interval: Duration, timeout: Duration) -> Arc<dyn Connector> {
+    let mut opts = HubSpotOptions::from_config(&config(), Secret::new(TOKEN));
+    opts.base_url = base_url.to_string();
+    opts.rate_limit = limit;
+    opts.rate_interval = interval;
+    opts.timeout = timeout;
+    Arc::new(HubSpotConnector::new(opts).unwrap())
+}
+
+pub fn generous() -> RateLimit {
+    RateLimit {
+        max: 100_000,
+        interval: Duration::from_secs(10),
+        ..RateLimit::default()
+    }
+}
+
+pub async fn pulled_workspace(dir: &std::path::Path, crm: &dyn Connector) -> Store {
+    let store = Store::open(dir.join("ws.db")).unwrap();
+    dupdesk::sync::pull(&store, crm, &config(), &|_| {}).await.unwrap();
+    store
+}
+
+/// Record an approval of each planted cluster the way the review does: a cluster, its members,
+/// and an `approve` decision naming the primary and a field choice, with the cluster approved.
+pub async fn approve_all(store: &Store, planted: &[Planted]) -> Vec<i64> {
+    let planted = planted.to_vec();
+    store
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let now = dupdesk::store::now_ts();
+            let mut ids = Vec::new();
+            for (i, p) in planted.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO clusters (object_type, fingerprint, matcher, score, weakest, size, label, status, created_at, updated_at)
+                     VALUES ('contacts', ?1, 'test', 0.99, 0.95, ?2, 'Robert Tester', 'approved', ?3, ?3)",
+                    rusqlite::params![format!("fp-{i}"), p.ids.len() as i64, now],
+                )?;
+                let cluster = tx.last_insert_rowid();
+                for id in &p.ids {
+                    tx.execute(
+                        "INSERT INTO cluster_members (cluster_id, rid) SELECT ?1, rid FROM records WHERE object_type = 'contacts' AND id = ?2",
+                        rusqlite::params![cluster, id],
+                    )?;
+                }
+                let choices = serde_json::json!({
+                    "firstname": {"value": "Robert", "record_id": p.ids[1], "system": "crm", "reason": "test choice"},
+                    "jobtitle": {"value": "Steward's pick", "record_id": null, "system": null, "reason": "typed"},
+                });
+                tx.execute(
+                    "INSERT INTO decisions (cluster_id, steward, decided_at, action, primary_id, field_choices, members)
+                     VALUES (?1, 'tester', ?2, 'approve', ?3, ?4, ?5)",
+                    rusqlite::params![cluster, now, p.ids[0], choices.to_string(), serde_json::to_string(&p.ids)?],
+                )?;
+                ids.push(cluster);
+            }
+            tx.commit()?;
+            Ok(ids)
+        })
+        .await
+        .unwrap()
+}
