@@ -23,6 +23,9 @@ pub struct Config {
     pub sources: SourcesConfig,
     pub logging: LoggingConfig,
     pub alerts: AlertsConfig,
+    /// The matcher: thresholds and the field schema per object type.
+    #[serde(default)]
+    pub matcher: crate::matcher::MatcherSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

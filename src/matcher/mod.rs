@@ -17,8 +17,10 @@ pub mod blocking;
 pub mod cluster;
 pub mod compare;
 pub mod em;
+pub mod external;
 pub mod features;
 pub mod normalize;
+pub mod persist;
 pub mod schema;
 
 use rayon::prelude::*;
@@ -28,7 +30,9 @@ use serde::{Deserialize, Serialize};
 pub use blocking::Blocks;
 pub use cluster::{Cluster, ClusterLimits, Edge, Flags};
 pub use em::Model;
+pub use external::{ExternalError, ImportReport, import_clusters};
 pub use features::Table;
+pub use persist::{MatchMode, MatchReport, run_match};
 pub use schema::{FieldKind, FieldSpec, MatchConfig, MatcherSettings, ObjectSchemaConfig};
 
 

@@ -201,7 +201,7 @@ pub fn email(raw: &str, opts: &EmailOptions) -> Option<String> {
         local.retain(|c| c != '.');
         domain = "gmail.com".to_string();
     }
-    if local.is_empty() {
+    if local.is_empty() || opts.role_addresses.iter().any(|r| *r == local) {
         return None;
     }
     Some(format!("{local}@{domain}"))
@@ -505,6 +505,7 @@ mod tests {
         let off = EmailOptions {
             strip_plus_tags: false,
             gmail_dots: false,
+            role_addresses: vec![],
         };
         let cases: &[(&str, &EmailOptions, Option<&str>)] = &[
             ("  Bob.Smith@Example.COM ", &on, Some("bob.smith@example.com")),
@@ -517,6 +518,9 @@ mod tests {
             ("mailto:<ann@x.org>", &on, Some("ann@x.org")),
             ("ann @ x.org", &on, Some("ann@x.org")),
             ("+tag@x.org", &on, None),
+            ("Info@acme.com", &on, None),
+            ("sales+eu@acme.com", &on, None),
+            ("info@acme.com", &off, Some("info@acme.com")),
             ("   ", &on, None),
         ];
         for (raw, o, want) in cases {

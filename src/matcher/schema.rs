@@ -100,6 +100,9 @@ pub struct EmailOptions {
     pub strip_plus_tags: bool,
     /// Gmail ignores dots in the local part and reads googlemail.com as gmail.com.
     pub gmail_dots: bool,
+    /// Local parts of role addresses (info@, sales@, ...): they name a team, not a person, so
+    /// colleagues share them; such an email counts as missing.
+    pub role_addresses: Vec<String>,
 }
 
 impl Default for EmailOptions {
@@ -107,6 +110,14 @@ impl Default for EmailOptions {
         EmailOptions {
             strip_plus_tags: true,
             gmail_dots: true,
+            role_addresses: [
+                "info", "sales", "office", "contact", "accounts", "team", "admin", "support",
+                "hello", "billing", "marketing", "hr", "jobs", "careers", "service", "help",
+                "enquiries", "inquiries", "mail", "noreply", "no-reply", "orders", "finance",
+                "reception", "webmaster", "postmaster",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -153,8 +164,8 @@ impl Default for MatcherSettings {
             max_block_size: 200,
             phone_digits: 9,
             email: EmailOptions::default(),
-            u_sample_pairs: 1_000_000,
-            em_sample_pairs: 300_000,
+            u_sample_pairs: 500_000,
+            em_sample_pairs: 100_000,
             em_max_iterations: 200,
             label_weight: 50.0,
             seed: 42,
