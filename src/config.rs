@@ -29,6 +29,9 @@ pub struct Config {
     #[serde(default)]
     pub precedence: PrecedenceConfig,
     pub import: ImportConfig,
+    /// The matcher: thresholds and the field schema per object type.
+    #[serde(default)]
+    pub matcher: crate::matcher::MatcherSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
