@@ -140,7 +140,11 @@ fn approve_reject_undo_quit_in_a_real_terminal() {
     t.wait_for(&["dupdesk review", "approved 1"]);
     t.keys(&["q"]);
     assert_eq!(t.wait_until_exit(), "0");
-    assert_eq!(t.format("#{alternate_on}"), "0", "left the alternate screen");
+    assert_eq!(
+        t.format("#{alternate_on}"),
+        "0",
+        "left the alternate screen"
+    );
 
     assert_eq!(
         query::<String>(
@@ -167,12 +171,13 @@ fn sigterm_restores_the_terminal() {
     t.wait_for(&["dupdesk review", "Anna Schmidt"]);
     assert_eq!(t.format("#{alternate_on}"), "1");
     let pid = t.format("#{pane_pid}");
-    let status = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());
     assert_eq!(t.wait_until_exit(), "0");
-    assert_eq!(t.format("#{alternate_on}"), "0", "left the alternate screen");
+    assert_eq!(
+        t.format("#{alternate_on}"),
+        "0",
+        "left the alternate screen"
+    );
     assert!(query::<String>(&ws, "SELECT action FROM decisions").is_empty());
 }
