@@ -414,3 +414,56 @@ async fn without_colour_differences_still_show() {
         .collect();
     assert!(underlined.contains("nata"), "{underlined:?}");
 }
+
+#[tokio::test]
+async fn keys_typed_ahead_act_on_the_cluster_they_were_meant_for() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    // Enter, approve, reject, as fast as a steward types: no waiting between the keys.
+    for c in [KeyCode::Enter, KeyCode::Char('a'), KeyCode::Char('r')] {
+        app.on_key(&KeyEvent::new(c, KeyModifiers::NONE));
+    }
+    inbox.settle(&mut app).await;
+    assert_eq!(
+        query::<String>(
+            &ws,
+            "SELECT action || ':' || cluster_id FROM decisions ORDER BY id"
+        ),
+        ["approve:1", "reject:2"]
+    );
+    assert_eq!(open_id(&app), 3);
+}
+
+#[tokio::test]
+async fn background_progress_shows_and_a_finished_match_reloads_the_queue() {
+    use dupdesk::tui::{Msg, Progress, Stage};
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    app.on_message(Msg::Progress(Progress {
+        stage: Stage::Matching,
+        done: 5,
+        total: Some(10),
+        message: "contacts".into(),
+    }));
+    app.update(Action::Resize(80, 24));
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    terminal.draw(|f| views::draw(f, &app)).unwrap();
+    let text = format!("{}", terminal.backend());
+    assert!(text.contains("matching 50% (5/10) · contacts"), "{text}");
+
+    ws.store
+        .call_blocking(|c| {
+            tui_support::insert_cluster(c, "late", 0.99, 0.99, tui_support::NOW, &["101", "201"]);
+            Ok(())
+        })
+        .unwrap();
+    app.on_message(Msg::Progress(Progress {
+        stage: Stage::Done,
+        done: 10,
+        total: Some(10),
+        message: String::new(),
+    }));
+    inbox.settle(&mut app).await;
+    assert_eq!(app.queue().total, 4);
+    assert_eq!(app.queue().rows[0].label, "late");
+}

@@ -398,6 +398,11 @@ pub struct App {
     /// A decision is being written: further decisions wait for it.
     pub(crate) saving: bool,
     pub(crate) size: (u16, u16),
+    /// A cluster is being loaded to be shown.
+    opening: bool,
+    /// Keys pressed while a decision was saving or a cluster opening, replayed in order once
+    /// the screen has caught up, so fast typing acts on the cluster it was meant for.
+    backlog: std::collections::VecDeque<ratatui::crossterm::event::KeyEvent>,
     quit: bool,
     dirty: bool,
 }
@@ -447,6 +452,8 @@ impl App {
             frozen_now: false,
             saving: false,
             size: (80, 24),
+            opening: false,
+            backlog: std::collections::VecDeque::new(),
             quit: false,
             dirty: true,
         };
@@ -496,8 +503,23 @@ impl App {
         }
     }
 
-    /// Translate a key press through the keymap and apply it.
+    /// Translate a key press through the keymap and apply it; while a decision is saving or a
+    /// cluster opening, keep it for when that is done (Ctrl-c still quits at once).
     pub fn on_key(&mut self, ev: &ratatui::crossterm::event::KeyEvent) {
+        if self.saving || self.opening {
+            if self.prompt.is_none()
+                && self.opts.keymap.command(self.context(), ev) == Some(Command::Quit)
+            {
+                self.quit = true;
+            } else {
+                self.backlog.push_back(*ev);
+            }
+            return;
+        }
+        self.apply_key(ev);
+    }
+
+    fn apply_key(&mut self, ev: &ratatui::crossterm::event::KeyEvent) {
         let action = if self.prompt.is_some() {
             self.opts.keymap.edit(ev).map(Action::Edit)
         } else {
@@ -718,11 +740,15 @@ impl App {
                 let id = row.id;
                 self.load_cluster(id, Some(index));
             }
-            None => self.load_page(index.saturating_sub(PAGE / 4), Some(index), None),
+            None => {
+                self.opening = true;
+                self.load_page(index.saturating_sub(PAGE / 4), Some(index), None);
+            }
         }
     }
 
     fn load_cluster(&mut self, id: i64, index: Option<u64>) {
+        self.opening = true;
         let store = self.store.clone();
         let opts = self.opts.clone();
         self.spawn(async move {
@@ -988,6 +1014,12 @@ impl App {
                 self.on_outcome(outcome);
             }
         }
+        while !(self.saving || self.opening) {
+            let Some(ev) = self.backlog.pop_front() else {
+                break;
+            };
+            self.apply_key(&ev);
+        }
     }
 
     fn on_outcome(&mut self, outcome: Outcome) {
@@ -998,6 +1030,10 @@ impl App {
                 open_index,
                 select_id,
             } => {
+                if open_index.is_some() {
+                    // Opening goes on with the cluster load below, if this page still counts.
+                    self.opening = false;
+                }
                 // Latest request wins: an older page arriving late is dropped.
                 if generation != self.queue.generation {
                     return;
@@ -1033,18 +1069,21 @@ impl App {
                     Err(e) => self.fail(format!("loading the queue: {e:#}")),
                 }
             }
-            Outcome::Cluster { index, cluster } => match cluster {
-                Ok(Some(cl)) => {
-                    if let Some(i) = index {
-                        self.queue.cursor = i;
+            Outcome::Cluster { index, cluster } => {
+                self.opening = false;
+                match cluster {
+                    Ok(Some(cl)) => {
+                        if let Some(i) = index {
+                            self.queue.cursor = i;
+                        }
+                        self.cluster_index = index;
+                        self.cluster = Some(cl);
+                        self.screen = Screen::Cluster;
                     }
-                    self.cluster_index = index;
-                    self.cluster = Some(cl);
-                    self.screen = Screen::Cluster;
+                    Ok(None) => self.fail("that cluster is gone (re-matched?); reload with Ctrl-r"),
+                    Err(e) => self.fail(format!("loading the cluster: {e:#}")),
                 }
-                Ok(None) => self.fail("that cluster is gone (re-matched?); reload with Ctrl-r"),
-                Err(e) => self.fail(format!("loading the cluster: {e:#}")),
-            },
+            }
             Outcome::Decided {
                 index,
                 advance,
@@ -1104,7 +1143,9 @@ impl App {
                             "undid the {} of cluster #{id}; it is {} again",
                             u.undone.action, u.status
                         ));
-                        if self.screen == Screen::Cluster {
+                        if self.screen == Screen::Queue {
+                            self.reload_queue();
+                        } else if self.screen == Screen::Cluster {
                             let index = self
                                 .queue
                                 .rows

@@ -36,7 +36,14 @@ pub async fn run(
     let (mut app, inbox) = App::new(store, opts);
     app.start();
     // Installs a panic hook that restores the terminal before the panic message prints.
-    let mut terminal = ratatui::try_init().context("setting up the terminal")?;
+    let mut terminal = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            // Raw mode may be on already.
+            ratatui::restore();
+            return Err(e).context("setting up the terminal");
+        }
+    };
     let result = event_loop(&mut terminal, &mut app, inbox, background).await;
     ratatui::restore();
     result
