@@ -268,11 +268,8 @@ fn run(cli: Cli) -> Result<()> {
             MappingAction::Rebuild => runtime()?.block_on(mapping::rebuild(&ctx)),
         },
         Some(Command::Sandbox(args)) => sandbox::run(&args),
-        None => {
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
-            Ok(())
-        }
+        // The review is what a steward runs all day: it is the default.
+        None => review::review(&ctx.config),
     }
 }
 
