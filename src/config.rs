@@ -26,6 +26,8 @@ pub struct Config {
     #[serde(default)]
     pub keys: BTreeMap<String, Vec<String>>,
     pub alerts: AlertsConfig,
+    #[serde(default)]
+    pub precedence: PrecedenceConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -92,6 +94,15 @@ pub struct SourceRule {
     #[serde(default)]
     pub source_id: Option<String>,
     pub system: String,
+}
+
+/// Where the precedence rules come from (see `crate::precedence::Rules`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrecedenceConfig {
+    /// A rules file that replaces the embedded default as a whole; empty for the default.
+    #[serde(default)]
+    pub rules: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
