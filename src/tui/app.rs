@@ -6,8 +6,9 @@
 //! committed before the screen moves on. Rendering lives in `views` and only reads this state.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
@@ -17,6 +18,7 @@ use super::suggest::{self, Suggestion};
 use crate::config::{Config, SourcesConfig};
 use crate::diff::{self, FieldAgreement, Segment};
 use crate::model::ObjectType;
+use crate::precedence::Rules;
 use crate::store::Store;
 use crate::store::decisions::{self, Decision, FieldChoice, NewDecision, Undone, Verdict};
 use crate::store::queue::{
@@ -110,6 +112,8 @@ pub struct Options {
     pub sources: SourcesConfig,
     pub properties: BTreeMap<ObjectType, Vec<String>>,
     pub keymap: Keymap,
+    /// Which value survives per field, and which record is primary.
+    pub rules: Arc<Rules>,
     /// Colour off (`NO_COLOR`): differences are shown by markers and modifiers only.
     pub no_color: bool,
 }
@@ -127,7 +131,8 @@ impl Options {
                 .into_iter()
                 .map(|t| (t, config.properties(t)))
                 .collect(),
-            keymap: Keymap::new(keys)?,
+            keymap: Keymap::new(keys).context("the [keys] section of the configuration")?,
+            rules: Arc::new(Rules::for_config(config)?),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         })
     }
@@ -258,7 +263,13 @@ impl ClusterState {
             })
             .cloned();
         let mut state = ClusterState {
-            suggestion: suggest::suggest(&detail.members, &fields, &opts.sources, None),
+            suggestion: suggest::suggest(
+                &detail.members,
+                &fields,
+                &opts.sources,
+                &opts.rules,
+                None,
+            ),
             detail,
             fields,
             rows: Vec::new(),
@@ -296,6 +307,7 @@ impl ClusterState {
             &self.detail.members,
             &self.fields,
             &opts.sources,
+            &opts.rules,
             Some(&self.primary),
         );
         self.rows = self

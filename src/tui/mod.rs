@@ -32,7 +32,7 @@ pub async fn run(
     config: &Config,
     background: Option<mpsc::Receiver<Progress>>,
 ) -> Result<()> {
-    let opts = Options::from_config(config).context("the [keys] section of the configuration")?;
+    let opts = Options::from_config(config)?;
     let (mut app, inbox) = App::new(store, opts);
     app.start();
     // Installs a panic hook that restores the terminal before the panic message prints.

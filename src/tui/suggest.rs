@@ -1,10 +1,11 @@
 //! The suggestion column of the cluster screen: which record should be the primary and which
-//! value should survive per field, with the reason. Until the precedence engine lands this is
-//! a fallback (the oldest record is the primary and its values survive, reason "primary");
-//! [`suggest`] is the one function to switch over to `precedence::suggest`. Pure: no store, no
-//! terminal.
+//! value should survive per field, with the reason, as the precedence engine
+//! ([`crate::precedence`]) decides them. This module only adapts its answer to what the
+//! screen and the decision log hold (a [`FieldChoice`] per field). Pure: no store, no terminal.
 
 use crate::config::SourcesConfig;
+use crate::model::Record;
+use crate::precedence::{self, Rules};
 use crate::store::decisions::FieldChoice;
 use crate::store::records::StoredRecord;
 
@@ -44,59 +45,54 @@ pub fn suggest(
     members: &[StoredRecord],
     fields: &[String],
     sources: &SourcesConfig,
+    rules: &Rules,
     primary: Option<&str>,
 ) -> Suggestion {
-    let picked = primary.and_then(|id| members.iter().find(|m| m.record.id == id));
-    // HubSpot keeps the older record's values by default; the oldest record is the safe guess.
-    let oldest = members
-        .iter()
-        .min_by(|a, b| {
-            let ka = (a.record.created_at.is_none(), a.record.created_at, a.rid);
-            let kb = (b.record.created_at.is_none(), b.record.created_at, b.rid);
-            ka.cmp(&kb)
-        })
-        .or(members.first());
-    let Some(primary) = picked.or(oldest) else {
-        return Suggestion {
-            primary: PrimaryChoice {
-                record_id: String::new(),
-                reason: String::new(),
-            },
-            fields: Vec::new(),
-        };
+    let records: Vec<Record> = members.iter().map(|m| m.record.clone()).collect();
+    let answer = match primary {
+        Some(p) => precedence::suggest_with_primary(&records, rules, sources, fields, p),
+        None => precedence::suggest(&records, rules, sources, fields),
     };
-    let fields = fields
-        .iter()
-        .map(|field| {
-            let choice = |rec: &StoredRecord, reason: &str| FieldChoice {
-                value: rec.record.get(field).map(str::to_string),
-                record_id: rec.record.id.clone(),
-                system: value_system(rec, field, sources),
-                reason: reason.to_string(),
-            };
-            let chosen = if primary.record.get(field).is_some() {
-                Some(choice(primary, "primary"))
-            } else {
-                members
-                    .iter()
-                    .find(|m| m.record.get(field).is_some())
-                    .map(|m| choice(m, "only one"))
-            };
-            FieldSuggestion {
-                field: field.clone(),
-                chosen,
-            }
-        })
-        .collect();
-    Suggestion {
-        primary: PrimaryChoice {
-            record_id: primary.record.id.clone(),
-            reason: if picked.is_some() {
-                "picked by steward".into()
-            } else {
-                "oldest record".into()
+    match answer {
+        Ok(s) => Suggestion {
+            primary: PrimaryChoice {
+                record_id: s.primary.record_id,
+                reason: s.primary.reason,
             },
+            fields: s
+                .fields
+                .into_iter()
+                .map(|f| FieldSuggestion {
+                    field: f.field,
+                    chosen: f.chosen.map(|c| FieldChoice {
+                        value: c.value,
+                        record_id: c.record_id.unwrap_or_default(),
+                        system: c.system.unwrap_or_default(),
+                        reason: c.reason,
+                    }),
+                })
+                .collect(),
         },
-        fields,
+        Err(e) => {
+            // Only an empty cluster or an unknown primary get here; show nothing rather than
+            // guess.
+            tracing::warn!(error = %e, "no precedence suggestion");
+            Suggestion {
+                primary: PrimaryChoice {
+                    record_id: primary
+                        .or(members.first().map(|m| m.record.id.as_str()))
+                        .unwrap_or_default()
+                        .to_string(),
+                    reason: e.to_string(),
+                },
+                fields: fields
+                    .iter()
+                    .map(|f| FieldSuggestion {
+                        field: f.clone(),
+                        chosen: None,
+                    })
+                    .collect(),
+            }
+        }
     }
 }

@@ -15,8 +15,6 @@ use crate::tui::app::{App, ClusterState};
 use crate::tui::sanitize::{fit, prefix};
 use crate::tui::theme::Theme;
 
-const WHY_W: usize = 8;
-
 pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, theme: Theme) {
     let [title, heads, grid, detail] = Layout::vertical([
         Constraint::Length(1),
@@ -53,6 +51,8 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
 
     // Column geometry: marker, field name, survivor, why, then as many records as fit.
     let total_w = usize::from(area.width);
+    // The detail line always has the whole reason; wide terminals show more of it in place.
+    let why_w = if total_w >= 120 { 18 } else { 12 };
     let field_w = cl
         .rows
         .iter()
@@ -61,7 +61,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
         .unwrap_or(5)
         .clamp(5, 14);
     let n = cl.detail.members.len().max(1);
-    let fixed = 2 + field_w + 1 + WHY_W + 1;
+    let fixed = 2 + field_w + 1 + why_w + 1;
     let rest = total_w.saturating_sub(fixed);
     // The survivor column is as wide as a record column.
     let col_w = (rest / (n + 1)).saturating_sub(1).clamp(12, 30);
@@ -89,7 +89,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
     h.push(Span::raw("│"));
     h.push(Span::styled(fit("✓ surviving", col_w), theme.header()));
     h.push(Span::raw("│"));
-    h.push(Span::styled(fit("why", WHY_W), theme.header()));
+    h.push(Span::styled(fit("why", why_w), theme.header()));
     for (i, m) in cl.detail.members.iter().enumerate().take(last).skip(first) {
         let id = &m.record.id;
         let mark = if *id == cl.primary {
@@ -154,7 +154,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
         spans.push(Span::styled(fit(&sv, col_w), sv_style));
         spans.push(Span::raw("│"));
         spans.push(Span::styled(
-            fit(if fr.picked { "✓steward" } else { &why }, WHY_W),
+            fit(if fr.picked { "✓steward" } else { &why }, why_w),
             if fr.picked {
                 theme.picked()
             } else {
