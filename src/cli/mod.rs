@@ -68,6 +68,17 @@ pub enum Command {
     /// Read every contact and company from the CRM into the workspace (only changes after the
     /// first run).
     Pull,
+    /// Approve, as the steward `auto`, every pending cluster whose weakest link scores at least
+    /// S (and, with --max-size, that has at most K records).
+    Approve {
+        #[arg(long, value_name = "S")]
+        min_score: f64,
+        #[arg(long, value_name = "K")]
+        max_size: Option<usize>,
+        /// List the clusters it would approve and approve none.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Execute approved merges through the CRM's merge API, journaled, exactly once.
     Apply {
         /// Print the exact calls it would make and make none.
@@ -229,6 +240,11 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Demo { records, no_tui }) => {
             runtime()?.block_on(demo::run(&ctx, demo::DemoArgs { records, no_tui }))
         }
+        Some(Command::Approve {
+            min_score,
+            max_size,
+            dry_run,
+        }) => approve(&ctx, min_score, max_size, dry_run),
         Some(Command::Pull) => runtime()?.block_on(pull::run(&ctx)),
         Some(Command::Apply {
             dry_run,
@@ -271,6 +287,37 @@ fn run(cli: Cli) -> Result<()> {
         // The review is what a steward runs all day: it is the default.
         None => review::review(&ctx.config),
     }
+}
+
+fn approve(ctx: &Ctx, min_score: f64, max_size: Option<usize>, dry_run: bool) -> Result<()> {
+    if !(0.0..=1.0).contains(&min_score) {
+        anyhow::bail!("--min-score {min_score} is not a match probability between 0 and 1");
+    }
+    let rules = crate::precedence::Rules::for_config(&ctx.config)?;
+    let store = open_existing(ctx)?;
+    let rule = crate::approve::Rule {
+        min_score,
+        max_size,
+    };
+    let done = crate::approve::approve(&store, &ctx.config, &rules, rule, dry_run)?;
+    for a in &done {
+        println!(
+            "{} cluster {:>6}  {} records  weakest {:.3}  primary {}  {}",
+            if dry_run { "would approve" } else { "approved" },
+            a.cluster_id,
+            a.size,
+            a.weakest,
+            a.primary,
+            crate::sanitize::for_terminal(&a.label)
+        );
+    }
+    println!(
+        "{} {} clusters by rule: {}",
+        if dry_run { "would approve" } else { "approved" },
+        done.len(),
+        rule.describe()
+    );
+    Ok(())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
