@@ -112,10 +112,11 @@ fn run(cfg: &MatchConfig, n: usize, show_model: bool, errors: usize) -> Result<(
         }
     }
     if errors > 0 {
-        let scorer = matcher::Scorer::new(&table, &outcome.model);
+        let blocks = matcher::Blocks::build(cfg, &table);
+        let scorer = matcher::Scorer::new(&table, &outcome.model, Some(&blocks));
         let show = |kind: &str, a: u32, b: u32| {
             let e = scorer.explain(a as usize, b as usize);
-            println!("{kind} {} ~ {}: weight {:.1} p {:.3}", e.a, e.b, e.match_weight, e.probability);
+            println!("{kind} {} ~ {}: rule {:?} prior {:.1} weight {:.1} p {:.3}", e.a, e.b, e.rule, e.prior_weight, e.match_weight, e.probability);
             for f in &e.fields {
                 println!("    {:<16} {:<24} {:+6.1}  {:?} | {:?}", f.property, f.agreement, f.weight, f.a, f.b);
             }
@@ -195,6 +196,17 @@ fn run(cfg: &MatchConfig, n: usize, show_model: bool, errors: usize) -> Result<(
     );
     let m = &outcome.model;
     println!("prior {:.3e} ({:.1} bits)", m.prior, m.prior_weight());
+    if show_model {
+        for r in &m.rules {
+            println!("  rule {}: lambda {:.4}", r.rule, r.lambda);
+            for (f, field) in m.fields.iter().enumerate().filter(|(f, _)| r.free[*f]) {
+                let levels: Vec<String> = (1..=field.m.len())
+                    .map(|l| format!("{}={:+.1}", compare::level_name(field.kind, l as u8), r.weight(f, l as u8)))
+                    .collect();
+                println!("      {:<16} {}", field.property, levels.join("  "));
+            }
+        }
+    }
     for fit in &m.fits {
         println!(
             "  EM {:<40} sampled {:>8}  lambda {:.4}  expected matches {:>10.0}  {} iterations{}",
