@@ -120,13 +120,14 @@ impl Blocks {
         &self.members[rule][s as usize..(s + n) as usize]
     }
 
-    /// Run `f` over every distinct candidate pair once, in parallel, folding into per-thread
+    /// Run `f(acc, rule, a, b)` over every distinct candidate pair once (with the first rule
+    /// that finds it), in parallel, folding into per-thread
     /// accumulators that are then reduced. With `only`, pairs where neither record is marked
     /// are skipped (incremental matching).
     pub fn fold_pairs<A, F, R>(&self, only: Option<&[bool]>, init: fn() -> A, f: F, reduce: R) -> A
     where
         A: Send,
-        F: Fn(&mut A, usize, usize) + Sync,
+        F: Fn(&mut A, usize, usize, usize) + Sync,
         R: Fn(A, A) -> A + Sync + Send,
     {
         (0..self.rules())
@@ -148,7 +149,7 @@ impl Blocks {
                             continue;
                         }
                         let (a, b) = if a < b { (a, b) } else { (b, a) };
-                        f(&mut acc, a, b);
+                        f(&mut acc, r, a, b);
                     }
                 }
                 acc
@@ -238,7 +239,7 @@ mod tests {
         let mut v = blocks.fold_pairs(
             only,
             Vec::new,
-            |acc, a, b| acc.push((a, b)),
+            |acc, _, a, b| acc.push((a, b)),
             |mut x, y| {
                 x.extend(y);
                 x

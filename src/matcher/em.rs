@@ -53,14 +53,46 @@ pub struct RuleFit {
     pub converged: bool,
 }
 
+/// The model of the candidate pairs of one blocking rule: among pairs that share the rule's
+/// key, the match share and the `m` and `u` of each field that still varies there. Fields the
+/// rule blocks on exactly are constant in it and carry no weight of their own (`free` false):
+/// their agreement is already in `lambda`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleModel {
+    pub rule: String,
+    pub free: Vec<bool>,
+    pub lambda: f64,
+    pub m: Vec<Vec<f64>>,
+    pub u: Vec<Vec<f64>>,
+}
+
+impl RuleModel {
+    /// Bits of evidence of field `f` at `level` among this rule's candidates.
+    pub fn weight(&self, f: usize, level: u8) -> f64 {
+        if level == MISSING || !self.free[f] {
+            return 0.0;
+        }
+        let l = usize::from(level) - 1;
+        (self.m[f][l] / self.u[f][l]).log2()
+    }
+
+    pub fn prior_weight(&self) -> f64 {
+        (self.lambda / (1.0 - self.lambda)).log2()
+    }
+}
+
 /// A fitted Fellegi-Sunter model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Model {
     /// Which schema it was fitted for ([`super::schema::MatchConfig::schema_signature`]).
     pub signature: String,
+    /// The model of any two records: `u` from random pairs, `m` combined over the rules. It
+    /// scores pairs that no blocking rule brings together.
     pub fields: Vec<FieldParams>,
     /// The chance that two records drawn at random are the same entity.
     pub prior: f64,
+    /// Per blocking rule, in rule order: scores the pairs that rule brings together first.
+    pub rules: Vec<RuleModel>,
     pub fits: Vec<RuleFit>,
     /// Steward-confirmed pairs folded into `m`.
     pub labelled_pairs: u64,
@@ -72,14 +104,15 @@ impl Model {
         (self.prior / (1.0 - self.prior)).log2()
     }
 
-    /// Pull `m` toward the level frequencies of steward-confirmed matching pairs, each field by
-    /// the pairs where it is present; `weight` pairs count as much as the unlabelled estimate.
+    /// Pull `m` (of the whole model and of every rule) toward the level frequencies of
+    /// steward-confirmed matching pairs, each field by the pairs where it is present; `weight`
+    /// pairs count as much as the unlabelled estimate.
     pub fn refine_with_labels(&mut self, matches: &[u64], weight: f64) {
         if matches.is_empty() {
             return;
         }
-        for (f, field) in self.fields.iter_mut().enumerate() {
-            let mut counts = vec![0.0; field.m.len()];
+        for f in 0..self.fields.len() {
+            let mut counts = vec![0.0; self.fields[f].m.len()];
             let mut n = 0.0;
             for p in matches {
                 let l = level_of(*p, f);
@@ -91,8 +124,14 @@ impl Model {
             if n == 0.0 {
                 continue;
             }
-            for (m, c) in field.m.iter_mut().zip(&counts) {
-                *m = ((*m * weight + c) / (weight + n)).max(1e-6);
+            let blend = |m: &mut Vec<f64>| {
+                for (x, c) in m.iter_mut().zip(&counts) {
+                    *x = ((*x * weight + c) / (weight + n)).max(1e-6);
+                }
+            };
+            blend(&mut self.fields[f].m);
+            for r in &mut self.rules {
+                blend(&mut r.m[f]);
             }
         }
         self.labelled_pairs = matches.len() as u64;
@@ -191,8 +230,8 @@ pub fn initial_m(kind: FieldKind) -> Vec<f64> {
     m
 }
 
-/// One expectation-maximisation problem: comparison vectors with their counts, the fields whose
-/// `m` is estimated (`free`), and `u` held fixed.
+/// One expectation-maximisation problem: comparison vectors with their counts, the fields that
+/// take part (`free`), and the `u` to start from (random pairs).
 #[derive(Debug, Clone)]
 pub struct EmProblem<'a> {
     pub kinds: &'a [FieldKind],
@@ -200,32 +239,39 @@ pub struct EmProblem<'a> {
     pub free: &'a [bool],
     pub patterns: &'a [(u64, f64)],
     pub max_iterations: usize,
+    /// Estimate `u` too (within a blocking rule's pairs, where unrelated records agree more
+    /// often than random ones), pulled toward the given `u` by a few pseudo-pairs.
+    pub estimate_u: bool,
 }
 
 /// The outcome of [`run_em`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmFit {
     pub m: Vec<Vec<f64>>,
+    pub u: Vec<Vec<f64>>,
     pub lambda: f64,
     pub iterations: usize,
     pub converged: bool,
 }
 
-/// Fit `m` (for the free fields) and the match share `lambda` by expectation maximisation.
+/// Pseudo-pairs that hold an estimated `u` near the random-pair `u` when a rule has few
+/// non-matches (an exact-email block is almost all matches).
+const U_PSEUDO_PAIRS: f64 = 20.0;
+
+/// Fit `m` (and with `estimate_u`, `u`) of the free fields and the match share `lambda` by
+/// expectation maximisation.
 pub fn run_em(p: &EmProblem<'_>) -> EmFit {
     let fields = p.kinds.len();
     let mut m: Vec<Vec<f64>> = p.kinds.iter().map(|k| initial_m(*k)).collect();
+    let mut u: Vec<Vec<f64>> = p.u.to_vec();
     let mut lambda: f64 = 0.3;
-    let ln_u: Vec<Vec<f64>> =
-        p.u.iter()
-            .map(|u| u.iter().map(|x| x.ln()).collect())
-            .collect();
     let total: f64 = p.patterns.iter().map(|(_, c)| c).sum();
     let mut iterations = 0;
     let mut converged = false;
     if total == 0.0 {
         return EmFit {
             m,
+            u,
             lambda: 0.0,
             iterations,
             converged: true,
@@ -237,7 +283,12 @@ pub fn run_em(p: &EmProblem<'_>) -> EmFit {
             .iter()
             .map(|v| v.iter().map(|x| x.ln()).collect())
             .collect();
+        let ln_u: Vec<Vec<f64>> = u
+            .iter()
+            .map(|v| v.iter().map(|x| x.ln()).collect())
+            .collect();
         let mut acc: Vec<Vec<f64>> = m.iter().map(|v| vec![0.0; v.len()]).collect();
+        let mut acc_u: Vec<Vec<f64>> = m.iter().map(|v| vec![0.0; v.len()]).collect();
         let mut matched = 0.0;
         let prior = (lambda / (1.0 - lambda)).ln();
         for &(pattern, count) in p.patterns {
@@ -252,10 +303,11 @@ pub fn run_em(p: &EmProblem<'_>) -> EmFit {
             let post = 1.0 / (1.0 + (-log_odds).exp());
             let w = post * count;
             matched += w;
-            for (f, a) in acc.iter_mut().enumerate() {
+            for f in 0..fields {
                 let l = level_of(pattern, f);
                 if l != MISSING {
-                    a[usize::from(l) - 1] += w;
+                    acc[f][usize::from(l) - 1] += w;
+                    acc_u[f][usize::from(l) - 1] += count - w;
                 }
             }
         }
@@ -271,6 +323,14 @@ pub fn run_em(p: &EmProblem<'_>) -> EmFit {
                 change = change.max((new - *x).abs());
                 *x = new;
             }
+            if p.estimate_u {
+                let sum_u: f64 = acc_u[f].iter().sum();
+                for (i, x) in u[f].iter_mut().enumerate() {
+                    let new = (acc_u[f][i] + U_PSEUDO_PAIRS * p.u[f][i]) / (sum_u + U_PSEUDO_PAIRS);
+                    change = change.max((new - *x).abs());
+                    *x = new;
+                }
+            }
         }
         let new_lambda = (matched / total).clamp(1e-9, 1.0 - 1e-9);
         change = change.max((new_lambda - lambda).abs());
@@ -282,6 +342,7 @@ pub fn run_em(p: &EmProblem<'_>) -> EmFit {
     }
     EmFit {
         m,
+        u,
         lambda,
         iterations,
         converged,
@@ -373,6 +434,7 @@ mod tests {
             free: &[true, true, true],
             patterns: &patterns,
             max_iterations: 500,
+            estimate_u: false,
         });
         assert!(fit.converged, "{fit:?}");
         assert!((fit.lambda - 0.2).abs() < 0.02, "{fit:?}");
@@ -415,6 +477,7 @@ mod tests {
                 u: vec![0.97, 0.01, 0.01, 0.01],
             }],
             prior: 1e-4,
+            rules: vec![],
             fits: vec![],
             labelled_pairs: 0,
         };

@@ -88,6 +88,10 @@ pub struct FieldExplanation {
     /// Whether the weight was adjusted for how common the agreed value is.
     #[serde(default)]
     pub frequency_adjusted: bool,
+    /// The pair was found by a blocking rule on this field's exact value, so its agreement is
+    /// part of the prior and it weighs nothing of its own.
+    #[serde(default)]
+    pub blocked: bool,
 }
 
 /// Why a pair scored what it did: each field's contribution, the prior and the total.
@@ -95,37 +99,54 @@ pub struct FieldExplanation {
 pub struct PairExplanation {
     pub a: String,
     pub b: String,
+    /// The blocking rule that found the pair, whose candidates its weights were estimated on.
+    pub rule: Option<String>,
     pub fields: Vec<FieldExplanation>,
-    /// Bits of prior evidence (negative: two random records are rarely the same).
+    /// Bits of prior evidence: how often candidates of the rule are matches (for a pair no rule
+    /// found, how often two random records are).
     pub prior_weight: f64,
     /// Prior plus the fields: log2 of the odds that the pair is a match.
     pub match_weight: f64,
     pub probability: f64,
 }
 
-/// Scores pairs of a table with a fitted model.
+/// Scores pairs of a table with a fitted model. A pair that a blocking rule brings together is
+/// scored with that rule's model (the first such rule, as in [`Blocks::fold_pairs`]); any
+/// other pair with the whole-table model.
 pub struct Scorer<'a> {
     table: &'a Table,
     model: &'a Model,
-    /// Per field, per level: bits of evidence.
-    weights: Vec<Vec<f64>>,
-    /// Per field of a frequency-adjusted kind: the bits of exact agreement on each value.
-    exact_by_value: Vec<Option<Vec<f32>>>,
-    prior: f64,
+    blocks: Option<&'a Blocks>,
+    /// Per field, per level: bits of evidence between any two records.
+    global: Vec<Vec<f64>>,
+    /// Per rule, per field, per level: bits of evidence among the rule's candidates.
+    by_rule: Vec<Vec<Vec<f64>>>,
+    /// Per field of a frequency-adjusted kind, per value: bits added to an exact agreement on
+    /// that value, for being rarer (or commoner) than the average exact agreement.
+    exact_adjust: Vec<Option<Vec<f32>>>,
 }
 
 impl<'a> Scorer<'a> {
-    pub fn new(table: &'a Table, model: &'a Model) -> Scorer<'a> {
-        let weights = model
+    pub fn new(table: &'a Table, model: &'a Model, blocks: Option<&'a Blocks>) -> Scorer<'a> {
+        let global = model
             .fields
             .iter()
-            .map(|f| {
-                (0..=f.m.len())
-                    .map(|l| f.weight(l as u8))
-                    .collect::<Vec<f64>>()
+            .map(|f| (0..=f.m.len()).map(|l| f.weight(l as u8)).collect())
+            .collect();
+        let by_rule = model
+            .rules
+            .iter()
+            .map(|r| {
+                (0..model.fields.len())
+                    .map(|f| {
+                        (0..=model.fields[f].m.len())
+                            .map(|l| r.weight(f, l as u8))
+                            .collect()
+                    })
+                    .collect()
             })
             .collect();
-        let exact_by_value = table
+        let exact_adjust = table
             .columns
             .iter()
             .zip(&model.fields)
@@ -133,7 +154,7 @@ impl<'a> Scorer<'a> {
                 if !col.kind.frequency_adjusted() || col.present == 0 {
                     return None;
                 }
-                let m_exact = *params.m.last()?;
+                let u_exact = *params.u.last()?;
                 let present = f64::from(col.present);
                 Some(
                     col.freq
@@ -141,8 +162,8 @@ impl<'a> Scorer<'a> {
                         .map(|&n| {
                             // The chance that a random record holds this very value is what an
                             // exact agreement on it is worth against.
-                            let u = (f64::from(n) / present).max(1.0 / present);
-                            (m_exact / u).log2() as f32
+                            let u_value = (f64::from(n) / present).max(1.0 / present);
+                            (u_exact / u_value).log2() as f32
                         })
                         .collect(),
                 )
@@ -151,41 +172,70 @@ impl<'a> Scorer<'a> {
         Scorer {
             table,
             model,
-            weights,
-            exact_by_value,
-            prior: model.prior_weight(),
+            blocks,
+            global,
+            by_rule,
+            exact_adjust,
         }
     }
 
+    /// The first blocking rule that brings `a` and `b` together, if any.
+    pub fn rule_of(&self, a: usize, b: usize) -> Option<usize> {
+        let blocks = self.blocks?;
+        (0..blocks.rules()).find(|&r| blocks.keys[r][a] != 0 && blocks.keys[r][a] == blocks.keys[r][b])
+    }
+
     /// The match weight (log2 odds, prior included) of records `a` and `b`.
-    #[inline]
     pub fn weight(&self, a: usize, b: usize) -> f64 {
-        let mut w = self.prior;
+        self.weight_in(self.rule_of(a, b), a, b)
+    }
+
+    /// The match weight of `a` and `b` among the candidates of `rule` (`None`: any pair).
+    #[inline]
+    pub fn weight_in(&self, rule: Option<usize>, a: usize, b: usize) -> f64 {
+        let mut w = self.prior(rule);
         for (f, col) in self.table.columns.iter().enumerate() {
             let l = col.level(a, b);
-            w += self.field_weight(f, l, a).0;
+            w += self.field_weight(rule, f, l, a).0;
         }
         w
     }
 
-    fn field_weight(&self, f: usize, level: u8, a: usize) -> (f64, bool) {
-        let col = &self.table.columns[f];
-        if level == compare::exact_level(col.kind)
-            && let Some(by_value) = &self.exact_by_value[f]
-        {
-            return (f64::from(by_value[col.values[a] as usize]), true);
+    fn prior(&self, rule: Option<usize>) -> f64 {
+        match rule.and_then(|r| self.model.rules.get(r)) {
+            Some(r) => r.prior_weight(),
+            None => self.model.prior_weight(),
         }
-        (self.weights[f][usize::from(level)], false)
+    }
+
+    #[inline]
+    fn field_weight(&self, rule: Option<usize>, f: usize, level: u8, a: usize) -> (f64, bool) {
+        let (table, free) = match rule.and_then(|r| self.by_rule.get(r).map(|t| (t, r))) {
+            Some((t, r)) => (t, self.model.rules[r].free[f]),
+            None => (&self.global, true),
+        };
+        let base = table[f][usize::from(level)];
+        let col = &self.table.columns[f];
+        if free
+            && level == compare::exact_level(col.kind)
+            && let Some(adjust) = &self.exact_adjust[f]
+        {
+            return (base + f64::from(adjust[col.values[a] as usize]), true);
+        }
+        (base, false)
     }
 
     /// The explanation of a pair's score.
     pub fn explain(&self, a: usize, b: usize) -> PairExplanation {
+        let rule = self.rule_of(a, b);
         let mut fields = Vec::with_capacity(self.table.columns.len());
-        let mut total = self.prior;
+        let prior = self.prior(rule);
+        let mut total = prior;
         for (f, col) in self.table.columns.iter().enumerate() {
             let level = col.level(a, b);
-            let (weight, adjusted) = self.field_weight(f, level, a);
+            let (weight, adjusted) = self.field_weight(rule, f, level, a);
             total += weight;
+            let blocked = rule.is_some_and(|r| !self.model.rules[r].free[f]);
             fields.push(FieldExplanation {
                 property: col.property.clone(),
                 kind: col.kind,
@@ -196,13 +246,15 @@ impl<'a> Scorer<'a> {
                 agreement: compare::level_name(col.kind, level).to_string(),
                 weight,
                 frequency_adjusted: adjusted,
+                blocked,
             });
         }
         PairExplanation {
             a: self.table.ids[a].clone(),
             b: self.table.ids[b].clone(),
+            rule: rule.map(|r| self.model.rules[r].rule.clone()),
             fields,
-            prior_weight: self.prior,
+            prior_weight: prior,
             match_weight: total,
             probability: probability(total),
         }
@@ -225,17 +277,34 @@ pub fn fit_model(
     let kinds: Vec<FieldKind> = table.columns.iter().map(|c| c.kind).collect();
     let u = em::estimate_u(table, cfg.settings.u_sample_pairs, cfg.settings.seed);
     let mut fits = Vec::new();
+    let mut rules = Vec::new();
     let mut reports = Vec::new();
     for (r, rule) in cfg.blocking.iter().enumerate() {
         progress(MatchProgress::Estimating {
             rule: r + 1,
             rules: cfg.blocking.len(),
         });
+        // A field blocked on exactly is constant among the rule's pairs; a transformed one
+        // (an initial, a sound) still varies, and so does a given name blocked on its
+        // nickname-resolved form.
         let free: Vec<bool> = (0..kinds.len())
-            .map(|f| !rule.parts.iter().any(|p| p.field == f))
+            .map(|f| {
+                !rule.parts.iter().any(|p| {
+                    p.field == f
+                        && p.transform == schema::KeyTransform::Exact
+                        && kinds[f] != FieldKind::GivenName
+                })
+            })
             .collect();
         let rule_pairs = blocks.rule_pairs(r);
         if rule_pairs == 0 || !free.iter().any(|x| *x) {
+            rules.push(em::RuleModel {
+                rule: rule.text.clone(),
+                free,
+                lambda: 0.5,
+                m: kinds.iter().map(|k| em::initial_m(*k)).collect(),
+                u: u.clone(),
+            });
             continue;
         }
         let stride = rule_pairs
@@ -271,6 +340,7 @@ pub fn fit_model(
             free: &free,
             patterns: &patterns,
             max_iterations: cfg.settings.em_max_iterations,
+            estimate_u: true,
         });
         let expected = fit.lambda * rule_pairs as f64;
         reports.push(em::RuleFit {
@@ -280,6 +350,13 @@ pub fn fit_model(
             expected_matches: expected,
             iterations: fit.iterations,
             converged: fit.converged,
+        });
+        rules.push(em::RuleModel {
+            rule: rule.text.clone(),
+            free: free.clone(),
+            lambda: fit.lambda.clamp(1e-6, 1.0 - 1e-6),
+            m: fit.m.clone(),
+            u: fit.u.clone(),
         });
         fits.push((free, fit, expected));
     }
@@ -305,6 +382,7 @@ pub fn fit_model(
             })
             .collect(),
         prior,
+        rules,
         fits: reports,
         labelled_pairs: 0,
     };
@@ -336,9 +414,9 @@ pub fn link(blocks: &Blocks, scorer: &Scorer<'_>, threshold: f64, only: Option<&
     blocks.fold_pairs(
         only,
         Links::default,
-        |acc, a, b| {
+        |acc, rule, a, b| {
             acc.candidate_pairs += 1;
-            let w = scorer.weight(a, b);
+            let w = scorer.weight_in(Some(rule), a, b);
             if w >= threshold_weight {
                 acc.edges.push(Edge {
                     a: a as u32,
@@ -402,7 +480,7 @@ pub fn match_table(
         Some(m) => m,
         None => fit_model(cfg, table, &blocks, &inputs.labels, progress),
     };
-    let scorer = Scorer::new(table, &model);
+    let scorer = Scorer::new(table, &model, Some(&blocks));
     let links = link(&blocks, &scorer, cfg.settings.threshold, None);
     progress(MatchProgress::Scoring {
         candidate_pairs: links.candidate_pairs,

@@ -293,7 +293,7 @@ pub fn run_match(
         (true, Some(m)) => (m, false),
         _ => (fit_model(cfg, &table, &blocks, &labels, progress), true),
     };
-    let scorer = Scorer::new(&table, &model);
+    let scorer = Scorer::new(&table, &model, Some(&blocks));
     let links = link(&blocks, &scorer, cfg.settings.threshold, changed.as_deref());
     progress(MatchProgress::Scoring {
         candidate_pairs: links.candidate_pairs,
