@@ -178,3 +178,53 @@ async fn escape_sequences_in_records_are_shown_not_sent() {
     insta::assert_snapshot!("hostile_queue_100x30", queue);
     insta::assert_snapshot!("hostile_cluster_100x30", cluster);
 }
+
+#[tokio::test]
+async fn wide_clusters_scroll_horizontally() {
+    let ws = workspace(false);
+    ws.store
+        .call_blocking(|c| {
+            let recs: Vec<_> = (1..=5)
+                .map(|i| {
+                    tui_support::contact(
+                        &format!("40{i}"),
+                        &format!("2024-0{i}-01T00:00:00.000Z"),
+                        "CRM_UI",
+                        &[
+                            ("firstname", "Maria"),
+                            ("lastname", if i % 2 == 0 { "Garcia" } else { "García" }),
+                            ("email", &format!("maria{i}@example.es")),
+                            ("city", "Madrid"),
+                        ],
+                    )
+                })
+                .collect();
+            dupdesk::store::records::upsert_records(c, "crm", &recs, tui_support::NOW)?;
+            tui_support::insert_cluster(
+                c,
+                "Maria García ×5",
+                0.99,
+                0.9,
+                tui_support::NOW,
+                &["401", "402", "403", "404", "405"],
+            );
+            Ok(())
+        })
+        .unwrap();
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    assert_eq!(app.cluster().unwrap().detail.members.len(), 5);
+    insta::assert_snapshot!("wide_left_80x24", render(&mut app, 80, 24));
+    keys(
+        &mut app,
+        &mut inbox,
+        &[
+            KeyCode::Char('l'),
+            KeyCode::Char('l'),
+            KeyCode::Char('l'),
+            KeyCode::Char('l'),
+        ],
+    )
+    .await;
+    insta::assert_snapshot!("wide_right_80x24", render(&mut app, 80, 24));
+}
