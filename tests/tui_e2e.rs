@@ -21,6 +21,12 @@ impl Tmux {
     fn start(name: &str, ws: &Path, home: &Path) -> Tmux {
         let socket = format!("dupdesk-e2e-{name}-{}", std::process::id());
         let bin = env!("CARGO_BIN_EXE_dupdesk");
+        // A target folder shared between checkouts can hold another branch's build.
+        let help = Command::new(bin).arg("--help").output().unwrap();
+        assert!(
+            String::from_utf8_lossy(&help.stdout).contains("review"),
+            "{bin} has no review command: it is not this checkout's build"
+        );
         let cmd = format!(
             "cd '{home}' && exec env HOME='{home}' XDG_CONFIG_HOME='{home}/config' \
              DUPDESK_LOGGING__DIR='{home}/logs' DUPDESK_WORKSPACE__STEWARD=e2e TERM=xterm-256color \

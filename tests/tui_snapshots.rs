@@ -178,3 +178,98 @@ async fn escape_sequences_in_records_are_shown_not_sent() {
     insta::assert_snapshot!("hostile_queue_100x30", queue);
     insta::assert_snapshot!("hostile_cluster_100x30", cluster);
 }
+
+#[tokio::test]
+async fn wide_clusters_scroll_horizontally() {
+    let ws = workspace(false);
+    ws.store
+        .call_blocking(|c| {
+            let recs: Vec<_> = (1..=5)
+                .map(|i| {
+                    tui_support::contact(
+                        &format!("40{i}"),
+                        &format!("2024-0{i}-01T00:00:00.000Z"),
+                        "CRM_UI",
+                        &[
+                            ("firstname", "Maria"),
+                            ("lastname", if i % 2 == 0 { "Garcia" } else { "García" }),
+                            ("email", &format!("maria{i}@example.es")),
+                            ("city", "Madrid"),
+                        ],
+                    )
+                })
+                .collect();
+            dupdesk::store::records::upsert_records(c, "crm", &recs, tui_support::NOW)?;
+            tui_support::insert_cluster(
+                c,
+                "Maria García ×5",
+                0.99,
+                0.9,
+                tui_support::NOW,
+                &["401", "402", "403", "404", "405"],
+            );
+            Ok(())
+        })
+        .unwrap();
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    assert_eq!(app.cluster().unwrap().detail.members.len(), 5);
+    insta::assert_snapshot!("wide_left_80x24", render(&mut app, 80, 24));
+    keys(
+        &mut app,
+        &mut inbox,
+        &[
+            KeyCode::Char('l'),
+            KeyCode::Char('l'),
+            KeyCode::Char('l'),
+            KeyCode::Char('l'),
+        ],
+    )
+    .await;
+    insta::assert_snapshot!("wide_right_80x24", render(&mut app, 80, 24));
+}
+
+#[tokio::test]
+async fn wide_and_combining_characters_keep_columns_aligned() {
+    let ws = workspace(false);
+    ws.store
+        .call_blocking(|c| {
+            let recs = vec![
+                tui_support::contact(
+                    "501",
+                    "2024-01-01T00:00:00.000Z",
+                    "CRM_UI",
+                    &[
+                        ("firstname", "Zoe\u{308}"),
+                        ("company", "株式会社テキスト日本語"),
+                    ],
+                ),
+                tui_support::contact(
+                    "502",
+                    "2024-02-01T00:00:00.000Z",
+                    "CRM_UI",
+                    &[("firstname", "Zoë"), ("company", "株式会社テキスト")],
+                ),
+            ];
+            dupdesk::store::records::upsert_records(c, "crm", &recs, tui_support::NOW)?;
+            tui_support::insert_cluster(c, "Zoë", 0.999, 0.9, tui_support::NOW, &["501", "502"]);
+            Ok(())
+        })
+        .unwrap();
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    assert_eq!(app.cluster().unwrap().detail.row.label, "Zoë");
+    for (w, h) in [(80, 24), (120, 40)] {
+        let backend = render(&mut app, w, h);
+        let buf = backend.buffer();
+        let bars =
+            |y: u16| -> Vec<u16> { (0..w).filter(|&x| buf[(x, y)].symbol() == "│").collect() };
+        // Header row and the field rows: the separators sit in the same columns.
+        let header = bars(1);
+        assert!(header.len() >= 4, "{backend}");
+        for y in 2..2 + app.cluster().unwrap().rows.len() as u16 {
+            assert_eq!(bars(y), header, "row {y} of\n{backend}");
+        }
+        insta::assert_snapshot!(format!("wide_chars_{w}x{h}"), backend);
+    }
+}

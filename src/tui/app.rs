@@ -80,6 +80,9 @@ pub type Counts = Vec<(ClusterStatus, u64)>;
 pub enum Msg {
     Progress(Progress),
     Done(Outcome),
+    /// A background task panicked. The panic hook has already restored the terminal, so the
+    /// review ends with this as its error.
+    Crashed(String),
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -410,6 +413,7 @@ pub struct App {
     /// A decision is being written: further decisions wait for it.
     pub(crate) saving: bool,
     pub(crate) size: (u16, u16),
+    crashed: Option<String>,
     /// A cluster is being loaded to be shown.
     opening: bool,
     /// Keys pressed while a decision was saving or a cluster opening, replayed in order once
@@ -464,6 +468,7 @@ impl App {
             frozen_now: false,
             saving: false,
             size: (80, 24),
+            crashed: None,
             opening: false,
             backlog: std::collections::VecDeque::new(),
             quit: false,
@@ -487,6 +492,10 @@ impl App {
     }
     pub fn should_quit(&self) -> bool {
         self.quit
+    }
+    /// Why the review had to stop, when a background task panicked.
+    pub fn crashed(&self) -> Option<&str> {
+        self.crashed.as_deref()
     }
     pub fn queue(&self) -> &QueueState {
         &self.queue
@@ -551,8 +560,13 @@ impl App {
     {
         self.in_flight += 1;
         let tx = self.tx.clone();
+        let task = tokio::spawn(work);
         tokio::spawn(async move {
-            let _ = tx.send(Msg::Done(work.await));
+            let msg = match task.await {
+                Ok(outcome) => Msg::Done(outcome),
+                Err(e) => Msg::Crashed(e.to_string()),
+            };
+            let _ = tx.send(msg);
         });
     }
 
@@ -1026,6 +1040,12 @@ impl App {
             Msg::Done(outcome) => {
                 self.in_flight = self.in_flight.saturating_sub(1);
                 self.on_outcome(outcome);
+            }
+            Msg::Crashed(e) => {
+                self.in_flight = self.in_flight.saturating_sub(1);
+                tracing::error!(error = %e, "background task panicked");
+                self.crashed = Some(e);
+                self.quit = true;
             }
         }
         while !(self.saving || self.opening) {

@@ -102,7 +102,10 @@ async fn event_loop(
                 terminal.draw(|f| views::draw(f, app))?;
             }
             if app.should_quit() {
-                return Ok(());
+                return match app.crashed() {
+                    Some(e) => Err(anyhow::anyhow!("a background task failed: {e}")),
+                    None => Ok(()),
+                };
             }
             tokio::select! {
                 ev = input.recv() => {
