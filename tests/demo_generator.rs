@@ -380,6 +380,16 @@ fn streaming_and_collecting_agree_and_scale() {
     }
     assert_eq!(n, 20_000);
     assert_eq!(generator.companies().count(), 4_000);
+    // The parallel collection holds exactly what the stream yields.
+    let opts = DemoOptions::scaled(3_000);
+    let collected = generate(&opts);
+    let mut streamed: Vec<_> = Generator::new(&opts).contacts().collect();
+    streamed.sort_by_key(|g| g.record.id.parse::<u64>().unwrap());
+    assert_eq!(streamed.len(), collected.data.contacts.len());
+    for (g, r) in streamed.iter().zip(&collected.data.contacts) {
+        assert_eq!(&g.record, r);
+        assert_eq!(collected.truth.contacts[&r.id], g.entity);
+    }
     let small = DemoOptions {
         contacts: 50,
         companies: 0,

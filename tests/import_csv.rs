@@ -40,9 +40,7 @@ impl Ws {
     }
 
     fn import(&self, file: &Path, opts: ImportOptions) -> anyhow::Result<ImportReport> {
-        let file = file.to_path_buf();
-        self.store
-            .call_blocking(move |c| import::import_csv(c, &file, &opts, &|_| {}))
+        import::import_csv(&self.store, file, &opts, &|_| {})
     }
 
     /// Everything an import may touch, as text, to compare before and after.
