@@ -453,10 +453,11 @@ fn csv_error(file: &Path, e: &csv::Error, headers: Option<&[String]>) -> CsvErro
 /// Import a CSV file into the workspace, all or nothing. `progress` is called now and then
 /// with the bytes read so far.
 ///
-/// Two threads share the work: this one reads and checks rows and builds records, the store's
-/// thread writes them inside one transaction as batches arrive. A bad row ends the stream with
-/// its error, and the store thread then drops the transaction, which rolls everything back.
-/// Written batches travel back here to be freed, so the writer does nothing but write.
+/// Two threads share the work: a reading thread checks rows and builds and encodes records,
+/// the store's thread writes them inside one transaction as batches arrive. A bad row ends
+/// the stream with its error, and the store thread then drops the transaction, which rolls
+/// everything back. Written batches travel back to the reader to be freed, so the writer,
+/// the slower of the two, does nothing but write.
 pub fn import_csv(
     store: &Store,
     file: &Path,

@@ -267,6 +267,29 @@ fn a_bad_file_is_refused_with_its_line_and_column_and_changes_nothing() {
 }
 
 #[test]
+fn a_bad_row_after_batches_were_written_still_rolls_everything_back() {
+    let ws = workspace();
+    let good = ws.file("good.csv", HUBSPOT_CONTACTS.as_bytes());
+    ws.import(&good, contacts_opts()).unwrap();
+    let before = ws.snapshot();
+    let mut text = String::from("Record ID,Email,Last Modified Date\n");
+    for i in 0..5_000 {
+        let date = if i == 4_321 {
+            "soon"
+        } else {
+            "2025-01-01 10:00"
+        };
+        text.push_str(&format!("{},p{i}@x.com,{date}\n", 10_000 + i));
+    }
+    let file = ws.file("big.csv", text.as_bytes());
+    let err = ws.import(&file, contacts_opts()).unwrap_err();
+    let csv = err.downcast_ref::<CsvError>().unwrap();
+    assert_eq!(csv.line, 4_323);
+    assert_eq!(csv.column.as_deref(), Some("Last Modified Date"));
+    assert_eq!(ws.snapshot(), before);
+}
+
+#[test]
 fn map_overrides_and_config_columns_read_other_headers() {
     let ws = workspace();
     let file = ws.file(
