@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -298,6 +298,8 @@ struct RowReader<R: Read> {
     /// id → line of its first row.
     ids: HashMap<String, u64>,
     row: csv::StringRecord,
+    /// Byte offset and line of the last record read, for the unclosed-quote check at the end.
+    last_start: Option<(u64, u64)>,
 }
 
 impl<R: Read> RowReader<R> {
@@ -326,6 +328,7 @@ impl<R: Read> RowReader<R> {
             fallback_time,
             ids: HashMap::new(),
             row: csv::StringRecord::new(),
+            last_start: None,
         })
     }
 
@@ -357,14 +360,41 @@ impl<R: Read> RowReader<R> {
         })
     }
 
+    /// A quote left open swallows the rest of the file into one value without the CSV reader
+    /// noticing when the field count still matches; it can only happen in the last record, and
+    /// shows as an odd number of quote characters in that record's bytes.
+    fn check_last_record_closed(&self) -> Result<(), CsvError> {
+        let Some((start, line)) = self.last_start else {
+            return Ok(());
+        };
+        let mut tail = Vec::new();
+        File::open(&self.file)
+            .and_then(|mut f| {
+                f.seek(SeekFrom::Start(start))?;
+                f.read_to_end(&mut tail)
+            })
+            .map_err(|e| CsvError::internal(&self.file, &format!("reading failed: {e}")))?;
+        if tail.iter().filter(|b| **b == b'"').count() % 2 == 1 {
+            return Err(CsvError {
+                file: self.file.clone(),
+                line,
+                column: None,
+                message: "a quoted value starting on this line is never closed (an unclosed quote)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
     /// The next record, `None` at the end of the file.
     fn next_record(&mut self) -> Result<Option<Record>, CsvError> {
         match self.reader.read_record(&mut self.row) {
-            Ok(false) => return Ok(None),
+            Ok(false) => return self.check_last_record_closed().map(|()| None),
             Ok(true) => {}
             Err(e) => return Err(csv_error(&self.file, &e, Some(&self.layout.headers))),
         }
         let line = self.row.position().map(|p| p.line()).unwrap_or(0);
+        self.last_start = self.row.position().map(|p| (p.byte(), p.line()));
         let id = self
             .row
             .get(self.layout.id)

@@ -239,6 +239,13 @@ fn a_bad_file_is_refused_with_its_line_and_column_and_changes_nothing() {
             "unclosed quote",
         ),
         (
+            "unclosed-quote-at-the-end.csv",
+            b"Record ID,Email\n1,a@x.com\n2,\"b@x.com\n3,c@x.com\n".to_vec(),
+            3,
+            None,
+            "never closed",
+        ),
+        (
             "latin1.csv",
             {
                 let mut b = format!("{header}\n{}\n", row("201", "2024-01-01")).into_bytes();
