@@ -13,16 +13,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rusqlite::Connection;
 
 use crate::model::{ObjectType, PropertyVersion, Record, format_ts, parse_ts};
+use crate::store::Store;
 use crate::store::mapping::{self, Link, Observed};
-use crate::store::records::{self, UpsertStats};
+use crate::store::records::{self, EncodedRecord, UpsertStats};
 
 /// The history `sourceType` of every value an import writes; its `sourceId` is the system.
 pub const IMPORT_SOURCE_TYPE: &str = "IMPORT";
@@ -137,6 +139,17 @@ pub struct CsvError {
     pub line: u64,
     pub column: Option<String>,
     pub message: String,
+}
+
+impl CsvError {
+    fn internal(file: &Path, message: &str) -> CsvError {
+        CsvError {
+            file: file.to_path_buf(),
+            line: 0,
+            column: None,
+            message: message.to_string(),
+        }
+    }
 }
 
 impl fmt::Display for CsvError {
@@ -285,6 +298,8 @@ struct RowReader<R: Read> {
     /// id → line of its first row.
     ids: HashMap<String, u64>,
     row: csv::StringRecord,
+    /// Byte offset and line of the last record read, for the unclosed-quote check at the end.
+    last_start: Option<(u64, u64)>,
 }
 
 impl<R: Read> RowReader<R> {
@@ -313,6 +328,7 @@ impl<R: Read> RowReader<R> {
             fallback_time,
             ids: HashMap::new(),
             row: csv::StringRecord::new(),
+            last_start: None,
         })
     }
 
@@ -344,14 +360,41 @@ impl<R: Read> RowReader<R> {
         })
     }
 
+    /// A quote left open swallows the rest of the file into one value without the CSV reader
+    /// noticing when the field count still matches; it can only happen in the last record, and
+    /// shows as an odd number of quote characters in that record's bytes.
+    fn check_last_record_closed(&self) -> Result<(), CsvError> {
+        let Some((start, line)) = self.last_start else {
+            return Ok(());
+        };
+        let mut tail = Vec::new();
+        File::open(&self.file)
+            .and_then(|mut f| {
+                f.seek(SeekFrom::Start(start))?;
+                f.read_to_end(&mut tail)
+            })
+            .map_err(|e| CsvError::internal(&self.file, &format!("reading failed: {e}")))?;
+        if tail.iter().filter(|b| **b == b'"').count() % 2 == 1 {
+            return Err(CsvError {
+                file: self.file.clone(),
+                line,
+                column: None,
+                message: "a quoted value starting on this line is never closed (an unclosed quote)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
     /// The next record, `None` at the end of the file.
     fn next_record(&mut self) -> Result<Option<Record>, CsvError> {
         match self.reader.read_record(&mut self.row) {
-            Ok(false) => return Ok(None),
+            Ok(false) => return self.check_last_record_closed().map(|()| None),
             Ok(true) => {}
             Err(e) => return Err(csv_error(&self.file, &e, Some(&self.layout.headers))),
         }
         let line = self.row.position().map(|p| p.line()).unwrap_or(0);
+        self.last_start = self.row.position().map(|p| (p.byte(), p.line()));
         let id = self
             .row
             .get(self.layout.id)
@@ -437,13 +480,19 @@ fn csv_error(file: &Path, e: &csv::Error, headers: Option<&[String]>) -> CsvErro
     }
 }
 
-/// Import a CSV file into the workspace on `conn`, all or nothing. `progress` is called now
-/// and then with the bytes read so far.
+/// Import a CSV file into the workspace, all or nothing. `progress` is called now and then
+/// with the bytes read so far.
+///
+/// Two threads share the work: a reading thread checks rows and builds and encodes records,
+/// the store's thread writes them inside one transaction as batches arrive. A bad row ends
+/// the stream with its error, and the store thread then drops the transaction, which rolls
+/// everything back. Written batches travel back to the reader to be freed, so the writer,
+/// the slower of the two, does nothing but write.
 pub fn import_csv(
-    conn: &mut Connection,
+    store: &Store,
     file: &Path,
     opts: &ImportOptions,
-    progress: &dyn Fn(u64),
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ImportReport> {
     let handle = File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let fallback_time = handle
@@ -464,48 +513,149 @@ pub fn import_csv(
             None => report.ignored.push(h.clone()),
         }
     }
-    let now = crate::store::now_ts();
-    let source = format!("csv:{}", opts.system);
-    let mut newest: Option<DateTime<Utc>> = None;
-    let tx = conn.transaction()?;
-    let mut batch = Vec::with_capacity(BATCH);
-    loop {
-        let next = rows.next_record()?;
-        let done = next.is_none();
-        if let Some(r) = next {
-            newest = newest.max(r.updated_at);
-            batch.push(r);
-        }
-        if batch.len() >= BATCH || (done && !batch.is_empty()) {
-            report.rows += batch.len() as u64;
-            report
-                .stats
-                .add(records::upsert_records(&tx, &opts.system, &batch, &now)?);
-            if let Some((property, other)) = &opts.inverse_id {
-                for r in &batch {
-                    let Some(target) = r.get(property) else {
-                        continue;
-                    };
-                    let link = Link {
-                        object_type: r.object_type,
-                        source_system: &opts.system,
-                        source_id: &r.id,
-                        target_system: other,
-                        target_id: target,
-                    };
-                    match mapping::observe(&tx, &link, "import", &now)? {
-                        Observed::New => report.mappings_new += 1,
-                        Observed::Changed => report.mappings_changed += 1,
-                        Observed::Unchanged => {}
+
+    let (batches, incoming) = mpsc::sync_channel::<Batch>(4);
+    let (recycle, written) = mpsc::channel::<Vec<EncodedRecord>>();
+    let writer = {
+        let opts = opts.clone();
+        move |conn: &mut Connection| write_batches(conn, &opts, incoming, recycle)
+    };
+    let (written_report, read_result) = std::thread::scope(|scope| {
+        let reader = scope.spawn(move || -> Result<(), CsvError> {
+            let mut batch = Vec::with_capacity(BATCH);
+            loop {
+                let next = rows.next_record();
+                let done = matches!(next, Ok(None));
+                match next {
+                    Ok(Some(r)) => match EncodedRecord::new(r) {
+                        Ok(e) => batch.push(e),
+                        Err(e) => {
+                            let e = CsvError::internal(&rows.file, &format!("{e:#}"));
+                            let _ = batches.send(Batch::Failed(e.clone()));
+                            return Err(e);
+                        }
+                    },
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = batches.send(Batch::Failed(e.clone()));
+                        return Err(e);
                     }
                 }
+                if batch.len() >= BATCH || (done && !batch.is_empty()) {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if batches.send(Batch::Records(full)).is_err() {
+                        // The writer stopped; its error is the one to report.
+                        return Ok(());
+                    }
+                    progress(rows.bytes_read());
+                    // Free what the writer is done with here, off its thread.
+                    while let Ok(old) = written.try_recv() {
+                        drop(old);
+                    }
+                }
+                if done {
+                    let _ = batches.send(Batch::End);
+                    return Ok(());
+                }
             }
-            batch.clear();
-            progress(rows.bytes_read());
+        });
+        let written = store.call_blocking(writer);
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(CsvError::internal(file, "the reading thread panicked")));
+        (written, read)
+    });
+    read_result?;
+    let written_report = written_report?;
+    report.rows = written_report.rows;
+    report.stats = written_report.stats;
+    report.mappings_new = written_report.mappings_new;
+    report.mappings_changed = written_report.mappings_changed;
+    Ok(report)
+}
+
+/// What the reading thread sends the writing one. Only `End` commits: a reader that stops
+/// without it (a panic) leaves the transaction to roll back.
+enum Batch {
+    Records(Vec<EncodedRecord>),
+    Failed(CsvError),
+    End,
+}
+
+/// The store-thread half of [`import_csv`]: one transaction around every batch, committed
+/// only when the reader reports a clean end of file.
+fn write_batches(
+    conn: &mut Connection,
+    opts: &ImportOptions,
+    incoming: mpsc::Receiver<Batch>,
+    recycle: mpsc::Sender<Vec<EncodedRecord>>,
+) -> Result<ImportReport> {
+    // A bigger page cache for the duration keeps the B-tree pages of a large import in memory
+    // instead of spilling them to the WAL mid-transaction (measured: a third of the write
+    // time at 100,000 rows). Restored afterwards, whatever happens.
+    let cache: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+    conn.execute_batch("PRAGMA cache_size = -262144")?;
+    let result = write_in_transaction(conn, opts, incoming, recycle);
+    conn.execute_batch(&format!("PRAGMA cache_size = {cache}"))?;
+    result
+}
+
+fn write_in_transaction(
+    conn: &mut Connection,
+    opts: &ImportOptions,
+    incoming: mpsc::Receiver<Batch>,
+    recycle: mpsc::Sender<Vec<EncodedRecord>>,
+) -> Result<ImportReport> {
+    let now = crate::store::now_ts();
+    let mut report = ImportReport::default();
+    let mut newest: Option<DateTime<Utc>> = None;
+    let tx = conn.transaction()?;
+    let mut ended = false;
+    for message in incoming {
+        let batch = match message {
+            Batch::Records(batch) => batch,
+            Batch::Failed(e) => return Err(e.into()),
+            Batch::End => {
+                ended = true;
+                break;
+            }
+        };
+        report.rows += batch.len() as u64;
+        report
+            .stats
+            .add(records::upsert_encoded(&tx, &opts.system, &batch, &now)?);
+        newest = batch
+            .iter()
+            .map(|e| e.record.updated_at)
+            .fold(newest, Option::max);
+        let links = opts
+            .inverse_id
+            .as_ref()
+            .into_iter()
+            .flat_map(|(property, other)| {
+                batch
+                    .iter()
+                    .map(|e| &e.record)
+                    .filter_map(move |r| r.get(property).map(|target| (r, other, target)))
+            });
+        for (r, other, target) in links {
+            let link = Link {
+                object_type: r.object_type,
+                source_system: &opts.system,
+                source_id: &r.id,
+                target_system: other,
+                target_id: target,
+            };
+            match mapping::observe(&tx, &link, "import", &now)? {
+                Observed::New => report.mappings_new += 1,
+                Observed::Changed => report.mappings_changed += 1,
+                Observed::Unchanged => {}
+            }
         }
-        if done {
-            break;
-        }
+        let _ = recycle.send(batch);
+    }
+    if !ended {
+        anyhow::bail!("the CSV reader stopped before the end of the file");
     }
     tx.execute(
         "INSERT INTO sync_state (source, object_type, watermark, last_run_at, last_count, total_count)
@@ -516,7 +666,7 @@ pub fn import_csv(
             last_run_at = excluded.last_run_at, last_count = excluded.last_count,
             total_count = excluded.total_count",
         rusqlite::params![
-            source,
+            format!("csv:{}", opts.system),
             opts.object.as_str(),
             newest.as_ref().map(format_ts),
             now,

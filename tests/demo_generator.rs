@@ -370,7 +370,7 @@ fn the_truth_scores_a_perfect_answer_perfectly() {
 
 #[test]
 fn streaming_and_collecting_agree_and_scale() {
-    let opts = DemoOptions::scaled(20_000);
+    let opts = DemoOptions::scaled(5_000);
     let generator = Generator::new(&opts);
     let mut n = 0;
     let mut ids = HashSet::new();
@@ -378,8 +378,18 @@ fn streaming_and_collecting_agree_and_scale() {
         assert!(ids.insert(g.record.id));
         n += 1;
     }
-    assert_eq!(n, 20_000);
-    assert_eq!(generator.companies().count(), 4_000);
+    assert_eq!(n, 5_000);
+    assert_eq!(generator.companies().count(), 1_000);
+    // The parallel collection holds exactly what the stream yields.
+    let opts = DemoOptions::scaled(3_000);
+    let collected = generate(&opts);
+    let mut streamed: Vec<_> = Generator::new(&opts).contacts().collect();
+    streamed.sort_by_key(|g| g.record.id.parse::<u64>().unwrap());
+    assert_eq!(streamed.len(), collected.data.contacts.len());
+    for (g, r) in streamed.iter().zip(&collected.data.contacts) {
+        assert_eq!(&g.record, r);
+        assert_eq!(collected.truth.contacts[&r.id], g.entity);
+    }
     let small = DemoOptions {
         contacts: 50,
         companies: 0,

@@ -40,9 +40,7 @@ impl Ws {
     }
 
     fn import(&self, file: &Path, opts: ImportOptions) -> anyhow::Result<ImportReport> {
-        let file = file.to_path_buf();
-        self.store
-            .call_blocking(move |c| import::import_csv(c, &file, &opts, &|_| {}))
+        import::import_csv(&self.store, file, &opts, &|_| {})
     }
 
     /// Everything an import may touch, as text, to compare before and after.
@@ -241,6 +239,13 @@ fn a_bad_file_is_refused_with_its_line_and_column_and_changes_nothing() {
             "unclosed quote",
         ),
         (
+            "unclosed-quote-at-the-end.csv",
+            b"Record ID,Email\n1,a@x.com\n2,\"b@x.com\n3,c@x.com\n".to_vec(),
+            3,
+            None,
+            "never closed",
+        ),
+        (
             "latin1.csv",
             {
                 let mut b = format!("{header}\n{}\n", row("201", "2024-01-01")).into_bytes();
@@ -266,6 +271,29 @@ fn a_bad_file_is_refused_with_its_line_and_column_and_changes_nothing() {
         assert!(text.contains(message), "{name}: {text}");
         assert_eq!(ws.snapshot(), before, "{name} changed the workspace");
     }
+}
+
+#[test]
+fn a_bad_row_after_batches_were_written_still_rolls_everything_back() {
+    let ws = workspace();
+    let good = ws.file("good.csv", HUBSPOT_CONTACTS.as_bytes());
+    ws.import(&good, contacts_opts()).unwrap();
+    let before = ws.snapshot();
+    let mut text = String::from("Record ID,Email,Last Modified Date\n");
+    for i in 0..5_000 {
+        let date = if i == 4_321 {
+            "soon"
+        } else {
+            "2025-01-01 10:00"
+        };
+        text.push_str(&format!("{},p{i}@x.com,{date}\n", 10_000 + i));
+    }
+    let file = ws.file("big.csv", text.as_bytes());
+    let err = ws.import(&file, contacts_opts()).unwrap_err();
+    let csv = err.downcast_ref::<CsvError>().unwrap();
+    assert_eq!(csv.line, 4_323);
+    assert_eq!(csv.column.as_deref(), Some("Last Modified Date"));
+    assert_eq!(ws.snapshot(), before);
 }
 
 #[test]

@@ -44,12 +44,7 @@ pub fn run(
         ProgressBar::hidden()
     };
     let store = Store::open(ctx.workspace_path())?;
-    let report = {
-        let (file, bar) = (file.to_path_buf(), bar.clone());
-        store.call_blocking(move |c| {
-            import::import_csv(c, &file, &opts, &|bytes| bar.set_position(bytes))
-        })
-    };
+    let report = import::import_csv(&store, file, &opts, &|bytes| bar.set_position(bytes));
     bar.finish_and_clear();
     let report = report?;
     println!(

@@ -139,19 +139,23 @@ impl Generator {
     }
 }
 
-/// Generate a whole dataset, records sorted by id (which is creation order).
+/// Generate a whole dataset, records sorted by id (which is creation order). Entities are
+/// independent of each other, so the work is split over the machine's cores; the result does
+/// not depend on how.
 pub fn generate(opts: &DemoOptions) -> Dataset {
     let generator = Generator::new(opts);
     let mut truth = Truth::default();
     let contacts = collect_in_id_order(
-        generator.contacts(),
-        opts.contacts,
+        &generator,
+        &generator.contact_plan,
+        contacts::records,
         CONTACT_ID_BASE,
         &mut truth.contacts,
     );
     let companies = collect_in_id_order(
-        generator.companies(),
-        opts.companies,
+        &generator,
+        &generator.company_plan,
+        companies::records,
         COMPANY_ID_BASE,
         &mut truth.companies,
     );
@@ -164,18 +168,47 @@ pub fn generate(opts: &DemoOptions) -> Dataset {
     }
 }
 
+type RecordsOf = fn(&Generator, u64, &plan::Group) -> Vec<Generated>;
+
 /// Ids are `base + position` with positions a permutation of `0..n`, so each record has its
 /// slot and no sort is needed.
 fn collect_in_id_order(
-    records: impl Iterator<Item = Generated>,
-    n: usize,
+    generator: &Generator,
+    plan: &plan::Plan,
+    records_of: RecordsOf,
     base: u64,
     truth: &mut std::collections::HashMap<String, u64>,
 ) -> Vec<Record> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let chunk = plan.groups.len().div_ceil(threads).max(1);
+    let parts: Vec<Vec<Generated>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = plan
+            .groups
+            .chunks(chunk)
+            .enumerate()
+            .map(|(i, groups)| {
+                scope.spawn(move || {
+                    let first = i * chunk;
+                    groups
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(k, g)| records_of(generator, (first + k) as u64, g))
+                        .collect()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let n = plan.len();
     let mut slots: Vec<Option<Record>> = Vec::with_capacity(n);
     slots.resize_with(n, || None);
     truth.reserve(n);
-    for g in records {
+    for g in parts.into_iter().flatten() {
         let slot = g
             .record
             .id
