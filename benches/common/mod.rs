@@ -69,6 +69,12 @@ pub fn proc_status_kb(field: &str) -> Option<u64> {
     })
 }
 
+/// Reset the peak resident set (`VmHWM`) to the current one, so that the next reading is the
+/// peak of what runs from now on (Linux 4.0+: writing 5 to `/proc/self/clear_refs`).
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
 pub fn mib(kb: Option<u64>) -> String {
     kb.map(|k| format!("{:.0} MiB", k as f64 / 1024.0))
         .unwrap_or_else(|| "n/a (no /proc)".into())
