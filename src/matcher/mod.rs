@@ -182,7 +182,8 @@ impl<'a> Scorer<'a> {
     /// The first blocking rule that brings `a` and `b` together, if any.
     pub fn rule_of(&self, a: usize, b: usize) -> Option<usize> {
         let blocks = self.blocks?;
-        (0..blocks.rules()).find(|&r| blocks.keys[r][a] != 0 && blocks.keys[r][a] == blocks.keys[r][b])
+        (0..blocks.rules())
+            .find(|&r| blocks.keys[r][a] != 0 && blocks.keys[r][a] == blocks.keys[r][b])
     }
 
     /// The match weight (log2 odds, prior included) of records `a` and `b`.
