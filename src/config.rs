@@ -40,6 +40,9 @@ pub struct AlertsConfig {
     /// Share (0.02 = 2%) by which the record count may move between two pulls before `stats`
     /// raises an alert.
     pub record_count_change: f64,
+    /// Change of the candidate duplicate rate between two pulls, in absolute terms (0.02 = two
+    /// percentage points), above which `stats` raises an alert.
+    pub duplicate_rate_change: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -239,3 +239,55 @@ async fn a_failed_job_is_visible_and_retryable_and_dry_run_sends_nothing() {
     assert_eq!((report.merged, report.failed), (0, 1));
     sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_daily_limit_pauses_the_queue_instead_of_failing_jobs() {
+    let (seed, planted) = planted_clusters(6);
+    let limit = dupdesk::sandbox::RateLimit {
+        max: 1000,
+        interval: Duration::from_secs(10),
+        daily: 12,
+    };
+    let sandbox = start_sandbox(seed, limit, FaultSpec::default()).await;
+    let crm = connector(
+        &sandbox.base_url(),
+        1000,
+        Duration::from_secs(10),
+        Duration::from_secs(5),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = pulled_workspace(dir.path(), crm.as_ref()).await;
+    approve_all(&store, &planted).await;
+    let opts = ExecOptions {
+        concurrency: 1,
+        ..quick()
+    };
+    let report = executor::apply(&store, crm, &config(), opts, Arc::new(|_| {}))
+        .await
+        .unwrap();
+    assert!(report.paused, "{report:?}");
+    assert_eq!(report.failed, 0, "a daily limit fails no job");
+    let jobs = store.call(|c| journal::all_jobs(c)).await.unwrap();
+    let paused: Vec<_> = jobs.iter().filter(|j| j.status == "paused").collect();
+    assert_eq!(paused.len(), 1, "{jobs:?}");
+    assert!(
+        paused[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("DAILY"),
+        "{:?}",
+        paused[0]
+    );
+    // The jobs after it were not started: they wait for the next apply.
+    assert!(jobs.iter().any(|j| j.status == "pending"));
+    let runnable = store
+        .call(|c| Ok(journal::runnable_jobs(c, None)?.len()))
+        .await
+        .unwrap();
+    assert_eq!(
+        runnable,
+        jobs.iter().filter(|j| j.status != "merged").count()
+    );
+    sandbox.shutdown().await;
+}
