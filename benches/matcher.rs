@@ -116,9 +116,15 @@ fn run(cfg: &MatchConfig, n: usize, show_model: bool, errors: usize) -> Result<(
         let scorer = matcher::Scorer::new(&table, &outcome.model, Some(&blocks));
         let show = |kind: &str, a: u32, b: u32| {
             let e = scorer.explain(a as usize, b as usize);
-            println!("{kind} {} ~ {}: rule {:?} prior {:.1} weight {:.1} p {:.3}", e.a, e.b, e.rule, e.prior_weight, e.match_weight, e.probability);
+            println!(
+                "{kind} {} ~ {}: rule {:?} prior {:.1} weight {:.1} p {:.3}",
+                e.a, e.b, e.rule, e.prior_weight, e.match_weight, e.probability
+            );
             for f in &e.fields {
-                println!("    {:<16} {:<24} {:+6.1}  {:?} | {:?}", f.property, f.agreement, f.weight, f.a, f.b);
+                println!(
+                    "    {:<16} {:<24} {:+6.1}  {:?} | {:?}",
+                    f.property, f.agreement, f.weight, f.a, f.b
+                );
             }
         };
         for &(a, b) in false_pos.iter().take(errors) {
@@ -134,7 +140,8 @@ fn run(cfg: &MatchConfig, n: usize, show_model: bool, errors: usize) -> Result<(
         'outer: for g in groups {
             for (i, &a) in g.iter().enumerate() {
                 for &b in &g[i + 1..] {
-                    let together = cluster_of.get(&a).is_some() && cluster_of.get(&a) == cluster_of.get(&b);
+                    let together =
+                        cluster_of.contains_key(&a) && cluster_of.get(&a) == cluster_of.get(&b);
                     if !together {
                         show("FALSE NEGATIVE", a, b);
                         shown += 1;
@@ -160,7 +167,10 @@ fn run(cfg: &MatchConfig, n: usize, show_model: bool, errors: usize) -> Result<(
     let generated = Generator::new(&opts).contacts().count();
     let t_gen = t2.elapsed();
 
-    println!("\n== {n} contacts ({generated} generated, {} entities with duplicates, {true_pairs} true pairs)", per_entity.values().filter(|k| **k > 1).count());
+    println!(
+        "\n== {n} contacts ({generated} generated, {} entities with duplicates, {true_pairs} true pairs)",
+        per_entity.values().filter(|k| **k > 1).count()
+    );
     println!(
         "precision {precision:.4}  recall {recall:.4}  F1 {f1:.4}   (tp {tp}, fp {fp}, fn {fneg})"
     );
@@ -173,9 +183,8 @@ fn run(cfg: &MatchConfig, n: usize, show_model: bool, errors: usize) -> Result<(
         outcome.oversized_blocks,
         outcome.records_in_oversized_blocks
     );
-    let flagged = |f: fn(&matcher::Flags) -> bool| {
-        outcome.clusters.iter().filter(|c| f(&c.flags)).count()
-    };
+    let flagged =
+        |f: fn(&matcher::Flags) -> bool| outcome.clusters.iter().filter(|c| f(&c.flags)).count();
     println!(
         "flags: oversized {}  split {}  weak {}",
         flagged(|f| f.oversized),
@@ -201,7 +210,13 @@ fn run(cfg: &MatchConfig, n: usize, show_model: bool, errors: usize) -> Result<(
             println!("  rule {}: lambda {:.4}", r.rule, r.lambda);
             for (f, field) in m.fields.iter().enumerate().filter(|(f, _)| r.free[*f]) {
                 let levels: Vec<String> = (1..=field.m.len())
-                    .map(|l| format!("{}={:+.1}", compare::level_name(field.kind, l as u8), r.weight(f, l as u8)))
+                    .map(|l| {
+                        format!(
+                            "{}={:+.1}",
+                            compare::level_name(field.kind, l as u8),
+                            r.weight(f, l as u8)
+                        )
+                    })
                     .collect();
                 println!("      {:<16} {}", field.property, levels.join("  "));
             }
@@ -215,7 +230,11 @@ fn run(cfg: &MatchConfig, n: usize, show_model: bool, errors: usize) -> Result<(
             fit.lambda,
             fit.expected_matches,
             fit.iterations,
-            if fit.converged { "" } else { " (not converged)" }
+            if fit.converged {
+                ""
+            } else {
+                " (not converged)"
+            }
         );
     }
     if show_model {

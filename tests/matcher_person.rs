@@ -17,9 +17,32 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const GIVEN: &[&str] = &[
-    "Robert", "William", "Elizabeth", "Margaret", "James", "Mary", "Patricia", "Michael",
-    "Jennifer", "Linda", "David", "Susan", "Richard", "Joseph", "Thomas", "Karen", "Charles",
-    "Nancy", "Daniel", "Lisa", "Matthew", "Sandra", "Anthony", "Donna", "Katherine", "Steven",
+    "Robert",
+    "William",
+    "Elizabeth",
+    "Margaret",
+    "James",
+    "Mary",
+    "Patricia",
+    "Michael",
+    "Jennifer",
+    "Linda",
+    "David",
+    "Susan",
+    "Richard",
+    "Joseph",
+    "Thomas",
+    "Karen",
+    "Charles",
+    "Nancy",
+    "Daniel",
+    "Lisa",
+    "Matthew",
+    "Sandra",
+    "Anthony",
+    "Donna",
+    "Katherine",
+    "Steven",
 ];
 const NICK: &[(&str, &str)] = &[
     ("Robert", "Bob"),
@@ -35,12 +58,44 @@ const NICK: &[(&str, &str)] = &[
     ("Steven", "Steve"),
 ];
 const SURNAMES: &[&str] = &[
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor",
-    "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Clark",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Clark",
 ];
 const STREETS: &[&str] = &[
-    "Main", "Oak", "Pine", "Maple", "Cedar", "Elm", "Washington", "Lake", "Hill", "Park",
+    "Main",
+    "Oak",
+    "Pine",
+    "Maple",
+    "Cedar",
+    "Elm",
+    "Washington",
+    "Lake",
+    "Hill",
+    "Park",
 ];
 
 struct Person {
@@ -182,12 +237,7 @@ fn schema() -> ObjectSchemaConfig {
 #[test]
 fn a_person_register_clusters_well_without_hand_set_weights() {
     let (records, truth) = people(1200, 11);
-    let cfg = MatchConfig::from_schema(
-        &settings(),
-        ObjectType::Contacts,
-        &schema(),
-    )
-    .unwrap();
+    let cfg = MatchConfig::from_schema(&settings(), ObjectType::Contacts, &schema()).unwrap();
     let table = Table::build(&cfg, &records);
     let out = matcher::match_table(&cfg, &table, MatchInputs::default(), &|_| {});
 
@@ -228,12 +278,7 @@ fn a_person_register_clusters_well_without_hand_set_weights() {
 #[test]
 fn explanations_name_each_field_and_add_up() {
     let (records, _) = people(400, 5);
-    let cfg = MatchConfig::from_schema(
-        &settings(),
-        ObjectType::Contacts,
-        &schema(),
-    )
-    .unwrap();
+    let cfg = MatchConfig::from_schema(&settings(), ObjectType::Contacts, &schema()).unwrap();
     let table = Table::build(&cfg, &records);
     let out = matcher::match_table(&cfg, &table, MatchInputs::default(), &|_| {});
     let blocks = matcher::Blocks::build(&cfg, &table);

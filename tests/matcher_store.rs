@@ -89,7 +89,11 @@ fn full_then_incremental_runs_keep_cluster_identity() {
     assert!(first.candidate_pairs > 0 && first.model_fitted);
     let before = clusters(&store);
     assert_eq!(before.len(), first.clusters);
-    assert!(before.iter().all(|(_, s, m)| s == "pending" && m.len() >= 2));
+    assert!(
+        before
+            .iter()
+            .all(|(_, s, m)| s == "pending" && m.len() >= 2)
+    );
 
     // Fingerprints are the hash of the sorted member ids; labels read as names.
     let (fp, label, size): (String, String, i64) = store
@@ -133,7 +137,14 @@ fn full_then_incremental_runs_keep_cluster_identity() {
     let (id, _, members) = before.iter().find(|(_, _, m)| m.len() == 2).unwrap();
     let moved = records.iter().find(|r| r.id == members[0]).unwrap();
     let mut r = moved.clone();
-    for p in ["firstname", "lastname", "phone", "company", "city", "erp_customer_id"] {
+    for p in [
+        "firstname",
+        "lastname",
+        "phone",
+        "company",
+        "city",
+        "erp_customer_id",
+    ] {
         r.properties.insert(p.to_string(), None);
     }
     r.properties
@@ -148,7 +159,10 @@ fn full_then_incremental_runs_keep_cluster_identity() {
     assert_eq!(third.changed_records, 1);
     assert!(third.candidate_pairs < first.candidate_pairs);
     let after = clusters(&store);
-    assert!(after.iter().all(|(cid, _, _)| cid != id), "dissolved cluster removed");
+    assert!(
+        after.iter().all(|(cid, _, _)| cid != id),
+        "dissolved cluster removed"
+    );
     assert_eq!(after.len(), before.len() - 1);
 }
 
@@ -206,13 +220,19 @@ fn reviewed_clusters_keep_their_status_unless_a_member_changed() {
                      VALUES (?1, 'me', ?2, 'approve')",
                     params![id, now_ts()],
                 )?;
-                c.execute("UPDATE clusters SET status = 'approved' WHERE id = ?1", [id])?;
+                c.execute(
+                    "UPDATE clusters SET status = 'approved' WHERE id = ?1",
+                    [id],
+                )?;
             }
             Ok(())
         })
         .unwrap();
     let member = records.iter().find(|r| r.id == before[1].2[0]).unwrap();
-    let email = member.get("email").unwrap_or("x@example.org").to_uppercase();
+    let email = member
+        .get("email")
+        .unwrap_or("x@example.org")
+        .to_uppercase();
     change_email(&store, member, &email);
     let report = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
     assert!(report.clusters_stale >= 1, "{report:?}");

@@ -12,6 +12,7 @@ use crate::model::ObjectType;
 use crate::store::Store;
 
 mod mapping;
+mod match_cmd;
 mod report;
 
 #[derive(Debug, Parser)]
@@ -70,6 +71,23 @@ pub enum Command {
     Mapping {
         #[command(subcommand)]
         action: MappingAction,
+    },
+    /// Find candidate duplicates with the built-in matcher (only around changed records when a
+    /// model exists), or import an external matcher's clusters.
+    Match {
+        /// Import clusters from a CSV: Splink (cluster_id,unique_id), csvdedupe (Cluster ID) or
+        /// plain cluster_id,record_id.
+        #[arg(long, value_name = "FILE")]
+        clusters: Option<PathBuf>,
+        /// Only this object type (default: every type with a [matcher] schema; contacts for
+        /// --clusters).
+        #[arg(long)]
+        object: Option<ObjectType>,
+        /// Re-estimate the weights and re-score every candidate pair.
+        #[arg(long)]
+        full: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -173,18 +191,19 @@ fn run(cli: Cli) -> Result<()> {
                     since,
                     status,
                 },
-        }) => report::export_decisions(
-            &ctx,
-            format,
-            out,
-            crate::export::Filter { since, status },
-        ),
+        }) => report::export_decisions(&ctx, format, out, crate::export::Filter { since, status }),
         Some(Command::Lineage { id, object, json }) => report::lineage(&ctx, &id, object, json),
         Some(Command::Stats { json }) => report::stats(&ctx, json),
         Some(Command::Mapping { action }) => match action {
             MappingAction::Import { file, object } => mapping::import(&ctx, &file, object),
             MappingAction::Show { id, json } => mapping::show(&ctx, &id, json),
         },
+        Some(Command::Match {
+            clusters,
+            object,
+            full,
+            json,
+        }) => match_cmd::run(&ctx, clusters.as_deref(), object, full, json),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

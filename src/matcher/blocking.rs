@@ -102,9 +102,7 @@ impl Blocks {
     /// Whether a rule before `rule` already puts `a` and `b` in one compared block.
     #[inline]
     pub fn seen_before(&self, rule: usize, a: usize, b: usize) -> bool {
-        self.keys[..rule]
-            .iter()
-            .any(|k| k[a] != 0 && k[a] == k[b])
+        self.keys[..rule].iter().any(|k| k[a] != 0 && k[a] == k[b])
     }
 
     /// The pairs (with repeats across rules) of one rule.

@@ -210,7 +210,10 @@ mod tests {
         cannot.insert((0, 2));
         let c = cluster(edges, limits(), &cannot, |_, _| 30.0);
         for cl in &c {
-            assert!(!(cl.members.contains(&0) && cl.members.contains(&2)), "{c:?}");
+            assert!(
+                !(cl.members.contains(&0) && cl.members.contains(&2)),
+                "{c:?}"
+            );
         }
         assert_eq!(c.len(), 2);
         assert!(c.iter().all(|cl| cl.flags.split));
@@ -228,7 +231,12 @@ mod tests {
         assert!(c[0].flags.oversized);
         assert_eq!(c[0].weakest, 17.0);
         assert!(!c[0].flags.weak);
-        let c = cluster(vec![e(7, 9, 3.0)], limits(), &FxHashSet::default(), |_, _| 3.0);
+        let c = cluster(
+            vec![e(7, 9, 3.0)],
+            limits(),
+            &FxHashSet::default(),
+            |_, _| 3.0,
+        );
         assert!(c[0].flags.weak);
         assert_eq!(c[0].flags.to_text(), "weak");
     }

@@ -27,20 +27,27 @@ pub fn level_names(kind: FieldKind) -> &'static [&'static str] {
             "nickname",
             "exact",
         ],
-        FieldKind::PersonName
-        | FieldKind::Surname
-        | FieldKind::Company
-        | FieldKind::Text => &[
+        FieldKind::PersonName | FieldKind::Surname | FieldKind::Company | FieldKind::Text => &[
             "different",
             "jaro_winkler>=0.80",
             "jaro_winkler>=0.92",
             "exact",
         ],
         FieldKind::Domain => &["different", "exact"],
-        FieldKind::Address => &["different", "levenshtein>=0.70", "levenshtein>=0.90", "exact"],
+        FieldKind::Address => &[
+            "different",
+            "levenshtein>=0.70",
+            "levenshtein>=0.90",
+            "exact",
+        ],
         FieldKind::Postcode => &["different", "same first 3", "exact"],
         FieldKind::City => &["different", "jaro_winkler>=0.88", "exact"],
-        FieldKind::Date => &["different", "within 365 days", "damerau<=1 or day/month swapped", "exact"],
+        FieldKind::Date => &[
+            "different",
+            "within 365 days",
+            "damerau<=1 or day/month swapped",
+            "exact",
+        ],
         FieldKind::Identifier => &["different", "damerau<=2", "damerau<=1", "exact"],
     }
 }
@@ -253,7 +260,12 @@ mod tests {
         let cases = [
             (Email, "Bob@x.com", "bob@X.com", "exact"),
             (Email, "bob.smith@x.com", "bob.smiht@x.com", "damerau<=2"),
-            (Email, "bob.smith@acme.com", "bob.smith@web.de", "same local part"),
+            (
+                Email,
+                "bob.smith@acme.com",
+                "bob.smith@web.de",
+                "same local part",
+            ),
             (Email, "bob@acme.com", "ann@acme.com", "different"),
             (Phone, "+1 415 555 0134", "(415) 555-0134", "exact"),
             (Phone, "415 555 0134", "415 555 0143", "damerau<=1"),
@@ -279,7 +291,12 @@ mod tests {
             (Domain, "acme.com", "acme.de", "different"),
             (Address, "12 Main Street", "12 Main St.", "exact"),
             (Address, "12 Main St", "21 Main St", "levenshtein>=0.70"),
-            (Address, "1234 Main St Apt 5", "1234 Main St Apt 6", "levenshtein>=0.90"),
+            (
+                Address,
+                "1234 Main St Apt 5",
+                "1234 Main St Apt 6",
+                "levenshtein>=0.90",
+            ),
             (Address, "12 Main St", "7 Elm Road", "different"),
             (Postcode, "94107", "94107-1234", "exact"),
             (Postcode, "94107", "94110", "same first 3"),
@@ -288,8 +305,18 @@ mod tests {
             (City, "Muenchen", "Munchen", "jaro_winkler>=0.88"),
             (City, "Berlin", "Hamburg", "different"),
             (Date, "1980-03-07", "07.03.1980", "exact"),
-            (Date, "1980-03-07", "1980-07-03", "damerau<=1 or day/month swapped"),
-            (Date, "1980-03-07", "1981-03-07", "damerau<=1 or day/month swapped"),
+            (
+                Date,
+                "1980-03-07",
+                "1980-07-03",
+                "damerau<=1 or day/month swapped",
+            ),
+            (
+                Date,
+                "1980-03-07",
+                "1981-03-07",
+                "damerau<=1 or day/month swapped",
+            ),
             (Date, "1980-03-07", "1980-09-27", "within 365 days"),
             (Date, "1980-03-07", "1975-01-01", "different"),
             (Identifier, "123-45-6789", "123456789", "exact"),
@@ -307,8 +334,8 @@ mod tests {
     fn levels_are_named_and_ordered() {
         use FieldKind::*;
         for kind in [
-            PersonName, GivenName, Surname, Email, Phone, Company, Domain, Address, Postcode,
-            City, Date, Identifier, Text,
+            PersonName, GivenName, Surname, Email, Phone, Company, Domain, Address, Postcode, City,
+            Date, Identifier, Text,
         ] {
             assert_eq!(level_name(kind, MISSING), "missing");
             assert_eq!(level_name(kind, DIFFERENT), "different");

@@ -69,7 +69,9 @@ pub enum ExternalError {
         id: String,
         object: ObjectType,
     },
-    #[error("cluster file {path}, line {line}: record id {id:?} is in clusters {first:?} and {second:?}")]
+    #[error(
+        "cluster file {path}, line {line}: record id {id:?} is in clusters {first:?} and {second:?}"
+    )]
     TwoClusters {
         path: PathBuf,
         line: u64,
@@ -120,29 +122,26 @@ pub fn read_clusters(path: &Path) -> Result<ExternalClusters, ExternalError> {
         .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
         .collect();
     let find = |names: &[&str]| {
-        names.iter().find_map(|n| {
-            headers
-                .iter()
-                .position(|h| h.eq_ignore_ascii_case(n))
-        })
+        names
+            .iter()
+            .find_map(|n| headers.iter().position(|h| h.eq_ignore_ascii_case(n)))
     };
-    let (format, cluster_col, id_col) = if let (Some(c), Some(i)) =
-        (find(&["cluster_id"]), find(&["unique_id"]))
-    {
-        (ExternalFormat::Splink, c, i)
-    } else if let (Some(c), Some(i)) = (
-        find(&["Cluster ID"]),
-        find(&["record_id", "unique_id", "id", "hs_object_id", "Record ID"]),
-    ) {
-        (ExternalFormat::Csvdedupe, c, i)
-    } else if let (Some(c), Some(i)) = (find(&["cluster_id"]), find(&["record_id"])) {
-        (ExternalFormat::Plain, c, i)
-    } else {
-        return Err(ExternalError::UnknownHeader {
-            path: path.to_path_buf(),
-            found: headers,
-        });
-    };
+    let (format, cluster_col, id_col) =
+        if let (Some(c), Some(i)) = (find(&["cluster_id"]), find(&["unique_id"])) {
+            (ExternalFormat::Splink, c, i)
+        } else if let (Some(c), Some(i)) = (
+            find(&["Cluster ID"]),
+            find(&["record_id", "unique_id", "id", "hs_object_id", "Record ID"]),
+        ) {
+            (ExternalFormat::Csvdedupe, c, i)
+        } else if let (Some(c), Some(i)) = (find(&["cluster_id"]), find(&["record_id"])) {
+            (ExternalFormat::Plain, c, i)
+        } else {
+            return Err(ExternalError::UnknownHeader {
+                path: path.to_path_buf(),
+                found: headers,
+            });
+        };
     let mut clusters: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut rows = 0;
@@ -198,7 +197,9 @@ pub fn import_clusters(store: &Store, path: &Path, object: ObjectType) -> Result
                 "SELECT id, rid, changed_at FROM records
                  WHERE object_type = ?1 AND archived = 0 AND merged_into IS NULL",
             )?
-            .query_map([object.as_str()], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+            .query_map([object.as_str()], |r| {
+                Ok((r.get(0)?, (r.get(1)?, r.get(2)?)))
+            })?
             .collect::<rusqlite::Result<_>>()?;
         for members in ext.clusters.values() {
             for (id, line) in members {

@@ -228,7 +228,10 @@ mod tests {
         assert_eq!(t.columns[1].present, 2);
         let p = t.pattern(0, 1);
         assert_eq!(level_of(p, 0), compare::exact_level(FieldKind::Email));
-        assert_eq!(compare::level_name(FieldKind::GivenName, level_of(p, 1)), "nickname");
+        assert_eq!(
+            compare::level_name(FieldKind::GivenName, level_of(p, 1)),
+            "nickname"
+        );
         assert_eq!(level_of(t.pattern(0, 2), 1), MISSING);
     }
 }

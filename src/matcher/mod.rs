@@ -35,18 +35,30 @@ pub use features::Table;
 pub use persist::{MatchMode, MatchReport, run_match};
 pub use schema::{FieldKind, FieldSpec, MatchConfig, MatcherSettings, ObjectSchemaConfig};
 
-
 /// What the matcher is doing, for a status bar or a progress line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MatchProgress {
     Loading,
-    Normalizing { records: usize },
-    Blocking { rules: usize },
+    Normalizing {
+        records: usize,
+    },
+    Blocking {
+        rules: usize,
+    },
     /// Estimating `m` on the candidate pairs of one blocking rule.
-    Estimating { rule: usize, rules: usize },
-    Scoring { candidate_pairs: u64 },
-    Clustering { links: u64 },
-    Writing { clusters: usize },
+    Estimating {
+        rule: usize,
+        rules: usize,
+    },
+    Scoring {
+        candidate_pairs: u64,
+    },
+    Clustering {
+        links: u64,
+    },
+    Writing {
+        clusters: usize,
+    },
 }
 
 /// The probability that goes with a match weight (log2 odds).
@@ -170,7 +182,8 @@ impl<'a> Scorer<'a> {
     /// The first blocking rule that brings `a` and `b` together, if any.
     pub fn rule_of(&self, a: usize, b: usize) -> Option<usize> {
         let blocks = self.blocks?;
-        (0..blocks.rules()).find(|&r| blocks.keys[r][a] != 0 && blocks.keys[r][a] == blocks.keys[r][b])
+        (0..blocks.rules())
+            .find(|&r| blocks.keys[r][a] != 0 && blocks.keys[r][a] == blocks.keys[r][b])
     }
 
     /// The match weight (log2 odds, prior included) of records `a` and `b`.
@@ -295,14 +308,16 @@ pub fn fit_model(
             });
             continue;
         }
-        let stride = rule_pairs.div_ceil(cfg.settings.em_sample_pairs as u64).max(1);
+        let stride = rule_pairs
+            .div_ceil(cfg.settings.em_sample_pairs as u64)
+            .max(1);
         let counts: FxHashMap<u64, f64> = (0..blocks.groups[r].len())
             .into_par_iter()
             .fold(FxHashMap::default, |mut acc: FxHashMap<u64, f64>, g| {
                 let block = blocks.block(r, g);
                 for (x, &a) in block.iter().enumerate() {
                     for &b in &block[x + 1..] {
-                        if stride > 1 && pair_hash(a, b) % stride != 0 {
+                        if stride > 1 && !pair_hash(a, b).is_multiple_of(stride) {
                             continue;
                         }
                         *acc.entry(table.pattern(a as usize, b as usize))
@@ -351,10 +366,7 @@ pub fn fit_model(
     let all_pairs = (n * (n - 1.0) / 2.0).max(1.0);
     // The rule holding the most matches bounds the number of matching pairs from below; the
     // rules overlap, so their sum would count the same pairs several times.
-    let expected = fits
-        .iter()
-        .map(|(_, _, e)| *e)
-        .fold(1.0_f64, f64::max);
+    let expected = fits.iter().map(|(_, _, e)| *e).fold(1.0_f64, f64::max);
     let prior = (expected / all_pairs).clamp(1.0 / all_pairs, 0.5);
     let mut model = Model {
         signature: cfg.schema_signature(),

@@ -30,9 +30,7 @@ pub fn normalize(kind: FieldKind, raw: &str, opts: &NormalizeOptions) -> Option<
         FieldKind::Email => email(raw, &opts.email),
         FieldKind::Phone => phone(raw, opts.phone_digits),
         FieldKind::PersonName => person_name(raw),
-        FieldKind::GivenName | FieldKind::Surname | FieldKind::City | FieldKind::Text => {
-            words(raw)
-        }
+        FieldKind::GivenName | FieldKind::Surname | FieldKind::City | FieldKind::Text => words(raw),
         FieldKind::Company => company(raw),
         FieldKind::Domain => domain(raw),
         FieldKind::Address => address(raw),
@@ -100,7 +98,10 @@ pub fn given_canonical(name: &str) -> &str {
 const NICKNAMES: &[(&str, &str)] = &[
     ("robert", "bob bobby rob robbie robby bert"),
     ("william", "bill billy will willy willie liam"),
-    ("elizabeth", "liz lizzie lizzy beth betty betsy eliza elisabeth lisa libby"),
+    (
+        "elizabeth",
+        "liz lizzie lizzy beth betty betsy eliza elisabeth lisa libby",
+    ),
     ("richard", "rick ricky dick rich richie"),
     ("james", "jim jimmy jamie"),
     ("john", "johnny jack jon"),
@@ -146,7 +147,10 @@ const NICKNAMES: &[(&str, &str)] = &[
     ("phillip", "phil philip"),
     ("vincent", "vince vinny"),
     ("victoria", "vicky vicki tori"),
-    ("katherine", "kate katie kathy kath cathy catherine kathryn kat kitty"),
+    (
+        "katherine",
+        "kate katie kathy kath cathy catherine kathryn kat kitty",
+    ),
     ("margaret", "maggie meg peggy marge margie greta"),
     ("jennifer", "jen jenny jenn"),
     ("jessica", "jess jessie"),
@@ -201,7 +205,7 @@ pub fn email(raw: &str, opts: &EmailOptions) -> Option<String> {
         local.retain(|c| c != '.');
         domain = "gmail.com".to_string();
     }
-    if local.is_empty() || opts.role_addresses.iter().any(|r| *r == local) {
+    if local.is_empty() || opts.role_addresses.contains(&local) {
         return None;
     }
     Some(format!("{local}@{domain}"))
@@ -246,7 +250,11 @@ pub fn company(raw: &str) -> Option<String> {
     if !letters.is_empty() {
         tokens.push(letters);
     }
-    while tokens.len() > 1 && tokens.last().is_some_and(|t| is_legal_form(t) || t == "and") {
+    while tokens.len() > 1
+        && tokens
+            .last()
+            .is_some_and(|t| is_legal_form(t) || t == "and")
+    {
         tokens.pop();
     }
     if tokens.len() > 1 && tokens[0] == "the" {
@@ -508,7 +516,11 @@ mod tests {
             role_addresses: vec![],
         };
         let cases: &[(&str, &EmailOptions, Option<&str>)] = &[
-            ("  Bob.Smith@Example.COM ", &on, Some("bob.smith@example.com")),
+            (
+                "  Bob.Smith@Example.COM ",
+                &on,
+                Some("bob.smith@example.com"),
+            ),
             ("bob+crm@example.com", &on, Some("bob@example.com")),
             ("bob+crm@example.com", &off, Some("bob+crm@example.com")),
             ("b.o.b@gmail.com", &on, Some("bob@gmail.com")),
@@ -563,12 +575,20 @@ mod tests {
         let cases = [
             (FieldKind::GivenName, "  JOSÉ ", Some("jose")),
             (FieldKind::Surname, "O'Brien", Some("obrien")),
-            (FieldKind::Surname, "Müller-Lüdenscheidt", Some("muller ludenscheidt")),
+            (
+                FieldKind::Surname,
+                "Müller-Lüdenscheidt",
+                Some("muller ludenscheidt"),
+            ),
             (FieldKind::Surname, "Straße", Some("strasse")),
             (FieldKind::GivenName, "J.", Some("j")),
             (FieldKind::GivenName, "--", None),
             (FieldKind::PersonName, "Smith, Bob", Some("robert smith")),
-            (FieldKind::PersonName, "Dr. Robert  Smith Jr.", Some("robert smith")),
+            (
+                FieldKind::PersonName,
+                "Dr. Robert  Smith Jr.",
+                Some("robert smith"),
+            ),
             (FieldKind::City, "São Paulo", Some("sao paulo")),
         ];
         for (kind, raw, want) in cases {
@@ -600,12 +620,24 @@ mod tests {
             (FieldKind::Company, "Müller GmbH & Co. KG", Some("muller")),
             (FieldKind::Company, "The Widget Company Ltd", Some("widget")),
             (FieldKind::Company, "Dupont S.A.", Some("dupont")),
-            (FieldKind::Company, "Johnson & Johnson", Some("johnson and johnson")),
+            (
+                FieldKind::Company,
+                "Johnson & Johnson",
+                Some("johnson and johnson"),
+            ),
             (FieldKind::Company, "Inc", Some("inc")),
-            (FieldKind::Domain, "https://www.Acme.com/about", Some("acme.com")),
+            (
+                FieldKind::Domain,
+                "https://www.Acme.com/about",
+                Some("acme.com"),
+            ),
             (FieldKind::Domain, "acme.com.", Some("acme.com")),
             (FieldKind::Domain, "sales@acme.co.uk", Some("acme.co.uk")),
-            (FieldKind::Domain, "http://acme.com:8080?x=1", Some("acme.com")),
+            (
+                FieldKind::Domain,
+                "http://acme.com:8080?x=1",
+                Some("acme.com"),
+            ),
         ];
         for (kind, raw, want) in cases {
             assert_eq!(normalize(kind, raw, &opts()).as_deref(), want, "{raw}");
@@ -615,7 +647,11 @@ mod tests {
     #[test]
     fn addresses_postcodes_identifiers() {
         let cases = [
-            (FieldKind::Address, "12 North Main Street", Some("12 n main st")),
+            (
+                FieldKind::Address,
+                "12 North Main Street",
+                Some("12 n main st"),
+            ),
             (FieldKind::Address, "12 N. Main St.", Some("12 n main st")),
             (FieldKind::Address, "Hauptstraße 5", Some("hauptstr 5")),
             (FieldKind::Address, "Hauptstr. 5", Some("hauptstr 5")),

@@ -139,8 +139,7 @@ fn load(conn: &Connection, object: ObjectType) -> Result<Loaded> {
     let model = get_meta(conn, &model_key(object))?
         .and_then(|json| serde_json::from_str::<Model>(&json).ok());
     let watermark = get_meta(conn, &watermark_key(object))?;
-    let mut stmt =
-        conn.prepare("SELECT a_id, b_id FROM not_duplicates WHERE object_type = ?1")?;
+    let mut stmt = conn.prepare("SELECT a_id, b_id FROM not_duplicates WHERE object_type = ?1")?;
     let not_duplicates = stmt
         .query_map([object.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<(String, String)>>>()?;
@@ -421,7 +420,11 @@ fn plan_cluster(
     for (k, &a) in c.members.iter().enumerate() {
         for &b in &c.members[k + 1..] {
             let (ra, rb) = (records[a as usize].rid, records[b as usize].rid);
-            let (x, y, rx, ry) = if ra < rb { (a, b, ra, rb) } else { (b, a, rb, ra) };
+            let (x, y, rx, ry) = if ra < rb {
+                (a, b, ra, rb)
+            } else {
+                (b, a, rb, ra)
+            };
             let explanation = scorer.explain(x as usize, y as usize);
             pairs.push((
                 rx,
@@ -472,7 +475,12 @@ pub fn label(cfg: &MatchConfig, members: &[&Record]) -> String {
         parts = props(FieldKind::Company);
     }
     if parts.is_empty() {
-        parts = cfg.fields.iter().take(1).map(|f| f.property.as_str()).collect();
+        parts = cfg
+            .fields
+            .iter()
+            .take(1)
+            .map(|f| f.property.as_str())
+            .collect();
     }
     let mut names: Vec<String> = Vec::new();
     for r in members {
@@ -487,7 +495,12 @@ pub fn label(cfg: &MatchConfig, members: &[&Record]) -> String {
             names.push(name);
         }
     }
-    let shown = names.iter().take(2).cloned().collect::<Vec<_>>().join(" / ");
+    let shown = names
+        .iter()
+        .take(2)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" / ");
     match names.len() {
         0..=2 => shown,
         n => format!("{shown} +{}", n - 2),
@@ -592,7 +605,10 @@ pub fn apply_clusters(
             continue;
         }
         let members_changed = e.members.iter().any(|(_, changed, live)| {
-            !live || e.last_decision.as_deref().is_some_and(|d| changed.as_str() > d)
+            !live
+                || e.last_decision
+                    .as_deref()
+                    .is_some_and(|d| changed.as_str() > d)
         });
         match e.status.as_str() {
             "pending" | "stale" if !e.referenced => {
@@ -677,8 +693,8 @@ fn write_cluster(
             )
             .with_context(|| format!("inserting cluster {}", p.label))?,
     };
-    let mut member = conn
-        .prepare_cached("INSERT INTO cluster_members (cluster_id, rid) VALUES (?1, ?2)")?;
+    let mut member =
+        conn.prepare_cached("INSERT INTO cluster_members (cluster_id, rid) VALUES (?1, ?2)")?;
     for rid in &p.rids {
         member.execute(params![id, rid])?;
     }

@@ -111,10 +111,32 @@ impl Default for EmailOptions {
             strip_plus_tags: true,
             gmail_dots: true,
             role_addresses: [
-                "info", "sales", "office", "contact", "accounts", "team", "admin", "support",
-                "hello", "billing", "marketing", "hr", "jobs", "careers", "service", "help",
-                "enquiries", "inquiries", "mail", "noreply", "no-reply", "orders", "finance",
-                "reception", "webmaster", "postmaster",
+                "info",
+                "sales",
+                "office",
+                "contact",
+                "accounts",
+                "team",
+                "admin",
+                "support",
+                "hello",
+                "billing",
+                "marketing",
+                "hr",
+                "jobs",
+                "careers",
+                "service",
+                "help",
+                "enquiries",
+                "inquiries",
+                "mail",
+                "noreply",
+                "no-reply",
+                "orders",
+                "finance",
+                "reception",
+                "webmaster",
+                "postmaster",
             ]
             .map(String::from)
             .to_vec(),
@@ -362,7 +384,7 @@ fn check_ranges(s: &MatcherSettings) -> Result<(), SchemaError> {
     at_least("u_sample_pairs", s.u_sample_pairs, 1000, "at least 1000")?;
     at_least("em_sample_pairs", s.em_sample_pairs, 1000, "at least 1000")?;
     at_least("em_max_iterations", s.em_max_iterations, 1, "at least 1")?;
-    if !(s.label_weight >= 0.0) {
+    if s.label_weight.is_nan() || s.label_weight < 0.0 {
         return Err(SchemaError::OutOfRange {
             key: "label_weight",
             value: s.label_weight.to_string(),
@@ -505,7 +527,12 @@ mod tests {
             field("lastname", FieldKind::Surname),
             field("email", FieldKind::Email),
         ];
-        let r = parse_rule(ObjectType::Contacts, &fields, "lastname + firstname:prefix2").unwrap();
+        let r = parse_rule(
+            ObjectType::Contacts,
+            &fields,
+            "lastname + firstname:prefix2",
+        )
+        .unwrap();
         assert_eq!(
             r.parts,
             vec![
