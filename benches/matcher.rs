@@ -141,7 +141,7 @@ fn run(cfg: &MatchConfig, n: usize, show_model: bool, errors: usize) -> Result<(
             for (i, &a) in g.iter().enumerate() {
                 for &b in &g[i + 1..] {
                     let together =
-                        cluster_of.get(&a).is_some() && cluster_of.get(&a) == cluster_of.get(&b);
+                        cluster_of.contains_key(&a) && cluster_of.get(&a) == cluster_of.get(&b);
                     if !together {
                         show("FALSE NEGATIVE", a, b);
                         shown += 1;

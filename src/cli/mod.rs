@@ -18,6 +18,7 @@ pub mod connect;
 mod demo;
 mod import;
 mod mapping;
+mod match_cmd;
 mod pull;
 mod report;
 
@@ -138,6 +139,23 @@ pub enum Command {
     },
     /// Run the HubSpot-compatible sandbox CRM by itself (until Ctrl-C).
     Sandbox(sandbox::SandboxArgs),
+    /// Find candidate duplicates with the built-in matcher (only around changed records when a
+    /// model exists), or import an external matcher's clusters.
+    Match {
+        /// Import clusters from a CSV: Splink (cluster_id,unique_id), csvdedupe (Cluster ID) or
+        /// plain cluster_id,record_id.
+        #[arg(long, value_name = "FILE")]
+        clusters: Option<PathBuf>,
+        /// Only this object type (default: every type with a [matcher] schema; contacts for
+        /// --clusters).
+        #[arg(long)]
+        object: Option<ObjectType>,
+        /// Re-estimate the weights and re-score every candidate pair.
+        #[arg(long)]
+        full: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -283,6 +301,12 @@ fn run(cli: Cli) -> Result<()> {
             MappingAction::Show { id, json } => mapping::show(&ctx, &id, json),
             MappingAction::Rebuild => runtime()?.block_on(mapping::rebuild(&ctx)),
         },
+        Some(Command::Match {
+            clusters,
+            object,
+            full,
+            json,
+        }) => match_cmd::run(&ctx, clusters.as_deref(), object, full, json),
         Some(Command::Sandbox(args)) => sandbox::run(&args),
         // The review is what a steward runs all day: it is the default.
         None => review::review(&ctx.config),

@@ -438,9 +438,9 @@ mod tests {
         });
         assert!(fit.converged, "{fit:?}");
         assert!((fit.lambda - 0.2).abs() < 0.02, "{fit:?}");
-        for f in 0..3 {
-            for (est, want) in fit.m[f].iter().zip(&true_m[f]) {
-                assert!((est - want).abs() < 0.04, "field {f}: {:?}", fit.m[f]);
+        for (f, (got, want)) in fit.m.iter().zip(&true_m).enumerate() {
+            for (est, want) in got.iter().zip(want) {
+                assert!((est - want).abs() < 0.04, "field {f}: {got:?}");
             }
         }
         // And the fitted model classifies the labelled pairs as the labels say.

@@ -317,7 +317,7 @@ pub fn fit_model(
                 let block = blocks.block(r, g);
                 for (x, &a) in block.iter().enumerate() {
                     for &b in &block[x + 1..] {
-                        if stride > 1 && pair_hash(a, b) % stride != 0 {
+                        if stride > 1 && !pair_hash(a, b).is_multiple_of(stride) {
                             continue;
                         }
                         *acc.entry(table.pattern(a as usize, b as usize))

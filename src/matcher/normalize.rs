@@ -205,7 +205,7 @@ pub fn email(raw: &str, opts: &EmailOptions) -> Option<String> {
         local.retain(|c| c != '.');
         domain = "gmail.com".to_string();
     }
-    if local.is_empty() || opts.role_addresses.iter().any(|r| *r == local) {
+    if local.is_empty() || opts.role_addresses.contains(&local) {
         return None;
     }
     Some(format!("{local}@{domain}"))

@@ -384,7 +384,7 @@ fn check_ranges(s: &MatcherSettings) -> Result<(), SchemaError> {
     at_least("u_sample_pairs", s.u_sample_pairs, 1000, "at least 1000")?;
     at_least("em_sample_pairs", s.em_sample_pairs, 1000, "at least 1000")?;
     at_least("em_max_iterations", s.em_max_iterations, 1, "at least 1")?;
-    if !(s.label_weight >= 0.0) {
+    if s.label_weight.is_nan() || s.label_weight < 0.0 {
         return Err(SchemaError::OutOfRange {
             key: "label_weight",
             value: s.label_weight.to_string(),
