@@ -28,6 +28,10 @@ pub struct Config {
     pub alerts: AlertsConfig,
     #[serde(default)]
     pub precedence: PrecedenceConfig,
+    pub import: ImportConfig,
+    /// The matcher: thresholds and the field schema per object type.
+    #[serde(default)]
+    pub matcher: crate::matcher::MatcherSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -103,6 +107,14 @@ pub struct PrecedenceConfig {
     /// A rules file that replaces the embedded default as a whole; empty for the default.
     #[serde(default)]
     pub rules: PathBuf,
+}
+
+/// `dupdesk import`: CSV headers → property names, beyond the built-in HubSpot export headers.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportConfig {
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -63,12 +63,18 @@ async fn approve_reject_undo_from_the_keyboard() {
     let lastname = &d[0].field_choices["lastname"];
     assert_eq!(lastname.value.as_deref(), Some("Schmidt"));
     assert_eq!(
-        (lastname.record_id.as_str(), lastname.system.as_str()),
+        (
+            lastname.record_id.as_deref().unwrap(),
+            lastname.system.as_deref().unwrap()
+        ),
         ("101", "erp")
     );
     assert!(!lastname.reason.is_empty() && lastname.reason != "steward");
     // Only the second record has a job title: it survives from there.
-    assert_eq!(d[0].field_choices["jobtitle"].record_id, "102");
+    assert_eq!(
+        d[0].field_choices["jobtitle"].record_id.as_deref(),
+        Some("102")
+    );
 
     keys(&mut app, &mut inbox, &[KeyCode::Char('r')]).await;
     assert_eq!(open_id(&app), 3);
@@ -162,11 +168,21 @@ async fn steward_choices_primary_and_exclusions_are_recorded() {
     assert_eq!(d[0].members, ["201", "202", "203"]);
     let c = &d[0].field_choices;
     // 202's email was taken by hand, then 202 excluded: the pick went with it.
-    assert_ne!(c["email"].record_id, "202");
-    assert_ne!(c["email"].reason, "steward");
-    assert_eq!(c["phone"].record_id, "201");
+    assert_ne!(c["email"].record_id.as_deref(), Some("202"));
+    assert_ne!(
+        c["email"].decided_by,
+        dupdesk::precedence::DecidedBy::Steward
+    );
+    assert_eq!(c["phone"].record_id.as_deref(), Some("201"));
+    assert_eq!(
+        c["phone"].decided_by,
+        dupdesk::precedence::DecidedBy::Steward
+    );
     assert_eq!(c["phone"].reason, "steward");
-    assert!(c.values().all(|v| v.record_id != "202"), "{c:?}");
+    assert!(
+        c.values().all(|v| v.record_id.as_deref() != Some("202")),
+        "{c:?}"
+    );
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! file and calls the domain layers; nothing here holds business rules. Exit codes: 0 success,
 //! 1 failure with a one-line cause on stderr, 2 usage error.
 
+pub mod sandbox;
+
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -11,7 +13,12 @@ use crate::config::{self, Config};
 use crate::model::ObjectType;
 use crate::store::Store;
 
+mod apply;
+pub mod connect;
+mod demo;
+mod import;
 mod mapping;
+mod pull;
 mod report;
 
 mod review;
@@ -47,6 +54,46 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Everything local: the sandbox CRM seeded with generated records, a fresh workspace,
+    /// a pull, the matcher, then the review.
+    Demo {
+        /// Generate this many contacts (and a fifth as many companies) instead of the small
+        /// default dataset.
+        #[arg(long)]
+        records: Option<usize>,
+        /// Print what the workspace holds instead of opening the review.
+        #[arg(long)]
+        no_tui: bool,
+    },
+    /// Read every contact and company from the CRM into the workspace (only changes after the
+    /// first run).
+    Pull,
+    /// Approve, as the steward `auto`, every pending cluster whose weakest link scores at least
+    /// S (and, with --max-size, that has at most K records).
+    Approve {
+        #[arg(long, value_name = "S")]
+        min_score: f64,
+        #[arg(long, value_name = "K")]
+        max_size: Option<usize>,
+        /// List the clusters it would approve and approve none.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Execute approved merges through the CRM's merge API, journaled, exactly once.
+    Apply {
+        /// Print the exact calls it would make and make none.
+        #[arg(long)]
+        dry_run: bool,
+        /// Run at most this many merge jobs.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Queue failed and paused jobs again first.
+        #[arg(long)]
+        retry_failed: bool,
+        /// Jobs run at once (they share one rate limiter).
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
     /// Review the duplicate clusters in the terminal UI.
     Review,
     /// Export the decision log.
@@ -70,11 +117,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Records from a CRM's CSV export (HubSpot export headers or property names as headers).
+    /// A bad row refuses the whole file.
+    Import {
+        file: PathBuf,
+        #[arg(long, default_value = "contacts")]
+        object: ObjectType,
+        /// Read a column as a property: --map "Kundennummer=erp_customer_id". Repeatable; an
+        /// empty property ignores the column.
+        #[arg(long = "map", value_name = "HEADER=PROPERTY")]
+        map: Vec<String>,
+        /// The system the export comes from (history source and sync state `csv:<system>`).
+        #[arg(long, default_value = "crm")]
+        system: String,
+    },
     /// The cross-system id mapping table.
     Mapping {
         #[command(subcommand)]
         action: MappingAction,
     },
+    /// Run the HubSpot-compatible sandbox CRM by itself (until Ctrl-C).
+    Sandbox(sandbox::SandboxArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,6 +168,8 @@ pub enum MappingAction {
         #[arg(long, default_value = "contacts")]
         object: ObjectType,
     },
+    /// Rebuild the active rows from the inverse-id property of every record in the CRM.
+    Rebuild,
     /// The whole history of one id: every row it appears in, active or not.
     Show {
         id: String,
@@ -163,12 +228,38 @@ fn run(cli: Cli) -> Result<()> {
         ));
     }
     let config = config::load(&sources)?;
+    if let Err(e) = crate::logging::init(&config) {
+        eprintln!("dupdesk: warning: logging is off: {e:#}");
+    }
     let ctx = Ctx {
         config,
         explicit_workspace: cli.workspace.is_some(),
     };
     match cli.command {
         Some(Command::Init { crm, force }) => init(&crm, force),
+        Some(Command::Demo { records, no_tui }) => {
+            runtime()?.block_on(demo::run(&ctx, demo::DemoArgs { records, no_tui }))
+        }
+        Some(Command::Approve {
+            min_score,
+            max_size,
+            dry_run,
+        }) => approve(&ctx, min_score, max_size, dry_run),
+        Some(Command::Pull) => runtime()?.block_on(pull::run(&ctx)),
+        Some(Command::Apply {
+            dry_run,
+            limit,
+            retry_failed,
+            concurrency,
+        }) => runtime()?.block_on(apply::run(
+            &ctx,
+            apply::ApplyArgs {
+                dry_run,
+                limit,
+                retry_failed,
+                concurrency,
+            },
+        )),
         Some(Command::Review) => review::review(&ctx.config),
         Some(Command::Export {
             what:
@@ -181,16 +272,58 @@ fn run(cli: Cli) -> Result<()> {
         }) => report::export_decisions(&ctx, format, out, crate::export::Filter { since, status }),
         Some(Command::Lineage { id, object, json }) => report::lineage(&ctx, &id, object, json),
         Some(Command::Stats { json }) => report::stats(&ctx, json),
+        Some(Command::Import {
+            file,
+            object,
+            map,
+            system,
+        }) => import::run(&ctx, &file, object, &map, &system),
         Some(Command::Mapping { action }) => match action {
             MappingAction::Import { file, object } => mapping::import(&ctx, &file, object),
             MappingAction::Show { id, json } => mapping::show(&ctx, &id, json),
+            MappingAction::Rebuild => runtime()?.block_on(mapping::rebuild(&ctx)),
         },
-        None => {
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
-            Ok(())
-        }
+        Some(Command::Sandbox(args)) => sandbox::run(&args),
+        // The review is what a steward runs all day: it is the default.
+        None => review::review(&ctx.config),
     }
+}
+
+fn approve(ctx: &Ctx, min_score: f64, max_size: Option<usize>, dry_run: bool) -> Result<()> {
+    if !(0.0..=1.0).contains(&min_score) {
+        anyhow::bail!("--min-score {min_score} is not a match probability between 0 and 1");
+    }
+    let rules = crate::precedence::Rules::for_config(&ctx.config)?;
+    let store = open_existing(ctx)?;
+    let rule = crate::approve::Rule {
+        min_score,
+        max_size,
+    };
+    let done = crate::approve::approve(&store, &ctx.config, &rules, rule, dry_run)?;
+    for a in &done {
+        println!(
+            "{} cluster {:>6}  {} records  weakest {:.3}  primary {}  {}",
+            if dry_run { "would approve" } else { "approved" },
+            a.cluster_id,
+            a.size,
+            a.weakest,
+            a.primary,
+            crate::sanitize::for_terminal(&a.label)
+        );
+    }
+    println!(
+        "{} {} clusters by rule: {}",
+        if dry_run { "would approve" } else { "approved" },
+        done.len(),
+        rule.describe()
+    );
+    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// The workspace, which must exist already (reports never create one).

@@ -9,6 +9,12 @@ use crate::config::Config;
 use crate::store::Store;
 
 pub fn review(config: &Config) -> Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(review_async(config))
+}
+
+/// The review on an existing runtime (the demo's).
+pub async fn review_async(config: &Config) -> Result<()> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         bail!("dupdesk review needs an interactive terminal (stdin and stdout are not one)");
     }
@@ -22,8 +28,7 @@ pub fn review(config: &Config) -> Result<()> {
     let log = crate::logging::init(config)?;
     tracing::info!(workspace = %path.display(), "review started");
     let store = Store::open(&path)?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime
-        .block_on(crate::tui::run(store, config, None))
+    crate::tui::run(store, config, None)
+        .await
         .with_context(|| format!("the review (log: {})", log.display()))
 }

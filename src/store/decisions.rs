@@ -9,18 +9,12 @@ use std::fmt;
 
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use serde::{Deserialize, Serialize};
 
 use super::queue::ClusterStatus;
 
-/// The surviving value of one field, and where it comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldChoice {
-    pub value: Option<String>,
-    pub record_id: String,
-    pub system: String,
-    pub reason: String,
-}
+/// The surviving value of one field, where it comes from and why: the precedence engine's
+/// type, stored as is so the decision log answers for every value.
+pub use crate::precedence::FieldChoice;
 
 /// What a steward decided about a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -249,11 +243,11 @@ pub fn record(conn: &mut Connection, new: &NewDecision) -> Result<Decision> {
         )?
         .query_map([new.cluster_id], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let named = new
-        .primary_id
-        .iter()
-        .chain(&new.excluded)
-        .chain(new.field_choices.values().map(|c| &c.record_id));
+    let named = new.primary_id.iter().chain(&new.excluded).chain(
+        new.field_choices
+            .values()
+            .filter_map(|c| c.record_id.as_ref()),
+    );
     for id in named {
         if !members.contains(id) {
             return Err(DecisionError::NotAMember {

@@ -40,36 +40,100 @@ pub fn upsert_records(
     records: &[Record],
     now: &str,
 ) -> Result<UpsertStats> {
-    let mut stats = UpsertStats::default();
-    let mut select = conn.prepare_cached(
-        "SELECT properties, history, archived FROM records WHERE object_type = ?1 AND id = ?2",
-    )?;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO records (object_type, id, system, properties, history, created_at, updated_at,
-                              archived, first_seen_at, last_seen_at, changed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9)",
-    )?;
-    let mut update = conn.prepare_cached(
-        "UPDATE records SET system = ?3, properties = ?4, history = ?5, created_at = ?6,
-                updated_at = ?7, archived = ?8, last_seen_at = ?9, changed_at = ?9
-         WHERE object_type = ?1 AND id = ?2",
-    )?;
-    let mut touch = conn.prepare_cached(
-        "UPDATE records SET last_seen_at = ?3 WHERE object_type = ?1 AND id = ?2",
-    )?;
+    let mut upsert = Upsert::new(conn)?;
     for r in records {
         let props = serde_json::to_string(&r.properties)?;
         let history = serde_json::to_string(&r.history)?;
+        upsert.one(system, r, &props, &history, now)?;
+    }
+    Ok(upsert.stats)
+}
+
+/// A record with its properties and history already in their stored JSON form, so that a
+/// bulk writer (the CSV import) can encode on its own thread and leave the store thread only
+/// the writing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedRecord {
+    pub record: Record,
+    properties: String,
+    history: String,
+}
+
+impl EncodedRecord {
+    pub fn new(record: Record) -> Result<EncodedRecord> {
+        Ok(EncodedRecord {
+            properties: serde_json::to_string(&record.properties)?,
+            history: serde_json::to_string(&record.history)?,
+            record,
+        })
+    }
+}
+
+/// [`upsert_records`] for records encoded beforehand.
+pub fn upsert_encoded(
+    conn: &Connection,
+    system: &str,
+    records: &[EncodedRecord],
+    now: &str,
+) -> Result<UpsertStats> {
+    let mut upsert = Upsert::new(conn)?;
+    for e in records {
+        upsert.one(system, &e.record, &e.properties, &e.history, now)?;
+    }
+    Ok(upsert.stats)
+}
+
+/// The prepared statements of an upsert, prepared once per call.
+struct Upsert<'c> {
+    select: rusqlite::CachedStatement<'c>,
+    insert: rusqlite::CachedStatement<'c>,
+    update: rusqlite::CachedStatement<'c>,
+    touch: rusqlite::CachedStatement<'c>,
+    stats: UpsertStats,
+}
+
+impl<'c> Upsert<'c> {
+    fn new(conn: &'c Connection) -> Result<Upsert<'c>> {
+        Ok(Upsert {
+            select: conn.prepare_cached(
+                "SELECT properties, history, archived FROM records WHERE object_type = ?1 AND id = ?2",
+            )?,
+            insert: conn.prepare_cached(
+                "INSERT INTO records (object_type, id, system, properties, history, created_at, updated_at,
+                              archived, first_seen_at, last_seen_at, changed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9)",
+            )?,
+            update: conn.prepare_cached(
+                "UPDATE records SET system = ?3, properties = ?4, history = ?5, created_at = ?6,
+                updated_at = ?7, archived = ?8, last_seen_at = ?9, changed_at = ?9
+         WHERE object_type = ?1 AND id = ?2",
+            )?,
+            touch: conn.prepare_cached(
+                "UPDATE records SET last_seen_at = ?3 WHERE object_type = ?1 AND id = ?2",
+            )?,
+            stats: UpsertStats::default(),
+        })
+    }
+
+    fn one(
+        &mut self,
+        system: &str,
+        r: &Record,
+        props: &str,
+        history: &str,
+        now: &str,
+    ) -> Result<()> {
         let created = r.created_at.as_ref().map(format_ts);
         let updated = r.updated_at.as_ref().map(format_ts);
-        let existing: Option<(String, String, bool)> = select
+        let existing: Option<(String, String, bool)> = self
+            .select
             .query_row(params![r.object_type.as_str(), r.id], |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?))
             })
             .optional()?;
         match existing {
             None => {
-                insert.execute(params![
+                self.insert.execute(params![
                     r.object_type.as_str(),
                     r.id,
                     system,
@@ -80,14 +144,15 @@ pub fn upsert_records(
                     r.archived,
                     now
                 ])?;
-                stats.inserted += 1;
+                self.stats.inserted += 1;
             }
             Some((p, h, a)) if p == props && h == history && a == r.archived => {
-                touch.execute(params![r.object_type.as_str(), r.id, now])?;
-                stats.unchanged += 1;
+                self.touch
+                    .execute(params![r.object_type.as_str(), r.id, now])?;
+                self.stats.unchanged += 1;
             }
             Some(_) => {
-                update.execute(params![
+                self.update.execute(params![
                     r.object_type.as_str(),
                     r.id,
                     system,
@@ -98,11 +163,11 @@ pub fn upsert_records(
                     r.archived,
                     now
                 ])?;
-                stats.updated += 1;
+                self.stats.updated += 1;
             }
         }
+        Ok(())
     }
-    Ok(stats)
 }
 
 const COLUMNS: &str = "rid, object_type, id, system, properties, history, created_at, updated_at, archived, merged_into, changed_at";

@@ -296,7 +296,7 @@ impl ClusterState {
             state.picks = d
                 .field_choices
                 .into_iter()
-                .filter(|(_, c)| c.reason == "steward")
+                .filter(|(_, c)| c.decided_by == crate::precedence::DecidedBy::Steward)
                 .collect();
         }
         state.rebuild(opts);
@@ -844,9 +844,10 @@ impl App {
                 let field = row.name.clone();
                 let choice = FieldChoice {
                     value: rec.record.get(&field).map(str::to_string),
-                    record_id: rec.record.id.clone(),
-                    system: suggest::value_system(rec, &field, &opts.sources),
+                    record_id: Some(rec.record.id.clone()),
+                    system: Some(suggest::value_system(rec, &field, &opts.sources)),
                     reason: "steward".into(),
+                    decided_by: crate::precedence::DecidedBy::Steward,
                 };
                 let msg = format!("{field}: keeping the value of record {}", rec.record.id);
                 cl.picks.insert(field, choice);
@@ -876,7 +877,8 @@ impl App {
                     self.fail("a merge needs two records; reject the cluster instead");
                 } else {
                     cl.excluded.insert(id.clone());
-                    cl.picks.retain(|_, c| c.record_id != id);
+                    cl.picks
+                        .retain(|_, c| c.record_id.as_deref() != Some(id.as_str()));
                     cl.rebuild(&opts);
                     self.say(format!("record {id} is excluded from the merge"));
                 }

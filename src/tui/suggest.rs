@@ -64,12 +64,7 @@ pub fn suggest(
                 .into_iter()
                 .map(|f| FieldSuggestion {
                     field: f.field,
-                    chosen: f.chosen.map(|c| FieldChoice {
-                        value: c.value,
-                        record_id: c.record_id.unwrap_or_default(),
-                        system: c.system.unwrap_or_default(),
-                        reason: c.reason,
-                    }),
+                    chosen: f.chosen,
                 })
                 .collect(),
         },

@@ -276,8 +276,8 @@ fn draw_detail(frame: &mut Frame, area: Rect, cl: &ClusterState, theme: Theme) {
             Span::styled(
                 format!(
                     "  from {} ({}) · {}",
-                    sanitize(&c.record_id),
-                    sanitize(&c.system),
+                    sanitize(c.record_id.as_deref().unwrap_or("the steward")),
+                    sanitize(c.system.as_deref().unwrap_or("typed")),
                     c.reason
                 ),
                 theme.dim(),

@@ -1,0 +1,84 @@
+//! Import throughput: a 100,000-row HubSpot-style contacts export (from the demo generator)
+//! into a fresh workspace. Target: under 2 s in release on 2 cores.
+//!
+//! `cargo bench --bench import` runs it; `cargo bench --bench import -- --generator` also
+//! streams 1,000,000 generated contacts and reports the time and peak memory.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use dupdesk::demo::{DemoOptions, Generator, generate};
+use dupdesk::import::{self, ImportOptions};
+use dupdesk::model::ObjectType;
+use dupdesk::store::Store;
+
+const ROWS: usize = 100_000;
+
+fn main() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let started = Instant::now();
+    let data = generate(&DemoOptions {
+        contacts: ROWS,
+        companies: 0,
+        ..DemoOptions::default()
+    })
+    .data;
+    println!(
+        "generated {ROWS} contacts in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let csv = dir.path().join("contacts.csv");
+    import::write_csv(
+        std::io::BufWriter::new(std::fs::File::create(&csv)?),
+        ObjectType::Contacts,
+        &data.contacts,
+    )?;
+    drop(data);
+    let size = std::fs::metadata(&csv)?.len();
+
+    let store = Store::open(dir.path().join("ws.db"))?;
+    let started = Instant::now();
+    let report = import::import_csv(
+        &store,
+        &csv,
+        &ImportOptions::new(ObjectType::Contacts, "crm"),
+        &|_| {},
+    )?;
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(report.stats.inserted as usize, ROWS);
+    println!(
+        "imported {} rows ({:.1} MB) in {secs:.2} s: {:.0} rows/s",
+        report.rows,
+        size as f64 / 1e6,
+        report.rows as f64 / secs
+    );
+
+    if std::env::args().any(|a| a == "--generator") {
+        let started = Instant::now();
+        let generator = Generator::new(&DemoOptions::scaled(1_000_000));
+        let (mut n, mut bytes) = (0usize, 0usize);
+        for g in generator.contacts() {
+            n += 1;
+            bytes += g.record.properties.len();
+        }
+        println!(
+            "streamed {n} generated contacts ({bytes} properties) in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        let started = Instant::now();
+        let d = generate(&DemoOptions::scaled(1_000_000));
+        println!(
+            "collected {} contacts and {} companies in {:.2} s",
+            d.data.contacts.len(),
+            d.data.companies.len(),
+            started.elapsed().as_secs_f64()
+        );
+        drop(d);
+    }
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status")
+        && let Some(peak) = status.lines().find(|l| l.starts_with("VmHWM"))
+    {
+        println!("peak memory: {}", peak.trim_start_matches("VmHWM:").trim());
+    }
+    Ok(())
+}
