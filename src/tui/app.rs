@@ -228,6 +228,8 @@ pub struct ClusterState {
     pub record_cursor: usize,
     pub fold: bool,
     pub explain: bool,
+    /// First line of the explanation overlay shown.
+    pub explain_scroll: u16,
 }
 
 impl ClusterState {
@@ -283,6 +285,7 @@ impl ClusterState {
             record_cursor: 0,
             fold: false,
             explain: false,
+            explain_scroll: 0,
         };
         state.primary = state.suggestion.primary.record_id.clone();
         if let Some(d) = standing {
@@ -792,8 +795,19 @@ impl App {
             self.screen = Screen::Queue;
             return;
         };
-        if cl.explain && !matches!(cmd, Command::Explain | Command::Back) {
-            return;
+        if cl.explain {
+            // The explanation overlay takes the movement keys to scroll.
+            match cmd {
+                Command::Up => cl.explain_scroll = cl.explain_scroll.saturating_sub(1),
+                Command::Down => cl.explain_scroll = cl.explain_scroll.saturating_add(1),
+                Command::PageUp => cl.explain_scroll = cl.explain_scroll.saturating_sub(10),
+                Command::PageDown => cl.explain_scroll = cl.explain_scroll.saturating_add(10),
+                Command::Top => cl.explain_scroll = 0,
+                _ => {}
+            }
+            if !matches!(cmd, Command::Explain | Command::Back) {
+                return;
+            }
         }
         let visible = cl.visible_rows();
         let pos = visible

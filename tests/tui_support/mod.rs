@@ -103,12 +103,18 @@ pub fn insert_cluster(
         .unwrap();
     }
     for pair in rids.windows(2) {
+        // The built-in matcher's shape (Fellegi-Sunter weights per field).
         let explanation = serde_json::json!({
+            "a": pair[0].to_string(), "b": pair[1].to_string(), "rule": "email",
             "fields": [
-                {"field": "email", "method": "exact", "similarity": 1.0, "weight": 0.45, "contribution": 0.45},
-                {"field": "name", "method": "jaro_winkler", "similarity": 0.93, "weight": 0.35, "contribution": 0.33},
-                {"field": "phone", "method": "digits", "similarity": 0.8, "weight": 0.2, "contribution": 0.16},
-            ]
+                {"property": "email", "kind": "email", "comparator": "exact", "level": 3,
+                 "agreement": "exact", "weight": 6.25, "frequency_adjusted": true, "blocked": true},
+                {"property": "lastname", "kind": "name", "comparator": "jaro_winkler", "level": 2,
+                 "agreement": "fuzzy", "weight": 1.8, "frequency_adjusted": false, "blocked": false},
+                {"property": "phone", "kind": "phone", "comparator": "digits", "level": 0,
+                 "agreement": "missing", "weight": 0.0, "frequency_adjusted": false, "blocked": false},
+            ],
+            "prior_weight": -6.9, "match_weight": 1.15, "probability": weakest,
         });
         conn.execute(
             "INSERT INTO pair_scores (cluster_id, a_rid, b_rid, score, explanation)

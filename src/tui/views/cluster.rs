@@ -371,11 +371,17 @@ fn draw_explain(frame: &mut Frame, area: Rect, cl: &ClusterState, theme: Theme) 
             )));
         }
     }
-    frame.render_widget(Paragraph::new(lines), inner);
+    // Scrolling stops with the last line at the bottom.
+    let max = (lines.len() as u16).saturating_sub(inner.height);
+    frame.render_widget(
+        Paragraph::new(lines).scroll((cl.explain_scroll.min(max), 0)),
+        inner,
+    );
 }
 
-/// A matcher's explanation JSON as readable lines: one per field where it is keyed by field
-/// (`{"email": {"score": 1, "weight": 0.4}}` or `[{"field": "email", ...}]`), else as text.
+/// A matcher's explanation JSON as readable lines: one per field where it lists fields
+/// (`{"fields": [{"property": "email", "agreement": "exact", "weight": 4.1, ...}]}`, or keyed by
+/// field name), then its other figures (rule, weights, probability); anything else as text.
 pub(crate) fn explanation_lines(v: &serde_json::Value) -> Vec<String> {
     use serde_json::Value;
     fn scalar(v: &Value) -> String {
@@ -396,23 +402,46 @@ pub(crate) fn explanation_lines(v: &serde_json::Value) -> Vec<String> {
         }
     }
     fn entry(name: &str, v: &Value) -> String {
-        match v {
-            Value::Object(m) => {
-                let parts: Vec<String> = m
-                    .iter()
-                    .filter(|(k, _)| k.as_str() != "field")
-                    .map(|(k, v)| format!("{k} {}", scalar(v)))
-                    .collect();
-                format!("{name}: {}", parts.join(" · "))
+        let Value::Object(m) = v else {
+            return format!("{name}: {}", scalar(v));
+        };
+        // The matcher's own shape: agreement level and weight, compactly.
+        if let (Some(agreement), Some(weight)) = (
+            m.get("agreement").and_then(Value::as_str),
+            m.get("weight").and_then(Value::as_f64),
+        ) {
+            let mut line = format!("{name:<14} {agreement:<10} weight {weight:+.2}");
+            if let Some(c) = m.get("comparator").and_then(Value::as_str) {
+                line.push_str(&format!("  ({c})"));
             }
-            other => format!("{name}: {}", scalar(other)),
+            if m.get("blocked").and_then(Value::as_bool) == Some(true) {
+                line.push_str("  blocking key");
+            }
+            return line;
         }
+        let parts: Vec<String> = m
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "field" | "property"))
+            .map(|(k, v)| format!("{k} {}", scalar(v)))
+            .collect();
+        format!("{name}: {}", parts.join(" · "))
+    }
+    fn name_of(item: &Value) -> String {
+        item.get("property")
+            .or_else(|| item.get("field"))
+            .and_then(Value::as_str)
+            .unwrap_or("·")
+            .to_string()
     }
     match v {
         Value::Object(m) => {
             if let Some(fields) = m.get("fields") {
                 let mut out = explanation_lines(fields);
-                for (k, v) in m.iter().filter(|(k, _)| k.as_str() != "fields") {
+                // The pair's ids are in the heading already.
+                for (k, v) in m
+                    .iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "fields" | "a" | "b"))
+                {
                     out.push(entry(k, v));
                 }
                 return out;
@@ -421,15 +450,40 @@ pub(crate) fn explanation_lines(v: &serde_json::Value) -> Vec<String> {
         }
         Value::Array(items) => items
             .iter()
-            .map(|item| {
-                let name = item
-                    .get("field")
-                    .and_then(Value::as_str)
-                    .unwrap_or("·")
-                    .to_string();
-                entry(&name, item)
-            })
+            .map(|item| entry(&name_of(item), item))
             .collect(),
         other => vec![scalar(other)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::explanation_lines;
+
+    #[test]
+    fn explanations_read_in_the_matchers_shape_and_others() {
+        let matcher = serde_json::json!({
+            "a": "1", "b": "2", "rule": "email",
+            "fields": [
+                {"property": "email", "kind": "email", "comparator": "exact", "a": "x@y", "b": "x@y",
+                 "level": 3, "agreement": "exact", "weight": 6.25, "frequency_adjusted": true, "blocked": true},
+                {"property": "lastname", "agreement": "fuzzy", "weight": -1.5, "comparator": "jaro_winkler"}
+            ],
+            "prior_weight": -9.1, "match_weight": 4.2, "probability": 0.947
+        });
+        assert_eq!(
+            explanation_lines(&matcher),
+            [
+                "email          exact      weight +6.25  (exact)  blocking key",
+                "lastname       fuzzy      weight -1.50  (jaro_winkler)",
+                "match_weight: 4.20",
+                "prior_weight: -9.10",
+                "probability: 0.95",
+                "rule: email",
+            ]
+        );
+        let keyed = serde_json::json!({"email": {"score": 1, "weight": 0.4}});
+        assert_eq!(explanation_lines(&keyed), ["email: score 1 · weight 0.40"]);
+        assert_eq!(explanation_lines(&serde_json::json!("plain")), ["plain"]);
     }
 }
