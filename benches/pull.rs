@@ -189,9 +189,18 @@ async fn run(contacts: usize) -> Result<()> {
             "  peak mem: VmHWM of the whole process during each pull (reset before it through /proc/self/clear_refs);"
         );
         println!(
-            "            the sandbox's in-memory store is included: resident at the start of the pulls {} and {};",
+            "            the sandbox's in-memory store is included: resident at the start of the pulls {} and {},",
             mib(first.rss_kb),
             mib(second.rss_kb)
+        );
+        let growth = |t: &Timed| match (t.peak_kb, t.rss_kb) {
+            (Some(p), Some(r)) => format!("+{}", mib(Some(p.saturating_sub(r)))),
+            _ => "n/a".into(),
+        };
+        println!(
+            "            so the pulls themselves grew the process by {} and {} at most (freed setup memory reused);",
+            growth(&first),
+            growth(&second)
         );
         println!(
             "            the setup (generating and seeding the data) peaked at {}",
