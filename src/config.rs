@@ -22,9 +22,16 @@ pub struct Config {
     pub mapping: MappingConfig,
     pub sources: SourcesConfig,
     pub logging: LoggingConfig,
+    /// Review keys: command name -> keys, replacing that command's default keys.
+    #[serde(default)]
+    pub keys: BTreeMap<String, Vec<String>>,
     pub alerts: AlertsConfig,
     #[serde(default)]
+    pub precedence: PrecedenceConfig,
     pub import: ImportConfig,
+    /// The matcher: thresholds and the field schema per object type.
+    #[serde(default)]
+    pub matcher: crate::matcher::MatcherSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -33,6 +40,9 @@ pub struct AlertsConfig {
     /// Share (0.02 = 2%) by which the record count may move between two pulls before `stats`
     /// raises an alert.
     pub record_count_change: f64,
+    /// Change of the candidate duplicate rate between two pulls, in absolute terms (0.02 = two
+    /// percentage points), above which `stats` raises an alert.
+    pub duplicate_rate_change: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -91,6 +101,15 @@ pub struct SourceRule {
     #[serde(default)]
     pub source_id: Option<String>,
     pub system: String,
+}
+
+/// Where the precedence rules come from (see `crate::precedence::Rules`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrecedenceConfig {
+    /// A rules file that replaces the embedded default as a whole; empty for the default.
+    #[serde(default)]
+    pub rules: PathBuf,
 }
 
 /// `dupdesk import`: CSV headers → property names, beyond the built-in HubSpot export headers.

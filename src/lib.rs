@@ -24,6 +24,7 @@
 //! - [`matcher`]: normalization, blocking, scoring and clustering of candidate duplicates.
 //! - [`precedence`]: which value survives per field, which record is primary, and why.
 //! - [`diff`]: field- and character-level differences between records.
+//! - [`approve`]: bulk approval of high-confidence clusters by rule, as ordinary decisions.
 //! - [`executor`]: approved decisions executed as journaled CRM merges, exactly once.
 //! - [`export`], [`lineage`], [`stats`]: the decision log, where a record's data came from,
 //!   and health figures.
@@ -34,6 +35,7 @@
 //!
 //! Nothing below `cli` knows about the terminal.
 
+pub mod approve;
 pub mod cli;
 pub mod config;
 pub mod crm;

@@ -31,14 +31,52 @@ pub struct Stats {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
     pub record_count_change: f64,
+    /// Change of the duplicate rate between the last two pulls, in absolute terms (0.02 = two
+    /// percentage points).
+    pub duplicate_rate_change: f64,
 }
 
 impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
             record_count_change: 0.02,
+            duplicate_rate_change: 0.02,
         }
     }
+}
+
+/// The duplicate rate as it was at the last two pulls (workspace `meta` keys).
+const META_RATE_LAST: &str = "stats.duplicate_rate.last_pull";
+const META_RATE_PREVIOUS: &str = "stats.duplicate_rate.previous_pull";
+
+/// Records (surplus members of open clusters) over live records.
+fn duplicate_rate(conn: &Connection) -> Result<(f64, u64)> {
+    let live: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM records WHERE archived = 0 AND merged_into IS NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    let surplus: i64 = conn.query_row(
+        "SELECT COALESCE(SUM(size - 1), 0) FROM clusters
+         WHERE status IN ('pending', 'deferred', 'approved', 'merging', 'failed', 'stale')",
+        [],
+        |r| r.get(0),
+    )?;
+    let rate = if live > 0 {
+        surplus as f64 / live as f64
+    } else {
+        0.0
+    };
+    Ok((rate, live as u64))
+}
+
+/// Remember the duplicate rate as of a pull, keeping the one before, for the alert.
+pub fn record_rate_at_pull(conn: &Connection) -> Result<()> {
+    let (rate, _) = duplicate_rate(conn)?;
+    if let Some(last) = crate::store::get_meta(conn, META_RATE_LAST)? {
+        crate::store::set_meta(conn, META_RATE_PREVIOUS, &last)?;
+    }
+    crate::store::set_meta(conn, META_RATE_LAST, &rate.to_string())
 }
 
 pub fn collect(conn: &Connection, thresholds: Thresholds) -> Result<Stats> {
@@ -55,15 +93,7 @@ pub fn collect(conn: &Connection, thresholds: Thresholds) -> Result<Stats> {
         let (status, n) = row?;
         s.clusters.insert(status, n as u64);
     }
-    let surplus: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(size - 1), 0) FROM clusters
-         WHERE status IN ('pending', 'deferred', 'approved', 'merging', 'failed', 'stale')",
-        [],
-        |r| r.get(0),
-    )?;
-    if s.live_records > 0 {
-        s.duplicate_rate = surplus as f64 / s.live_records as f64;
-    }
+    s.duplicate_rate = duplicate_rate(conn)?.0;
     let mut stmt = conn.prepare(
         "SELECT steward, substr(decided_at, 1, 10), COUNT(*) FROM decisions GROUP BY 1, 2 ORDER BY 1, 2",
     )?;
@@ -115,6 +145,19 @@ pub fn collect(conn: &Connection, thresholds: Thresholds) -> Result<Stats> {
                 ));
             }
         }
+    }
+    let rate = |key: &str| -> Result<Option<f64>> {
+        Ok(crate::store::get_meta(conn, key)?.and_then(|v| v.parse::<f64>().ok()))
+    };
+    if let (Some(prev), Some(last)) = (rate(META_RATE_PREVIOUS)?, rate(META_RATE_LAST)?)
+        && (last - prev).abs() > thresholds.duplicate_rate_change
+    {
+        s.alerts.push(format!(
+            "the candidate duplicate rate moved from {:.2}% to {:.2}% between the last two pulls, more than {:.1} points",
+            prev * 100.0,
+            last * 100.0,
+            thresholds.duplicate_rate_change * 100.0
+        ));
     }
     if s.merges_failed > 0 {
         s.alerts.push(format!(

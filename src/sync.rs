@@ -81,6 +81,7 @@ pub async fn pull(
         });
         report.objects.insert(object, pull);
     }
+    store.call(|c| crate::stats::record_rate_at_pull(c)).await?;
     Ok(report)
 }
 

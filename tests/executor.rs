@@ -51,10 +51,8 @@ async fn apply_until_done(store: &dupdesk::store::Store, crm: Arc<dyn dupdesk::c
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_clusters_merge_exactly_once_under_faults() {
     let (seed, planted) = planted_clusters(200);
-    // Pull without faults, then restart nothing: the same sandbox gets faults only for apply by
-    // using a second sandbox handle is not possible, so faults are moderate and the pull simply
-    // retries through them.
-    let faults: FaultSpec = "500=0.05,timeout=0.03,timeout_ms=1500,drop_after_merge=0.08,burst429=0.01,burst_len=3,retry_after=1,seed=11"
+    // The faults hit the pull as well; the connector retries its reads through them.
+    let faults: FaultSpec = "500=0.05,timeout=0.02,timeout_ms=700,drop_after_merge=0.08,burst429=0.005,burst_len=3,retry_after=1,seed=11"
         .parse()
         .unwrap();
     let sandbox = start_sandbox(seed, generous(), faults).await;
@@ -62,7 +60,7 @@ async fn two_hundred_clusters_merge_exactly_once_under_faults() {
         &sandbox.base_url(),
         100_000,
         Duration::from_secs(10),
-        Duration::from_millis(500),
+        Duration::from_millis(250),
     );
     let dir = tempfile::tempdir().unwrap();
     let store = pulled_workspace(dir.path(), crm.as_ref()).await;
@@ -239,5 +237,57 @@ async fn a_failed_job_is_visible_and_retryable_and_dry_run_sends_nothing() {
         .await
         .unwrap();
     assert_eq!((report.merged, report.failed), (0, 1));
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_daily_limit_pauses_the_queue_instead_of_failing_jobs() {
+    let (seed, planted) = planted_clusters(6);
+    let limit = dupdesk::sandbox::RateLimit {
+        max: 1000,
+        interval: Duration::from_secs(10),
+        daily: 12,
+    };
+    let sandbox = start_sandbox(seed, limit, FaultSpec::default()).await;
+    let crm = connector(
+        &sandbox.base_url(),
+        1000,
+        Duration::from_secs(10),
+        Duration::from_secs(5),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = pulled_workspace(dir.path(), crm.as_ref()).await;
+    approve_all(&store, &planted).await;
+    let opts = ExecOptions {
+        concurrency: 1,
+        ..quick()
+    };
+    let report = executor::apply(&store, crm, &config(), opts, Arc::new(|_| {}))
+        .await
+        .unwrap();
+    assert!(report.paused, "{report:?}");
+    assert_eq!(report.failed, 0, "a daily limit fails no job");
+    let jobs = store.call(|c| journal::all_jobs(c)).await.unwrap();
+    let paused: Vec<_> = jobs.iter().filter(|j| j.status == "paused").collect();
+    assert_eq!(paused.len(), 1, "{jobs:?}");
+    assert!(
+        paused[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("DAILY"),
+        "{:?}",
+        paused[0]
+    );
+    // The jobs after it were not started: they wait for the next apply.
+    assert!(jobs.iter().any(|j| j.status == "pending"));
+    let runnable = store
+        .call(|c| Ok(journal::runnable_jobs(c, None)?.len()))
+        .await
+        .unwrap();
+    assert_eq!(
+        runnable,
+        jobs.iter().filter(|j| j.status != "merged").count()
+    );
     sandbox.shutdown().await;
 }

@@ -173,7 +173,9 @@ fn a_bad_file_is_refused_with_its_line_and_column_and_changes_nothing() {
     let row = |id: &str, created: &str| {
         format!("{id},Ann,Lee,ann{id}@x.com,,,,,,{created},2025-01-01 00:00,,,")
     };
-    let cases: Vec<(&str, Vec<u8>, u64, Option<&str>, &str)> = vec![
+    // (file name, contents, line, column, what the error says)
+    type Case<'a> = (&'a str, Vec<u8>, u64, Option<&'a str>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "bad-date.csv",
             format!(

@@ -16,6 +16,9 @@ use crate::store::{self, Store};
 /// else ever is.
 const META_DEMO: &str = "demo";
 
+/// Where the demo puts its workspace unless `--workspace` says otherwise.
+pub const DEMO_WORKSPACE: &str = "dupdesk-demo.db";
+
 /// The demo's sandbox mimics a Professional portal (190 requests per 10 s).
 const DEMO_RATE_LIMIT: u32 = 190;
 
@@ -25,7 +28,12 @@ pub struct DemoArgs {
 }
 
 pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
-    let ws = ctx.workspace_path();
+    // The demo never touches the configured workspace unless asked to: it has its own.
+    let ws = if ctx.explicit_workspace {
+        ctx.workspace_path()
+    } else {
+        std::path::PathBuf::from(DEMO_WORKSPACE)
+    };
     let data = default_sandbox_data(&ws);
     prepare_fresh(&ws, &data)?;
 
@@ -76,13 +84,32 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
         })
         .await?;
     println!("  {mappings:>7} active id mappings");
+
+    for object in crate::model::ObjectType::ALL {
+        let cfg = crate::matcher::MatchConfig::new(&ctx.config.matcher, object)?;
+        let store = store.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            crate::matcher::run_match(&store, &cfg, crate::matcher::MatchMode::Full, &|_| {})
+        })
+        .await
+        .context("the matcher task")??;
+        println!(
+            "  {:>7} candidate duplicate clusters of {object} ({} candidate pairs compared)",
+            report.clusters, report.candidate_pairs
+        );
+    }
     println!(
         "go on with: dupdesk --workspace {} <command>   (the sandbox starts again from {})",
         ws.display(),
         data.display()
     );
-    let _ = args.no_tui;
-    Ok(())
+    if args.no_tui {
+        return Ok(());
+    }
+    drop(store);
+    let mut config = ctx.config.clone();
+    config.workspace.path = ws;
+    super::review::review_async(&config).await
 }
 
 /// Remove a previous demo's workspace and sandbox data; refuse to touch anything else.

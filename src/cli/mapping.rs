@@ -173,3 +173,86 @@ pub fn import(ctx: &Ctx, path: &Path, object: ObjectType) -> Result<()> {
     );
     Ok(())
 }
+
+/// Rebuild the active rows from the CRM: every record's inverse-id property is observed (new
+/// links added, changed ones superseded), and active rows of records that no longer carry one,
+/// or no longer exist, are deactivated. One transaction at the end, so a failed read changes
+/// nothing.
+pub async fn rebuild(ctx: &Ctx) -> Result<()> {
+    let store = Store::open(ctx.workspace_path())?;
+    let conn = super::connect::connect(&ctx.config, &store).await?;
+    let inverse = ctx.config.mapping.inverse_id_property.clone();
+    let other = ctx.config.mapping.other_system.clone();
+    let system = conn.crm.system().to_string();
+    let mut seen: Vec<(ObjectType, String, Option<String>)> = Vec::new();
+    for object in ObjectType::ALL {
+        let mut after: Option<String> = None;
+        loop {
+            let page = conn
+                .crm
+                .list_page(
+                    object,
+                    after.as_deref(),
+                    std::slice::from_ref(&inverse),
+                    &[],
+                )
+                .await
+                .with_context(|| format!("listing {object}"))?;
+            for r in page.records {
+                let target = r.get(&inverse).map(str::to_string);
+                seen.push((object, r.id, target));
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+    }
+    conn.close().await;
+    let (new, changed, dropped) = store
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let now = now_ts();
+            let (mut new, mut changed, mut dropped) = (0, 0, 0);
+            let mut with_target = std::collections::HashSet::new();
+            for (object, id, target) in &seen {
+                if let Some(t) = target {
+                    with_target.insert((*object, id.clone()));
+                    let link = Link {
+                        object_type: *object,
+                        source_system: &system,
+                        source_id: id,
+                        target_system: &other,
+                        target_id: t,
+                    };
+                    match mapping::observe(&tx, &link, "rebuild", &now)? {
+                        Observed::New => new += 1,
+                        Observed::Changed => changed += 1,
+                        Observed::Unchanged => {}
+                    }
+                }
+            }
+            for object in ObjectType::ALL {
+                for row in mapping::active_rows(&tx, object)? {
+                    if row.source_system == system
+                        && row.target_system == other
+                        && !with_target.contains(&(object, row.source_id.clone()))
+                    {
+                        tx.execute(
+                            "UPDATE id_mapping SET active = 0, deactivated_at = ?2,
+                                    note = 'no inverse id in the CRM at rebuild' WHERE id = ?1",
+                            rusqlite::params![row.id, now],
+                        )?;
+                        dropped += 1;
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok((new, changed, dropped))
+        })
+        .await?;
+    println!(
+        "mapping rebuild: {new} new, {changed} changed, {dropped} deactivated (no inverse id in the CRM)"
+    );
+    Ok(())
+}

@@ -2,6 +2,8 @@
 //! file and calls the domain layers; nothing here holds business rules. Exit codes: 0 success,
 //! 1 failure with a one-line cause on stderr, 2 usage error.
 
+pub mod sandbox;
+
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -11,9 +13,16 @@ use crate::config::{self, Config};
 use crate::model::ObjectType;
 use crate::store::Store;
 
+mod apply;
+pub mod connect;
+mod demo;
 mod import;
 mod mapping;
+mod match_cmd;
+mod pull;
 mod report;
+
+mod review;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,6 +55,48 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Everything local: the sandbox CRM seeded with generated records, a fresh workspace,
+    /// a pull, the matcher, then the review.
+    Demo {
+        /// Generate this many contacts (and a fifth as many companies) instead of the small
+        /// default dataset.
+        #[arg(long)]
+        records: Option<usize>,
+        /// Print what the workspace holds instead of opening the review.
+        #[arg(long)]
+        no_tui: bool,
+    },
+    /// Read every contact and company from the CRM into the workspace (only changes after the
+    /// first run).
+    Pull,
+    /// Approve, as the steward `auto`, every pending cluster whose weakest link scores at least
+    /// S (and, with --max-size, that has at most K records).
+    Approve {
+        #[arg(long, value_name = "S")]
+        min_score: f64,
+        #[arg(long, value_name = "K")]
+        max_size: Option<usize>,
+        /// List the clusters it would approve and approve none.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Execute approved merges through the CRM's merge API, journaled, exactly once.
+    Apply {
+        /// Print the exact calls it would make and make none.
+        #[arg(long)]
+        dry_run: bool,
+        /// Run at most this many merge jobs.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Queue failed and paused jobs again first.
+        #[arg(long)]
+        retry_failed: bool,
+        /// Jobs run at once (they share one rate limiter).
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// Review the duplicate clusters in the terminal UI.
+    Review,
     /// Export the decision log.
     Export {
         #[command(subcommand)]
@@ -86,6 +137,25 @@ pub enum Command {
         #[command(subcommand)]
         action: MappingAction,
     },
+    /// Run the HubSpot-compatible sandbox CRM by itself (until Ctrl-C).
+    Sandbox(sandbox::SandboxArgs),
+    /// Find candidate duplicates with the built-in matcher (only around changed records when a
+    /// model exists), or import an external matcher's clusters.
+    Match {
+        /// Import clusters from a CSV: Splink (cluster_id,unique_id), csvdedupe (Cluster ID) or
+        /// plain cluster_id,record_id.
+        #[arg(long, value_name = "FILE")]
+        clusters: Option<PathBuf>,
+        /// Only this object type (default: every type with a [matcher] schema; contacts for
+        /// --clusters).
+        #[arg(long)]
+        object: Option<ObjectType>,
+        /// Re-estimate the weights and re-score every candidate pair.
+        #[arg(long)]
+        full: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +186,8 @@ pub enum MappingAction {
         #[arg(long, default_value = "contacts")]
         object: ObjectType,
     },
+    /// Rebuild the active rows from the inverse-id property of every record in the CRM.
+    Rebuild,
     /// The whole history of one id: every row it appears in, active or not.
     Show {
         id: String,
@@ -174,12 +246,39 @@ fn run(cli: Cli) -> Result<()> {
         ));
     }
     let config = config::load(&sources)?;
+    if let Err(e) = crate::logging::init(&config) {
+        eprintln!("dupdesk: warning: logging is off: {e:#}");
+    }
     let ctx = Ctx {
         config,
         explicit_workspace: cli.workspace.is_some(),
     };
     match cli.command {
         Some(Command::Init { crm, force }) => init(&crm, force),
+        Some(Command::Demo { records, no_tui }) => {
+            runtime()?.block_on(demo::run(&ctx, demo::DemoArgs { records, no_tui }))
+        }
+        Some(Command::Approve {
+            min_score,
+            max_size,
+            dry_run,
+        }) => approve(&ctx, min_score, max_size, dry_run),
+        Some(Command::Pull) => runtime()?.block_on(pull::run(&ctx)),
+        Some(Command::Apply {
+            dry_run,
+            limit,
+            retry_failed,
+            concurrency,
+        }) => runtime()?.block_on(apply::run(
+            &ctx,
+            apply::ApplyArgs {
+                dry_run,
+                limit,
+                retry_failed,
+                concurrency,
+            },
+        )),
+        Some(Command::Review) => review::review(&ctx.config),
         Some(Command::Export {
             what:
                 ExportWhat::Decisions {
@@ -200,13 +299,55 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Mapping { action }) => match action {
             MappingAction::Import { file, object } => mapping::import(&ctx, &file, object),
             MappingAction::Show { id, json } => mapping::show(&ctx, &id, json),
+            MappingAction::Rebuild => runtime()?.block_on(mapping::rebuild(&ctx)),
         },
-        None => {
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
-            Ok(())
-        }
+        Some(Command::Match {
+            clusters,
+            object,
+            full,
+            json,
+        }) => match_cmd::run(&ctx, clusters.as_deref(), object, full, json),
+        Some(Command::Sandbox(args)) => sandbox::run(&args),
+        // The review is what a steward runs all day: it is the default.
+        None => review::review(&ctx.config),
     }
+}
+
+fn approve(ctx: &Ctx, min_score: f64, max_size: Option<usize>, dry_run: bool) -> Result<()> {
+    if !(0.0..=1.0).contains(&min_score) {
+        anyhow::bail!("--min-score {min_score} is not a match probability between 0 and 1");
+    }
+    let rules = crate::precedence::Rules::for_config(&ctx.config)?;
+    let store = open_existing(ctx)?;
+    let rule = crate::approve::Rule {
+        min_score,
+        max_size,
+    };
+    let done = crate::approve::approve(&store, &ctx.config, &rules, rule, dry_run)?;
+    for a in &done {
+        println!(
+            "{} cluster {:>6}  {} records  weakest {:.3}  primary {}  {}",
+            if dry_run { "would approve" } else { "approved" },
+            a.cluster_id,
+            a.size,
+            a.weakest,
+            a.primary,
+            crate::sanitize::for_terminal(&a.label)
+        );
+    }
+    println!(
+        "{} {} clusters by rule: {}",
+        if dry_run { "would approve" } else { "approved" },
+        done.len(),
+        rule.describe()
+    );
+    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// The workspace, which must exist already (reports never create one).

@@ -40,7 +40,11 @@ pub async fn pull_with_progress(
                 incremental,
             } => bar.set_message(format!(
                 "pulling {object} ({})",
-                if incremental { "changes since last pull" } else { "all records" }
+                if incremental {
+                    "changes since last pull"
+                } else {
+                    "all records"
+                }
             )),
             PullProgress::Fetched { object, so_far } => {
                 bar.set_message(format!("pulling {object}: {so_far} read"))

@@ -64,6 +64,7 @@ pub fn stats(ctx: &Ctx, json: bool) -> Result<()> {
     let store = super::open_existing(ctx)?;
     let thresholds = Thresholds {
         record_count_change: ctx.config.alerts.record_count_change,
+        duplicate_rate_change: ctx.config.alerts.duplicate_rate_change,
     };
     let s = store.call_blocking(move |c| stats::collect(c, thresholds))?;
     if json {

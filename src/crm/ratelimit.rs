@@ -21,11 +21,12 @@
 //!
 //! # The server's view
 //!
-//! Other apps may spend the same account's budget. After each response the connector reports
-//! the server's `Remaining` count with [`RateLimiter::observe`]; when the server has less room
-//! than our own log says we have, the difference is recorded as requests we did not make, so
-//! callers slow down before the server refuses them. [`RateLimiter::pause_for`] holds every
-//! caller back after a 429.
+//! Other apps may spend the same account's budget. After each successful response the
+//! connector reports the server's `Remaining` and `Max` with [`RateLimiter::observe`]; when the
+//! server has less room than our own log says we have, the difference is recorded as requests
+//! we did not make, so callers slow down before the server refuses them. A server maximum below
+//! the configured limit (a portal on a lower tier than configured) becomes the limit.
+//! [`RateLimiter::pause_for`] holds every caller back after a 429.
 //!
 //! # Fairness and cancellation
 //!
@@ -54,6 +55,8 @@ pub struct RateLimiter {
 
 #[derive(Debug, Default)]
 struct State {
+    /// The limit in force: the configured one, or the server's if it reported a lower one.
+    limit: usize,
     /// Grant instants, oldest first (including requests the server told us others made).
     log: VecDeque<Instant>,
     /// No grant before this instant (set after a 429).
@@ -68,17 +71,22 @@ impl RateLimiter {
 
     /// As [`RateLimiter::new`] with an explicit margin added to the window.
     pub fn with_margin(limit: u32, interval: Duration, margin: Duration) -> RateLimiter {
+        let limit = limit.max(1) as usize;
         RateLimiter {
-            limit: limit.max(1) as usize,
+            limit,
             interval,
             window: interval + margin,
             turn: tokio::sync::Mutex::new(()),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                limit,
+                ..State::default()
+            }),
         }
     }
 
+    /// The limit in force (lower than configured once the server reported a lower maximum).
     pub fn limit(&self) -> u32 {
-        u32::try_from(self.limit).unwrap_or(u32::MAX)
+        u32::try_from(self.state().limit).unwrap_or(u32::MAX)
     }
 
     pub fn interval(&self) -> Duration {
@@ -108,21 +116,39 @@ impl RateLimiter {
         }
     }
 
-    /// The server said `remaining` requests are left in its window, in answer to a request
-    /// granted at `granted`. If that is less room than our log leaves, others are spending the
-    /// budget: count the difference as used now, so that our callers slow down.
-    pub fn observe(&self, granted: Instant, remaining: u32) {
+    /// The server said `remaining` requests are left in its window (of at most `server_max`,
+    /// when it said), in answer to a request granted at `granted`. A server maximum below ours
+    /// becomes our limit. If the server leaves less room than our log does, others are spending
+    /// the budget: count the difference as used now, so that our callers slow down.
+    pub fn observe(&self, granted: Instant, remaining: u32, server_max: Option<u32>) {
         let now = Instant::now();
+        if now - granted > self.window {
+            // An answer slower than a window says nothing about the window we are in now.
+            return;
+        }
         let mut state = self.state();
+        if let Some(max) = server_max.map(|m| m.max(1) as usize)
+            && max < state.limit
+        {
+            tracing::warn!(
+                target: "dupdesk::crm",
+                configured = self.limit,
+                server_max = max,
+                "the CRM allows fewer requests per window than configured; using its limit"
+            );
+            state.limit = max;
+        }
         self.prune(&mut state, now);
         // The server's window ended somewhere between the grant and now, so every request of
-        // ours that it can have counted lies after `granted - interval`.
-        let since = granted.checked_sub(self.interval);
+        // ours that it can have counted was granted after `granted - interval - margin` (a
+        // request reaches the server up to a margin after its grant). Counting all of those as
+        // ours keeps a late arrival from looking like someone else's request.
+        let since = granted.checked_sub(self.window);
         let ours = match since {
             Some(since) => state.log.iter().filter(|t| **t > since).count(),
             None => state.log.len(),
         };
-        let room = self.limit.saturating_sub(ours);
+        let room = state.limit.saturating_sub(ours);
         let foreign = room.saturating_sub(remaining as usize);
         for _ in 0..foreign {
             state.log.push_back(now);
@@ -171,11 +197,11 @@ impl RateLimiter {
             Some(start) => state.log.len() - state.log.partition_point(|t| *t <= start),
             None => state.log.len(),
         };
-        if in_window < self.limit {
+        if in_window < state.limit {
             return None;
         }
         // The window has room again once the `limit`-th newest grant has left it.
-        let pivot = state.log[state.log.len() - self.limit];
+        let pivot = state.log[state.log.len() - state.limit];
         Some(pivot + self.window)
     }
 }
@@ -275,7 +301,7 @@ mod tests {
         let limiter = RateLimiter::with_margin(10, TEN_S, Duration::ZERO);
         let granted = limiter.acquire().await;
         // We used 1 of 10, but the server says only 2 are left: someone else used 7.
-        limiter.observe(granted, 2);
+        limiter.observe(granted, 2, Some(10));
         let t0 = Instant::now();
         limiter.acquire().await;
         limiter.acquire().await;
@@ -288,9 +314,27 @@ mod tests {
     async fn a_server_with_more_room_changes_nothing() {
         let limiter = RateLimiter::with_margin(3, TEN_S, Duration::ZERO);
         let g = limiter.acquire().await;
-        limiter.observe(g, 50);
+        limiter.observe(g, 50, None);
         limiter.acquire().await;
         limiter.acquire().await;
         assert_eq!(limiter.state().log.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lower_server_maximum_becomes_the_limit() {
+        let limiter = RateLimiter::with_margin(1_000, TEN_S, Duration::ZERO);
+        let g = limiter.acquire().await;
+        limiter.observe(g, 4, Some(5));
+        assert_eq!(limiter.limit(), 5);
+        let t0 = Instant::now();
+        for _ in 0..4 {
+            limiter.acquire().await;
+        }
+        assert_eq!(Instant::now(), t0);
+        limiter.acquire().await;
+        assert_eq!(Instant::now() - t0, TEN_S);
+        // A higher maximum never raises it again.
+        limiter.observe(g, 100, Some(100));
+        assert_eq!(limiter.limit(), 5);
     }
 }

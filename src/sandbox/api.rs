@@ -26,8 +26,8 @@ use super::limits::{Limiter, Verdict};
 use super::search;
 use super::store::{SandboxDb, StoredObject, not_found_message, singular};
 use crate::crm::hubspot::wire::{
-    BatchReadRequest, BatchResponse, CollectionResponse, MergeRequest, NextPage, Paging,
-    SearchRequest, SearchResponse, SimplePublicObject, StandardError,
+    BatchReadRequest, BatchResponse, CollectionResponse, FilterGroup, MergeRequest, NextPage,
+    Paging, SearchResponse, SimplePublicObject, Sort, StandardError,
 };
 use crate::model::{ObjectType, format_ts};
 
@@ -165,21 +165,24 @@ async fn gate(state: &Shared, mut req: Request, next: Next) -> Response {
         return resp;
     }
 
+    // The dice are rolled for every authenticated request, so faults depend only on the
+    // order of requests. An injected 429, like a real one, does not use up the budget.
+    let roll = lock(&state.dice).roll();
+    if roll.fault == Fault::TooManyRequests {
+        let verdict = lock(&state.limiter).peek();
+        return too_many(state, "TEN_SECONDLY_ROLLING", &verdict);
+    }
     let verdict = lock(&state.limiter).admit();
     if let Some(policy) = verdict.refused {
         return too_many(state, policy, &verdict);
     }
-    let roll = lock(&state.dice).roll();
     match roll.fault {
-        Fault::None => {}
+        Fault::None | Fault::TooManyRequests => {}
         Fault::ServerError => {
             let mut resp =
                 ApiError::Internal(anyhow::anyhow!("injected fault: 500")).into_response();
             limit_headers(resp.headers_mut(), state, &verdict);
             return resp;
-        }
-        Fault::TooManyRequests => {
-            return too_many(state, "TEN_SECONDLY_ROLLING", &verdict);
         }
         Fault::Timeout => {
             let delay = Duration::from_millis(lock(&state.dice).spec().timeout_ms);
@@ -230,6 +233,7 @@ struct ReadParams {
     limit: Option<String>,
     after: Option<String>,
     archived: bool,
+    id_property: Option<String>,
 }
 
 fn read_params(pairs: Vec<(String, String)>) -> Result<ReadParams, ApiError> {
@@ -247,8 +251,10 @@ fn read_params(pairs: Vec<(String, String)>) -> Result<ReadParams, ApiError> {
             "propertiesWithHistory" => p.with_history.extend(split(&value)),
             "limit" => p.limit = Some(value),
             "after" => p.after = Some(value),
+            "idProperty" => p.id_property = Some(value).filter(|v| !v.is_empty()),
             "archived" => {
-                p.archived = match value.as_str() {
+                // HubSpot's Python client sends Python's `True`/`False`.
+                p.archived = match value.to_ascii_lowercase().as_str() {
                     "true" => true,
                     "false" | "" => false,
                     other => {
@@ -361,7 +367,7 @@ async fn list_objects(
         }));
     }
     let db = state.db();
-    let (objects, next) = db.page(t, from, limit)?;
+    let (objects, next) = db.page(t, from, limit);
     let known = db.known_properties(t)?;
     let results = objects
         .iter()
@@ -395,17 +401,12 @@ async fn read_object(
     let t = object_type(&raw_type)?;
     let p = read_params(pairs)?;
     let db = state.db();
-    let (live, o) = db
-        .find(t, &id)?
-        .ok_or_else(|| ApiError::NotFound(not_found_message(t, &id)))?;
-    Ok(Json(wire(
-        &db,
-        t,
-        live,
-        &o,
-        &p.properties,
-        &p.with_history,
-    )?))
+    let found = match p.id_property.as_deref() {
+        None | Some("hs_object_id") => db.find(t, &id)?,
+        Some(prop) => db.find_by_property(t, prop, &id),
+    };
+    let (live, o) = found.ok_or_else(|| ApiError::NotFound(not_found_message(t, &id)))?;
+    Ok(Json(wire(&db, t, live, o, &p.properties, &p.with_history)?))
 }
 
 async fn create_object(
@@ -521,7 +522,7 @@ async fn batch_read(
     for input in &req.inputs {
         let found = match req.id_property.as_deref() {
             None | Some("hs_object_id") => db.find(t, &input.id)?,
-            Some(prop) => find_by_property(&db, t, prop, &input.id)?,
+            Some(prop) => db.find_by_property(t, prop, &input.id),
         };
         match found {
             Some((id, o)) => {
@@ -544,19 +545,6 @@ async fn batch_read(
         vec![missing_error(t, "get", missing)]
     };
     Ok(batch_answer(batch_response(started, results, errors)))
-}
-
-/// `idProperty` lookups (a unique property such as `email`), compared case-insensitively.
-fn find_by_property(
-    db: &SandboxDb,
-    t: ObjectType,
-    prop: &str,
-    value: &str,
-) -> Result<Option<(i64, StoredObject)>, ApiError> {
-    Ok(db.all(t)?.into_iter().find(|(_, o)| {
-        o.value(prop)
-            .is_some_and(|v| v.eq_ignore_ascii_case(value.trim()))
-    }))
 }
 
 async fn batch_update(
@@ -594,14 +582,60 @@ async fn batch_update(
     Ok(batch_answer(batch_response(started, results, errors)))
 }
 
+/// A search request as the server reads it: HubSpot's published API description types `sorts`
+/// as strings (its official clients send `"createdate"` or `"-createdate"`), while its guides
+/// send `{"propertyName":..,"direction":..}` objects; both are accepted.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SearchBody {
+    #[serde(default)]
+    filter_groups: Vec<FilterGroup>,
+    #[serde(default)]
+    sorts: Vec<SortSpec>,
+    #[serde(default)]
+    query: Option<String>,
+    #[serde(default)]
+    properties: Vec<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SortSpec {
+    Name(String),
+    Full(Sort),
+}
+
+impl SortSpec {
+    fn into_sort(self) -> Sort {
+        match self {
+            SortSpec::Full(s) => s,
+            SortSpec::Name(name) => match name.strip_prefix('-') {
+                Some(n) => Sort {
+                    property_name: n.to_string(),
+                    direction: "DESCENDING".into(),
+                },
+                None => Sort {
+                    property_name: name,
+                    direction: "ASCENDING".into(),
+                },
+            },
+        }
+    }
+}
+
 async fn search_objects(
     State(state): State<Shared>,
     Path(raw_type): Path<String>,
     body: Bytes,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let t = object_type(&raw_type)?;
-    let req: SearchRequest = parse_body(&body)?;
+    let req: SearchBody = parse_body(&body)?;
     search::check(&req.filter_groups)?;
+    let sorts: Vec<Sort> = req.sorts.into_iter().map(SortSpec::into_sort).collect();
     let limit = req.limit.unwrap_or(10);
     if limit > SEARCH_MAX {
         return Err(ApiError::validation(format!(
@@ -620,17 +654,17 @@ async fn search_objects(
         )));
     }
     let db = state.db();
-    let mut hits: Vec<(i64, StoredObject)> = db
-        .all(t)?
-        .into_iter()
-        .filter(|(_, o)| search::matches(o, &req.filter_groups))
+    let matcher = search::Matcher::new(&req.filter_groups);
+    let mut hits: Vec<(i64, &StoredObject)> = db
+        .all(t)
+        .filter(|(_, o)| matcher.matches(o))
         .filter(|(_, o)| {
             req.query
                 .as_deref()
                 .is_none_or(|q| search::matches_query(t, o, q))
         })
         .collect();
-    search::sort(&mut hits, &req.sorts);
+    search::sort(&mut hits, &sorts);
     let total = hits.len();
     let known = db.known_properties(t)?;
     let end = (offset + limit as usize).min(total).min(SEARCH_WINDOW);

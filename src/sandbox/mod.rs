@@ -13,7 +13,14 @@
 //! - A merge writes versions with `sourceType` `MERGE` for `hs_object_id`,
 //!   `hs_merged_object_ids`, the last-modified date, and for a primary value that an absorbed
 //!   record's newer history would otherwise shadow (so the newest version is the current value).
-//!   The merged record keeps the primary's `createdAt`.
+//!   The merged record keeps the primary's `createdAt`. HubSpot's documented exceptions apply:
+//!   the absorbed email (contacts) or domain (companies) goes to `hs_additional_emails` /
+//!   `hs_additional_domains`, the lifecycle stage furthest down the funnel wins, and two records
+//!   included in a combined 250 merges cannot be merged.
+//! - Creating a contact whose email a live contact has already is refused with 409 CONFLICT;
+//!   updates do not check it.
+//! - Faults are drawn per authenticated request in arrival order (see [`faults`]); a request
+//!   whose client gives up while it is delayed is dropped and not applied.
 //! - The search-specific rate limit (about 4 requests per second) is not modelled.
 //! - Nothing is ever archived; `archived=true` lists are empty.
 //!
@@ -66,10 +73,10 @@ pub struct Sandbox {
 /// Start a sandbox on 127.0.0.1 and return once it accepts connections.
 pub async fn start(opts: SandboxOptions) -> Result<Sandbox> {
     let mut db = store::SandboxDb::open(opts.data.as_deref())?;
-    if let Some(seed) = &opts.seed {
-        if db.is_empty()? {
-            db.load_seed(seed).context("loading the sandbox seed")?;
-        }
+    if let Some(seed) = &opts.seed
+        && db.is_empty()?
+    {
+        db.load_seed(seed).context("loading the sandbox seed")?;
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
         .await

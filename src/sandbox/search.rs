@@ -104,10 +104,10 @@ fn parse_instant(s: &str) -> Option<i64> {
 }
 
 fn key(property: &str, value: &str) -> Key {
-    if is_date_property(property) {
-        if let Some(ms) = parse_instant(value) {
-            return Key::Number(ms as f64);
-        }
+    if is_date_property(property)
+        && let Some(ms) = parse_instant(value)
+    {
+        return Key::Number(ms as f64);
     }
     match value.trim().parse::<f64>() {
         Ok(n) if property == "hs_object_id" || property.starts_with("num_") => Key::Number(n),
@@ -115,13 +115,18 @@ fn key(property: &str, value: &str) -> Key {
     }
 }
 
-fn compare(property: &str, record: &str, filter: &str) -> Option<Ordering> {
-    match (key(property, record), key(property, filter)) {
-        (Key::Number(a), Key::Number(b)) => a.partial_cmp(&b),
-        (Key::Text(a), Key::Text(b)) => Some(a.cmp(&b)),
+fn order(a: &Key, b: &Key) -> Option<Ordering> {
+    match (a, b) {
+        (Key::Number(a), Key::Number(b)) => a.partial_cmp(b),
+        (Key::Text(a), Key::Text(b)) => Some(a.cmp(b)),
         // Mixed kinds (a date filter on a record whose value is not a date): no order.
         _ => None,
     }
+}
+
+#[cfg(test)]
+fn compare(property: &str, record: &str, filter: &str) -> Option<Ordering> {
+    order(&key(property, record), &key(property, filter))
 }
 
 fn tokens(value: &str) -> impl Iterator<Item = String> + '_ {
@@ -162,49 +167,89 @@ fn contains_token(value: &str, needle: &str) -> bool {
     value == needle || tokens(&value).any(|t| t == needle)
 }
 
-fn matches_filter(object: &StoredObject, f: &Filter) -> bool {
-    let value = object.value(&f.property_name).filter(|v| !v.is_empty());
-    let want = f.value.as_deref().unwrap_or("");
-    let cmp = |v: &str| compare(&f.property_name, v, want);
-    match (f.operator.as_str(), value) {
-        ("HAS_PROPERTY", v) => v.is_some(),
-        ("NOT_HAS_PROPERTY", v) => v.is_none(),
-        ("NEQ", None) | ("NOT_IN", None) | ("NOT_CONTAINS_TOKEN", None) => true,
-        (_, None) => false,
-        ("EQ", Some(v)) => cmp(v) == Some(Ordering::Equal),
-        ("NEQ", Some(v)) => cmp(v) != Some(Ordering::Equal),
-        ("LT", Some(v)) => cmp(v) == Some(Ordering::Less),
-        ("LTE", Some(v)) => matches!(cmp(v), Some(Ordering::Less | Ordering::Equal)),
-        ("GT", Some(v)) => cmp(v) == Some(Ordering::Greater),
-        ("GTE", Some(v)) => matches!(cmp(v), Some(Ordering::Greater | Ordering::Equal)),
-        ("BETWEEN", Some(v)) => {
-            let high = f.high_value.as_deref().unwrap_or("");
-            matches!(cmp(v), Some(Ordering::Greater | Ordering::Equal))
-                && matches!(
-                    compare(&f.property_name, v, high),
-                    Some(Ordering::Less | Ordering::Equal)
-                )
-        }
-        ("IN", Some(v)) | ("NOT_IN", Some(v)) => {
-            let found = f
-                .values
+/// A filter with its values parsed once, not once per record.
+#[derive(Debug)]
+struct Compiled<'a> {
+    filter: &'a Filter,
+    value: Key,
+    high: Key,
+    values: Vec<Key>,
+}
+
+/// Filter groups ready to run over many records.
+#[derive(Debug)]
+pub struct Matcher<'a> {
+    groups: Vec<Vec<Compiled<'a>>>,
+}
+
+impl<'a> Matcher<'a> {
+    pub fn new(groups: &'a [FilterGroup]) -> Self {
+        let groups = groups
+            .iter()
+            .map(|g| {
+                g.filters
+                    .iter()
+                    .map(|f| {
+                        let k = |v: &str| key(&f.property_name, v);
+                        Compiled {
+                            filter: f,
+                            value: k(f.value.as_deref().unwrap_or("")),
+                            high: k(f.high_value.as_deref().unwrap_or("")),
+                            values: f.values.iter().flatten().map(|v| k(v)).collect(),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        Matcher { groups }
+    }
+
+    /// Does an object match? No groups match everything.
+    pub fn matches(&self, object: &StoredObject) -> bool {
+        self.groups.is_empty()
+            || self
+                .groups
                 .iter()
-                .flatten()
-                .any(|w| compare(&f.property_name, v, w) == Some(Ordering::Equal));
-            found == (f.operator == "IN")
-        }
-        ("CONTAINS_TOKEN", Some(v)) => contains_token(v, want),
-        ("NOT_CONTAINS_TOKEN", Some(v)) => !contains_token(v, want),
-        _ => false,
+                .any(|g| g.iter().all(|c| c.matches(object)))
     }
 }
 
-/// Does an object match the filter groups? No groups match everything.
-pub fn matches(object: &StoredObject, groups: &[FilterGroup]) -> bool {
-    groups.is_empty()
-        || groups
-            .iter()
-            .any(|g| g.filters.iter().all(|f| matches_filter(object, f)))
+impl Compiled<'_> {
+    fn matches(&self, object: &StoredObject) -> bool {
+        let f = self.filter;
+        let value = object.value(&f.property_name).filter(|v| !v.is_empty());
+        let want = f.value.as_deref().unwrap_or("");
+        match (f.operator.as_str(), value) {
+            ("HAS_PROPERTY", v) => return v.is_some(),
+            ("NOT_HAS_PROPERTY", v) => return v.is_none(),
+            ("NEQ", None) | ("NOT_IN", None) | ("NOT_CONTAINS_TOKEN", None) => return true,
+            (_, None) => return false,
+            ("CONTAINS_TOKEN", Some(v)) => return contains_token(v, want),
+            ("NOT_CONTAINS_TOKEN", Some(v)) => return !contains_token(v, want),
+            _ => {}
+        }
+        let Some(v) = value else { return false };
+        let k = key(&f.property_name, v);
+        let cmp = order(&k, &self.value);
+        use Ordering::{Equal, Greater, Less};
+        match f.operator.as_str() {
+            "EQ" => cmp == Some(Equal),
+            "NEQ" => cmp != Some(Equal),
+            "LT" => cmp == Some(Less),
+            "LTE" => matches!(cmp, Some(Less | Equal)),
+            "GT" => cmp == Some(Greater),
+            "GTE" => matches!(cmp, Some(Greater | Equal)),
+            "BETWEEN" => {
+                matches!(cmp, Some(Greater | Equal))
+                    && matches!(order(&k, &self.high), Some(Less | Equal))
+            }
+            "IN" | "NOT_IN" => {
+                let found = self.values.iter().any(|w| order(&k, w) == Some(Equal));
+                found == (f.operator == "IN")
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The properties a full-text `query` looks in.
@@ -229,25 +274,36 @@ pub fn matches_query(t: ObjectType, object: &StoredObject, query: &str) -> bool 
     })
 }
 
-/// Order search results by the sorts (HubSpot honours one sort), ties by id.
-pub fn sort(results: &mut [(i64, StoredObject)], sorts: &[Sort]) {
+/// Order search results by the sorts (HubSpot honours one sort), ties by id. Records without
+/// the value come last either way.
+pub fn sort(results: &mut Vec<(i64, &StoredObject)>, sorts: &[Sort]) {
     let Some(s) = sorts.first() else {
         return;
     };
     let descending = s.direction.eq_ignore_ascii_case("DESCENDING");
-    results.sort_by(|(ia, a), (ib, b)| {
-        let va = a.value(&s.property_name).filter(|v| !v.is_empty());
-        let vb = b.value(&s.property_name).filter(|v| !v.is_empty());
-        let ord = match (va, vb) {
-            (Some(x), Some(y)) => compare(&s.property_name, x, y).unwrap_or(Ordering::Equal),
-            // Records without the value come last either way.
-            (Some(_), None) => return Ordering::Less,
-            (None, Some(_)) => return Ordering::Greater,
+    let mut keyed: Vec<(Option<Key>, i64, &StoredObject)> = results
+        .drain(..)
+        .map(|(id, o)| {
+            let k = o
+                .value(&s.property_name)
+                .filter(|v| !v.is_empty())
+                .map(|v| key(&s.property_name, v));
+            (k, id, o)
+        })
+        .collect();
+    keyed.sort_by(|(ka, ia, _), (kb, ib, _)| {
+        let ord = match (ka, kb) {
+            (Some(x), Some(y)) => {
+                let o = x.partial_cmp(y).unwrap_or(Ordering::Equal);
+                if descending { o.reverse() } else { o }
+            }
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
             (None, None) => Ordering::Equal,
         };
-        let ord = if descending { ord.reverse() } else { ord };
         ord.then(ia.cmp(ib))
     });
+    results.extend(keyed.into_iter().map(|(_, id, o)| (id, o)));
 }
 
 #[cfg(test)]

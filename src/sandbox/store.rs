@@ -28,7 +28,8 @@ pub const MERGE_SOURCE_TYPE: &str = "MERGE";
 /// `sourceType` given to seeded values that came without a history.
 pub const SEED_SOURCE_TYPE: &str = "IMPORT";
 
-/// HubSpot refuses to merge a record that took part in this many merges already.
+/// HubSpot refuses to merge two records that were included in a combined total of this many
+/// merges already (its knowledge base: "a combined total of 250+ merges").
 pub const MAX_MERGES: u32 = 250;
 
 /// The properties every record of a type has in a fresh portal, plus the custom properties the
@@ -54,6 +55,7 @@ pub fn standard_properties(t: ObjectType) -> &'static [&'static str] {
             "lastmodifieddate",
             "hs_object_id",
             "hs_merged_object_ids",
+            "hs_additional_emails",
             "erp_customer_id",
         ],
         ObjectType::Companies => &[
@@ -72,6 +74,7 @@ pub fn standard_properties(t: ObjectType) -> &'static [&'static str] {
             "hs_lastmodifieddate",
             "hs_object_id",
             "hs_merged_object_ids",
+            "hs_additional_domains",
             "erp_customer_id",
         ],
     }
@@ -107,6 +110,8 @@ pub fn is_read_only(name: &str) -> bool {
             | "lastmodifieddate"
             | "hs_lastmodifieddate"
             | "hs_merged_object_ids"
+            | "hs_additional_emails"
+            | "hs_additional_domains"
             | "hs_createdate"
     )
 }
@@ -211,8 +216,15 @@ pub struct MergeLogEntry {
     pub merged_at: String,
 }
 
+/// A page of objects in id order, and the id the next page starts at.
+pub type Page<'a> = (Vec<(i64, &'a StoredObject)>, Option<i64>);
+
+/// The SQLite file is the record of truth; `live` mirrors its `objects` table in memory so that
+/// reads and searches over thousands of records do not parse JSON on every request. Every write
+/// goes to SQLite first and to the mirror once committed.
 pub struct SandboxDb {
     conn: Connection,
+    live: BTreeMap<ObjectType, BTreeMap<i64, StoredObject>>,
 }
 
 fn parse_id(id: &str) -> Option<i64> {
@@ -254,7 +266,23 @@ impl SandboxDb {
             Some(p) => format!("preparing sandbox data {}", p.display()),
             None => "preparing the in-memory sandbox data".to_string(),
         })?;
-        Ok(SandboxDb { conn })
+        let mut live: BTreeMap<ObjectType, BTreeMap<i64, StoredObject>> = BTreeMap::new();
+        {
+            let mut stmt = conn.prepare("SELECT type, id, body FROM objects")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let (t, id, body): (String, i64, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+                let t: ObjectType = t.parse().map_err(anyhow::Error::msg)?;
+                let object = serde_json::from_str(&body)
+                    .with_context(|| format!("sandbox data: {t} {id} is unreadable"))?;
+                live.entry(t).or_default().insert(id, object);
+            }
+        }
+        Ok(SandboxDb { conn, live })
+    }
+
+    fn remember(&mut self, t: ObjectType, id: i64, object: StoredObject) {
+        self.live.entry(t).or_default().insert(id, object);
     }
 
     pub fn is_empty(&self) -> Result<bool> {
@@ -273,6 +301,7 @@ impl SandboxDb {
         let now = format_ts(&Utc::now());
         let tx = self.conn.transaction()?;
         let mut max_id = 0i64;
+        let mut loaded = Vec::new();
         {
             let mut insert =
                 tx.prepare("INSERT INTO objects (type, id, body) VALUES (?1, ?2, ?3)")?;
@@ -294,6 +323,7 @@ impl SandboxDb {
                     }
                 }
                 insert.execute(params![t.as_str(), id, serde_json::to_string(&object)?])?;
+                loaded.push((t, id, object));
             }
         }
         tx.execute(
@@ -302,6 +332,9 @@ impl SandboxDb {
             params![max_id],
         )?;
         tx.commit()?;
+        for (t, id, object) in loaded {
+            self.remember(t, id, object);
+        }
         Ok(())
     }
 
@@ -325,12 +358,7 @@ impl SandboxDb {
         let Some(id) = parse_id(id) else {
             return Ok(None);
         };
-        let live: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT 1 FROM objects WHERE type = ?1 AND id = ?2")?
-            .query_row(params![t.as_str(), id], |r| r.get(0))
-            .optional()?;
-        if live.is_some() {
+        if self.get(t, id).is_some() {
             return Ok(Some(id));
         }
         Ok(self
@@ -340,60 +368,43 @@ impl SandboxDb {
             .optional()?)
     }
 
-    pub fn get(&self, t: ObjectType, id: i64) -> Result<Option<StoredObject>> {
-        let body: Option<String> = self
-            .conn
-            .prepare_cached("SELECT body FROM objects WHERE type = ?1 AND id = ?2")?
-            .query_row(params![t.as_str(), id], |r| r.get(0))
-            .optional()?;
-        body.map(|b| serde_json::from_str(&b).context("reading a sandbox object"))
-            .transpose()
+    pub fn get(&self, t: ObjectType, id: i64) -> Option<&StoredObject> {
+        self.live.get(&t).and_then(|objects| objects.get(&id))
     }
 
     /// A resolved read: the live id and the object an asked id stands for.
-    pub fn find(&self, t: ObjectType, id: &str) -> Result<Option<(i64, StoredObject)>> {
+    pub fn find(&self, t: ObjectType, id: &str) -> Result<Option<(i64, &StoredObject)>> {
         let Some(live) = self.resolve(t, id)? else {
             return Ok(None);
         };
-        Ok(self.get(t, live)?.map(|o| (live, o)))
+        Ok(self.get(t, live).map(|o| (live, o)))
     }
 
     /// Up to `limit` objects with ids from `from` on, in id order, and the id the next page
     /// starts at.
-    pub fn page(
-        &self,
-        t: ObjectType,
-        from: i64,
-        limit: usize,
-    ) -> Result<(Vec<(i64, StoredObject)>, Option<i64>)> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, body FROM objects WHERE type = ?1 AND id >= ?2 ORDER BY id LIMIT ?3",
-        )?;
-        let mut rows = Vec::with_capacity(limit.saturating_add(1).min(1024));
-        let fetch = i64::try_from(limit)
-            .unwrap_or(i64::MAX - 1)
-            .saturating_add(1);
-        for row in stmt.query_map(params![t.as_str(), from, fetch], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })? {
-            rows.push(row?);
-        }
-        let next = if rows.len() > limit {
-            rows.pop().map(|(id, _)| id)
+    pub fn page(&self, t: ObjectType, from: i64, limit: usize) -> Page<'_> {
+        let mut objects: Vec<(i64, &StoredObject)> = self
+            .live
+            .get(&t)
+            .into_iter()
+            .flat_map(|o| o.range(from..))
+            .take(limit.saturating_add(1))
+            .map(|(id, o)| (*id, o))
+            .collect();
+        let next = if objects.len() > limit {
+            objects.pop().map(|(id, _)| id)
         } else {
             None
         };
-        let objects = rows
-            .into_iter()
-            .map(|(id, body)| Ok((id, serde_json::from_str(&body)?)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok((objects, next))
+        (objects, next)
     }
 
     /// Every live object of a type, in id order (search works over these).
-    pub fn all(&self, t: ObjectType) -> Result<Vec<(i64, StoredObject)>> {
-        let (all, _) = self.page(t, 0, i64::MAX as usize - 1)?;
-        Ok(all)
+    pub fn all(&self, t: ObjectType) -> impl Iterator<Item = (i64, &StoredObject)> {
+        self.live
+            .get(&t)
+            .into_iter()
+            .flat_map(|o| o.iter().map(|(id, o)| (*id, o)))
     }
 
     fn next_id(tx: &rusqlite::Transaction<'_>) -> Result<i64> {
@@ -455,10 +466,11 @@ impl SandboxDb {
         })
     }
 
-    fn write(&self, t: ObjectType, id: i64, object: &StoredObject) -> Result<()> {
+    fn write(&mut self, t: ObjectType, id: i64, object: StoredObject) -> Result<()> {
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO objects (type, id, body) VALUES (?1, ?2, ?3)")?
-            .execute(params![t.as_str(), id, serde_json::to_string(object)?])?;
+            .execute(params![t.as_str(), id, serde_json::to_string(&object)?])?;
+        self.remember(t, id, object);
         Ok(())
     }
 
@@ -474,6 +486,7 @@ impl SandboxDb {
         self.check_properties(t, props)?;
         let (live, mut object) = self
             .find(t, id)?
+            .map(|(live, o)| (live, o.clone()))
             .ok_or_else(|| ApiError::NotFound(not_found_message(t, id)))?;
         let ts = format_ts(&now);
         let mut changed = false;
@@ -492,7 +505,7 @@ impl SandboxDb {
                 API_SOURCE_ID,
             );
             object.updated_at = ts;
-            self.write(t, live, &object)?;
+            self.write(t, live, object.clone())?;
         }
         Ok((live, object))
     }
@@ -501,13 +514,23 @@ impl SandboxDb {
     /// emails unique when records are created through the API).
     fn find_email(&self, email: &str) -> Result<Option<i64>> {
         Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT id FROM objects WHERE type = 'contacts'
-                 AND lower(json_extract(body, '$.properties.email')) = lower(?1) LIMIT 1",
-            )?
-            .query_row([email.trim()], |r| r.get(0))
-            .optional()?)
+            .find_by_property(ObjectType::Contacts, "email", email)
+            .map(|(id, _)| id))
+    }
+
+    /// The live object whose `prop` equals `value` case-insensitively (HubSpot's `idProperty`
+    /// reads, for unique properties such as `email`).
+    pub fn find_by_property(
+        &self,
+        t: ObjectType,
+        prop: &str,
+        value: &str,
+    ) -> Option<(i64, &StoredObject)> {
+        let value = value.trim();
+        self.all(t).find(|(_, o)| {
+            o.value(prop)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case(value))
+        })
     }
 
     /// POST: a new record with a new id. Like HubSpot, a contact whose email another contact
@@ -519,14 +542,13 @@ impl SandboxDb {
         now: DateTime<Utc>,
     ) -> Result<(i64, StoredObject), ApiError> {
         self.check_properties(t, props)?;
-        if t == ObjectType::Contacts {
-            if let Some(email) = props.get("email").filter(|e| !e.trim().is_empty()) {
-                if let Some(existing) = self.find_email(email)? {
-                    return Err(ApiError::Conflict(format!(
-                        "Contact already exists. Existing ID: {existing}"
-                    )));
-                }
-            }
+        if t == ObjectType::Contacts
+            && let Some(email) = props.get("email").filter(|e| !e.trim().is_empty())
+            && let Some(existing) = self.find_email(email)?
+        {
+            return Err(ApiError::Conflict(format!(
+                "Contact already exists. Existing ID: {existing}"
+            )));
         }
         let ts = format_ts(&now);
         let tx = self.conn.transaction()?;
@@ -554,6 +576,7 @@ impl SandboxDb {
             params![t.as_str(), id, serde_json::to_string(&object)?],
         )?;
         tx.commit()?;
+        self.remember(t, id, object.clone());
         Ok((id, object))
     }
 
@@ -569,9 +592,11 @@ impl SandboxDb {
     ) -> Result<(i64, StoredObject, MergeLogEntry), ApiError> {
         let (pid, primary) = self
             .find(t, primary_id)?
+            .map(|(id, o)| (id, o.clone()))
             .ok_or_else(|| ApiError::NotFound(not_found_message(t, primary_id)))?;
         let (oid, other) = self
             .find(t, other_id)?
+            .map(|(id, o)| (id, o.clone()))
             .ok_or_else(|| ApiError::NotFound(not_found_message(t, other_id)))?;
         if pid == oid {
             return Err(ApiError::validation(format!(
@@ -579,14 +604,12 @@ impl SandboxDb {
                 singular(t)
             )));
         }
-        for (id, o) in [(pid, &primary), (oid, &other)] {
-            if o.merges >= MAX_MERGES {
-                return Err(ApiError::validation(format!(
-                    "{} {id} has been merged {} times; a record merged {MAX_MERGES} or more times cannot be merged again",
-                    singular(t),
-                    o.merges
-                )));
-            }
+        if primary.merges + other.merges >= MAX_MERGES {
+            return Err(ApiError::validation(format!(
+                "{} {pid} and {oid} have been included in a combined total of {} merges; records with {MAX_MERGES} or more merges cannot be merged",
+                singular(t),
+                primary.merges + other.merges
+            )));
         }
         let ts = format_ts(&now);
         let tx = self.conn.transaction()?;
@@ -629,13 +652,21 @@ impl SandboxDb {
             merged.properties.insert(name.clone(), value.clone());
             // The newest version must be the current value, or a reader of the history would
             // take the absorbed record's newer value for the surviving one.
-            if let Some(v) = value {
+            // (The merge's own properties get their versions below.)
+            let own = [
+                "hs_object_id",
+                "hs_merged_object_ids",
+                t.last_modified_property(),
+            ];
+            if let Some(v) = value.filter(|_| !own.contains(&name.as_str())) {
                 let top = merged.history.get(name).and_then(|h| h.first());
                 if top.map(|h| h.value.as_str()) != Some(v.as_str()) {
                     merged.set(name, v, &ts, MERGE_SOURCE_TYPE, &new_id.to_string());
                 }
             }
         }
+
+        apply_merge_exceptions(t, &primary, &other, &mut merged, &ts, &new_id.to_string());
 
         let mut absorbed: Vec<i64> = [&primary, &other]
             .iter()
@@ -714,6 +745,11 @@ impl SandboxDb {
             params![seq, serde_json::to_string(&entry)?],
         )?;
         tx.commit()?;
+        if let Some(objects) = self.live.get_mut(&t) {
+            objects.remove(&pid);
+            objects.remove(&oid);
+        }
+        self.remember(t, new_id, merged.clone());
         Ok((new_id, merged, entry))
     }
 
@@ -723,6 +759,74 @@ impl SandboxDb {
             .prepare_cached("SELECT body FROM merge_log ORDER BY seq")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         rows.map(|body| Ok(serde_json::from_str(&body?)?)).collect()
+    }
+}
+
+/// The lifecycle stages in funnel order; a merge keeps the stage furthest down.
+const LIFECYCLE_STAGES: &[&str] = &[
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+];
+
+/// The properties HubSpot treats specially in a merge (its help pages list them): the
+/// absorbed record's email (contacts) or domain (companies) is kept as an additional one, and
+/// the lifecycle stage furthest down the funnel wins.
+fn apply_merge_exceptions(
+    t: ObjectType,
+    primary: &StoredObject,
+    other: &StoredObject,
+    merged: &mut StoredObject,
+    ts: &str,
+    source_id: &str,
+) {
+    let (main, extra) = match t {
+        ObjectType::Contacts => ("email", "hs_additional_emails"),
+        ObjectType::Companies => ("domain", "hs_additional_domains"),
+    };
+    let kept = merged.value(main).unwrap_or("").to_ascii_lowercase();
+    let mut extras: Vec<String> = Vec::new();
+    for value in [primary, other]
+        .iter()
+        .flat_map(|o| {
+            let mut v: Vec<&str> = o.value(extra).unwrap_or("").split(';').collect();
+            v.push(o.value(main).unwrap_or(""));
+            v
+        })
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        if value.to_ascii_lowercase() != kept
+            && !extras.iter().any(|e| e.eq_ignore_ascii_case(value))
+        {
+            extras.push(value.to_string());
+        }
+    }
+    if !extras.is_empty() && merged.value(extra) != Some(extras.join(";").as_str()) {
+        merged.set(extra, extras.join(";"), ts, MERGE_SOURCE_TYPE, source_id);
+    }
+    let rank = |o: &StoredObject| {
+        o.value("lifecyclestage").and_then(|v| {
+            LIFECYCLE_STAGES
+                .iter()
+                .position(|s| s.eq_ignore_ascii_case(v))
+        })
+    };
+    if let (Some(a), Some(b)) = (rank(primary), rank(other))
+        && b > a
+        && let Some(v) = other.value("lifecyclestage")
+    {
+        merged.set(
+            "lifecyclestage",
+            v.to_string(),
+            ts,
+            MERGE_SOURCE_TYPE,
+            source_id,
+        );
     }
 }
 

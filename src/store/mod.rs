@@ -4,9 +4,11 @@
 //! runs in one place and in order. Typed queries live in the submodules as functions over a
 //! `&Connection`, so several of them can share one transaction. Render code must not call it.
 
+pub mod decisions;
 pub mod journal;
 pub mod mapping;
 pub mod migrations;
+pub mod queue;
 pub mod records;
 
 use std::path::{Path, PathBuf};

@@ -120,7 +120,11 @@ pub fn connector(
     opts.rate_limit = limit;
     opts.rate_interval = interval;
     opts.timeout = timeout;
-    Arc::new(HubSpotConnector::new(opts).unwrap())
+    Arc::new(
+        HubSpotConnector::new(opts)
+            .unwrap()
+            .with_backoff(Duration::from_millis(10), Duration::from_millis(200)),
+    )
 }
 
 pub fn generous() -> RateLimit {
@@ -148,11 +152,11 @@ pub async fn approve_all(store: &Store, planted: &[Planted]) -> Vec<i64> {
             let tx = c.transaction()?;
             let now = dupdesk::store::now_ts();
             let mut ids = Vec::new();
-            for (i, p) in planted.iter().enumerate() {
+            for p in &planted {
                 tx.execute(
                     "INSERT INTO clusters (object_type, fingerprint, matcher, score, weakest, size, label, status, created_at, updated_at)
                      VALUES ('contacts', ?1, 'test', 0.99, 0.95, ?2, 'Robert Tester', 'approved', ?3, ?3)",
-                    rusqlite::params![format!("fp-{i}"), p.ids.len() as i64, now],
+                    rusqlite::params![format!("fp-{}", p.ids.join("-")), p.ids.len() as i64, now],
                 )?;
                 let cluster = tx.last_insert_rowid();
                 for id in &p.ids {
@@ -170,6 +174,38 @@ pub async fn approve_all(store: &Store, planted: &[Planted]) -> Vec<i64> {
                      VALUES (?1, 'tester', ?2, 'approve', ?3, ?4, ?5)",
                     rusqlite::params![cluster, now, p.ids[0], choices.to_string(), serde_json::to_string(&p.ids)?],
                 )?;
+                ids.push(cluster);
+            }
+            tx.commit()?;
+            Ok(ids)
+        })
+        .await
+        .unwrap()
+}
+
+/// Insert the planted clusters as the matcher would leave them: pending, with the given weakest
+/// link per cluster.
+pub async fn pending_clusters(store: &Store, planted: &[Planted], weakest: &[f64]) -> Vec<i64> {
+    let planted = planted.to_vec();
+    let weakest = weakest.to_vec();
+    store
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let now = dupdesk::store::now_ts();
+            let mut ids = Vec::new();
+            for (p, w) in planted.iter().zip(&weakest) {
+                tx.execute(
+                    "INSERT INTO clusters (object_type, fingerprint, matcher, score, weakest, size, label, status, created_at, updated_at)
+                     VALUES ('contacts', ?1, 'test', 0.999, ?2, ?3, 'Robert Tester', 'pending', ?4, ?4)",
+                    rusqlite::params![format!("fp-{}", p.ids.join("-")), w, p.ids.len() as i64, now],
+                )?;
+                let cluster = tx.last_insert_rowid();
+                for id in &p.ids {
+                    tx.execute(
+                        "INSERT INTO cluster_members (cluster_id, rid) SELECT ?1, rid FROM records WHERE object_type = 'contacts' AND id = ?2",
+                        rusqlite::params![cluster, id],
+                    )?;
+                }
                 ids.push(cluster);
             }
             tx.commit()?;

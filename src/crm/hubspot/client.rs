@@ -17,6 +17,7 @@ use crate::crm::ratelimit::RateLimiter;
 use crate::crm::retry::{Failure, Idempotency, RetryPolicy, rate_limit_wait};
 use crate::model::ObjectType;
 
+const MAX: &str = "x-hubspot-ratelimit-max";
 const REMAINING: &str = "x-hubspot-ratelimit-remaining";
 const INTERVAL_MS: &str = "x-hubspot-ratelimit-interval-milliseconds";
 const CORRELATION_ID: &str = "x-hubspot-correlation-id";
@@ -75,6 +76,7 @@ pub(super) struct Http {
 struct Raw {
     status: StatusCode,
     retry_after: Option<Duration>,
+    max: Option<u32>,
     remaining: Option<u32>,
     interval: Option<Duration>,
     correlation_id: Option<String>,
@@ -145,29 +147,27 @@ impl Http {
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let started = std::time::Instant::now();
             let sent = self.send_once(call, url.clone()).await;
-            let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let logged = Attempt {
+                call,
+                ids: &ids,
+                attempt,
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            };
 
             let (error, failure, wait) = match sent {
                 Ok(raw) => {
+                    // A 429 is waited out by its own rule (Retry-After or policy); its
+                    // `Remaining: 0` would only stall every caller for a whole window.
                     if let Some(remaining) = raw.remaining
+                        && raw.status.is_success()
                         && !call.search
                         && raw.interval.is_none_or(|i| i == self.limiter.interval())
                     {
-                        self.limiter.observe(granted, remaining);
+                        self.limiter.observe(granted, remaining, raw.max);
                     }
                     let status = raw.status.as_u16();
                     if raw.status.is_success() {
-                        tracing::info!(
-                            target: "dupdesk::crm",
-                            op = call.op,
-                            object = call.object.as_str(),
-                            ids = %ids,
-                            status,
-                            duration_ms,
-                            attempt,
-                            correlation_id = raw.correlation_id.as_deref(),
-                            "crm call"
-                        );
+                        logged.succeeded(status, raw.correlation_id.as_deref());
                         return Ok(Reply {
                             status: raw.status,
                             body: raw.body,
@@ -179,18 +179,7 @@ impl Http {
                         .and_then(|b| b.correlation_id.clone())
                         .or(raw.correlation_id.clone());
                     let error = error_from_response(status, raw.retry_after, &raw.body);
-                    tracing::warn!(
-                        target: "dupdesk::crm",
-                        op = call.op,
-                        object = call.object.as_str(),
-                        ids = %ids,
-                        status,
-                        duration_ms,
-                        attempt,
-                        correlation_id = correlation_id.as_deref(),
-                        error = %error,
-                        "crm call failed"
-                    );
+                    logged.failed(Some(status), correlation_id.as_deref(), &error);
                     match &error {
                         CrmError::RateLimited {
                             policy,
@@ -221,16 +210,7 @@ impl Http {
                         status: None,
                         message: describe(&e),
                     };
-                    tracing::warn!(
-                        target: "dupdesk::crm",
-                        op = call.op,
-                        object = call.object.as_str(),
-                        ids = %ids,
-                        duration_ms,
-                        attempt,
-                        error = %error,
-                        "crm call failed"
-                    );
+                    logged.failed(None, None, &error);
                     (error, failure, None)
                 }
             };
@@ -299,6 +279,7 @@ impl Http {
                 .get(header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_retry_after),
+            max: number(MAX).map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             remaining: number(REMAINING).map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             interval: number(INTERVAL_MS).map(Duration::from_millis),
             correlation_id: headers
@@ -309,6 +290,46 @@ impl Http {
         };
         let body = response.bytes().await?.to_vec();
         Ok(Raw { body, ..raw })
+    }
+}
+
+/// One attempt of a call, as the log records it: one event per HTTP request, with what the
+/// call was about and what came back. Never headers, so never the token.
+struct Attempt<'a> {
+    call: &'a Call<'a>,
+    ids: &'a str,
+    attempt: u32,
+    duration_ms: u64,
+}
+
+impl Attempt<'_> {
+    fn succeeded(&self, status: u16, correlation_id: Option<&str>) {
+        tracing::info!(
+            target: "dupdesk::crm",
+            op = self.call.op,
+            object = self.call.object.as_str(),
+            ids = self.ids,
+            status,
+            duration_ms = self.duration_ms,
+            attempt = self.attempt,
+            correlation_id,
+            "crm call"
+        );
+    }
+
+    fn failed(&self, status: Option<u16>, correlation_id: Option<&str>, error: &CrmError) {
+        tracing::warn!(
+            target: "dupdesk::crm",
+            op = self.call.op,
+            object = self.call.object.as_str(),
+            ids = self.ids,
+            status,
+            duration_ms = self.duration_ms,
+            attempt = self.attempt,
+            correlation_id,
+            error = %error,
+            "crm call failed"
+        );
     }
 }
 
@@ -492,5 +513,45 @@ mod tests {
             },
         );
         assert!(e.to_string().contains("re-read the ids"), "{e}");
+    }
+
+    #[test]
+    fn ids_are_one_path_segment_and_a_base_path_is_kept() {
+        let http = |base: &str| {
+            Http::new(
+                base,
+                &Secret::new("t"),
+                Duration::from_secs(1),
+                Arc::new(RateLimiter::new(1, Duration::from_secs(1))),
+                RateLimiter::new(1, Duration::from_secs(1)),
+                RetryPolicy::new(0),
+            )
+            .unwrap()
+        };
+        let url = http("https://api.hubapi.com")
+            .url(&["crm", "v3", "objects", "contacts", "1/../2"])
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://api.hubapi.com/crm/v3/objects/contacts/1%2F..%2F2"
+        );
+        let url = http("http://127.0.0.1:8080/proxy/")
+            .url(&["crm", "v3", "objects", "companies"])
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:8080/proxy/crm/v3/objects/companies"
+        );
+        assert!(
+            Http::new(
+                "not a url",
+                &Secret::new("t"),
+                Duration::from_secs(1),
+                Arc::new(RateLimiter::new(1, Duration::from_secs(1))),
+                RateLimiter::new(1, Duration::from_secs(1)),
+                RetryPolicy::new(0),
+            )
+            .is_err()
+        );
     }
 }

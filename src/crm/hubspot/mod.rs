@@ -1,8 +1,18 @@
 //! The HubSpot CRM v3 connector: contacts and companies over HTTPS (reqwest with rustls),
 //! implementing [`Connector`] exactly as HubSpot's objects API behaves (see
 //! `/work/shared/CRM-API.md`). It translates between the wire types of [`wire`] and the model;
-//! [`client`] paces, retries and logs the requests. It must not decide what to merge, and it
+//! `client` paces, retries and logs the requests. It must not decide what to merge, and it
 //! never retries a merge whose outcome is unknown (see [`crate::crm::retry`]).
+//!
+//! Behaviour a caller should know:
+//! - A merged-away id reads as [`ReadOutcome::MergedInto`] the survivor; the survivor of a
+//!   merge is the id in HubSpot's answer (a new id), never `primaryObjectId`.
+//! - Modified-since listings page through the search endpoint and its 10,000-result cap by
+//!   moving a watermark (see the `search` module): at-least-once, so a record modified in the
+//!   very millisecond of a watermark can come twice. The `after` cursor carries the watermark;
+//!   `since` counts only for the first page.
+//! - Search calls also pass a per-connector limiter of 4 per second (HubSpot's search limit);
+//!   the main limiter can be shared between connectors with [`HubSpotConnector::with_limiter`].
 
 mod client;
 mod search;

@@ -103,12 +103,16 @@ impl Cursor {
                 strict,
                 offset,
             } => (
-                vec![filter(&modified, if *strict { "GT" } else { "GTE" }, since)],
+                vec![filter(
+                    &modified,
+                    if *strict { "GT" } else { "GTE" },
+                    &epoch_millis(since),
+                )],
                 modified.clone(),
                 (*offset > 0).then(|| offset.to_string()),
             ),
             Cursor::Tie { at, after_id } => {
-                let mut filters = vec![filter(&modified, "EQ", at)];
+                let mut filters = vec![filter(&modified, "EQ", &epoch_millis(at))];
                 if let Some(id) = after_id {
                     filters.push(filter("hs_object_id", "GT", id));
                 }
@@ -158,12 +162,16 @@ impl Cursor {
                 strict,
                 offset,
             } => {
-                let server_next = server_next?;
+                let delivered = u64::from(*offset) + response.results.len() as u64;
+                // At the cap HubSpot may stop offering a next page although `total` says there
+                // is more; either sign means more to read.
+                if server_next.is_none() && delivered >= response.total {
+                    return None;
+                }
                 let next_offset = server_next
-                    .after
-                    .parse::<u32>()
-                    .unwrap_or_else(|_| offset.saturating_add(response.results.len() as u32));
-                if next_offset.saturating_add(limit) <= cap {
+                    .and_then(|n| n.after.parse::<u32>().ok())
+                    .unwrap_or_else(|| u32::try_from(delivered).unwrap_or(u32::MAX));
+                if server_next.is_some() && next_offset.saturating_add(limit) <= cap {
                     return Some(Cursor::Range {
                         since: since.clone(),
                         strict: *strict,
@@ -200,6 +208,13 @@ fn modified_at(object: ObjectType, record: &SimplePublicObject) -> Option<String
         .map(|t| format_ts(&t))
 }
 
+/// HubSpot documents its API as taking times as Unix milliseconds; filters get that form.
+fn epoch_millis(ts: &str) -> String {
+    parse_ts(ts)
+        .map(|t| t.timestamp_millis().to_string())
+        .unwrap_or_else(|| ts.to_string())
+}
+
 /// RFC 3339 in HubSpot's own form (milliseconds, `Z`), so equal instants compare equal.
 fn normalize(ts: &str) -> Result<String, CrmError> {
     parse_ts(ts)
@@ -234,7 +249,7 @@ mod tests {
 
     fn response(records: Vec<SimplePublicObject>, next: Option<&str>) -> SearchResponse {
         SearchResponse {
-            total: 0,
+            total: records.len() as u64,
             results: records,
             paging: next.map(|after| Paging {
                 next: Some(NextPage {
@@ -288,6 +303,10 @@ mod tests {
         let req = next.request(C, &["email".to_string()], 200);
         assert_eq!(req.after.as_deref(), Some("200"));
         assert_eq!(req.filter_groups[0].filters[0].operator, "GTE");
+        assert_eq!(
+            req.filter_groups[0].filters[0].value.as_deref(),
+            Some("1772323200000")
+        );
         assert_eq!(req.sorts[0].property_name, "lastmodifieddate");
         assert!(req.properties.contains(&"lastmodifieddate".to_string()));
         assert_eq!(
@@ -310,6 +329,18 @@ mod tests {
             ],
             Some("10000"),
         );
+        assert_eq!(
+            c.next(C, &r, 200, SEARCH_RESULT_CAP),
+            Some(Cursor::Range {
+                since: "2026-03-02T05:00:00.000Z".into(),
+                strict: false,
+                offset: 0
+            })
+        );
+        // The same when the server stops offering pages at the cap but reports more.
+        let mut r = r;
+        r.paging = None;
+        r.total = 12_000;
         assert_eq!(
             c.next(C, &r, 200, SEARCH_RESULT_CAP),
             Some(Cursor::Range {

@@ -1,0 +1,110 @@
+//! Bulk approval by rule: the pending clusters a steward need not open one by one because every
+//! link in them is strong. Each is recorded as an ordinary decision by the steward `auto`, with
+//! the precedence engine's primary and field choices and the rule in its note, so the decision
+//! log, undo and the executor treat it like any other approval. It decides nothing a steward
+//! could not see: the rule is on the weakest link, not the best one.
+
+use anyhow::Result;
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::precedence::{self, Rules};
+use crate::store::Store;
+use crate::store::decisions::{self, NewDecision, Verdict};
+use crate::store::queue;
+
+/// The steward name bulk approvals are recorded under.
+pub const AUTO_STEWARD: &str = "auto";
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rule {
+    /// Every link in the cluster (its weakest) at or above this match probability.
+    pub min_score: f64,
+    /// At most this many records.
+    pub max_size: Option<usize>,
+}
+
+impl Rule {
+    pub fn describe(&self) -> String {
+        match self.max_size {
+            Some(k) => format!("weakest link >= {}, size <= {k}", self.min_score),
+            None => format!("weakest link >= {}", self.min_score),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Approved {
+    pub cluster_id: i64,
+    pub size: u32,
+    pub weakest: f64,
+    pub label: String,
+    pub primary: String,
+    /// The decision written; `None` in a dry run.
+    pub decision_id: Option<i64>,
+}
+
+/// The pending clusters that meet the rule, best first.
+pub fn candidates(conn: &Connection, rule: Rule) -> Result<Vec<(i64, u32, f64, String)>> {
+    let max = rule.max_size.map(|k| k as i64).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare(
+        "SELECT id, size, weakest, label FROM clusters
+         WHERE status = 'pending' AND weakest >= ?1 AND size <= ?2
+         ORDER BY weakest DESC, id",
+    )?;
+    let rows = stmt.query_map(params![rule.min_score, max], |r| {
+        Ok((r.get(0)?, r.get::<_, i64>(1)? as u32, r.get(2)?, r.get(3)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Approve every pending cluster that meets `rule` (or, with `dry_run`, say which would be).
+/// Each approval is its own transaction, so an interrupted run keeps what it wrote.
+pub fn approve(
+    store: &Store,
+    config: &Config,
+    rules: &Rules,
+    rule: Rule,
+    dry_run: bool,
+) -> Result<Vec<Approved>> {
+    let found = store.call_blocking(move |c| candidates(c, rule))?;
+    let mut out = Vec::new();
+    for (cluster_id, size, weakest, label) in found {
+        let Some(detail) = store.call_blocking(move |c| queue::cluster(c, cluster_id))? else {
+            continue;
+        };
+        let records: Vec<_> = detail.members.iter().map(|m| m.record.clone()).collect();
+        let fields = config.properties(detail.row.object_type);
+        let suggestion = precedence::suggest(&records, rules, &config.sources, &fields)?;
+        let primary = suggestion.primary.record_id.clone();
+        let decision_id = if dry_run {
+            None
+        } else {
+            let new = NewDecision {
+                cluster_id,
+                steward: AUTO_STEWARD.to_string(),
+                verdict: Verdict::Approve,
+                primary_id: Some(primary.clone()),
+                field_choices: suggestion.choices(),
+                excluded: Vec::new(),
+                note: format!(
+                    "auto-approved by rule: {}; primary: {}",
+                    rule.describe(),
+                    suggestion.primary.reason
+                ),
+            };
+            let stored = store.call_blocking(move |c| decisions::record(c, &new))?;
+            Some(stored.id)
+        };
+        out.push(Approved {
+            cluster_id,
+            size,
+            weakest,
+            label,
+            primary,
+            decision_id,
+        });
+    }
+    Ok(out)
+}

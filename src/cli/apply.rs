@@ -1,0 +1,111 @@
+//! `dupdesk apply [--dry-run] [--limit N] [--retry-failed]`: execute approved merges without the
+//! TUI, with a progress bar on stderr and one line per finished or failed job on stdout. The
+//! TUI's background task runs the same executor.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::Ctx;
+use super::connect::connect;
+use crate::executor::{self, ExecEvent, ExecOptions};
+use crate::store::journal;
+
+pub struct ApplyArgs {
+    pub dry_run: bool,
+    pub limit: Option<usize>,
+    pub retry_failed: bool,
+    pub concurrency: usize,
+}
+
+pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
+    let store = super::open_existing(ctx)?;
+    if args.dry_run {
+        let lines = executor::dry_run(&store, args.limit).await?;
+        if lines.is_empty() {
+            println!("nothing to apply: no approved cluster without a merge job");
+        }
+        for l in lines {
+            println!("{}", crate::sanitize::for_terminal(&l));
+        }
+        return Ok(());
+    }
+    if args.retry_failed {
+        let n = store.call(|c| journal::retry_failed(c, None)).await?;
+        eprintln!("{n} failed or paused jobs queued again");
+    }
+    let conn = connect(&ctx.config, &store).await?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} merge jobs [{elapsed}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let total = store
+        .call(|c| Ok(journal::runnable_jobs(c, None)?.len()))
+        .await?;
+    bar.set_length(total as u64);
+    let events = {
+        let bar = bar.clone();
+        Arc::new(move |e: ExecEvent| match e {
+            ExecEvent::Planned { jobs } => bar.inc_length(jobs as u64),
+            ExecEvent::JobMerged {
+                job,
+                cluster,
+                survivor,
+                mapping,
+            } => {
+                bar.inc(1);
+                bar.println(format!(
+                    "merged  job {job} cluster {cluster}: survivor {survivor} ({mapping})"
+                ));
+            }
+            ExecEvent::JobFailed {
+                job,
+                cluster,
+                error,
+            } => {
+                bar.inc(1);
+                bar.println(format!(
+                    "FAILED  job {job} cluster {cluster}: {}",
+                    crate::sanitize::for_terminal(&error)
+                ));
+            }
+            ExecEvent::Paused { job, reason } => {
+                bar.println(format!("PAUSED  job {job}: {reason}"));
+            }
+            ExecEvent::StepDone { job, seq, kind, .. } => {
+                bar.set_message(format!("job {job} step {seq} {}", kind.as_str()));
+            }
+            ExecEvent::JobStarted { .. } => {}
+        })
+    };
+    let opts = ExecOptions {
+        concurrency: args.concurrency,
+        limit: args.limit,
+        ..ExecOptions::default()
+    };
+    let report = executor::apply(&store, conn.crm.clone(), &ctx.config, opts, events).await;
+    bar.finish_and_clear();
+    conn.close().await;
+    let report = report?;
+    println!(
+        "apply: {} merged, {} failed{}",
+        report.merged,
+        report.failed,
+        if report.paused {
+            "; paused by the CRM's daily limit (run apply again tomorrow)"
+        } else {
+            ""
+        }
+    );
+    if report.failed > 0 {
+        anyhow::bail!(
+            "{} merge jobs failed; see the lines above, fix the cause and run `dupdesk apply --retry-failed`",
+            report.failed
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! `dupdesk match`: run the built-in matcher over the workspace (incrementally when it can),
+//! or import the clusters of an external matcher with `--clusters FILE`. Prints what changed in
+//! the review queue; progress goes to stderr.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{Ctx, open_existing};
+use crate::matcher::{self, MatchConfig, MatchMode, MatchProgress, MatchReport};
+use crate::model::ObjectType;
+
+/// The object types to match: the one asked for, else every type with a matcher schema.
+fn objects(ctx: &Ctx, object: Option<ObjectType>) -> Vec<ObjectType> {
+    match object {
+        Some(o) => vec![o],
+        None => ObjectType::ALL
+            .into_iter()
+            .filter(|o| match o {
+                ObjectType::Contacts => ctx.config.matcher.contacts.is_some(),
+                ObjectType::Companies => ctx.config.matcher.companies.is_some(),
+            })
+            .collect(),
+    }
+}
+
+pub fn run(
+    ctx: &Ctx,
+    clusters: Option<&Path>,
+    object: Option<ObjectType>,
+    full: bool,
+    json: bool,
+) -> Result<()> {
+    let store = open_existing(ctx)?;
+    if let Some(file) = clusters {
+        let object = object.unwrap_or(ObjectType::Contacts);
+        let report = matcher::import_clusters(&store, file, object)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            println!(
+                "{object}: imported {} clusters from {} ({} format, {} rows; {} single records skipped, {} split for not-duplicates)",
+                report.clusters,
+                file.display(),
+                report.format.as_str(),
+                report.rows,
+                report.singletons,
+                report.split
+            );
+            let a = report.applied;
+            println!(
+                "queue: {} new, {} changed, {} unchanged, {} stale, {} removed",
+                a.new, a.changed, a.unchanged, a.stale, a.removed
+            );
+        }
+        return Ok(());
+    }
+    let mode = if full {
+        MatchMode::Full
+    } else {
+        MatchMode::Auto
+    };
+    let mut reports = Vec::new();
+    for object in objects(ctx, object) {
+        let cfg = MatchConfig::new(&ctx.config.matcher, object)?;
+        reports.push(run_one(&store, &cfg, mode)?);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        for r in &reports {
+            print_report(r);
+        }
+    }
+    Ok(())
+}
+
+fn run_one(store: &crate::store::Store, cfg: &MatchConfig, mode: MatchMode) -> Result<MatchReport> {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let object = cfg.object;
+    let progress = |p: MatchProgress| {
+        let msg = match p {
+            MatchProgress::Loading => format!("{object}: reading the workspace"),
+            MatchProgress::Normalizing { records } => {
+                format!("{object}: normalizing {records} records")
+            }
+            MatchProgress::Blocking { rules } => format!("{object}: blocking ({rules} rules)"),
+            MatchProgress::Estimating { rule, rules } => {
+                format!("{object}: estimating weights, rule {rule} of {rules}")
+            }
+            MatchProgress::Scoring { candidate_pairs } => {
+                format!("{object}: scored {candidate_pairs} candidate pairs")
+            }
+            MatchProgress::Clustering { links } => format!("{object}: clustering {links} links"),
+            MatchProgress::Writing { clusters } => format!("{object}: writing {clusters} clusters"),
+        };
+        bar.set_message(msg);
+    };
+    let report = matcher::run_match(store, cfg, mode, &progress);
+    bar.finish_and_clear();
+    report
+}
+
+fn print_report(r: &MatchReport) {
+    println!(
+        "{}: {} match of {} records ({} changed) in {:.1}s",
+        r.object,
+        r.mode,
+        r.records,
+        r.changed_records,
+        r.elapsed.as_secs_f64()
+    );
+    println!(
+        "  {} candidate pairs compared, {} linked; {} oversized blocks ({} records) left to other rules",
+        r.candidate_pairs, r.linked_pairs, r.oversized_blocks, r.records_in_oversized_blocks
+    );
+    println!(
+        "  {} clusters: {} new, {} changed, {} unchanged, {} stale, {} removed; flagged: {} oversized, {} split, {} weak",
+        r.clusters,
+        r.clusters_new,
+        r.clusters_changed,
+        r.clusters_unchanged,
+        r.clusters_stale,
+        r.clusters_removed,
+        r.flagged_oversized,
+        r.flagged_split,
+        r.flagged_weak
+    );
+    if r.model_fitted {
+        println!(
+            "  weights estimated from the data{}",
+            if r.labelled_pairs > 0 {
+                format!(" and {} steward-approved pairs", r.labelled_pairs)
+            } else {
+                String::new()
+            }
+        );
+    }
+}

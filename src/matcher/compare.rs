@@ -1,0 +1,346 @@
+//! Comparators: for two normalized values of one field kind, the agreement level, from
+//! "different" up to "exact", using `strsim`'s Jaro-Winkler, Levenshtein and Damerau (optimal
+//! string alignment) and date closeness. Levels are small integers so a pair's comparison
+//! vector packs into a `u64`; what each level is worth is estimated from the data elsewhere
+//! ([`super::em`]), never here.
+
+use chrono::{Datelike, NaiveDate};
+
+use super::normalize;
+use super::schema::FieldKind;
+
+/// Level 0: one side or both have no value; it contributes nothing to a score.
+pub const MISSING: u8 = 0;
+/// Level 1: both present and different. Higher levels are closer agreement.
+pub const DIFFERENT: u8 = 1;
+
+/// The names of a kind's levels from [`DIFFERENT`] up; the last is exact agreement.
+pub fn level_names(kind: FieldKind) -> &'static [&'static str] {
+    match kind {
+        FieldKind::Email => &["different", "same local part", "damerau<=2", "exact"],
+        FieldKind::Phone => &["different", "damerau<=1", "exact"],
+        FieldKind::GivenName => &[
+            "different",
+            "initial",
+            "jaro_winkler>=0.80",
+            "jaro_winkler>=0.92",
+            "nickname",
+            "exact",
+        ],
+        FieldKind::PersonName | FieldKind::Surname | FieldKind::Company | FieldKind::Text => &[
+            "different",
+            "jaro_winkler>=0.80",
+            "jaro_winkler>=0.92",
+            "exact",
+        ],
+        FieldKind::Domain => &["different", "exact"],
+        FieldKind::Address => &[
+            "different",
+            "levenshtein>=0.70",
+            "levenshtein>=0.90",
+            "exact",
+        ],
+        FieldKind::Postcode => &["different", "same first 3", "exact"],
+        FieldKind::City => &["different", "jaro_winkler>=0.88", "exact"],
+        FieldKind::Date => &[
+            "different",
+            "within 365 days",
+            "damerau<=1 or day/month swapped",
+            "exact",
+        ],
+        FieldKind::Identifier => &["different", "damerau<=2", "damerau<=1", "exact"],
+    }
+}
+
+/// The number of levels of a kind counting [`DIFFERENT`] and exact (not [`MISSING`]).
+pub fn level_count(kind: FieldKind) -> usize {
+    level_names(kind).len()
+}
+
+/// The exact-agreement level of a kind.
+pub fn exact_level(kind: FieldKind) -> u8 {
+    level_count(kind) as u8
+}
+
+/// A level's name; [`MISSING`] is "missing".
+pub fn level_name(kind: FieldKind, level: u8) -> &'static str {
+    if level == MISSING {
+        return "missing";
+    }
+    level_names(kind)
+        .get(usize::from(level) - 1)
+        .copied()
+        .unwrap_or("?")
+}
+
+/// The comparator that assigns a kind's levels, for the explanation.
+pub fn comparator_name(kind: FieldKind) -> &'static str {
+    match kind {
+        FieldKind::Email => "email (exact, local part, damerau)",
+        FieldKind::Phone | FieldKind::Identifier => "damerau",
+        FieldKind::GivenName => "jaro_winkler + nicknames",
+        FieldKind::PersonName
+        | FieldKind::Surname
+        | FieldKind::Company
+        | FieldKind::City
+        | FieldKind::Text => "jaro_winkler",
+        FieldKind::Domain => "exact",
+        FieldKind::Address => "levenshtein",
+        FieldKind::Postcode => "exact, prefix",
+        FieldKind::Date => "date closeness",
+    }
+}
+
+/// Per distinct value, what a comparator of its kind needs besides the text, computed once:
+/// the nickname-resolved form of a given name, the day number of a date.
+pub fn aux_of(kind: FieldKind, normalized: &str) -> u64 {
+    match kind {
+        FieldKind::GivenName => hash_str(normalize::given_canonical(normalized)),
+        FieldKind::Date => normalize::date(normalized)
+            .map(|d| d.num_days_from_ce() as u64)
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// A stable 64-bit hash (FNV-1a), so keys are the same across runs and platforms.
+pub fn hash_str(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The level of two present values `a` and `b` (normalized, with their [`aux_of`]).
+pub fn compare(kind: FieldKind, a: &str, a_aux: u64, b: &str, b_aux: u64) -> u8 {
+    if a == b {
+        return exact_level(kind);
+    }
+    let jw = || strsim::jaro_winkler(a, b);
+    match kind {
+        FieldKind::Email => {
+            let (la, da) = a.rsplit_once('@').unwrap_or((a, ""));
+            let (lb, db) = b.rsplit_once('@').unwrap_or((b, ""));
+            // The length test spares most unrelated pairs the edit-distance table.
+            if a.len().abs_diff(b.len()) <= 2 && strsim::osa_distance(a, b) <= 2 {
+                3
+            } else if la == lb && da != db {
+                2
+            } else {
+                DIFFERENT
+            }
+        }
+        FieldKind::Phone => {
+            if a.len().abs_diff(b.len()) <= 1 && strsim::osa_distance(a, b) <= 1 {
+                2
+            } else {
+                DIFFERENT
+            }
+        }
+        FieldKind::GivenName => {
+            if a_aux == b_aux {
+                5
+            } else {
+                let j = jw();
+                if j >= 0.92 {
+                    4
+                } else if j >= 0.80 {
+                    3
+                } else if is_initial_of(a, b) || is_initial_of(b, a) {
+                    2
+                } else {
+                    DIFFERENT
+                }
+            }
+        }
+        FieldKind::Surname => {
+            let j = jw();
+            if j >= 0.92 || shares_all_words(a, b) {
+                3
+            } else if j >= 0.80 {
+                2
+            } else {
+                DIFFERENT
+            }
+        }
+        FieldKind::PersonName | FieldKind::Company | FieldKind::Text => {
+            let j = jw();
+            if j >= 0.92 {
+                3
+            } else if j >= 0.80 {
+                2
+            } else {
+                DIFFERENT
+            }
+        }
+        FieldKind::Domain => DIFFERENT,
+        FieldKind::Address => {
+            let l = strsim::normalized_levenshtein(a, b);
+            if l >= 0.90 {
+                3
+            } else if l >= 0.70 {
+                2
+            } else {
+                DIFFERENT
+            }
+        }
+        FieldKind::Postcode => {
+            if a.len() >= 3 && b.len() >= 3 && a.get(..3) == b.get(..3) {
+                2
+            } else {
+                DIFFERENT
+            }
+        }
+        FieldKind::City => {
+            if jw() >= 0.88 {
+                2
+            } else {
+                DIFFERENT
+            }
+        }
+        FieldKind::Date => compare_dates(a, a_aux, b, b_aux),
+        FieldKind::Identifier if a.len().abs_diff(b.len()) > 2 => DIFFERENT,
+        FieldKind::Identifier => match strsim::osa_distance(a, b) {
+            0 | 1 => 3,
+            2 => 2,
+            _ => DIFFERENT,
+        },
+    }
+}
+
+fn compare_dates(a: &str, a_days: u64, b: &str, b_days: u64) -> u8 {
+    let swapped = match (normalize::date(a), normalize::date(b)) {
+        (Some(x), Some(y)) => is_swap(x, y),
+        _ => false,
+    };
+    if swapped || strsim::osa_distance(a, b) <= 1 {
+        3
+    } else if a_days != 0 && b_days != 0 && a_days.abs_diff(b_days) <= 365 {
+        2
+    } else {
+        DIFFERENT
+    }
+}
+
+fn is_swap(x: NaiveDate, y: NaiveDate) -> bool {
+    x.year() == y.year() && x.month() == y.day() && x.day() == y.month()
+}
+
+/// `short` is a single letter (or a letter and nothing else) that starts `long`.
+fn is_initial_of(short: &str, long: &str) -> bool {
+    short.len() == 1 && long.starts_with(short)
+}
+
+/// Every word of the shorter value is a word of the longer one: "garcia" and "garcia lopez".
+fn shares_all_words(a: &str, b: &str) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    short
+        .split(' ')
+        .all(|w| !w.is_empty() && long.split(' ').any(|l| l == w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::normalize::{NormalizeOptions, normalize};
+
+    fn level(kind: FieldKind, a: &str, b: &str) -> &'static str {
+        let opts = NormalizeOptions::default();
+        let na = normalize(kind, a, &opts).unwrap();
+        let nb = normalize(kind, b, &opts).unwrap();
+        let l = compare(kind, &na, aux_of(kind, &na), &nb, aux_of(kind, &nb));
+        level_name(kind, l)
+    }
+
+    #[test]
+    fn comparator_table() {
+        use FieldKind::*;
+        let cases = [
+            (Email, "Bob@x.com", "bob@X.com", "exact"),
+            (Email, "bob.smith@x.com", "bob.smiht@x.com", "damerau<=2"),
+            (
+                Email,
+                "bob.smith@acme.com",
+                "bob.smith@web.de",
+                "same local part",
+            ),
+            (Email, "bob@acme.com", "ann@acme.com", "different"),
+            (Phone, "+1 415 555 0134", "(415) 555-0134", "exact"),
+            (Phone, "415 555 0134", "415 555 0143", "damerau<=1"),
+            (Phone, "415 555 0134", "415 999 0134", "different"),
+            (GivenName, "Bob", "Robert", "nickname"),
+            (GivenName, "Bill", "William", "nickname"),
+            (GivenName, "Jon", "John", "nickname"),
+            (GivenName, "Jonathan", "Jonathon", "nickname"),
+            (GivenName, "Katherine", "Katharine", "jaro_winkler>=0.92"),
+            (GivenName, "Carl", "Karl", "jaro_winkler>=0.80"),
+            (GivenName, "R.", "Robert", "initial"),
+            (GivenName, "Anna", "Zoe", "different"),
+            (Surname, "Smith", "SMITH", "exact"),
+            (Surname, "Smith", "Smiht", "jaro_winkler>=0.92"),
+            (Surname, "García", "Garcia López", "jaro_winkler>=0.92"),
+            (Surname, "Peterson", "Pedersen", "jaro_winkler>=0.80"),
+            (Surname, "Smith", "Jones", "different"),
+            (PersonName, "Bob Smith", "Smith, Robert", "exact"),
+            (Company, "Acme Inc.", "ACME Corporation", "exact"),
+            (Company, "Acme Widgets", "Acme Widget", "jaro_winkler>=0.92"),
+            (Company, "Initech", "Globex", "different"),
+            (Domain, "www.acme.com", "https://acme.com/", "exact"),
+            (Domain, "acme.com", "acme.de", "different"),
+            (Address, "12 Main Street", "12 Main St.", "exact"),
+            (Address, "12 Main St", "21 Main St", "levenshtein>=0.70"),
+            (
+                Address,
+                "1234 Main St Apt 5",
+                "1234 Main St Apt 6",
+                "levenshtein>=0.90",
+            ),
+            (Address, "12 Main St", "7 Elm Road", "different"),
+            (Postcode, "94107", "94107-1234", "exact"),
+            (Postcode, "94107", "94110", "same first 3"),
+            (Postcode, "94107", "10001", "different"),
+            (City, "Köln", "Koln", "exact"),
+            (City, "Muenchen", "Munchen", "jaro_winkler>=0.88"),
+            (City, "Berlin", "Hamburg", "different"),
+            (Date, "1980-03-07", "07.03.1980", "exact"),
+            (
+                Date,
+                "1980-03-07",
+                "1980-07-03",
+                "damerau<=1 or day/month swapped",
+            ),
+            (
+                Date,
+                "1980-03-07",
+                "1981-03-07",
+                "damerau<=1 or day/month swapped",
+            ),
+            (Date, "1980-03-07", "1980-09-27", "within 365 days"),
+            (Date, "1980-03-07", "1975-01-01", "different"),
+            (Identifier, "123-45-6789", "123456789", "exact"),
+            (Identifier, "123456789", "123456798", "damerau<=1"),
+            (Identifier, "123456789", "123457798", "damerau<=2"),
+            (Identifier, "123456789", "987654321", "different"),
+            (Text, "sales manager", "sales managr", "jaro_winkler>=0.92"),
+        ];
+        for (kind, a, b, want) in cases {
+            assert_eq!(level(kind, a, b), want, "{kind}: {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn levels_are_named_and_ordered() {
+        use FieldKind::*;
+        for kind in [
+            PersonName, GivenName, Surname, Email, Phone, Company, Domain, Address, Postcode, City,
+            Date, Identifier, Text,
+        ] {
+            assert_eq!(level_name(kind, MISSING), "missing");
+            assert_eq!(level_name(kind, DIFFERENT), "different");
+            assert_eq!(level_name(kind, exact_level(kind)), "exact");
+            assert!(level_count(kind) <= 15, "levels pack into four bits");
+        }
+    }
+}

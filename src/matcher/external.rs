@@ -1,0 +1,358 @@
+//! Clusters made by another matcher, for teams whose matching runs on Spark or DuckDB. Three
+//! CSV shapes are read, told apart by their header:
+//!
+//! - Splink's cluster output: `cluster_id,unique_id` (other columns ignored);
+//! - csvdedupe's output: the input columns plus `Cluster ID`, with the record id in a column
+//!   named `record_id`, `unique_id`, `id`, `hs_object_id` or `Record ID`;
+//! - a plain `cluster_id,record_id` file.
+//!
+//! The whole file is checked before anything is written: a record id the workspace does not
+//! hold refuses the import with the id and its line. Pairs in `not_duplicates` are split apart
+//! as in the built-in clustering. This module must not score pairs.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use rustc_hash::FxHashSet;
+use serde::Serialize;
+use thiserror::Error;
+
+use super::cluster::{self, ClusterLimits, Edge};
+use super::persist::{ApplyStats, PlannedCluster, apply_clusters, fingerprint};
+use crate::model::ObjectType;
+use crate::store::Store;
+
+/// Which shape the file had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExternalFormat {
+    Splink,
+    Csvdedupe,
+    Plain,
+}
+
+impl ExternalFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExternalFormat::Splink => "splink",
+            ExternalFormat::Csvdedupe => "csvdedupe",
+            ExternalFormat::Plain => "plain",
+        }
+    }
+}
+
+/// Why a cluster file was refused.
+#[derive(Debug, Error)]
+pub enum ExternalError {
+    #[error("cannot read cluster file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cluster file {path}, line {line}: {message}")]
+    Csv {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    #[error(
+        "cluster file {path}: no known header (expected cluster_id,unique_id from Splink, a \"Cluster ID\" column from csvdedupe with an id column, or cluster_id,record_id); found {found:?}"
+    )]
+    UnknownHeader { path: PathBuf, found: Vec<String> },
+    #[error(
+        "cluster file {path}, line {line}: record id {id:?} is not a live {object} record in the workspace; nothing was imported"
+    )]
+    UnknownRecord {
+        path: PathBuf,
+        line: u64,
+        id: String,
+        object: ObjectType,
+    },
+    #[error(
+        "cluster file {path}, line {line}: record id {id:?} is in clusters {first:?} and {second:?}"
+    )]
+    TwoClusters {
+        path: PathBuf,
+        line: u64,
+        id: String,
+        first: String,
+        second: String,
+    },
+}
+
+/// What an import did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImportReport {
+    pub format: ExternalFormat,
+    pub rows: u64,
+    /// Clusters of two or more records after not_duplicates splits.
+    pub clusters: usize,
+    /// Clusters of one record in the file, which propose nothing.
+    pub singletons: usize,
+    /// Clusters that had to be split because they held a not_duplicates pair.
+    pub split: usize,
+    pub applied: ApplyStats,
+}
+
+/// Clusters read from a file: cluster id → (record id, line) in file order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalClusters {
+    pub format: ExternalFormat,
+    pub rows: u64,
+    pub clusters: BTreeMap<String, Vec<(String, u64)>>,
+}
+
+/// Read and check the shape of a cluster file (not yet against the workspace).
+pub fn read_clusters(path: &Path) -> Result<ExternalClusters, ExternalError> {
+    let file = std::fs::File::open(path).map_err(|source| ExternalError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(file);
+    let csv_err = |e: csv::Error| ExternalError::Csv {
+        path: path.to_path_buf(),
+        line: e.position().map_or(0, |p| p.line()),
+        message: e.to_string(),
+    };
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(csv_err)?
+        .iter()
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
+        .collect();
+    let find = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| headers.iter().position(|h| h.eq_ignore_ascii_case(n)))
+    };
+    let (format, cluster_col, id_col) =
+        if let (Some(c), Some(i)) = (find(&["cluster_id"]), find(&["unique_id"])) {
+            (ExternalFormat::Splink, c, i)
+        } else if let (Some(c), Some(i)) = (
+            find(&["Cluster ID"]),
+            find(&["record_id", "unique_id", "id", "hs_object_id", "Record ID"]),
+        ) {
+            (ExternalFormat::Csvdedupe, c, i)
+        } else if let (Some(c), Some(i)) = (find(&["cluster_id"]), find(&["record_id"])) {
+            (ExternalFormat::Plain, c, i)
+        } else {
+            return Err(ExternalError::UnknownHeader {
+                path: path.to_path_buf(),
+                found: headers,
+            });
+        };
+    let mut clusters: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut rows = 0;
+    for row in reader.records() {
+        let row = row.map_err(csv_err)?;
+        let line = row.position().map_or(0, |p| p.line());
+        rows += 1;
+        let cluster = row.get(cluster_col).unwrap_or("").trim().to_string();
+        let id = row.get(id_col).unwrap_or("").trim().to_string();
+        if id.is_empty() {
+            return Err(ExternalError::Csv {
+                path: path.to_path_buf(),
+                line,
+                message: "empty record id".into(),
+            });
+        }
+        if cluster.is_empty() {
+            // csvdedupe leaves records it did not cluster without an id.
+            continue;
+        }
+        if let Some(first) = seen.get(&id) {
+            if *first != cluster {
+                return Err(ExternalError::TwoClusters {
+                    path: path.to_path_buf(),
+                    line,
+                    id,
+                    first: first.clone(),
+                    second: cluster,
+                });
+            }
+            continue;
+        }
+        seen.insert(id.clone(), cluster.clone());
+        clusters.entry(cluster).or_default().push((id, line));
+    }
+    Ok(ExternalClusters {
+        format,
+        rows,
+        clusters,
+    })
+}
+
+/// Import the clusters of an external matcher for `object`. Nothing is written unless every
+/// record id in the file is a live record of the workspace.
+pub fn import_clusters(store: &Store, path: &Path, object: ObjectType) -> Result<ImportReport> {
+    let ext = read_clusters(path)?;
+    let path = path.to_path_buf();
+    let now = crate::store::now_ts();
+    store.call_blocking(move |conn| {
+        // rid, changed_at of every live record, by id
+        let live: HashMap<String, (i64, String)> = conn
+            .prepare(
+                "SELECT id, rid, changed_at FROM records
+                 WHERE object_type = ?1 AND archived = 0 AND merged_into IS NULL",
+            )?
+            .query_map([object.as_str()], |r| {
+                Ok((r.get(0)?, (r.get(1)?, r.get(2)?)))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        for members in ext.clusters.values() {
+            for (id, line) in members {
+                if !live.contains_key(id) {
+                    return Err(ExternalError::UnknownRecord {
+                        path: path.clone(),
+                        line: *line,
+                        id: id.clone(),
+                        object,
+                    }
+                    .into());
+                }
+            }
+        }
+        let not_dup: HashSet<(String, String)> = conn
+            .prepare("SELECT a_id, b_id FROM not_duplicates WHERE object_type = ?1")?
+            .query_map([object.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut planned = Vec::new();
+        let (mut singletons, mut split) = (0, 0);
+        let matcher = format!("external:{}", ext.format.as_str());
+        for (name, members) in &ext.clusters {
+            if members.len() < 2 {
+                singletons += 1;
+                continue;
+            }
+            let ids: Vec<&str> = members.iter().map(|(id, _)| id.as_str()).collect();
+            let parts = split_not_duplicates(&ids, &not_dup);
+            if parts.len() != 1 || parts[0].len() != ids.len() {
+                split += 1;
+            }
+            for part in parts {
+                let mut rids: Vec<i64> = part.iter().map(|id| live[*id].0).collect();
+                rids.sort_unstable();
+                let changed_at = part
+                    .iter()
+                    .map(|id| live[*id].1.clone())
+                    .max()
+                    .unwrap_or_default();
+                planned.push(PlannedCluster {
+                    fingerprint: fingerprint(&part),
+                    rids,
+                    label: format!("{} cluster {name}", ext.format.as_str()),
+                    score: 1.0,
+                    weakest: 1.0,
+                    flags: "external".into(),
+                    pairs: Vec::new(),
+                    changed_at,
+                });
+            }
+        }
+        let tx = conn.transaction()?;
+        let applied = apply_clusters(&tx, object, &matcher, &planned, None, &now)?;
+        tx.commit()?;
+        Ok(ImportReport {
+            format: ext.format,
+            rows: ext.rows,
+            clusters: planned.len(),
+            singletons,
+            split,
+            applied,
+        })
+    })
+}
+
+/// The parts of a cluster that hold no not_duplicates pair (parts of one record dropped).
+fn split_not_duplicates<'a>(
+    ids: &[&'a str],
+    not_dup: &HashSet<(String, String)>,
+) -> Vec<Vec<&'a str>> {
+    let is_not_dup = |a: &str, b: &str| {
+        let key = if a < b { (a, b) } else { (b, a) };
+        not_dup.contains(&(key.0.to_string(), key.1.to_string()))
+    };
+    let mut cannot: FxHashSet<(u32, u32)> = FxHashSet::default();
+    for (i, a) in ids.iter().enumerate() {
+        for (j, b) in ids.iter().enumerate().skip(i + 1) {
+            if is_not_dup(a, b) {
+                cannot.insert((i as u32, j as u32));
+            }
+        }
+    }
+    if cannot.is_empty() {
+        return vec![ids.to_vec()];
+    }
+    // Every member links to every other equally; the clustering keeps the pairs apart.
+    let mut edges = Vec::new();
+    for i in 0..ids.len() as u32 {
+        for j in i + 1..ids.len() as u32 {
+            edges.push(Edge {
+                a: i,
+                b: j,
+                weight: 1.0,
+            });
+        }
+    }
+    let limits = ClusterLimits {
+        conflict_weight: f64::NEG_INFINITY,
+        weak_weight: f64::NEG_INFINITY,
+        max_size: usize::MAX,
+    };
+    cluster::cluster(edges, limits, &cannot, |_, _| 1.0)
+        .into_iter()
+        .map(|c| c.members.iter().map(|&i| ids[i as usize]).collect())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn the_three_shapes_are_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let splink = write(
+            dir.path(),
+            "s.csv",
+            "cluster_id,unique_id,first_name\nc1,10,a\nc1,11,b\nc2,12,c\n",
+        );
+        let got = read_clusters(&splink).unwrap();
+        assert_eq!(got.format, ExternalFormat::Splink);
+        assert_eq!(got.clusters["c1"].len(), 2);
+        let dedupe = write(
+            dir.path(),
+            "d.csv",
+            "Cluster ID,confidence,Record ID,email\n0,0.9,10,a\n0,0.9,11,b\n,,12,c\n",
+        );
+        let got = read_clusters(&dedupe).unwrap();
+        assert_eq!(got.format, ExternalFormat::Csvdedupe);
+        assert_eq!(got.rows, 3);
+        assert_eq!(got.clusters.len(), 1);
+        let plain = write(dir.path(), "p.csv", "cluster_id,record_id\n7,10\n7,11\n");
+        assert_eq!(read_clusters(&plain).unwrap().format, ExternalFormat::Plain);
+        let bad = write(dir.path(), "b.csv", "group,member\n1,2\n");
+        let e = read_clusters(&bad).unwrap_err().to_string();
+        assert!(e.contains("b.csv") && e.contains("member"), "{e}");
+        let twice = write(dir.path(), "t.csv", "cluster_id,record_id\n1,10\n2,10\n");
+        let e = read_clusters(&twice).unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("\"10\""), "{e}");
+    }
+
+    #[test]
+    fn not_duplicates_split_a_cluster() {
+        let mut nd = HashSet::new();
+        nd.insert(("a".to_string(), "c".to_string()));
+        let parts = split_not_duplicates(&["a", "b", "c"], &nd);
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0], vec!["a", "b"]);
+    }
+}

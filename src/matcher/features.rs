@@ -1,0 +1,237 @@
+//! The compact form of the records the matcher works on: per field, each record holds a `u32`
+//! into a dictionary of distinct normalized values, so a million records cost a few bytes per
+//! field, equal values compare by integer, and each distinct value is normalized once. It must
+//! not hold the records themselves: callers may stream records in and drop them.
+
+use std::borrow::Borrow;
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+use super::compare::{self, MISSING};
+use super::normalize::{NormalizeOptions, normalize};
+use super::schema::{FieldKind, MatchConfig};
+use crate::model::Record;
+
+/// One compared field over all records.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub property: String,
+    pub kind: FieldKind,
+    /// Per record: 0 when the value is missing, else an index into `dict`.
+    pub values: Vec<u32>,
+    /// Distinct normalized values; entry 0 is an unused placeholder.
+    pub dict: Vec<Box<str>>,
+    /// Per distinct value: what its comparator needs besides the text ([`compare::aux_of`]).
+    pub aux: Vec<u64>,
+    /// Per distinct value: how many records hold it.
+    pub freq: Vec<u32>,
+    /// Records with a value.
+    pub present: u32,
+}
+
+impl Column {
+    fn new(property: &str, kind: FieldKind) -> Column {
+        Column {
+            property: property.to_string(),
+            kind,
+            values: Vec::new(),
+            dict: vec![Box::from("")],
+            aux: vec![0],
+            freq: vec![0],
+            present: 0,
+        }
+    }
+
+    /// The normalized value of record `i`, if any.
+    pub fn value(&self, i: usize) -> Option<&str> {
+        match self.values[i] {
+            0 => None,
+            v => Some(&self.dict[v as usize]),
+        }
+    }
+
+    /// The agreement level of records `a` and `b` on this field.
+    #[inline]
+    pub fn level(&self, a: usize, b: usize) -> u8 {
+        let (x, y) = (self.values[a], self.values[b]);
+        if x == 0 || y == 0 {
+            MISSING
+        } else if x == y {
+            compare::exact_level(self.kind)
+        } else {
+            let (x, y) = (x as usize, y as usize);
+            compare::compare(
+                self.kind,
+                &self.dict[x],
+                self.aux[x],
+                &self.dict[y],
+                self.aux[y],
+            )
+        }
+    }
+}
+
+/// The records as the matcher sees them.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Record ids, by record index.
+    pub ids: Vec<String>,
+    pub columns: Vec<Column>,
+}
+
+/// Records are normalized in batches of this many, in parallel, then interned in order.
+const BATCH: usize = 16 * 1024;
+
+impl Table {
+    /// Normalize and intern `records`, which may be owned (and are then dropped batch by
+    /// batch) or borrowed.
+    pub fn build<I, R>(cfg: &MatchConfig, records: I) -> Table
+    where
+        I: IntoIterator<Item = R>,
+        R: Borrow<Record> + Send,
+    {
+        let opts = NormalizeOptions {
+            email: cfg.settings.email.clone(),
+            phone_digits: cfg.settings.phone_digits,
+        };
+        let mut columns: Vec<Column> = cfg
+            .fields
+            .iter()
+            .map(|f| Column::new(&f.property, f.kind))
+            .collect();
+        let mut interners: Vec<FxHashMap<Box<str>, u32>> =
+            vec![FxHashMap::default(); columns.len()];
+        let mut ids = Vec::new();
+        let mut iter = records.into_iter();
+        loop {
+            let batch: Vec<R> = iter.by_ref().take(BATCH).collect();
+            if batch.is_empty() {
+                break;
+            }
+            let normalized: Vec<(String, Vec<Option<String>>)> = batch
+                .into_par_iter()
+                .map(|r| {
+                    let r = r.borrow();
+                    let vals = cfg
+                        .fields
+                        .iter()
+                        .map(|f| r.get(&f.property).and_then(|v| normalize(f.kind, v, &opts)))
+                        .collect();
+                    (r.id.clone(), vals)
+                })
+                .collect();
+            for (id, vals) in normalized {
+                ids.push(id);
+                for ((col, interner), v) in columns.iter_mut().zip(&mut interners).zip(vals) {
+                    let idx = match v {
+                        None => 0,
+                        Some(s) => {
+                            col.present += 1;
+                            let next = col.dict.len() as u32;
+                            let idx = *interner.entry(Box::from(s.as_str())).or_insert(next);
+                            if idx == next {
+                                col.aux.push(compare::aux_of(col.kind, &s));
+                                col.dict.push(s.into_boxed_str());
+                                col.freq.push(0);
+                            }
+                            col.freq[idx as usize] += 1;
+                            idx
+                        }
+                    };
+                    col.values.push(idx);
+                }
+            }
+        }
+        for c in &mut columns {
+            c.dict.shrink_to_fit();
+            c.values.shrink_to_fit();
+        }
+        Table { ids, columns }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The comparison vector of records `a` and `b`, four bits per field, field 0 lowest.
+    #[inline]
+    pub fn pattern(&self, a: usize, b: usize) -> u64 {
+        let mut p = 0u64;
+        for (f, c) in self.columns.iter().enumerate() {
+            p |= u64::from(c.level(a, b)) << (4 * f);
+        }
+        p
+    }
+}
+
+/// The level of field `f` in a packed comparison vector.
+#[inline]
+pub fn level_of(pattern: u64, f: usize) -> u8 {
+    ((pattern >> (4 * f)) & 0xf) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::schema::{FieldSpec, MatcherSettings, ObjectSchemaConfig};
+    use crate::model::ObjectType;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn equal_normalized_values_share_one_entry() {
+        let schema = ObjectSchemaConfig {
+            fields: vec![
+                FieldSpec {
+                    property: "email".into(),
+                    kind: FieldKind::Email,
+                },
+                FieldSpec {
+                    property: "firstname".into(),
+                    kind: FieldKind::GivenName,
+                },
+            ],
+            blocking: vec![],
+        };
+        let cfg =
+            MatchConfig::from_schema(&MatcherSettings::default(), ObjectType::Contacts, &schema)
+                .unwrap();
+        let rec = |id: &str, email: &str, first: Option<&str>| {
+            let mut properties = BTreeMap::new();
+            properties.insert("email".to_string(), Some(email.to_string()));
+            properties.insert("firstname".to_string(), first.map(str::to_string));
+            Record {
+                object_type: ObjectType::Contacts,
+                id: id.into(),
+                properties,
+                history: BTreeMap::new(),
+                created_at: None,
+                updated_at: None,
+                archived: false,
+            }
+        };
+        let records = vec![
+            rec("1", "Bob@X.com", Some("Bob")),
+            rec("2", "bob@x.com ", Some("Robert")),
+            rec("3", "ann@x.com", None),
+        ];
+        let t = Table::build(&cfg, records);
+        assert_eq!(t.ids, vec!["1", "2", "3"]);
+        let email = &t.columns[0];
+        assert_eq!(email.values[0], email.values[1]);
+        assert_eq!(email.freq[email.values[0] as usize], 2);
+        assert_eq!(t.columns[1].values[2], 0);
+        assert_eq!(t.columns[1].present, 2);
+        let p = t.pattern(0, 1);
+        assert_eq!(level_of(p, 0), compare::exact_level(FieldKind::Email));
+        assert_eq!(
+            compare::level_name(FieldKind::GivenName, level_of(p, 1)),
+            "nickname"
+        );
+        assert_eq!(level_of(t.pattern(0, 2), 1), MISSING);
+    }
+}

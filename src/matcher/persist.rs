@@ -1,0 +1,722 @@
+//! Matching against the workspace: read the live records, the steward's decisions and the
+//! clusters already proposed; run the matcher (fully, or only around the records changed since
+//! the last run); and write the result back so the review queue stays true:
+//!
+//! - a cluster is identified by a fingerprint of its sorted member ids, so one whose members
+//!   did not change keeps its row, its status and its history;
+//! - a cluster whose members changed takes over the row of the old cluster it overlaps most; if
+//!   that one had been reviewed it becomes `stale` and returns to the queue;
+//! - a reviewed cluster whose member records changed after the decision becomes `stale`;
+//! - a pending cluster that no longer forms is removed (or marked stale with the flag
+//!   `dissolved` when decisions already refer to it);
+//! - pairs in `not_duplicates` are never put together, and approved clusters teach the model.
+//!
+//! Clusters being merged or already merged or failed are left to the executor. This is the
+//! only matcher module that runs SQL; the algorithms stay in the other modules.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, params};
+use rustc_hash::FxHashSet;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::cluster::{self, Cluster, Edge};
+use super::em::Model;
+use super::features::Table;
+use super::schema::{FieldKind, MatchConfig};
+use super::{Blocks, MatchProgress, Scorer, fit_model, limits, link, probability, weight_of};
+use crate::model::{ObjectType, Record};
+use crate::store::records::{StoredRecord, live_records};
+use crate::store::{Store, get_meta, now_ts, set_meta};
+
+/// Whether to redo everything or only what changed since the last run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MatchMode {
+    /// Incremental when a model fitted for this schema and a watermark exist, else full.
+    #[default]
+    Auto,
+    /// Re-fit the model and re-score every candidate pair.
+    Full,
+}
+
+/// What a matcher run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MatchReport {
+    pub object: String,
+    /// "full" or "incremental".
+    pub mode: String,
+    pub records: usize,
+    /// Records changed since the last run (all of them in a full run).
+    pub changed_records: usize,
+    /// Distinct record pairs compared.
+    pub candidate_pairs: u64,
+    /// Compared pairs at or above the threshold.
+    pub linked_pairs: u64,
+    pub oversized_blocks: u64,
+    pub records_in_oversized_blocks: u64,
+    pub model_fitted: bool,
+    /// Steward-confirmed pairs the model learnt from.
+    pub labelled_pairs: u64,
+    pub clusters: usize,
+    pub clusters_new: usize,
+    /// Clusters whose members changed while they were still pending.
+    pub clusters_changed: usize,
+    pub clusters_unchanged: usize,
+    pub clusters_stale: usize,
+    pub clusters_removed: usize,
+    pub flagged_oversized: usize,
+    pub flagged_split: usize,
+    pub flagged_weak: usize,
+    #[serde(skip)]
+    pub elapsed: Duration,
+}
+
+/// What [`apply_clusters`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ApplyStats {
+    pub new: usize,
+    pub changed: usize,
+    pub unchanged: usize,
+    pub stale: usize,
+    pub removed: usize,
+}
+
+/// A cluster ready to be written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedCluster {
+    pub fingerprint: String,
+    pub rids: Vec<i64>,
+    pub label: String,
+    pub score: f64,
+    pub weakest: f64,
+    pub flags: String,
+    /// (a_rid, b_rid, probability, explanation JSON) with a_rid < b_rid.
+    pub pairs: Vec<(i64, i64, f64, String)>,
+    /// The newest `changed_at` of its members.
+    pub changed_at: String,
+}
+
+/// The fingerprint of a member set: SHA-256 of the sorted record ids, one per line.
+pub fn fingerprint<S: AsRef<str>>(ids: &[S]) -> String {
+    let mut sorted: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+    sorted.sort_unstable();
+    hex::encode(Sha256::digest(sorted.join("\n").as_bytes()))
+}
+
+fn model_key(object: ObjectType) -> String {
+    format!("matcher.model.{object}")
+}
+
+fn watermark_key(object: ObjectType) -> String {
+    format!("matcher.watermark.{object}")
+}
+
+/// A cluster already in the workspace.
+#[derive(Debug, Clone)]
+struct Existing {
+    id: i64,
+    fingerprint: String,
+    status: String,
+    last_decision: Option<String>,
+    referenced: bool,
+    /// (rid, changed_at, live)
+    members: Vec<(i64, String, bool)>,
+}
+
+struct Loaded {
+    records: Vec<StoredRecord>,
+    model: Option<Model>,
+    watermark: Option<String>,
+    not_duplicates: Vec<(String, String)>,
+    existing: Vec<Existing>,
+}
+
+fn load(conn: &Connection, object: ObjectType) -> Result<Loaded> {
+    let records = live_records(conn, object)?;
+    let model = get_meta(conn, &model_key(object))?
+        .and_then(|json| serde_json::from_str::<Model>(&json).ok());
+    let watermark = get_meta(conn, &watermark_key(object))?;
+    let mut stmt = conn.prepare("SELECT a_id, b_id FROM not_duplicates WHERE object_type = ?1")?;
+    let not_duplicates = stmt
+        .query_map([object.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<(String, String)>>>()?;
+    let existing = load_existing(conn, object)?;
+    Ok(Loaded {
+        records,
+        model,
+        watermark,
+        not_duplicates,
+        existing,
+    })
+}
+
+fn load_existing(conn: &Connection, object: ObjectType) -> Result<Vec<Existing>> {
+    let mut stmt = conn.prepare(
+        "SELECT c.id, c.fingerprint, c.status,
+                (SELECT MAX(decided_at) FROM decisions d WHERE d.cluster_id = c.id),
+                EXISTS (SELECT 1 FROM decisions d WHERE d.cluster_id = c.id)
+                  OR EXISTS (SELECT 1 FROM merge_jobs j WHERE j.cluster_id = c.id)
+         FROM clusters c WHERE c.object_type = ?1 ORDER BY c.id",
+    )?;
+    let mut existing: Vec<Existing> = stmt
+        .query_map([object.as_str()], |r| {
+            Ok(Existing {
+                id: r.get(0)?,
+                fingerprint: r.get(1)?,
+                status: r.get(2)?,
+                last_decision: r.get(3)?,
+                referenced: r.get(4)?,
+                members: Vec::new(),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let index: HashMap<i64, usize> = existing
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.id, i))
+        .collect();
+    let mut stmt = conn.prepare(
+        "SELECT cm.cluster_id, r.rid, r.changed_at, (r.archived = 0 AND r.merged_into IS NULL)
+         FROM cluster_members cm JOIN records r ON r.rid = cm.rid
+         JOIN clusters c ON c.id = cm.cluster_id WHERE c.object_type = ?1",
+    )?;
+    let rows = stmt.query_map([object.as_str()], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, bool>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (cid, rid, changed, live) = row?;
+        if let Some(&i) = index.get(&cid) {
+            existing[i].members.push((rid, changed, live));
+        }
+    }
+    Ok(existing)
+}
+
+/// Statuses the matcher must not touch: the executor owns them.
+fn executor_owned(status: &str) -> bool {
+    matches!(status, "merging" | "merged" | "failed")
+}
+
+fn reviewed(status: &str) -> bool {
+    matches!(status, "approved" | "rejected" | "deferred")
+}
+
+/// Match the live records of `cfg.object` in the workspace and bring its clusters up to date.
+/// Synchronous and CPU-heavy: from async code, run it with `tokio::task::spawn_blocking`.
+pub fn run_match(
+    store: &Store,
+    cfg: &MatchConfig,
+    mode: MatchMode,
+    progress: &dyn Fn(MatchProgress),
+) -> Result<MatchReport> {
+    let started = Instant::now();
+    let object = cfg.object;
+    let run_at = now_ts();
+    progress(MatchProgress::Loading);
+    let loaded = store.call_blocking(move |conn| load(conn, object))?;
+    let Loaded {
+        records,
+        model: stored_model,
+        watermark,
+        not_duplicates,
+        existing,
+    } = loaded;
+    let index: HashMap<&str, u32> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.record.id.as_str(), i as u32))
+        .collect();
+    let by_rid: HashMap<i64, u32> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.rid, i as u32))
+        .collect();
+    progress(MatchProgress::Normalizing {
+        records: records.len(),
+    });
+    let table = Table::build(cfg, records.iter().map(|s| &s.record));
+
+    let cannot_link: FxHashSet<(u32, u32)> = not_duplicates
+        .iter()
+        .filter_map(|(a, b)| {
+            let (x, y) = (*index.get(a.as_str())?, *index.get(b.as_str())?);
+            Some((x.min(y), x.max(y)))
+        })
+        .collect();
+    // Steward-approved clusters are labelled matches.
+    let labels: Vec<(u32, u32)> = existing
+        .iter()
+        .filter(|e| matches!(e.status.as_str(), "approved" | "merging"))
+        .flat_map(|e| {
+            let idx: Vec<u32> = e
+                .members
+                .iter()
+                .filter_map(|(rid, _, _)| by_rid.get(rid).copied())
+                .collect();
+            let mut pairs = Vec::new();
+            for (i, a) in idx.iter().enumerate() {
+                for b in &idx[i + 1..] {
+                    pairs.push((*a.min(b), *a.max(b)));
+                }
+            }
+            pairs
+        })
+        .collect();
+
+    let reusable = stored_model.filter(|m| {
+        m.signature == cfg.schema_signature() && m.labelled_pairs == labels.len() as u64
+    });
+    let changed: Option<Vec<bool>> = match (mode, &reusable, &watermark) {
+        (MatchMode::Auto, Some(_), Some(w)) => Some(
+            records
+                .iter()
+                .map(|r| r.changed_at.as_str() >= w.as_str())
+                .collect(),
+        ),
+        _ => None,
+    };
+    let incremental = changed.is_some();
+
+    progress(MatchProgress::Blocking {
+        rules: cfg.blocking.len(),
+    });
+    let blocks = Blocks::build(cfg, &table);
+    let (model, model_fitted) = match (incremental, reusable) {
+        (true, Some(m)) => (m, false),
+        _ => (fit_model(cfg, &table, &blocks, &labels, progress), true),
+    };
+    let scorer = Scorer::new(&table, &model, Some(&blocks));
+    let links = link(&blocks, &scorer, cfg.settings.threshold, changed.as_deref());
+    progress(MatchProgress::Scoring {
+        candidate_pairs: links.candidate_pairs,
+    });
+    let linked_pairs = links.edges.len() as u64;
+    let mut edges = links.edges;
+
+    // The region to re-cluster: everything, or the changed records, what they link to, and
+    // the clusters any of those already belong to (with their internal links re-scored).
+    let threshold_weight = weight_of(cfg.settings.threshold);
+    let mut in_scope: Option<HashSet<u32>> = None;
+    if let Some(changed) = &changed {
+        let mut touched: HashSet<u32> = changed
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c)
+            .map(|(i, _)| i as u32)
+            .collect();
+        for e in &edges {
+            touched.insert(e.a);
+            touched.insert(e.b);
+        }
+        let mut scope = touched.clone();
+        for ex in existing.iter().filter(|e| !executor_owned(&e.status)) {
+            let idx: Vec<u32> = ex
+                .members
+                .iter()
+                .filter_map(|(rid, _, _)| by_rid.get(rid).copied())
+                .collect();
+            let dead_member = ex.members.iter().any(|(_, _, live)| !live);
+            if dead_member || idx.iter().any(|i| touched.contains(i)) {
+                for (k, &a) in idx.iter().enumerate() {
+                    scope.insert(a);
+                    for &b in &idx[k + 1..] {
+                        let (a, b) = (a.min(b), a.max(b));
+                        let w = scorer.weight(a as usize, b as usize);
+                        if w >= threshold_weight {
+                            edges.push(Edge { a, b, weight: w });
+                        }
+                    }
+                }
+            }
+        }
+        edges.sort_by_key(|e| (e.a, e.b));
+        edges.dedup_by_key(|e| (e.a, e.b));
+        in_scope = Some(scope);
+    }
+
+    progress(MatchProgress::Clustering {
+        links: edges.len() as u64,
+    });
+    let clusters = cluster::cluster(edges, limits(cfg), &cannot_link, |a, b| {
+        scorer.weight(a as usize, b as usize)
+    });
+    let planned: Vec<PlannedCluster> = clusters
+        .iter()
+        .map(|c| plan_cluster(cfg, &records, &scorer, c))
+        .collect::<Result<_>>()?;
+    let scope_rids: Option<HashSet<i64>> = in_scope.map(|s| {
+        s.into_iter()
+            .map(|i| records[i as usize].rid)
+            .collect::<HashSet<i64>>()
+    });
+
+    let mut report = MatchReport {
+        object: object.to_string(),
+        mode: if incremental { "incremental" } else { "full" }.to_string(),
+        records: records.len(),
+        changed_records: changed
+            .as_ref()
+            .map_or(records.len(), |c| c.iter().filter(|x| **x).count()),
+        candidate_pairs: links.candidate_pairs,
+        linked_pairs,
+        oversized_blocks: blocks.oversized.iter().map(|(b, _)| b).sum(),
+        records_in_oversized_blocks: blocks.oversized.iter().map(|(_, r)| r).sum(),
+        model_fitted,
+        labelled_pairs: model.labelled_pairs,
+        clusters: planned.len(),
+        flagged_oversized: clusters.iter().filter(|c| c.flags.oversized).count(),
+        flagged_split: clusters.iter().filter(|c| c.flags.split).count(),
+        flagged_weak: clusters.iter().filter(|c| c.flags.weak).count(),
+        ..MatchReport::default()
+    };
+    progress(MatchProgress::Writing {
+        clusters: planned.len(),
+    });
+    let model_json = serde_json::to_string(&model)?;
+    let stats = store.call_blocking(move |conn| {
+        let tx = conn.transaction()?;
+        let stats = apply_clusters(
+            &tx,
+            object,
+            "dupdesk",
+            &planned,
+            scope_rids.as_ref(),
+            &run_at,
+        )?;
+        set_meta(&tx, &model_key(object), &model_json)?;
+        set_meta(&tx, &watermark_key(object), &run_at)?;
+        tx.commit()?;
+        Ok(stats)
+    })?;
+    report.clusters_new = stats.new;
+    report.clusters_changed = stats.changed;
+    report.clusters_unchanged = stats.unchanged;
+    report.clusters_stale = stats.stale;
+    report.clusters_removed = stats.removed;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn plan_cluster(
+    cfg: &MatchConfig,
+    records: &[StoredRecord],
+    scorer: &Scorer<'_>,
+    c: &Cluster,
+) -> Result<PlannedCluster> {
+    let ids: Vec<&str> = c
+        .members
+        .iter()
+        .map(|&i| records[i as usize].record.id.as_str())
+        .collect();
+    let mut pairs = Vec::new();
+    for (k, &a) in c.members.iter().enumerate() {
+        for &b in &c.members[k + 1..] {
+            let (ra, rb) = (records[a as usize].rid, records[b as usize].rid);
+            let (x, y, rx, ry) = if ra < rb {
+                (a, b, ra, rb)
+            } else {
+                (b, a, rb, ra)
+            };
+            let explanation = scorer.explain(x as usize, y as usize);
+            pairs.push((
+                rx,
+                ry,
+                explanation.probability,
+                serde_json::to_string(&explanation)?,
+            ));
+        }
+    }
+    let members: Vec<&Record> = c
+        .members
+        .iter()
+        .map(|&i| &records[i as usize].record)
+        .collect();
+    Ok(PlannedCluster {
+        fingerprint: fingerprint(&ids),
+        rids: c.members.iter().map(|&i| records[i as usize].rid).collect(),
+        label: label(cfg, &members),
+        score: probability(c.best),
+        weakest: probability(c.weakest),
+        flags: c.flags.to_text(),
+        pairs,
+        changed_at: c
+            .members
+            .iter()
+            .map(|&i| records[i as usize].changed_at.clone())
+            .max()
+            .unwrap_or_default(),
+    })
+}
+
+/// A readable name for the queue: the distinct names of the members ("Robert Smith / Bob
+/// Smith +1"), from the schema's name fields, else its company, else its first field.
+pub fn label(cfg: &MatchConfig, members: &[&Record]) -> String {
+    let props = |kind: FieldKind| -> Vec<&str> {
+        cfg.fields
+            .iter()
+            .filter(|f| f.kind == kind)
+            .map(|f| f.property.as_str())
+            .collect()
+    };
+    let mut parts: Vec<&str> = props(FieldKind::PersonName);
+    if parts.is_empty() {
+        parts = props(FieldKind::GivenName);
+        parts.extend(props(FieldKind::Surname));
+    }
+    if parts.is_empty() {
+        parts = props(FieldKind::Company);
+    }
+    if parts.is_empty() {
+        parts = cfg
+            .fields
+            .iter()
+            .take(1)
+            .map(|f| f.property.as_str())
+            .collect();
+    }
+    let mut names: Vec<String> = Vec::new();
+    for r in members {
+        let name = parts
+            .iter()
+            .filter_map(|p| r.get(p))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let name = if name.is_empty() { r.id.clone() } else { name };
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let shown = names
+        .iter()
+        .take(2)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" / ");
+    match names.len() {
+        0..=2 => shown,
+        n => format!("{shown} +{}", n - 2),
+    }
+}
+
+/// Bring the clusters of `object` in line with `planned`, as the module doc says. With
+/// `scope`, only existing clusters with a member in it are considered (incremental runs).
+/// Call inside a transaction.
+pub fn apply_clusters(
+    conn: &Connection,
+    object: ObjectType,
+    matcher: &str,
+    planned: &[PlannedCluster],
+    scope: Option<&HashSet<i64>>,
+    now: &str,
+) -> Result<ApplyStats> {
+    let existing = load_existing(conn, object)?;
+    let in_scope = |e: &Existing| {
+        scope.is_none_or(|s| e.members.iter().any(|(rid, _, _)| s.contains(rid)))
+            || e.members.iter().any(|(_, _, live)| !live)
+    };
+    let by_fp: HashMap<&str, usize> = existing
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.fingerprint.as_str(), i))
+        .collect();
+    let mut claimed: HashSet<usize> = HashSet::new();
+    let mut stats = ApplyStats::default();
+    // Planned clusters that keep an existing row, by fingerprint.
+    let mut fresh: Vec<&PlannedCluster> = Vec::new();
+    for p in planned {
+        match by_fp.get(p.fingerprint.as_str()) {
+            Some(&i) => {
+                claimed.insert(i);
+                let e = &existing[i];
+                if executor_owned(&e.status) {
+                    stats.unchanged += 1;
+                    continue;
+                }
+                let changed_after_review = reviewed(&e.status)
+                    && e.last_decision
+                        .as_deref()
+                        .is_some_and(|d| p.changed_at.as_str() > d);
+                let status = if changed_after_review {
+                    stats.stale += 1;
+                    "stale"
+                } else {
+                    stats.unchanged += 1;
+                    e.status.as_str()
+                };
+                write_cluster(conn, Some(e.id), object, matcher, p, status, now)?;
+            }
+            None => fresh.push(p),
+        }
+    }
+    // New member sets take over the row of the unclaimed cluster they overlap most.
+    let mut owner: HashMap<i64, usize> = HashMap::new();
+    for (i, e) in existing.iter().enumerate() {
+        if claimed.contains(&i) || executor_owned(&e.status) {
+            continue;
+        }
+        for (rid, _, _) in &e.members {
+            owner.entry(*rid).or_insert(i);
+        }
+    }
+    for p in fresh {
+        let mut overlap: HashMap<usize, usize> = HashMap::new();
+        for rid in &p.rids {
+            if let Some(&i) = owner.get(rid)
+                && !claimed.contains(&i)
+            {
+                *overlap.entry(i).or_insert(0) += 1;
+            }
+        }
+        let best = overlap
+            .into_iter()
+            .max_by_key(|&(i, n)| (n, std::cmp::Reverse(i)))
+            .map(|(i, _)| i);
+        match best {
+            Some(i) => {
+                claimed.insert(i);
+                let e = &existing[i];
+                let status = if reviewed(&e.status) || e.status == "stale" {
+                    stats.stale += 1;
+                    "stale"
+                } else {
+                    stats.changed += 1;
+                    "pending"
+                };
+                write_cluster(conn, Some(e.id), object, matcher, p, status, now)?;
+            }
+            None => {
+                stats.new += 1;
+                write_cluster(conn, None, object, matcher, p, "pending", now)?;
+            }
+        }
+    }
+    // Existing clusters that did not form again.
+    for (i, e) in existing.iter().enumerate() {
+        if claimed.contains(&i) || executor_owned(&e.status) || !in_scope(e) {
+            continue;
+        }
+        let members_changed = e.members.iter().any(|(_, changed, live)| {
+            !live
+                || e.last_decision
+                    .as_deref()
+                    .is_some_and(|d| changed.as_str() > d)
+        });
+        match e.status.as_str() {
+            "pending" | "stale" if !e.referenced => {
+                conn.execute("DELETE FROM clusters WHERE id = ?1", [e.id])?;
+                stats.removed += 1;
+            }
+            "pending" | "stale" => {
+                conn.execute(
+                    "UPDATE clusters SET status = 'stale', flags = 'dissolved', updated_at = ?2
+                     WHERE id = ?1",
+                    params![e.id, now],
+                )?;
+                stats.stale += 1;
+            }
+            _ if members_changed => {
+                conn.execute(
+                    "UPDATE clusters SET status = 'stale', updated_at = ?2 WHERE id = ?1",
+                    params![e.id, now],
+                )?;
+                stats.stale += 1;
+            }
+            _ => stats.unchanged += 1,
+        }
+    }
+    Ok(stats)
+}
+
+fn write_cluster(
+    conn: &Connection,
+    id: Option<i64>,
+    object: ObjectType,
+    matcher: &str,
+    p: &PlannedCluster,
+    status: &str,
+    now: &str,
+) -> Result<i64> {
+    let id = match id {
+        Some(id) => {
+            conn.prepare_cached(
+                "UPDATE clusters SET fingerprint = ?2, matcher = ?3, score = ?4, weakest = ?5,
+                        size = ?6, label = ?7, status = ?8, flags = ?9, updated_at = ?10
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                p.fingerprint,
+                matcher,
+                p.score,
+                p.weakest,
+                p.rids.len() as i64,
+                p.label,
+                status,
+                p.flags,
+                now
+            ])?;
+            conn.prepare_cached("DELETE FROM cluster_members WHERE cluster_id = ?1")?
+                .execute([id])?;
+            conn.prepare_cached("DELETE FROM pair_scores WHERE cluster_id = ?1")?
+                .execute([id])?;
+            id
+        }
+        None => conn
+            .prepare_cached(
+                "INSERT INTO clusters (object_type, fingerprint, matcher, score, weakest, size,
+                                       label, status, flags, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) RETURNING id",
+            )?
+            .query_row(
+                params![
+                    object.as_str(),
+                    p.fingerprint,
+                    matcher,
+                    p.score,
+                    p.weakest,
+                    p.rids.len() as i64,
+                    p.label,
+                    status,
+                    p.flags,
+                    now
+                ],
+                |r| r.get(0),
+            )
+            .with_context(|| format!("inserting cluster {}", p.label))?,
+    };
+    let mut member =
+        conn.prepare_cached("INSERT INTO cluster_members (cluster_id, rid) VALUES (?1, ?2)")?;
+    for rid in &p.rids {
+        member.execute(params![id, rid])?;
+    }
+    let mut pair = conn.prepare_cached(
+        "INSERT INTO pair_scores (cluster_id, a_rid, b_rid, score, explanation)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (a, b, score, explanation) in &p.pairs {
+        pair.execute(params![id, a, b, score, explanation])?;
+    }
+    Ok(id)
+}
+
+/// The model stored by the last run for `object`, if any (for display and diagnostics).
+pub fn stored_model(conn: &Connection, object: ObjectType) -> Result<Option<Model>> {
+    let json: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [model_key(object)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    json.map(|j| serde_json::from_str(&j).context("stored matcher model"))
+        .transpose()
+}

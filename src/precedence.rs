@@ -1,1 +1,0 @@
-//! placeholder: precedence (issue 5)

@@ -1,0 +1,397 @@
+//! The decision log: a steward's approve, reject, defer and note on a cluster, and undo. Each
+//! write is one transaction with the cluster's status change (and, for a rejection, the
+//! `not_duplicates` pairs), so the log and the queue never disagree. Rows are never changed
+//! or deleted; an undo is a new row naming the one it undoes. This module does not merge
+//! anything: the executor reads approved decisions.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::queue::ClusterStatus;
+
+/// The surviving value of one field, where it comes from and why: the precedence engine's
+/// type, stored as is so the decision log answers for every value.
+pub use crate::precedence::FieldChoice;
+
+/// What a steward decided about a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Approve,
+    Reject,
+    Defer,
+    Note,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Approve => "approve",
+            Verdict::Reject => "reject",
+            Verdict::Defer => "defer",
+            Verdict::Note => "note",
+        }
+    }
+
+    /// The cluster status the verdict leaves behind; a note changes none.
+    fn status(self) -> Option<ClusterStatus> {
+        match self {
+            Verdict::Approve => Some(ClusterStatus::Approved),
+            Verdict::Reject => Some(ClusterStatus::Rejected),
+            Verdict::Defer => Some(ClusterStatus::Deferred),
+            Verdict::Note => None,
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn status_of_action(action: &str) -> Option<ClusterStatus> {
+    match action {
+        "approve" => Some(ClusterStatus::Approved),
+        "reject" => Some(ClusterStatus::Rejected),
+        "defer" => Some(ClusterStatus::Deferred),
+        _ => None,
+    }
+}
+
+/// Cases a caller must tell apart (the TUI shows them; a script may retry on none of them).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecisionError {
+    #[error("cluster {0} does not exist")]
+    NoSuchCluster(i64),
+    #[error("cluster {cluster} is {status}; it can no longer be decided")]
+    Closed { cluster: i64, status: ClusterStatus },
+    #[error("record {record} is not a member of cluster {cluster}")]
+    NotAMember { cluster: i64, record: String },
+    #[error("the primary record {0} cannot also be excluded")]
+    PrimaryExcluded(String),
+    #[error("an approval needs a primary record")]
+    NoPrimary,
+    #[error("an approval needs at least two records that are not excluded")]
+    TooFewRecords,
+    #[error("cluster {cluster} is {status} now; the {action} can no longer be undone")]
+    UndoTooLate {
+        cluster: i64,
+        status: ClusterStatus,
+        action: String,
+    },
+}
+
+/// A decision about to be written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDecision {
+    pub cluster_id: i64,
+    pub steward: String,
+    pub verdict: Verdict,
+    pub primary_id: Option<String>,
+    pub field_choices: BTreeMap<String, FieldChoice>,
+    pub excluded: Vec<String>,
+    pub note: String,
+}
+
+/// A row of the decision log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub id: i64,
+    pub cluster_id: i64,
+    pub steward: String,
+    pub decided_at: String,
+    pub action: String,
+    pub primary_id: Option<String>,
+    pub field_choices: BTreeMap<String, FieldChoice>,
+    pub excluded: Vec<String>,
+    pub members: Vec<String>,
+    pub note: String,
+    pub undoes: Option<i64>,
+}
+
+const COLUMNS: &str = "id, cluster_id, steward, decided_at, action, primary_id, field_choices, \
+                       excluded, members, note, undoes";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Decision, String, String, String)> {
+    Ok((
+        Decision {
+            id: r.get(0)?,
+            cluster_id: r.get(1)?,
+            steward: r.get(2)?,
+            decided_at: r.get(3)?,
+            action: r.get(4)?,
+            primary_id: r.get(5)?,
+            field_choices: BTreeMap::new(),
+            excluded: Vec::new(),
+            members: Vec::new(),
+            note: r.get(9)?,
+            undoes: r.get(10)?,
+        },
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+fn decode(raw: (Decision, String, String, String)) -> Result<Decision> {
+    let (mut d, choices, excluded, members) = raw;
+    let id = d.id;
+    d.field_choices =
+        serde_json::from_str(&choices).with_context(|| format!("decision {id}: field_choices"))?;
+    d.excluded =
+        serde_json::from_str(&excluded).with_context(|| format!("decision {id}: excluded"))?;
+    d.members =
+        serde_json::from_str(&members).with_context(|| format!("decision {id}: members"))?;
+    Ok(d)
+}
+
+fn get(conn: &Connection, id: i64) -> Result<Decision> {
+    let raw = conn.query_row(
+        &format!("SELECT {COLUMNS} FROM decisions WHERE id = ?1"),
+        [id],
+        from_row,
+    )?;
+    decode(raw)
+}
+
+/// Every decision on a cluster, oldest first.
+pub fn for_cluster(conn: &Connection, cluster_id: i64) -> Result<Vec<Decision>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM decisions WHERE cluster_id = ?1 ORDER BY id"
+    ))?;
+    let rows = stmt
+        .query_map([cluster_id], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter().map(decode).collect()
+}
+
+/// Every decision in the workspace, oldest first.
+pub fn all(conn: &Connection) -> Result<Vec<Decision>> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM decisions ORDER BY id"))?;
+    let rows = stmt
+        .query_map([], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter().map(decode).collect()
+}
+
+/// The decision that set a cluster's current status: the newest approve, reject or defer that
+/// has not been undone.
+pub fn effective(conn: &Connection, cluster_id: i64) -> Result<Option<Decision>> {
+    let id: Option<i64> = conn
+        .query_row(
+            "SELECT d.id FROM decisions d
+             WHERE d.cluster_id = ?1 AND d.action IN ('approve', 'reject', 'defer')
+               AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id)
+             ORDER BY d.id DESC LIMIT 1",
+            [cluster_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    id.map(|id| get(conn, id)).transpose()
+}
+
+fn cluster_state(tx: &Transaction<'_>, cluster_id: i64) -> Result<(String, ClusterStatus)> {
+    let (object_type, status): (String, String) = tx
+        .query_row(
+            "SELECT object_type, status FROM clusters WHERE id = ?1",
+            [cluster_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .ok_or(DecisionError::NoSuchCluster(cluster_id))?;
+    let status = status
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("cluster {cluster_id}: {e}"))?;
+    Ok((object_type, status))
+}
+
+fn set_status(
+    tx: &Transaction<'_>,
+    cluster_id: i64,
+    status: ClusterStatus,
+    now: &str,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE clusters SET status = ?2, updated_at = ?3 WHERE id = ?1",
+        params![cluster_id, status.as_str(), now],
+    )?;
+    Ok(())
+}
+
+/// Write a decision and its consequences in one transaction; returns the stored row.
+pub fn record(conn: &mut Connection, new: &NewDecision) -> Result<Decision> {
+    let tx = conn.transaction()?;
+    let (object_type, status) = cluster_state(&tx, new.cluster_id)?;
+    if matches!(
+        status,
+        ClusterStatus::Merging | ClusterStatus::Merged | ClusterStatus::Failed
+    ) && new.verdict != Verdict::Note
+    {
+        return Err(DecisionError::Closed {
+            cluster: new.cluster_id,
+            status,
+        }
+        .into());
+    }
+    let members: Vec<String> = tx
+        .prepare_cached(
+            "SELECT r.id FROM cluster_members m JOIN records r ON r.rid = m.rid
+             WHERE m.cluster_id = ?1 ORDER BY r.rid",
+        )?
+        .query_map([new.cluster_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let named = new.primary_id.iter().chain(&new.excluded).chain(
+        new.field_choices
+            .values()
+            .filter_map(|c| c.record_id.as_ref()),
+    );
+    for id in named {
+        if !members.contains(id) {
+            return Err(DecisionError::NotAMember {
+                cluster: new.cluster_id,
+                record: id.clone(),
+            }
+            .into());
+        }
+    }
+    if new.verdict == Verdict::Approve {
+        let primary = new.primary_id.as_ref().ok_or(DecisionError::NoPrimary)?;
+        if new.excluded.contains(primary) {
+            return Err(DecisionError::PrimaryExcluded(primary.clone()).into());
+        }
+        if members.iter().filter(|m| !new.excluded.contains(m)).count() < 2 {
+            return Err(DecisionError::TooFewRecords.into());
+        }
+    }
+    let now = super::now_ts();
+    tx.execute(
+        "INSERT INTO decisions (cluster_id, steward, decided_at, action, primary_id,
+                                field_choices, excluded, members, note)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            new.cluster_id,
+            new.steward,
+            now,
+            new.verdict.as_str(),
+            new.primary_id,
+            serde_json::to_string(&new.field_choices)?,
+            serde_json::to_string(&new.excluded)?,
+            serde_json::to_string(&members)?,
+            new.note,
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    if let Some(next) = new.verdict.status() {
+        set_status(&tx, new.cluster_id, next, &now)?;
+    }
+    if new.verdict == Verdict::Reject {
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO not_duplicates (object_type, a_id, b_id, decision_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (i, a) in members.iter().enumerate() {
+            for b in &members[i + 1..] {
+                let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+                if lo != hi {
+                    insert.execute(params![object_type, lo, hi, id, now])?;
+                }
+            }
+        }
+    }
+    let stored = get(&tx, id)?;
+    tx.commit()?;
+    Ok(stored)
+}
+
+/// What an undo did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Undone {
+    /// The new `undo` row.
+    pub undo: Decision,
+    /// The decision it undid.
+    pub undone: Decision,
+    /// The cluster's status afterwards.
+    pub status: ClusterStatus,
+}
+
+/// Undo `steward`'s newest decision that is not yet undone (undos themselves are not undone).
+/// The cluster gets back the status its previous standing decision gave it (else pending) and a
+/// rejection's `not_duplicates` pairs are removed. `None` when there is nothing to undo.
+pub fn undo_last(conn: &mut Connection, steward: &str) -> Result<Option<Undone>> {
+    let tx = conn.transaction()?;
+    let target: Option<i64> = tx
+        .query_row(
+            "SELECT d.id FROM decisions d
+             WHERE d.steward = ?1 AND d.action <> 'undo'
+               AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id)
+             ORDER BY d.id DESC LIMIT 1",
+            [steward],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(target) = target else {
+        return Ok(None);
+    };
+    let undone = get(&tx, target)?;
+    let (_, current) = cluster_state(&tx, undone.cluster_id)?;
+    let set_by_it = status_of_action(&undone.action);
+    if let Some(expected) = set_by_it
+        && current != expected
+    {
+        return Err(DecisionError::UndoTooLate {
+            cluster: undone.cluster_id,
+            status: current,
+            action: undone.action.clone(),
+        }
+        .into());
+    }
+    let now = super::now_ts();
+    tx.execute(
+        "INSERT INTO decisions (cluster_id, steward, decided_at, action, primary_id, members, undoes)
+         VALUES (?1, ?2, ?3, 'undo', ?4, ?5, ?6)",
+        params![
+            undone.cluster_id,
+            steward,
+            now,
+            undone.primary_id,
+            serde_json::to_string(&undone.members)?,
+            undone.id,
+        ],
+    )?;
+    let undo_id = tx.last_insert_rowid();
+    let status = if set_by_it.is_some() {
+        // The standing decision now that `undone` no longer counts.
+        let previous: Option<String> = tx
+            .query_row(
+                "SELECT d.action FROM decisions d
+                 WHERE d.cluster_id = ?1 AND d.action IN ('approve', 'reject', 'defer')
+                   AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id)
+                 ORDER BY d.id DESC LIMIT 1",
+                [undone.cluster_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let restored = previous
+            .as_deref()
+            .and_then(status_of_action)
+            .unwrap_or(ClusterStatus::Pending);
+        set_status(&tx, undone.cluster_id, restored, &now)?;
+        restored
+    } else {
+        current
+    };
+    tx.execute(
+        "DELETE FROM not_duplicates WHERE decision_id = ?1",
+        [undone.id],
+    )?;
+    let undo = get(&tx, undo_id)?;
+    tx.commit()?;
+    Ok(Some(Undone {
+        undo,
+        undone,
+        status,
+    }))
+}

@@ -1,0 +1,532 @@
+//! Typed queries behind the review screens: one page of the cluster queue (sorted, filtered,
+//! counted per status), one cluster with its members, pair scores and decisions, and the merge
+//! journal as the merges screen lists it. Every query is bounded by a page size so a workspace
+//! of a million clusters reads as fast as one of ten. Nothing here decides anything; decisions
+//! are written by [`super::decisions`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{Context, Result, anyhow};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+
+use super::decisions::{self, Decision};
+use super::records::{self, StoredRecord};
+use crate::model::ObjectType;
+
+/// A cluster's place in the review workflow, as the `clusters.status` column holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ClusterStatus {
+    Pending,
+    Approved,
+    Rejected,
+    Deferred,
+    Merging,
+    Merged,
+    Failed,
+    Stale,
+}
+
+impl ClusterStatus {
+    pub const ALL: [ClusterStatus; 8] = [
+        ClusterStatus::Pending,
+        ClusterStatus::Approved,
+        ClusterStatus::Rejected,
+        ClusterStatus::Deferred,
+        ClusterStatus::Merging,
+        ClusterStatus::Merged,
+        ClusterStatus::Failed,
+        ClusterStatus::Stale,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterStatus::Pending => "pending",
+            ClusterStatus::Approved => "approved",
+            ClusterStatus::Rejected => "rejected",
+            ClusterStatus::Deferred => "deferred",
+            ClusterStatus::Merging => "merging",
+            ClusterStatus::Merged => "merged",
+            ClusterStatus::Failed => "failed",
+            ClusterStatus::Stale => "stale",
+        }
+    }
+
+    /// Still waiting for a steward: what the review queue shows by default.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            ClusterStatus::Pending | ClusterStatus::Deferred | ClusterStatus::Stale
+        )
+    }
+}
+
+impl fmt::Display for ClusterStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ClusterStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ClusterStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("unknown cluster status {s:?}"))
+    }
+}
+
+/// Which statuses the queue shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatusFilter {
+    /// Pending, deferred and stale: what still needs a steward.
+    #[default]
+    Open,
+    All,
+    Only(ClusterStatus),
+}
+
+impl StatusFilter {
+    /// The cycle a single key walks through.
+    pub fn next(self) -> StatusFilter {
+        match self {
+            StatusFilter::Open => StatusFilter::All,
+            StatusFilter::All => StatusFilter::Only(ClusterStatus::ALL[0]),
+            StatusFilter::Only(s) => {
+                let i = ClusterStatus::ALL.iter().position(|x| *x == s).unwrap_or(0);
+                ClusterStatus::ALL
+                    .get(i + 1)
+                    .map(|s| StatusFilter::Only(*s))
+                    .unwrap_or(StatusFilter::Open)
+            }
+        }
+    }
+
+    pub fn label(self) -> String {
+        match self {
+            StatusFilter::Open => "open".into(),
+            StatusFilter::All => "all".into(),
+            StatusFilter::Only(s) => s.as_str().into(),
+        }
+    }
+
+    pub fn accepts(self, status: ClusterStatus) -> bool {
+        match self {
+            StatusFilter::Open => status.is_open(),
+            StatusFilter::All => true,
+            StatusFilter::Only(s) => s == status,
+        }
+    }
+
+    fn statuses(self) -> Option<Vec<ClusterStatus>> {
+        match self {
+            StatusFilter::All => None,
+            other => Some(
+                ClusterStatus::ALL
+                    .into_iter()
+                    .filter(|s| other.accepts(*s))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortKey {
+    /// Best score first: the surest duplicates are the quickest to decide.
+    #[default]
+    Score,
+    /// Largest clusters first.
+    Size,
+    /// Oldest clusters first.
+    Age,
+}
+
+impl SortKey {
+    pub fn next(self) -> SortKey {
+        match self {
+            SortKey::Score => SortKey::Size,
+            SortKey::Size => SortKey::Age,
+            SortKey::Age => SortKey::Score,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SortKey::Score => "score",
+            SortKey::Size => "size",
+            SortKey::Age => "age",
+        }
+    }
+
+    fn order_by(self) -> &'static str {
+        match self {
+            SortKey::Score => "score DESC, id",
+            SortKey::Size => "size DESC, score DESC, id",
+            SortKey::Age => "created_at, id",
+        }
+    }
+}
+
+/// What the queue shows: a window of `limit` rows from `offset` in the filtered, sorted list.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QueueQuery {
+    pub sort: SortKey,
+    pub status: StatusFilter,
+    /// Matched against the label (case-insensitive substring) and the cluster id.
+    pub text: String,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueRow {
+    pub id: i64,
+    pub object_type: ObjectType,
+    pub label: String,
+    pub status: ClusterStatus,
+    pub score: f64,
+    pub weakest: f64,
+    pub size: u32,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuePage {
+    pub offset: u64,
+    pub rows: Vec<QueueRow>,
+    /// Rows matching the filter in all.
+    pub total: u64,
+    /// Clusters per status over the whole workspace, in [`ClusterStatus::ALL`] order.
+    pub counts: Vec<(ClusterStatus, u64)>,
+}
+
+/// One page of the queue, its filtered total and the per-status counts.
+pub fn page(conn: &Connection, q: &QueueQuery) -> Result<QueuePage> {
+    let mut clauses = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    if let Some(statuses) = q.status.statuses() {
+        let marks = vec!["?"; statuses.len()].join(", ");
+        clauses.push(format!("status IN ({marks})"));
+        args.extend(statuses.iter().map(|s| Value::Text(s.as_str().into())));
+    }
+    let text = q.text.trim();
+    if !text.is_empty() {
+        clauses.push("(label LIKE ? ESCAPE '\\' OR CAST(id AS TEXT) = ?)".into());
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        args.push(Value::Text(format!("%{escaped}%")));
+        args.push(Value::Text(text.trim_start_matches('#').into()));
+    }
+    let where_sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM clusters {where_sql}"),
+        params_from_iter(args.iter()),
+        |r| r.get(0),
+    )?;
+    let mut page_args = args.clone();
+    page_args.push(Value::Integer(q.limit.min(i64::MAX as u64) as i64));
+    page_args.push(Value::Integer(q.offset.min(i64::MAX as u64) as i64));
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, object_type, label, status, score, weakest, size, created_at
+         FROM clusters {where_sql} ORDER BY {} LIMIT ? OFFSET ?",
+        q.sort.order_by()
+    ))?;
+    let raw = stmt
+        .query_map(params_from_iter(page_args.iter()), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, f64>(4)?,
+                r.get::<_, f64>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, String>(7)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut rows = Vec::with_capacity(raw.len());
+    for (id, ot, label, status, score, weakest, size, created_at) in raw {
+        rows.push(QueueRow {
+            id,
+            object_type: ot
+                .parse()
+                .map_err(|e: String| anyhow!("cluster {id}: {e}"))?,
+            label,
+            status: status
+                .parse()
+                .map_err(|e: String| anyhow!("cluster {id}: {e}"))?,
+            score,
+            weakest,
+            size: u32::try_from(size).unwrap_or(0),
+            created_at,
+        });
+    }
+    fill_missing_labels(conn, &mut rows)?;
+    Ok(QueuePage {
+        offset: q.offset,
+        rows,
+        total: total as u64,
+        counts: status_counts(conn)?,
+    })
+}
+
+/// Clusters per status, every status listed (zero when none).
+pub fn status_counts(conn: &Connection) -> Result<Vec<(ClusterStatus, u64)>> {
+    let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM clusters GROUP BY status")?;
+    let found: HashMap<String, i64> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ClusterStatus::ALL
+        .into_iter()
+        .map(|s| (s, found.get(s.as_str()).copied().unwrap_or(0) as u64))
+        .collect())
+}
+
+/// A matcher that left `label` empty still gets a readable one: the members' names.
+fn fill_missing_labels(conn: &Connection, rows: &mut [QueueRow]) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.properties FROM cluster_members m JOIN records r ON r.rid = m.rid
+         WHERE m.cluster_id = ?1 ORDER BY r.rid LIMIT 4",
+    )?;
+    for row in rows.iter_mut().filter(|r| r.label.trim().is_empty()) {
+        let names: Vec<String> = stmt
+            .query_map([row.id], |r| r.get::<_, String>(0))?
+            .filter_map(|p| p.ok())
+            .filter_map(|p| serde_json::from_str::<HashMap<String, Option<String>>>(&p).ok())
+            .map(|p| display_name(&p))
+            .collect();
+        let mut unique: Vec<String> = Vec::new();
+        for n in names {
+            if !n.is_empty() && !unique.contains(&n) {
+                unique.push(n);
+            }
+        }
+        row.label = unique.join(" / ");
+    }
+    Ok(())
+}
+
+/// A person's or company's name as a steward would say it, from whichever properties it has.
+pub fn display_name(props: &HashMap<String, Option<String>>) -> String {
+    let get = |k: &str| {
+        props
+            .get(k)
+            .and_then(|v| v.as_deref())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let person = [get("firstname"), get("lastname")]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if !person.is_empty() {
+        return person;
+    }
+    get("name")
+        .or_else(|| get("email"))
+        .or_else(|| get("domain"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The score and per-field explanation of one compared pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairScore {
+    pub a_rid: i64,
+    pub b_rid: i64,
+    pub score: f64,
+    /// The matcher's explanation as it wrote it (JSON).
+    pub explanation: serde_json::Value,
+}
+
+/// Everything the cluster screen shows about one cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterDetail {
+    pub row: QueueRow,
+    pub matcher: String,
+    /// Members in row order (oldest first).
+    pub members: Vec<StoredRecord>,
+    pub pairs: Vec<PairScore>,
+    /// Every decision on the cluster, oldest first.
+    pub decisions: Vec<Decision>,
+}
+
+pub fn cluster(conn: &Connection, id: i64) -> Result<Option<ClusterDetail>> {
+    let head = conn
+        .query_row(
+            "SELECT id, object_type, label, status, score, weakest, size, created_at, matcher
+             FROM clusters WHERE id = ?1",
+            [id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, f64>(4)?,
+                    r.get::<_, f64>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, String>(8)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((ot, label, status, score, weakest, size, created_at, matcher)) = head else {
+        return Ok(None);
+    };
+    let rids: Vec<i64> = conn
+        .prepare_cached("SELECT rid FROM cluster_members WHERE cluster_id = ?1 ORDER BY rid")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut members = Vec::with_capacity(rids.len());
+    for rid in rids {
+        let rec = records::get_by_rid(conn, rid)?
+            .with_context(|| format!("cluster {id} names record row {rid}, which is missing"))?;
+        members.push(rec);
+    }
+    let pairs = conn
+        .prepare_cached(
+            "SELECT a_rid, b_rid, score, explanation FROM pair_scores
+             WHERE cluster_id = ?1 ORDER BY score DESC, a_rid, b_rid",
+        )?
+        .query_map([id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, f64>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .map(|(a_rid, b_rid, score, text)| PairScore {
+            a_rid,
+            b_rid,
+            score,
+            // An explanation that is not JSON is still shown, as text.
+            explanation: serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        })
+        .collect();
+    let mut row = QueueRow {
+        id,
+        object_type: ot
+            .parse()
+            .map_err(|e: String| anyhow!("cluster {id}: {e}"))?,
+        label,
+        status: status
+            .parse()
+            .map_err(|e: String| anyhow!("cluster {id}: {e}"))?,
+        score,
+        weakest,
+        size: u32::try_from(size).unwrap_or(0),
+        created_at,
+    };
+    fill_missing_labels(conn, std::slice::from_mut(&mut row))?;
+    Ok(Some(ClusterDetail {
+        row,
+        matcher,
+        members,
+        pairs,
+        decisions: decisions::for_cluster(conn, id)?,
+    }))
+}
+
+/// An approved cluster with its merge job, if the executor has made one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeRow {
+    pub cluster_id: i64,
+    pub label: String,
+    pub cluster_status: ClusterStatus,
+    pub size: u32,
+    pub job: Option<MergeJobRow>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeJobRow {
+    pub id: i64,
+    pub status: String,
+    pub attempts: u32,
+    pub survivor_id: Option<String>,
+    pub last_error: Option<String>,
+    pub updated_at: String,
+    /// Steps done out of all steps.
+    pub steps_done: u32,
+    pub steps: u32,
+}
+
+/// Clusters past the steward (approved, merging, merged, failed) with their newest merge job,
+/// failures first, then most recently changed.
+pub fn merges(conn: &Connection, limit: u64) -> Result<Vec<MergeRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.id, c.label, c.status, c.size,
+                j.id, j.status, j.attempts, j.survivor_id, j.last_error, j.updated_at,
+                (SELECT COUNT(*) FROM merge_steps s WHERE s.job_id = j.id AND s.state = 'done'),
+                (SELECT COUNT(*) FROM merge_steps s WHERE s.job_id = j.id)
+         FROM clusters c
+         LEFT JOIN merge_jobs j ON j.id = (SELECT MAX(id) FROM merge_jobs WHERE cluster_id = c.id)
+         WHERE c.status IN ('approved', 'merging', 'merged', 'failed')
+         ORDER BY (c.status = 'failed' OR j.status = 'failed') DESC,
+                  COALESCE(j.updated_at, c.updated_at) DESC, c.id
+         LIMIT ?1",
+    )?;
+    let raw = stmt
+        .query_map([limit.min(i64::MAX as u64) as i64], |r| {
+            let job_id: Option<i64> = r.get(4)?;
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                match job_id {
+                    None => None,
+                    Some(id) => Some(MergeJobRow {
+                        id,
+                        status: r.get(5)?,
+                        attempts: u32::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
+                        survivor_id: r.get(7)?,
+                        last_error: r.get(8)?,
+                        updated_at: r.get(9)?,
+                        steps_done: u32::try_from(r.get::<_, i64>(10)?).unwrap_or(0),
+                        steps: u32::try_from(r.get::<_, i64>(11)?).unwrap_or(0),
+                    }),
+                },
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut rows = Vec::with_capacity(raw.len());
+    for (cluster_id, label, status, size, job) in raw {
+        let mut q = QueueRow {
+            id: cluster_id,
+            object_type: ObjectType::Contacts,
+            label,
+            status: status
+                .parse()
+                .map_err(|e: String| anyhow!("cluster {cluster_id}: {e}"))?,
+            score: 0.0,
+            weakest: 0.0,
+            size: u32::try_from(size).unwrap_or(0),
+            created_at: String::new(),
+        };
+        fill_missing_labels(conn, std::slice::from_mut(&mut q))?;
+        rows.push(MergeRow {
+            cluster_id,
+            label: q.label,
+            cluster_status: q.status,
+            size: q.size,
+            job,
+        });
+    }
+    Ok(rows)
+}

@@ -1,0 +1,1229 @@
+//! The one owner of the review UI's mutable state. Input arrives as [`Action`]s (already
+//! translated by the keymap) and background results as [`Msg`]s; [`App::update`] and
+//! [`App::on_message`] are the only places state changes. Work that touches the workspace
+//! (loading a page or a cluster, writing a decision) is spawned as a tokio task that calls the
+//! store and answers with exactly one `Msg`, so the UI never waits on SQLite and a decision is
+//! committed before the screen moves on. Rendering lives in `views` and only reads this state.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use super::keymap::{Command, Context, Edit, KeyOverrides, Keymap};
+use super::sanitize::sanitize;
+use super::suggest::{self, Suggestion};
+use crate::config::{Config, SourcesConfig};
+use crate::diff::{self, FieldAgreement, Segment};
+use crate::model::ObjectType;
+use crate::precedence::Rules;
+use crate::store::Store;
+use crate::store::decisions::{self, Decision, FieldChoice, NewDecision, Undone, Verdict};
+use crate::store::queue::{
+    self, ClusterDetail, ClusterStatus, MergeRow, QueuePage, QueueQuery, QueueRow, StatusFilter,
+};
+
+/// Rows fetched per queue page; the screen shows a window of it.
+const PAGE: u64 = 256;
+/// Lines of chrome around the queue table (header, filter line, column titles, status, hints).
+pub(crate) const QUEUE_CHROME: u16 = 5;
+
+/// What the background task (pull, match, merge) reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    pub stage: Stage,
+    pub done: u64,
+    pub total: Option<u64>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Pulling,
+    Matching,
+    Merging,
+    /// The task finished; the queue is reloaded.
+    Done,
+    Failed,
+}
+
+impl Stage {
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Pulling => "pulling",
+            Stage::Matching => "matching",
+            Stage::Merging => "merging",
+            Stage::Done => "done",
+            Stage::Failed => "failed",
+        }
+    }
+}
+
+/// What the steward asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Command(Command),
+    Edit(Edit),
+    /// The terminal's new size in columns and rows.
+    Resize(u16, u16),
+}
+
+/// Per-status cluster counts, as the queue header shows them.
+pub type Counts = Vec<(ClusterStatus, u64)>;
+
+/// Answers from background work. A handful arrive per key press, so their size does not
+/// matter and they are not boxed.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Msg {
+    Progress(Progress),
+    Done(Outcome),
+    /// A background task panicked. The panic hook has already restored the terminal, so the
+    /// review ends with this as its error.
+    Crashed(String),
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Outcome {
+    Page {
+        generation: u64,
+        page: Result<QueuePage>,
+        open_index: Option<u64>,
+        select_id: Option<i64>,
+    },
+    Cluster {
+        index: Option<u64>,
+        cluster: Result<Option<Box<ClusterState>>>,
+    },
+    Decided {
+        index: Option<u64>,
+        advance: bool,
+        result: Result<(Decision, Counts)>,
+    },
+    Undone(Result<(Option<Undone>, Counts)>),
+    Merges(Result<Vec<MergeRow>>),
+    Retried(i64, Result<bool>),
+}
+
+/// Settings the app takes from the configuration.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub steward: String,
+    pub sources: SourcesConfig,
+    pub properties: BTreeMap<ObjectType, Vec<String>>,
+    pub keymap: Keymap,
+    /// Which value survives per field, and which record is primary.
+    pub rules: Arc<Rules>,
+    /// Colour off (`NO_COLOR`): differences are shown by markers and modifiers only.
+    pub no_color: bool,
+}
+
+impl Options {
+    pub fn from_config(config: &Config) -> Result<Options> {
+        Self::with_keys(config, &config.keys)
+    }
+
+    fn with_keys(config: &Config, keys: &KeyOverrides) -> Result<Options> {
+        Ok(Options {
+            steward: config.workspace.steward.clone(),
+            sources: config.sources.clone(),
+            properties: ObjectType::ALL
+                .into_iter()
+                .map(|t| (t, config.properties(t)))
+                .collect(),
+            keymap: Keymap::new(keys).context("the [keys] section of the configuration")?,
+            rules: Arc::new(Rules::for_config(config)?),
+            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Queue,
+    Cluster,
+    Merges,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptKind {
+    Filter,
+    Note,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    pub kind: PromptKind,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flash {
+    pub text: String,
+    pub error: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct QueueState {
+    pub query: QueueQuery,
+    /// Loaded rows, starting at `offset` in the filtered list.
+    pub rows: Vec<QueueRow>,
+    pub offset: u64,
+    pub total: u64,
+    pub counts: Vec<(ClusterStatus, u64)>,
+    /// Absolute position of the selected row in the filtered list.
+    pub cursor: u64,
+    pub loading: bool,
+    pub loaded_once: bool,
+    generation: u64,
+}
+
+impl QueueState {
+    pub fn row(&self, index: u64) -> Option<&QueueRow> {
+        index
+            .checked_sub(self.offset)
+            .and_then(|i| self.rows.get(i as usize))
+    }
+
+    fn set_status(&mut self, cluster: i64, status: ClusterStatus) {
+        if let Some(r) = self.rows.iter_mut().find(|r| r.id == cluster) {
+            r.status = status;
+        }
+    }
+}
+
+/// One record's value of one field, prepared for display.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    pub value: Option<String>,
+    /// The sanitized value split into runs that differ from the surviving value, or not.
+    pub segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldRow {
+    pub name: String,
+    pub agreement: FieldAgreement,
+    pub cells: Vec<Cell>,
+    /// The surviving value: the steward's pick, else the suggestion.
+    pub survivor: Option<FieldChoice>,
+    pub picked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterState {
+    pub detail: ClusterDetail,
+    pub fields: Vec<String>,
+    pub suggestion: Suggestion,
+    pub rows: Vec<FieldRow>,
+    pub primary: String,
+    pub excluded: BTreeSet<String>,
+    /// Values the steward took by hand, per field.
+    pub picks: BTreeMap<String, FieldChoice>,
+    /// Index into `rows` (all of them, folded or not).
+    pub field_cursor: usize,
+    pub record_cursor: usize,
+    pub fold: bool,
+    pub explain: bool,
+    /// First line of the explanation overlay shown.
+    pub explain_scroll: u16,
+}
+
+impl ClusterState {
+    /// Build the screen state of a loaded cluster, picking up where the standing decision left
+    /// off (primary, exclusions, picked values) when there is one.
+    pub fn new(detail: ClusterDetail, opts: &Options) -> ClusterState {
+        let configured = opts
+            .properties
+            .get(&detail.row.object_type)
+            .cloned()
+            .unwrap_or_default();
+        let mut fields: Vec<String> = configured
+            .iter()
+            .filter(|f| !is_bookkeeping(f))
+            .filter(|f| detail.members.iter().any(|m| m.record.get(f).is_some()))
+            .cloned()
+            .collect();
+        let mut extra: BTreeSet<String> = BTreeSet::new();
+        for m in &detail.members {
+            for (k, v) in &m.record.properties {
+                if v.as_deref().is_some_and(|v| !v.is_empty())
+                    && !configured.contains(k)
+                    && !is_bookkeeping(k)
+                {
+                    extra.insert(k.clone());
+                }
+            }
+        }
+        fields.extend(extra);
+        let standing = detail
+            .decisions
+            .iter()
+            .rev()
+            .find(|d| {
+                d.action == "approve" && !detail.decisions.iter().any(|u| u.undoes == Some(d.id))
+            })
+            .cloned();
+        let mut state = ClusterState {
+            suggestion: suggest::suggest(
+                &detail.members,
+                &fields,
+                &opts.sources,
+                &opts.rules,
+                None,
+            ),
+            detail,
+            fields,
+            rows: Vec::new(),
+            primary: String::new(),
+            excluded: BTreeSet::new(),
+            picks: BTreeMap::new(),
+            field_cursor: 0,
+            record_cursor: 0,
+            fold: false,
+            explain: false,
+            explain_scroll: 0,
+        };
+        state.primary = state.suggestion.primary.record_id.clone();
+        if let Some(d) = standing {
+            if let Some(p) = d.primary_id.filter(|p| state.member_index(p).is_some()) {
+                state.primary = p;
+            }
+            state.excluded = d.excluded.into_iter().collect();
+            state.picks = d
+                .field_choices
+                .into_iter()
+                .filter(|(_, c)| c.decided_by == crate::precedence::DecidedBy::Steward)
+                .collect();
+        }
+        state.rebuild(opts);
+        state
+    }
+
+    fn member_index(&self, id: &str) -> Option<usize> {
+        self.detail.members.iter().position(|m| m.record.id == id)
+    }
+
+    /// Recompute the suggestion and every row after the primary or a pick changed.
+    fn rebuild(&mut self, opts: &Options) {
+        self.suggestion = suggest::suggest(
+            &self.detail.members,
+            &self.fields,
+            &opts.sources,
+            &opts.rules,
+            Some(&self.primary),
+        );
+        self.rows = self
+            .fields
+            .iter()
+            .zip(&self.suggestion.fields)
+            .map(|(name, s)| {
+                let values: Vec<Option<String>> = self
+                    .detail
+                    .members
+                    .iter()
+                    .map(|m| m.record.get(name).map(str::to_string))
+                    .collect();
+                let picked = self.picks.get(name).cloned();
+                let survivor = picked.clone().or_else(|| s.chosen.clone());
+                let reference = survivor
+                    .as_ref()
+                    .and_then(|c| c.value.as_deref())
+                    .map(|v| sanitize(v).into_owned())
+                    .unwrap_or_default();
+                let agreement = diff::compare(values.iter().map(|v| v.as_deref()));
+                let cells = values
+                    .into_iter()
+                    .map(|value| {
+                        let shown = value
+                            .as_deref()
+                            .map(|v| sanitize(v).into_owned())
+                            .unwrap_or_default();
+                        let segments = if agreement == FieldAgreement::Differs {
+                            diff::char_segments(&reference, &shown)
+                        } else {
+                            vec![Segment {
+                                text: shown,
+                                changed: false,
+                            }]
+                        };
+                        Cell { value, segments }
+                    })
+                    .collect();
+                FieldRow {
+                    name: name.clone(),
+                    agreement,
+                    cells,
+                    survivor,
+                    picked: picked.is_some(),
+                }
+            })
+            .collect();
+    }
+
+    /// Row indexes shown, in order: all, or only the differing ones when folded.
+    pub fn visible_rows(&self) -> Vec<usize> {
+        (0..self.rows.len())
+            .filter(|&i| !self.fold || self.rows[i].agreement.differs() || i == self.field_cursor)
+            .collect()
+    }
+
+    /// The field choices an approval records: every field with a surviving value.
+    fn choices(&self) -> BTreeMap<String, FieldChoice> {
+        self.rows
+            .iter()
+            .filter_map(|r| r.survivor.clone().map(|c| (r.name.clone(), c)))
+            .filter(|(_, c)| c.value.is_some())
+            .collect()
+    }
+}
+
+/// Properties every record has and no steward decides on.
+fn is_bookkeeping(name: &str) -> bool {
+    matches!(
+        name,
+        "hs_object_id" | "lastmodifieddate" | "hs_lastmodifieddate" | "hs_merged_object_ids"
+    )
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MergesState {
+    pub rows: Vec<MergeRow>,
+    pub cursor: usize,
+    pub loading: bool,
+}
+
+pub struct App {
+    pub(crate) opts: Options,
+    store: Store,
+    tx: mpsc::UnboundedSender<Msg>,
+    in_flight: usize,
+    pub(crate) screen: Screen,
+    pub(crate) help: bool,
+    pub(crate) prompt: Option<Prompt>,
+    pub(crate) queue: QueueState,
+    pub(crate) cluster: Option<Box<ClusterState>>,
+    /// Position in the queue of the open cluster, when it came from the queue.
+    pub(crate) cluster_index: Option<u64>,
+    pub(crate) merges: MergesState,
+    pub(crate) progress: Option<Progress>,
+    pub(crate) flash: Option<Flash>,
+    pub(crate) now: DateTime<Utc>,
+    frozen_now: bool,
+    /// A decision is being written: further decisions wait for it.
+    pub(crate) saving: bool,
+    pub(crate) size: (u16, u16),
+    crashed: Option<String>,
+    /// A cluster is being loaded to be shown.
+    opening: bool,
+    /// Keys pressed while a decision was saving or a cluster opening, replayed in order once
+    /// the screen has caught up, so fast typing acts on the cluster it was meant for.
+    backlog: std::collections::VecDeque<ratatui::crossterm::event::KeyEvent>,
+    quit: bool,
+    dirty: bool,
+}
+
+/// The receiving end of the app's background answers.
+pub struct Inbox(mpsc::UnboundedReceiver<Msg>);
+
+impl Inbox {
+    pub async fn recv(&mut self) -> Option<Msg> {
+        self.0.recv().await
+    }
+
+    pub fn try_recv(&mut self) -> Option<Msg> {
+        self.0.try_recv().ok()
+    }
+
+    /// Feed answers to `app` until no background work is left. For tests and benchmarks.
+    pub async fn settle(&mut self, app: &mut App) {
+        while app.in_flight > 0 {
+            match self.0.recv().await {
+                Some(msg) => app.on_message(msg),
+                None => break,
+            }
+        }
+    }
+}
+
+impl App {
+    /// A new app on the queue screen; call [`App::start`] to load the first page.
+    pub fn new(store: Store, opts: Options) -> (App, Inbox) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let app = App {
+            opts,
+            store,
+            tx,
+            in_flight: 0,
+            screen: Screen::Queue,
+            help: false,
+            prompt: None,
+            queue: QueueState::default(),
+            cluster: None,
+            cluster_index: None,
+            merges: MergesState::default(),
+            progress: None,
+            flash: None,
+            now: Utc::now(),
+            frozen_now: false,
+            saving: false,
+            size: (80, 24),
+            crashed: None,
+            opening: false,
+            backlog: std::collections::VecDeque::new(),
+            quit: false,
+            dirty: true,
+        };
+        (app, Inbox(rx))
+    }
+
+    /// Use a fixed "now" for ages, so renders are reproducible.
+    pub fn freeze_clock(&mut self, now: DateTime<Utc>) {
+        self.now = now;
+        self.frozen_now = true;
+    }
+
+    pub fn start(&mut self) {
+        self.load_page(0, None, None);
+    }
+
+    pub fn screen(&self) -> Screen {
+        self.screen
+    }
+    pub fn should_quit(&self) -> bool {
+        self.quit
+    }
+    /// Why the review had to stop, when a background task panicked.
+    pub fn crashed(&self) -> Option<&str> {
+        self.crashed.as_deref()
+    }
+    pub fn queue(&self) -> &QueueState {
+        &self.queue
+    }
+    pub fn cluster(&self) -> Option<&ClusterState> {
+        self.cluster.as_deref()
+    }
+    pub fn flash(&self) -> Option<&Flash> {
+        self.flash.as_ref()
+    }
+    pub fn busy(&self) -> bool {
+        self.in_flight > 0
+    }
+
+    /// Whether something changed since the last call: the loop redraws only then.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// The keymap context of the current screen.
+    pub fn context(&self) -> Context {
+        match self.screen {
+            Screen::Queue => Context::Queue,
+            Screen::Cluster => Context::Cluster,
+            Screen::Merges => Context::Merges,
+        }
+    }
+
+    /// Translate a key press through the keymap and apply it; while a decision is saving or a
+    /// cluster opening, keep it for when that is done (Ctrl-c still quits at once).
+    pub fn on_key(&mut self, ev: &ratatui::crossterm::event::KeyEvent) {
+        if self.saving || self.opening {
+            if self.prompt.is_none()
+                && self.opts.keymap.command(self.context(), ev) == Some(Command::Quit)
+            {
+                self.quit = true;
+            } else {
+                self.backlog.push_back(*ev);
+            }
+            return;
+        }
+        self.apply_key(ev);
+    }
+
+    fn apply_key(&mut self, ev: &ratatui::crossterm::event::KeyEvent) {
+        let action = if self.prompt.is_some() {
+            self.opts.keymap.edit(ev).map(Action::Edit)
+        } else {
+            self.opts
+                .keymap
+                .command(self.context(), ev)
+                .map(Action::Command)
+        };
+        if let Some(a) = action {
+            self.update(a);
+        }
+    }
+
+    fn spawn<F>(&mut self, work: F)
+    where
+        F: std::future::Future<Output = Outcome> + Send + 'static,
+    {
+        self.in_flight += 1;
+        let tx = self.tx.clone();
+        let task = tokio::spawn(work);
+        tokio::spawn(async move {
+            let msg = match task.await {
+                Ok(outcome) => Msg::Done(outcome),
+                Err(e) => Msg::Crashed(e.to_string()),
+            };
+            let _ = tx.send(msg);
+        });
+    }
+
+    fn say(&mut self, text: impl Into<String>) {
+        self.flash = Some(Flash {
+            text: text.into(),
+            error: false,
+        });
+    }
+
+    fn fail(&mut self, text: impl Into<String>) {
+        let text = text.into();
+        tracing::warn!(error = %text, "review");
+        self.flash = Some(Flash { text, error: true });
+    }
+
+    pub fn update(&mut self, action: Action) {
+        self.dirty = true;
+        match action {
+            Action::Resize(w, h) => self.size = (w, h),
+            Action::Edit(edit) => self.edit(edit),
+            Action::Command(cmd) => self.command(cmd),
+        }
+    }
+
+    fn edit(&mut self, edit: Edit) {
+        let Some(prompt) = self.prompt.as_mut() else {
+            return;
+        };
+        match edit {
+            Edit::Insert(c) => prompt.text.push(c),
+            Edit::Backspace => {
+                prompt.text.pop();
+            }
+            Edit::Cancel => self.prompt = None,
+            Edit::Submit => {
+                if let Some(p) = self.prompt.take() {
+                    match p.kind {
+                        PromptKind::Filter => self.apply_filter(&p.text),
+                        PromptKind::Note => self.decide(Verdict::Note, p.text),
+                    }
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        if cmd == Command::Quit {
+            self.quit = true;
+            return;
+        }
+        if self.help {
+            if matches!(cmd, Command::Help | Command::Back) {
+                self.help = false;
+            }
+            return;
+        }
+        if cmd == Command::Help {
+            self.help = true;
+            return;
+        }
+        self.flash = None;
+        match self.screen {
+            Screen::Queue => self.queue_command(cmd),
+            Screen::Cluster => self.cluster_command(cmd),
+            Screen::Merges => self.merges_command(cmd),
+        }
+    }
+
+    fn queue_rows_visible(&self) -> u64 {
+        u64::from(self.size.1.saturating_sub(QUEUE_CHROME).max(1))
+    }
+
+    fn queue_command(&mut self, cmd: Command) {
+        let total = self.queue.total;
+        let page = self.queue_rows_visible();
+        let last = total.saturating_sub(1);
+        let cursor = self.queue.cursor;
+        let moved = match cmd {
+            Command::Up => Some(cursor.saturating_sub(1)),
+            Command::Down => Some((cursor + 1).min(last)),
+            Command::PageUp => Some(cursor.saturating_sub(page)),
+            Command::PageDown => Some((cursor + page).min(last)),
+            Command::Top => Some(0),
+            Command::Bottom => Some(last),
+            _ => None,
+        };
+        if let Some(to) = moved {
+            self.queue.cursor = to;
+            self.ensure_window();
+            return;
+        }
+        match cmd {
+            Command::Open if total > 0 => self.open_index(self.queue.cursor),
+            Command::Back => self.quit = true,
+            Command::Filter => {
+                let mut text = self.queue.query.text.clone();
+                if self.queue.query.status != StatusFilter::default() {
+                    if !text.is_empty() {
+                        text.push(' ');
+                    }
+                    text.push_str(&format!("status:{}", self.queue.query.status.label()));
+                }
+                self.prompt = Some(Prompt {
+                    kind: PromptKind::Filter,
+                    text,
+                });
+            }
+            Command::Sort => {
+                self.queue.query.sort = self.queue.query.sort.next();
+                self.queue.cursor = 0;
+                self.load_page(0, None, None);
+            }
+            Command::Status => {
+                self.queue.query.status = self.queue.query.status.next();
+                self.queue.cursor = 0;
+                self.load_page(0, None, None);
+            }
+            Command::Merges => {
+                self.screen = Screen::Merges;
+                self.load_merges();
+            }
+            Command::Undo => self.undo(),
+            Command::Refresh => self.reload_queue(),
+            _ => {}
+        }
+    }
+
+    /// Load the page around the cursor when the visible window is not all loaded.
+    fn ensure_window(&mut self) {
+        let h = self.queue_rows_visible();
+        let first = (self.queue.cursor / h) * h;
+        let end = (first + h).min(self.queue.total);
+        let loaded_end = self.queue.offset + self.queue.rows.len() as u64;
+        if first < self.queue.offset || end > loaded_end {
+            self.load_page(first.saturating_sub(PAGE / 4), None, None);
+        }
+    }
+
+    fn apply_filter(&mut self, text: &str) {
+        let mut status = StatusFilter::default();
+        let mut words = Vec::new();
+        for word in text.split_whitespace() {
+            if let Some(s) = word.strip_prefix("status:") {
+                status = match s {
+                    "open" => StatusFilter::Open,
+                    "all" | "" => StatusFilter::All,
+                    other => match other.parse::<ClusterStatus>() {
+                        Ok(st) => StatusFilter::Only(st),
+                        Err(e) => {
+                            self.fail(format!("filter: {e} (use open, all or a status)"));
+                            return;
+                        }
+                    },
+                };
+            } else {
+                words.push(word);
+            }
+        }
+        self.queue.query.status = status;
+        self.queue.query.text = words.join(" ");
+        self.queue.cursor = 0;
+        self.load_page(0, None, None);
+    }
+
+    fn reload_queue(&mut self) {
+        let select = self.queue.row(self.queue.cursor).map(|r| r.id);
+        let h = self.queue_rows_visible();
+        let first = (self.queue.cursor / h) * h;
+        self.load_page(first.saturating_sub(PAGE / 4), None, select);
+    }
+
+    fn load_page(&mut self, offset: u64, open_index: Option<u64>, select_id: Option<i64>) {
+        self.queue.generation += 1;
+        self.queue.loading = true;
+        let generation = self.queue.generation;
+        let mut query = self.queue.query.clone();
+        query.offset = offset;
+        query.limit = PAGE;
+        let store = self.store.clone();
+        self.spawn(async move {
+            let page = store.call(move |c| queue::page(c, &query)).await;
+            Outcome::Page {
+                generation,
+                page,
+                open_index,
+                select_id,
+            }
+        });
+    }
+
+    /// Open the cluster at `index` of the queue, fetching its page first when needed.
+    fn open_index(&mut self, index: u64) {
+        self.queue.cursor = index;
+        match self.queue.row(index) {
+            Some(row) => {
+                let id = row.id;
+                self.load_cluster(id, Some(index));
+            }
+            None => {
+                self.opening = true;
+                self.load_page(index.saturating_sub(PAGE / 4), Some(index), None);
+            }
+        }
+    }
+
+    fn load_cluster(&mut self, id: i64, index: Option<u64>) {
+        self.opening = true;
+        let store = self.store.clone();
+        let opts = self.opts.clone();
+        self.spawn(async move {
+            let cluster = store
+                .call(move |c| queue::cluster(c, id))
+                .await
+                .map(|d| d.map(|d| Box::new(ClusterState::new(d, &opts))));
+            Outcome::Cluster { index, cluster }
+        });
+    }
+
+    fn cluster_command(&mut self, cmd: Command) {
+        let opts = self.opts.clone();
+        let Some(cl) = self.cluster.as_deref_mut() else {
+            self.screen = Screen::Queue;
+            return;
+        };
+        if cl.explain {
+            // The explanation overlay takes the movement keys to scroll.
+            match cmd {
+                Command::Up => cl.explain_scroll = cl.explain_scroll.saturating_sub(1),
+                Command::Down => cl.explain_scroll = cl.explain_scroll.saturating_add(1),
+                Command::PageUp => cl.explain_scroll = cl.explain_scroll.saturating_sub(10),
+                Command::PageDown => cl.explain_scroll = cl.explain_scroll.saturating_add(10),
+                Command::Top => cl.explain_scroll = 0,
+                _ => {}
+            }
+            if !matches!(cmd, Command::Explain | Command::Back) {
+                return;
+            }
+        }
+        let visible = cl.visible_rows();
+        let pos = visible
+            .iter()
+            .position(|&i| i == cl.field_cursor)
+            .unwrap_or(0);
+        let step = usize::from(self.size.1.saturating_sub(10).max(1));
+        let go = |to: usize| {
+            visible
+                .get(to.min(visible.len().saturating_sub(1)))
+                .copied()
+        };
+        let members = cl.detail.members.len();
+        match cmd {
+            Command::Up => cl.field_cursor = go(pos.saturating_sub(1)).unwrap_or(0),
+            Command::Down => cl.field_cursor = go(pos + 1).unwrap_or(0),
+            Command::PageUp => cl.field_cursor = go(pos.saturating_sub(step)).unwrap_or(0),
+            Command::PageDown => cl.field_cursor = go(pos + step).unwrap_or(0),
+            Command::Top => cl.field_cursor = go(0).unwrap_or(0),
+            Command::Bottom => cl.field_cursor = go(usize::MAX).unwrap_or(0),
+            Command::Left => cl.record_cursor = cl.record_cursor.saturating_sub(1),
+            Command::Right => {
+                cl.record_cursor = (cl.record_cursor + 1).min(members.saturating_sub(1))
+            }
+            Command::Fold => cl.fold = !cl.fold,
+            Command::Explain => cl.explain = !cl.explain,
+            Command::TakeValue => {
+                let Some(row) = cl.rows.get(cl.field_cursor) else {
+                    return;
+                };
+                let Some(rec) = cl.detail.members.get(cl.record_cursor) else {
+                    return;
+                };
+                let field = row.name.clone();
+                let choice = FieldChoice {
+                    value: rec.record.get(&field).map(str::to_string),
+                    record_id: Some(rec.record.id.clone()),
+                    system: Some(suggest::value_system(rec, &field, &opts.sources)),
+                    reason: "steward".into(),
+                    decided_by: crate::precedence::DecidedBy::Steward,
+                };
+                let msg = format!("{field}: keeping the value of record {}", rec.record.id);
+                cl.picks.insert(field, choice);
+                cl.rebuild(&opts);
+                self.say(msg);
+            }
+            Command::MakePrimary => {
+                let Some(rec) = cl.detail.members.get(cl.record_cursor) else {
+                    return;
+                };
+                let id = rec.record.id.clone();
+                cl.excluded.remove(&id);
+                cl.primary = id.clone();
+                cl.rebuild(&opts);
+                self.say(format!("record {id} is the primary"));
+            }
+            Command::Exclude => {
+                let Some(rec) = cl.detail.members.get(cl.record_cursor) else {
+                    return;
+                };
+                let id = rec.record.id.clone();
+                if cl.excluded.remove(&id) {
+                    self.say(format!("record {id} is back in the merge"));
+                } else if id == cl.primary {
+                    self.fail("the primary cannot be excluded; make another record primary first");
+                } else if members - cl.excluded.len() <= 2 {
+                    self.fail("a merge needs two records; reject the cluster instead");
+                } else {
+                    cl.excluded.insert(id.clone());
+                    cl.picks
+                        .retain(|_, c| c.record_id.as_deref() != Some(id.as_str()));
+                    cl.rebuild(&opts);
+                    self.say(format!("record {id} is excluded from the merge"));
+                }
+            }
+            Command::Approve => self.decide(Verdict::Approve, String::new()),
+            Command::Reject => self.decide(Verdict::Reject, String::new()),
+            Command::Defer => self.decide(Verdict::Defer, String::new()),
+            Command::Note => {
+                self.prompt = Some(Prompt {
+                    kind: PromptKind::Note,
+                    text: String::new(),
+                })
+            }
+            Command::Next => self.open_next(),
+            Command::Undo => self.undo(),
+            Command::Back => {
+                if cl.explain {
+                    cl.explain = false;
+                } else {
+                    self.screen = Screen::Queue;
+                    self.cluster = None;
+                    self.reload_queue();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn open_next(&mut self) {
+        let Some(index) = self.cluster_index else {
+            self.screen = Screen::Queue;
+            self.cluster = None;
+            self.reload_queue();
+            return;
+        };
+        let next = index + 1;
+        if next >= self.queue.total {
+            self.screen = Screen::Queue;
+            self.cluster = None;
+            self.reload_queue();
+            self.say("that was the last cluster of the queue");
+        } else {
+            self.open_index(next);
+        }
+    }
+
+    fn decide(&mut self, verdict: Verdict, note: String) {
+        if self.saving {
+            self.fail("still saving the previous decision");
+            return;
+        }
+        let Some(cl) = self.cluster.as_deref() else {
+            return;
+        };
+        let approve = verdict == Verdict::Approve;
+        let new = NewDecision {
+            cluster_id: cl.detail.row.id,
+            steward: self.opts.steward.clone(),
+            verdict,
+            primary_id: approve.then(|| cl.primary.clone()),
+            field_choices: if approve {
+                cl.choices()
+            } else {
+                BTreeMap::new()
+            },
+            excluded: if approve {
+                cl.excluded.iter().cloned().collect()
+            } else {
+                Vec::new()
+            },
+            note,
+        };
+        self.saving = true;
+        let index = self.cluster_index;
+        let store = self.store.clone();
+        self.spawn(async move {
+            let result = store
+                .call(move |c| {
+                    let d = decisions::record(c, &new)?;
+                    Ok((d, queue::status_counts(c)?))
+                })
+                .await;
+            Outcome::Decided {
+                index,
+                advance: verdict != Verdict::Note,
+                result,
+            }
+        });
+    }
+
+    fn undo(&mut self) {
+        if self.saving {
+            self.fail("still saving the previous decision");
+            return;
+        }
+        self.saving = true;
+        let store = self.store.clone();
+        let steward = self.opts.steward.clone();
+        self.spawn(async move {
+            let result = store
+                .call(move |c| {
+                    let u = decisions::undo_last(c, &steward)?;
+                    Ok((u, queue::status_counts(c)?))
+                })
+                .await;
+            Outcome::Undone(result)
+        });
+    }
+
+    fn load_merges(&mut self) {
+        self.merges.loading = true;
+        let store = self.store.clone();
+        self.spawn(async move { Outcome::Merges(store.call(|c| queue::merges(c, 500)).await) });
+    }
+
+    fn merges_command(&mut self, cmd: Command) {
+        let last = self.merges.rows.len().saturating_sub(1);
+        let c = self.merges.cursor;
+        let step = usize::from(self.size.1.saturating_sub(8).max(1));
+        match cmd {
+            Command::Up => self.merges.cursor = c.saturating_sub(1),
+            Command::Down => self.merges.cursor = (c + 1).min(last),
+            Command::PageUp => self.merges.cursor = c.saturating_sub(step),
+            Command::PageDown => self.merges.cursor = (c + step).min(last),
+            Command::Top => self.merges.cursor = 0,
+            Command::Bottom => self.merges.cursor = last,
+            Command::Back => {
+                self.screen = Screen::Queue;
+                self.reload_queue();
+            }
+            Command::Refresh => self.load_merges(),
+            Command::Retry => {
+                let job = self.merges.rows.get(c).and_then(|r| r.job.as_ref());
+                match job {
+                    Some(j) if matches!(j.status.as_str(), "failed" | "paused") => {
+                        let id = j.id;
+                        let store = self.store.clone();
+                        self.spawn(async move {
+                            Outcome::Retried(
+                                id,
+                                store
+                                    .call(move |c| {
+                                        Ok(crate::store::journal::retry_failed(c, Some(id))? > 0)
+                                    })
+                                    .await,
+                            )
+                        });
+                    }
+                    Some(j) => {
+                        let msg = format!(
+                            "merge job {} is {}; only failed jobs are retried",
+                            j.id, j.status
+                        );
+                        self.fail(msg)
+                    }
+                    None => self.fail("this cluster has no merge job yet"),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_message(&mut self, msg: Msg) {
+        self.dirty = true;
+        match msg {
+            Msg::Progress(p) => {
+                let finished = p.stage == Stage::Done;
+                self.progress = Some(p);
+                if finished && self.screen == Screen::Queue {
+                    self.reload_queue();
+                }
+            }
+            Msg::Done(outcome) => {
+                self.in_flight = self.in_flight.saturating_sub(1);
+                self.on_outcome(outcome);
+            }
+            Msg::Crashed(e) => {
+                self.in_flight = self.in_flight.saturating_sub(1);
+                tracing::error!(error = %e, "background task panicked");
+                self.crashed = Some(e);
+                self.quit = true;
+            }
+        }
+        while !(self.saving || self.opening) {
+            let Some(ev) = self.backlog.pop_front() else {
+                break;
+            };
+            self.apply_key(&ev);
+        }
+    }
+
+    fn on_outcome(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Page {
+                generation,
+                page,
+                open_index,
+                select_id,
+            } => {
+                if open_index.is_some() {
+                    // Opening goes on with the cluster load below, if this page still counts.
+                    self.opening = false;
+                }
+                // Latest request wins: an older page arriving late is dropped.
+                if generation != self.queue.generation {
+                    return;
+                }
+                self.queue.loading = false;
+                match page {
+                    Ok(page) => {
+                        if !self.frozen_now {
+                            self.now = Utc::now();
+                        }
+                        self.queue.loaded_once = true;
+                        self.queue.offset = page.offset;
+                        self.queue.rows = page.rows;
+                        self.queue.total = page.total;
+                        self.queue.counts = page.counts;
+                        if let Some(id) = select_id
+                            && let Some(i) = self.queue.rows.iter().position(|r| r.id == id)
+                        {
+                            self.queue.cursor = self.queue.offset + i as u64;
+                        }
+                        self.queue.cursor =
+                            self.queue.cursor.min(self.queue.total.saturating_sub(1));
+                        if let Some(i) = open_index {
+                            if let Some(row) = self.queue.row(i) {
+                                let id = row.id;
+                                self.load_cluster(id, Some(i));
+                            } else {
+                                self.screen = Screen::Queue;
+                                self.cluster = None;
+                            }
+                        }
+                    }
+                    Err(e) => self.fail(format!("loading the queue: {e:#}")),
+                }
+            }
+            Outcome::Cluster { index, cluster } => {
+                self.opening = false;
+                match cluster {
+                    Ok(Some(cl)) => {
+                        if let Some(i) = index {
+                            self.queue.cursor = i;
+                        }
+                        self.cluster_index = index;
+                        self.cluster = Some(cl);
+                        self.screen = Screen::Cluster;
+                    }
+                    Ok(None) => self.fail("that cluster is gone (re-matched?); reload with Ctrl-r"),
+                    Err(e) => self.fail(format!("loading the cluster: {e:#}")),
+                }
+            }
+            Outcome::Decided {
+                index,
+                advance,
+                result,
+            } => {
+                self.saving = false;
+                match result {
+                    Ok((d, counts)) => {
+                        self.queue.counts = counts;
+                        if let Some(status) = match d.action.as_str() {
+                            "approve" => Some(ClusterStatus::Approved),
+                            "reject" => Some(ClusterStatus::Rejected),
+                            "defer" => Some(ClusterStatus::Deferred),
+                            _ => None,
+                        } {
+                            self.queue.set_status(d.cluster_id, status);
+                            if let Some(cl) = self.cluster.as_deref_mut()
+                                && cl.detail.row.id == d.cluster_id
+                            {
+                                cl.detail.row.status = status;
+                            }
+                        }
+                        if let Some(cl) = self.cluster.as_deref_mut()
+                            && cl.detail.row.id == d.cluster_id
+                        {
+                            cl.detail.decisions.push(d.clone());
+                        }
+                        let text = match d.action.as_str() {
+                            "approve" => format!("cluster #{} approved", d.cluster_id),
+                            "reject" => {
+                                format!("cluster #{} rejected: not duplicates", d.cluster_id)
+                            }
+                            "defer" => format!("cluster #{} deferred", d.cluster_id),
+                            _ => format!("note added to cluster #{}", d.cluster_id),
+                        };
+                        if advance && self.screen == Screen::Cluster {
+                            self.cluster_index = index;
+                            self.open_next();
+                        }
+                        // After open_next, so its own message (end of queue) gives way.
+                        if self.flash.as_ref().is_none_or(|f| !f.error) {
+                            self.say(text);
+                        }
+                    }
+                    Err(e) => self.fail(format!("{e:#}")),
+                }
+            }
+            Outcome::Undone(result) => {
+                self.saving = false;
+                match result {
+                    Ok((None, _)) => self.fail("nothing to undo"),
+                    Ok((Some(u), counts)) => {
+                        self.queue.counts = counts;
+                        let id = u.undone.cluster_id;
+                        self.queue.set_status(id, u.status);
+                        self.say(format!(
+                            "undid the {} of cluster #{id}; it is {} again",
+                            u.undone.action, u.status
+                        ));
+                        if self.screen == Screen::Queue {
+                            self.reload_queue();
+                        } else if self.screen == Screen::Cluster {
+                            let index = self
+                                .queue
+                                .rows
+                                .iter()
+                                .position(|r| r.id == id)
+                                .map(|i| self.queue.offset + i as u64);
+                            self.load_cluster(id, index);
+                        }
+                    }
+                    Err(e) => self.fail(format!("undo: {e:#}")),
+                }
+            }
+            Outcome::Merges(rows) => {
+                self.merges.loading = false;
+                match rows {
+                    Ok(rows) => {
+                        self.merges.cursor = self.merges.cursor.min(rows.len().saturating_sub(1));
+                        self.merges.rows = rows;
+                    }
+                    Err(e) => self.fail(format!("loading merges: {e:#}")),
+                }
+            }
+            Outcome::Retried(id, result) => match result {
+                Ok(true) => {
+                    self.say(format!("merge job {id} queued again"));
+                    self.load_merges();
+                }
+                Ok(false) => self.fail(format!("merge job {id} was no longer failed")),
+                Err(e) => self.fail(format!("retry: {e:#}")),
+            },
+        }
+    }
+}

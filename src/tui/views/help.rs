@@ -1,0 +1,50 @@
+//! The help overlay, generated from the live keymap: what it shows is what the keys do.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::{centered, overlay, width};
+use crate::tui::app::App;
+use crate::tui::sanitize::fit;
+use crate::tui::theme::Theme;
+
+pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
+    let ctx = app.context();
+    let entries = app.opts.keymap.help(ctx);
+    let key_w = entries
+        .iter()
+        .map(|(k, _)| width(k))
+        .max()
+        .unwrap_or(4)
+        .min(12);
+    let entry_w = key_w + 2 + 32;
+    let rect = centered(
+        area,
+        area.width.saturating_sub(2),
+        area.height.saturating_sub(2),
+    );
+    let title = format!(
+        " Keys: {} screen (from your keymap; ? or Esc closes) ",
+        ctx.title().to_lowercase()
+    );
+    let inner = overlay(frame, rect, &title, theme);
+    let cols = (usize::from(inner.width) / (entry_w + 2)).max(1);
+    let rows = entries.len().div_ceil(cols);
+    let mut lines = Vec::with_capacity(rows);
+    for r in 0..rows {
+        let mut spans = Vec::new();
+        for c in 0..cols {
+            let Some((keys, desc)) = entries.get(c * rows + r) else {
+                continue;
+            };
+            spans.push(Span::styled(fit(keys, key_w), theme.key()));
+            spans.push(Span::raw("  "));
+            spans.push(Span::raw(fit(desc, entry_w - key_w - 2)));
+            spans.push(Span::raw("  "));
+        }
+        lines.push(Line::from(spans));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}

@@ -1,0 +1,114 @@
+//! Crash safety of the executor: the real `dupdesk apply` process is killed (SIGKILL) at random
+//! points ten times while it merges, many of them while a merge was sent and its answer not yet
+//! recorded; after a final uninterrupted run every approved merge is applied exactly once (the
+//! sandbox's merge log is the witness) and every job is merged.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use dupdesk::sandbox::FaultSpec;
+use dupdesk::store::journal;
+use rand::{Rng, SeedableRng};
+
+fn apply_command(ws: &std::path::Path, base_url: &str, logs: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dupdesk"));
+    cmd.arg("--workspace")
+        .arg(ws)
+        .arg("apply")
+        .env("HUBSPOT_ACCESS_TOKEN", TOKEN)
+        .env("DUPDESK_CRM__KIND", "hubspot")
+        .env("DUPDESK_CRM__BASE_URL", base_url)
+        .env("DUPDESK_CRM__TIMEOUT_SECS", "1")
+        .env("DUPDESK_CRM__RATE_LIMIT", "100000")
+        .env("DUPDESK_LOGGING__DIR", logs)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_apply_ten_times_never_merges_twice_nor_loses_a_merge() {
+    let (seed, planted) = planted_clusters(60);
+    // A third of the merges are applied but never answered: the client waits for its timeout
+    // with the merge sent and unrecorded, which is where most kills land.
+    let faults: FaultSpec = "drop_after_merge=0.3,500=0.03,seed=5".parse().unwrap();
+    let sandbox = start_sandbox(seed, generous(), faults).await;
+    let dir = tempfile::tempdir().unwrap();
+    let crm = connector(
+        &sandbox.base_url(),
+        100_000,
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+    );
+    let store = pulled_workspace(dir.path(), crm.as_ref()).await;
+    approve_all(&store, &planted).await;
+    let ws = store.path().to_path_buf();
+    drop(store);
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+    let mut kills_with_a_sent_step = 0;
+    for _ in 0..10 {
+        let mut child = apply_command(&ws, &sandbox.base_url(), dir.path())
+            .spawn()
+            .unwrap();
+        let wait = rng.random_range(150..1200);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+        }
+        child.wait().unwrap();
+        let store = dupdesk::store::Store::open(&ws).unwrap();
+        let sent: i64 = store
+            .call(|c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) FROM merge_steps WHERE state = 'sent'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        if sent > 0 {
+            kills_with_a_sent_step += 1;
+        }
+    }
+    assert!(
+        kills_with_a_sent_step >= 1,
+        "no kill landed between a merge's send and its recorded result"
+    );
+
+    // Resume until done.
+    for _ in 0..5 {
+        let out = apply_command(&ws, &sandbox.base_url(), dir.path())
+            .arg("--retry-failed")
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+    }
+
+    let log = sandbox.merge_log().await.unwrap();
+    let mut by_loser: HashMap<&str, usize> = HashMap::new();
+    for e in &log {
+        *by_loser.entry(e.object_id_to_merge.as_str()).or_default() += 1;
+    }
+    let losers: usize = planted.iter().map(|p| p.ids.len() - 1).sum();
+    assert_eq!(log.len(), losers);
+    for p in &planted {
+        for loser in &p.ids[1..] {
+            assert_eq!(by_loser.get(loser.as_str()), Some(&1), "loser {loser}");
+        }
+    }
+    let store = dupdesk::store::Store::open(&ws).unwrap();
+    let jobs = store.call(|c| journal::all_jobs(c)).await.unwrap();
+    assert_eq!(jobs.len(), planted.len());
+    assert!(jobs.iter().all(|j| j.status == "merged"));
+    sandbox.shutdown().await;
+}

@@ -1,0 +1,128 @@
+//! `dupdesk mapping import | rebuild | show` through the real binary, against a real workspace
+//! file and the sandbox CRM over HTTP.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::*;
+use dupdesk::model::ObjectType;
+use dupdesk::sandbox::FaultSpec;
+use dupdesk::store::{Store, mapping};
+
+fn dupdesk(ws: &std::path::Path, base_url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dupdesk"))
+        .arg("--workspace")
+        .arg(ws)
+        .args(args)
+        .env("HUBSPOT_ACCESS_TOKEN", TOKEN)
+        .env("DUPDESK_CRM__BASE_URL", base_url)
+        .env("DUPDESK_LOGGING__DIR", ws.parent().unwrap())
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_show_and_rebuild() {
+    let (seed, planted) = planted_clusters(3);
+    let sandbox = start_sandbox(seed, generous(), FaultSpec::default()).await;
+    let crm = connector(
+        &sandbox.base_url(),
+        1000,
+        Duration::from_secs(10),
+        Duration::from_secs(5),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = pulled_workspace(dir.path(), crm.as_ref()).await;
+    let ws = store.path().to_path_buf();
+    let before = store
+        .call(|c| mapping::active_rows(c, ObjectType::Contacts))
+        .await
+        .unwrap();
+    drop(store);
+    let url = sandbox.base_url();
+
+    // A bad file is refused with its line and column, and changes nothing.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "source_system,source_id,target_system,target_id\ncrm,1,erp,E-1\ncrm,2,erp,\n",
+    )
+    .unwrap();
+    let out = dupdesk(&ws, &url, &["mapping", "import", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let msg = text(&out);
+    assert!(msg.contains("bad.csv: line 3, column target_id"), "{msg}");
+    let store = Store::open(&ws).unwrap();
+    assert_eq!(
+        store
+            .call(|c| mapping::rows_for_id(c, "1"))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    drop(store);
+
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, "source_system,source_id,target_system,target_id\nmarketing,M-9,crm,1001\ncrm,1001,billing,B-1\n").unwrap();
+    let out = dupdesk(&ws, &url, &["mapping", "import", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("2 new"));
+    let out = dupdesk(&ws, &url, &["mapping", "show", "1001"]);
+    let shown = text(&out);
+    assert!(
+        shown.contains("marketing:M-9 -> crm:1001") && shown.contains("crm:1001 -> billing:B-1"),
+        "{shown}"
+    );
+
+    // In the CRM: one record gets another ERP id, another loses its ERP id.
+    let first = planted[1].ids[0].clone();
+    let second = planted[2].ids[0].clone();
+    let mut change = BTreeMap::new();
+    change.insert("erp_customer_id".to_string(), "ERP-NEW".to_string());
+    crm.update(ObjectType::Contacts, &first, &change)
+        .await
+        .unwrap();
+    let mut clear = BTreeMap::new();
+    clear.insert("erp_customer_id".to_string(), String::new());
+    crm.update(ObjectType::Contacts, &second, &clear)
+        .await
+        .unwrap();
+    let out = dupdesk(&ws, &url, &["mapping", "rebuild"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("0 new, 1 changed, 1 deactivated"),
+        "{}",
+        text(&out)
+    );
+    let store = Store::open(&ws).unwrap();
+    let after = store
+        .call(|c| mapping::active_rows(c, ObjectType::Contacts))
+        .await
+        .unwrap();
+    let erp_rows = after.iter().filter(|r| r.target_system == "erp").count();
+    assert_eq!(erp_rows, before.len() - 1);
+    let hist = {
+        let first = first.clone();
+        store
+            .call(move |c| mapping::rows_for_id(c, &first))
+            .await
+            .unwrap()
+    };
+    assert_eq!(hist.len(), 2);
+    assert!(!hist[0].active && hist[0].superseded_by == Some(hist[1].id));
+    assert_eq!(hist[1].target_id, "ERP-NEW");
+    sandbox.shutdown().await;
+}

@@ -1,0 +1,292 @@
+//! The matcher against a real workspace file: full and incremental runs keep cluster identity,
+//! `not_duplicates` are never proposed again, a reviewed cluster whose member changed goes
+//! stale, and external cluster files are imported or refused whole.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+
+use dupdesk::config;
+use dupdesk::demo::{DemoOptions, generate};
+use dupdesk::matcher::{self, MatchConfig, MatchMode, PairExplanation};
+use dupdesk::model::{ObjectType, Record};
+use dupdesk::store::records::upsert_records;
+use dupdesk::store::{Store, now_ts};
+use rusqlite::params;
+
+fn cfg() -> MatchConfig {
+    let mut settings = config::load(&config::Sources::default()).unwrap().matcher;
+    // Smaller samples keep a debug build quick; the estimates stay sound at this size.
+    settings.u_sample_pairs = 50_000;
+    settings.em_sample_pairs = 20_000;
+    MatchConfig::new(&settings, ObjectType::Contacts).unwrap()
+}
+
+fn workspace(contacts: usize) -> (tempfile::TempDir, Store, Vec<Record>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("ws.db")).unwrap();
+    let data = generate(&DemoOptions {
+        contacts,
+        companies: 0,
+        ..DemoOptions::default()
+    })
+    .data
+    .contacts;
+    let records = data.clone();
+    store
+        .call_blocking(move |c| {
+            let tx = c.transaction()?;
+            upsert_records(&tx, "crm", &data, "2026-01-01T00:00:00.000Z")?;
+            tx.commit()?;
+            Ok(())
+        })
+        .unwrap();
+    (dir, store, records)
+}
+
+/// (cluster id, status, member record ids sorted)
+fn clusters(store: &Store) -> Vec<(i64, String, Vec<String>)> {
+    store
+        .call_blocking(|c| {
+            let mut stmt = c.prepare(
+                "SELECT c.id, c.status, r.id FROM clusters c
+                 JOIN cluster_members m ON m.cluster_id = c.id JOIN records r ON r.rid = m.rid
+                 ORDER BY c.id, r.id",
+            )?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<(i64, String, String)>>>()?;
+            let mut out: Vec<(i64, String, Vec<String>)> = Vec::new();
+            for (id, status, rec) in rows {
+                match out.last_mut() {
+                    Some(last) if last.0 == id => last.2.push(rec),
+                    _ => out.push((id, status, vec![rec])),
+                }
+            }
+            Ok(out)
+        })
+        .unwrap()
+}
+
+fn change_email(store: &Store, record: &Record, email: &str) {
+    let mut r = record.clone();
+    r.properties
+        .insert("email".to_string(), Some(email.to_string()));
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let now = now_ts();
+    store
+        .call_blocking(move |c| upsert_records(c, "crm", &[r], &now))
+        .unwrap();
+}
+
+#[test]
+fn full_then_incremental_runs_keep_cluster_identity() {
+    let (_dir, store, records) = workspace(400);
+    let cfg = cfg();
+    let first = matcher::run_match(&store, &cfg, MatchMode::Full, &|_| {}).unwrap();
+    assert_eq!(first.mode, "full");
+    assert!(first.clusters > 20, "{first:?}");
+    assert_eq!(first.clusters_new, first.clusters);
+    assert!(first.candidate_pairs > 0 && first.model_fitted);
+    let before = clusters(&store);
+    assert_eq!(before.len(), first.clusters);
+    assert!(
+        before
+            .iter()
+            .all(|(_, s, m)| s == "pending" && m.len() >= 2)
+    );
+
+    // Fingerprints are the hash of the sorted member ids; labels read as names.
+    let (fp, label, size): (String, String, i64) = store
+        .call_blocking(move |c| {
+            Ok(c.query_row(
+                "SELECT fingerprint, label, size FROM clusters WHERE id = ?1",
+                [before_first_id(c)?],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(fp, matcher::persist::fingerprint(&before[0].2));
+    assert!(!label.is_empty());
+    assert_eq!(size as usize, before[0].2.len());
+
+    // Every pair of a cluster has an explanation the TUI can read.
+    let explanations: Vec<String> = store
+        .call_blocking(|c| {
+            let mut stmt = c.prepare("SELECT explanation FROM pair_scores")?;
+            let v = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(v)
+        })
+        .unwrap();
+    assert!(!explanations.is_empty());
+    for json in &explanations {
+        let e: PairExplanation = serde_json::from_str(json).unwrap();
+        assert_eq!(e.fields.len(), cfg.fields.len());
+        assert!((0.0..=1.0).contains(&e.probability));
+    }
+
+    // Nothing changed: an incremental run changes nothing.
+    let second = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
+    assert_eq!(second.mode, "incremental");
+    assert_eq!(second.changed_records, 0);
+    assert_eq!((second.clusters_new, second.clusters_removed), (0, 0));
+    assert_eq!(clusters(&store), before);
+
+    // One record leaves its cluster: only its neighbourhood is redone.
+    let (id, _, members) = before.iter().find(|(_, _, m)| m.len() == 2).unwrap();
+    let moved = records.iter().find(|r| r.id == members[0]).unwrap();
+    let mut r = moved.clone();
+    for p in [
+        "firstname",
+        "lastname",
+        "phone",
+        "company",
+        "city",
+        "erp_customer_id",
+    ] {
+        r.properties.insert(p.to_string(), None);
+    }
+    r.properties
+        .insert("email".to_string(), Some("someone.else@example.org".into()));
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let now = now_ts();
+    store
+        .call_blocking(move |c| upsert_records(c, "crm", &[r], &now))
+        .unwrap();
+    let third = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
+    assert_eq!(third.mode, "incremental");
+    assert_eq!(third.changed_records, 1);
+    assert!(third.candidate_pairs < first.candidate_pairs);
+    let after = clusters(&store);
+    assert!(
+        after.iter().all(|(cid, _, _)| cid != id),
+        "dissolved cluster removed"
+    );
+    assert_eq!(after.len(), before.len() - 1);
+}
+
+fn before_first_id(c: &rusqlite::Connection) -> rusqlite::Result<i64> {
+    c.query_row("SELECT MIN(id) FROM clusters", [], |r| r.get(0))
+}
+
+#[test]
+fn not_duplicates_are_never_proposed_again() {
+    let (_dir, store, _) = workspace(300);
+    let cfg = cfg();
+    matcher::run_match(&store, &cfg, MatchMode::Full, &|_| {}).unwrap();
+    let before = clusters(&store);
+    let (_, _, members) = before.iter().find(|(_, _, m)| m.len() >= 2).unwrap();
+    let (a, b) = (members[0].clone(), members[1].clone());
+    let (x, y) = if a < b {
+        (a.clone(), b.clone())
+    } else {
+        (b.clone(), a.clone())
+    };
+    store
+        .call_blocking(move |c| {
+            c.execute(
+                "INSERT INTO not_duplicates (object_type, a_id, b_id, created_at)
+                 VALUES ('contacts', ?1, ?2, ?3)",
+                params![x, y, now_ts()],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    for mode in [MatchMode::Full, MatchMode::Auto] {
+        matcher::run_match(&store, &cfg, mode, &|_| {}).unwrap();
+        for (_, _, m) in clusters(&store) {
+            assert!(
+                !(m.contains(&a) && m.contains(&b)),
+                "{a} and {b} proposed together again"
+            );
+        }
+    }
+}
+
+#[test]
+fn reviewed_clusters_keep_their_status_unless_a_member_changed() {
+    let (_dir, store, records) = workspace(300);
+    let cfg = cfg();
+    matcher::run_match(&store, &cfg, MatchMode::Full, &|_| {}).unwrap();
+    let before = clusters(&store);
+    let kept = before[0].0;
+    let touched = before[1].0;
+    store
+        .call_blocking(move |c| {
+            for id in [kept, touched] {
+                c.execute(
+                    "INSERT INTO decisions (cluster_id, steward, decided_at, action)
+                     VALUES (?1, 'me', ?2, 'approve')",
+                    params![id, now_ts()],
+                )?;
+                c.execute(
+                    "UPDATE clusters SET status = 'approved' WHERE id = ?1",
+                    [id],
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let member = records.iter().find(|r| r.id == before[1].2[0]).unwrap();
+    let email = member
+        .get("email")
+        .unwrap_or("x@example.org")
+        .to_uppercase();
+    change_email(&store, member, &email);
+    let report = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
+    assert!(report.clusters_stale >= 1, "{report:?}");
+    let after = clusters(&store);
+    let status = |id: i64| after.iter().find(|c| c.0 == id).unwrap().1.clone();
+    assert_eq!(status(kept), "approved");
+    assert_eq!(status(touched), "stale");
+    // The approved clusters were learnt from.
+    let model = store
+        .call_blocking(|c| matcher::persist::stored_model(c, ObjectType::Contacts))
+        .unwrap()
+        .unwrap();
+    assert!(model.labelled_pairs >= 2);
+}
+
+#[test]
+fn external_clusters_are_imported_or_refused_whole() {
+    let (dir, store, records) = workspace(60);
+    let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        format!(
+            "cluster_id,record_id\n1,{}\n1,{}\n2,{}\n2,4242424242\n",
+            ids[0], ids[1], ids[2]
+        ),
+    )
+    .unwrap();
+    let err = matcher::import_clusters(&store, &bad, ObjectType::Contacts)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"4242424242\""), "{err}");
+    assert!(err.contains("line 5"), "{err}");
+    assert!(clusters(&store).is_empty(), "nothing was imported");
+
+    let splink = dir.path().join("splink.csv");
+    std::fs::write(
+        &splink,
+        format!(
+            "cluster_id,unique_id,source_dataset\nA,{},crm\nA,{},crm\nB,{},crm\nC,{},crm\nC,{},crm\nC,{},crm\n",
+            ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]
+        ),
+    )
+    .unwrap();
+    let report = matcher::import_clusters(&store, &splink, ObjectType::Contacts).unwrap();
+    assert_eq!(report.clusters, 2);
+    assert_eq!(report.singletons, 1);
+    assert_eq!(report.applied.new, 2);
+    let got = clusters(&store);
+    let sets: HashSet<Vec<String>> = got.iter().map(|c| c.2.clone()).collect();
+    let mut c = vec![ids[3].to_string(), ids[4].to_string(), ids[5].to_string()];
+    c.sort();
+    assert!(sets.contains(&c));
+    // The same file again changes nothing.
+    let again = matcher::import_clusters(&store, &splink, ObjectType::Contacts).unwrap();
+    assert_eq!((again.applied.new, again.applied.unchanged), (0, 2));
+}

@@ -1,0 +1,121 @@
+//! HubSpot's official Python client (`hubspot-api-client`), unchanged, against the sandbox CRM:
+//! the sandbox must be faithful enough that HubSpot's own client libraries work when pointed
+//! at its URL. Needs `python3 -m pip install hubspot-api-client`.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use dupdesk::model::{ObjectType, Record};
+use dupdesk::sandbox::seed::SeedData;
+use dupdesk::sandbox::{self, RateLimit, SandboxOptions};
+
+const TOKEN: &str = "pat-na1-official-client-check";
+
+fn record(t: ObjectType, id: u64, props: &[(&str, String)], day: u32) -> Record {
+    let ts = Utc.with_ymd_and_hms(2026, 1, day, 9, 30, 0).unwrap();
+    Record {
+        object_type: t,
+        id: id.to_string(),
+        properties: props
+            .iter()
+            .map(|(k, v)| (k.to_string(), Some(v.clone())))
+            .collect::<BTreeMap<_, _>>(),
+        history: BTreeMap::new(),
+        created_at: Some(ts),
+        updated_at: Some(ts),
+        archived: false,
+    }
+}
+
+fn seed() -> SeedData {
+    let contacts = (1..=230u64)
+        .map(|n| {
+            record(
+                ObjectType::Contacts,
+                1000 + n,
+                &[
+                    ("email", format!("person{n}@example.com")),
+                    ("firstname", format!("Person{n}")),
+                ],
+                1 + (n % 28) as u32,
+            )
+        })
+        .collect();
+    let companies = [
+        (501, "Acme", "acme.example"),
+        (502, "Globex", "globex.example"),
+        (503, "Initech", "initech.example"),
+    ]
+    .iter()
+    .map(|(id, name, domain)| {
+        record(
+            ObjectType::Companies,
+            *id,
+            &[("name", name.to_string()), ("domain", domain.to_string())],
+            2,
+        )
+    })
+    .collect();
+    SeedData {
+        contacts,
+        companies,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hubspots_official_python_client_works_against_the_sandbox() {
+    let probe = tokio::process::Command::new("python3")
+        .args(["-c", "import hubspot"])
+        .output()
+        .await;
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "HubSpot's official Python client is not installed: run `python3 -m pip install hubspot-api-client` ({})",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => panic!(
+            "python3 is needed for this test ({e}); then run `python3 -m pip install hubspot-api-client`"
+        ),
+    }
+
+    let sb = sandbox::start(SandboxOptions {
+        seed: Some(seed()),
+        token: Some(TOKEN.into()),
+        rate_limit: RateLimit {
+            max: 10_000,
+            interval: Duration::from_secs(10),
+            daily: 1_000_000,
+        },
+        ..SandboxOptions::default()
+    })
+    .await
+    .unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/official_client/check.py"
+    );
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("python3")
+            .arg(script)
+            .arg(sb.base_url())
+            .arg(TOKEN)
+            .output(),
+    )
+    .await
+    .expect("check.py took more than 2 minutes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "check.py failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+    assert_eq!(sb.merge_log().await.unwrap().len(), 1);
+    sb.shutdown().await;
+}

@@ -1,0 +1,487 @@
+//! Decisions from the keyboard, end to end through the `App` and the store: each key press is
+//! translated by the keymap, the decision is committed to a real SQLite workspace before the
+//! next cluster opens, and the workspace holds exactly what the steward decided.
+#![allow(clippy::unwrap_used)]
+
+mod tui_support;
+
+use dupdesk::store::decisions::{self, DecisionError, NewDecision, Verdict};
+use dupdesk::store::queue::{self, ClusterStatus, QueueQuery, SortKey, StatusFilter};
+use dupdesk::tui::{Action, App, Inbox, Screen, views};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::style::{Color, Modifier};
+use tui_support::{query, workspace};
+
+async fn keys(app: &mut App, inbox: &mut Inbox, codes: &[KeyCode]) {
+    for code in codes {
+        let mods = match code {
+            KeyCode::Char(c) if c.is_ascii_uppercase() => KeyModifiers::SHIFT,
+            _ => KeyModifiers::NONE,
+        };
+        app.on_key(&KeyEvent::new(*code, mods));
+        inbox.settle(app).await;
+    }
+}
+
+async fn type_text(app: &mut App, inbox: &mut Inbox, text: &str) {
+    for c in text.chars() {
+        keys(app, inbox, &[KeyCode::Char(c)]).await;
+    }
+}
+
+fn open_id(app: &App) -> i64 {
+    app.cluster().unwrap().detail.row.id
+}
+
+#[tokio::test]
+async fn approve_reject_undo_from_the_keyboard() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    assert_eq!(app.screen(), Screen::Cluster);
+    assert_eq!(open_id(&app), 1);
+
+    keys(&mut app, &mut inbox, &[KeyCode::Char('a')]).await;
+    // Committed, and the next cluster is open.
+    assert_eq!(
+        query::<String>(&ws, "SELECT status FROM clusters WHERE id = 1"),
+        ["approved"]
+    );
+    assert_eq!(open_id(&app), 2);
+    let d = ws
+        .store
+        .call_blocking(|c| decisions::for_cluster(c, 1))
+        .unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].action, "approve");
+    assert_eq!(d[0].steward, "ada");
+    // The precedence engine's suggestion is what the approval records, reasons included.
+    assert_eq!(d[0].primary_id.as_deref(), Some("101"));
+    assert_eq!(d[0].members, ["101", "102"]);
+    let lastname = &d[0].field_choices["lastname"];
+    assert_eq!(lastname.value.as_deref(), Some("Schmidt"));
+    assert_eq!(
+        (
+            lastname.record_id.as_deref().unwrap(),
+            lastname.system.as_deref().unwrap()
+        ),
+        ("101", "erp")
+    );
+    assert!(!lastname.reason.is_empty() && lastname.reason != "steward");
+    // Only the second record has a job title: it survives from there.
+    assert_eq!(
+        d[0].field_choices["jobtitle"].record_id.as_deref(),
+        Some("102")
+    );
+
+    keys(&mut app, &mut inbox, &[KeyCode::Char('r')]).await;
+    assert_eq!(open_id(&app), 3);
+    assert_eq!(
+        query::<String>(&ws, "SELECT status FROM clusters WHERE id = 2"),
+        ["rejected"]
+    );
+    assert_eq!(
+        query::<String>(
+            &ws,
+            "SELECT a_id || '-' || b_id FROM not_duplicates WHERE decision_id = 2 ORDER BY 1"
+        ),
+        ["201-202", "201-203", "202-203"]
+    );
+
+    keys(&mut app, &mut inbox, &[KeyCode::Char('u')]).await;
+    // The rejected cluster is back, pending, and shown again.
+    assert_eq!(open_id(&app), 2);
+    assert_eq!(
+        query::<String>(&ws, "SELECT status FROM clusters ORDER BY id"),
+        ["approved", "pending", "pending"]
+    );
+    assert!(query::<String>(&ws, "SELECT a_id FROM not_duplicates").is_empty());
+    assert_eq!(
+        query::<String>(
+            &ws,
+            "SELECT action || ':' || cluster_id || ':' || COALESCE(undoes, '') FROM decisions ORDER BY id"
+        ),
+        ["approve:1:", "reject:2:", "undo:2:2"]
+    );
+
+    // Back to the queue, which now counts one approved cluster; q there quits.
+    keys(&mut app, &mut inbox, &[KeyCode::Char('q')]).await;
+    assert_eq!(app.screen(), Screen::Queue);
+    let counts = &app.queue().counts;
+    assert!(counts.contains(&(ClusterStatus::Approved, 1)), "{counts:?}");
+    assert_eq!(app.queue().total, 2);
+    keys(&mut app, &mut inbox, &[KeyCode::Char('q')]).await;
+    assert!(app.should_quit());
+}
+
+#[tokio::test]
+async fn steward_choices_primary_and_exclusions_are_recorded() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Down, KeyCode::Enter]).await;
+    assert_eq!(open_id(&app), 2);
+    // Record 203 becomes the primary, 202 is excluded, and 202's email is kept by hand
+    // (taken before excluding, so the exclusion drops it again), then 201's phone.
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::Right, KeyCode::Right, KeyCode::Char('p')],
+    )
+    .await;
+    keys(&mut app, &mut inbox, &[KeyCode::Left, KeyCode::Char(' ')]).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Char('x')]).await;
+    let phone = app
+        .cluster()
+        .unwrap()
+        .rows
+        .iter()
+        .position(|r| r.name == "phone")
+        .unwrap();
+    for _ in 0..phone {
+        keys(&mut app, &mut inbox, &[KeyCode::Char('j')]).await;
+    }
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::Char('h'), KeyCode::Char(' ')],
+    )
+    .await;
+    // The primary cannot be excluded.
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::Char('l'), KeyCode::Char('l'), KeyCode::Char('x')],
+    )
+    .await;
+    assert!(app.flash().unwrap().error);
+    keys(&mut app, &mut inbox, &[KeyCode::Char('a')]).await;
+
+    let d = ws
+        .store
+        .call_blocking(|c| decisions::for_cluster(c, 2))
+        .unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].primary_id.as_deref(), Some("203"));
+    assert_eq!(d[0].excluded, ["202"]);
+    assert_eq!(d[0].members, ["201", "202", "203"]);
+    let c = &d[0].field_choices;
+    // 202's email was taken by hand, then 202 excluded: the pick went with it.
+    assert_ne!(c["email"].record_id.as_deref(), Some("202"));
+    assert_ne!(
+        c["email"].decided_by,
+        dupdesk::precedence::DecidedBy::Steward
+    );
+    assert_eq!(c["phone"].record_id.as_deref(), Some("201"));
+    assert_eq!(
+        c["phone"].decided_by,
+        dupdesk::precedence::DecidedBy::Steward
+    );
+    assert_eq!(c["phone"].reason, "steward");
+    assert!(
+        c.values().all(|v| v.record_id.as_deref() != Some("202")),
+        "{c:?}"
+    );
+}
+
+#[tokio::test]
+async fn defer_and_note_and_next() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter, KeyCode::Char('N')]).await;
+    type_text(&mut app, &mut inbox, "call Anna first").await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    // A note does not move on.
+    assert_eq!(open_id(&app), 1);
+    keys(&mut app, &mut inbox, &[KeyCode::Char('d')]).await;
+    assert_eq!(open_id(&app), 2);
+    keys(&mut app, &mut inbox, &[KeyCode::Char('n')]).await;
+    assert_eq!(open_id(&app), 3);
+    // Skipping writes nothing.
+    assert_eq!(
+        query::<String>(
+            &ws,
+            "SELECT action || ':' || cluster_id || ':' || note FROM decisions ORDER BY id"
+        ),
+        ["note:1:call Anna first", "defer:1:"]
+    );
+    assert_eq!(
+        query::<String>(&ws, "SELECT status FROM clusters WHERE id = 1"),
+        ["deferred"]
+    );
+    // Past the last cluster, the queue comes back with a message.
+    keys(&mut app, &mut inbox, &[KeyCode::Char('n')]).await;
+    assert_eq!(app.screen(), Screen::Queue);
+    assert!(app.flash().unwrap().text.contains("last cluster"));
+}
+
+#[tokio::test]
+async fn filter_sort_and_status_cycle() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Char('/')]).await;
+    type_text(&mut app, &mut inbox, "smith").await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    assert_eq!(app.queue().total, 1);
+    assert_eq!(app.queue().rows[0].id, 2);
+    keys(&mut app, &mut inbox, &[KeyCode::Char('/')]).await;
+    for _ in 0..10 {
+        keys(&mut app, &mut inbox, &[KeyCode::Backspace]).await;
+    }
+    type_text(&mut app, &mut inbox, "status:bogus").await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    assert!(app.flash().unwrap().error);
+    assert_eq!(app.queue().total, 1, "a bad filter changes nothing");
+
+    keys(&mut app, &mut inbox, &[KeyCode::Char('/')]).await;
+    for _ in 0..10 {
+        keys(&mut app, &mut inbox, &[KeyCode::Backspace]).await;
+    }
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    assert_eq!(app.queue().total, 3);
+    // Sort by size: the three-record cluster first; by age: the oldest first.
+    keys(&mut app, &mut inbox, &[KeyCode::Char('s')]).await;
+    assert_eq!(app.queue().query.sort, SortKey::Size);
+    assert_eq!(app.queue().rows[0].id, 2);
+    keys(&mut app, &mut inbox, &[KeyCode::Char('s')]).await;
+    assert_eq!(app.queue().rows[0].id, 3);
+    // Status cycle: open -> all -> pending -> approved.
+    keys(&mut app, &mut inbox, &[KeyCode::Char('f')]).await;
+    assert_eq!(app.queue().query.status, StatusFilter::All);
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::Char('f'), KeyCode::Char('f')],
+    )
+    .await;
+    assert_eq!(
+        app.queue().query.status,
+        StatusFilter::Only(ClusterStatus::Approved)
+    );
+    assert_eq!(app.queue().total, 0);
+}
+
+#[tokio::test]
+async fn the_queue_pages_through_many_clusters() {
+    let ws = workspace(false);
+    ws.store
+        .call_blocking(|c| {
+            let tx = c.transaction()?;
+            for i in 0..1500 {
+                tx.execute(
+                    "INSERT INTO clusters (object_type, fingerprint, matcher, score, weakest, size, label, created_at, updated_at)
+                     VALUES ('contacts', ?1, 'm', ?2, ?2, 2, ?3, '2026-11-01T00:00:00.000Z', '2026-11-01T00:00:00.000Z')",
+                    rusqlite::params![format!("f{i}"), 0.5 - i as f64 / 10_000.0, format!("bulk {i}")],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .unwrap();
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    assert_eq!(app.queue().total, 1503);
+    assert!(app.queue().rows.len() < 300, "only a page is loaded");
+    keys(&mut app, &mut inbox, &[KeyCode::End]).await;
+    assert_eq!(app.queue().cursor, 1502);
+    assert_eq!(app.queue().row(1502).unwrap().label, "bulk 1499");
+    keys(&mut app, &mut inbox, &[KeyCode::Home, KeyCode::PageDown]).await;
+    assert_eq!(app.queue().cursor, 19);
+    assert!(app.queue().row(19).is_some());
+}
+
+#[test]
+fn store_refuses_what_cannot_be_decided_or_undone() {
+    let ws = workspace(false);
+    let approve = |cluster: i64, primary: &str, excluded: Vec<String>| NewDecision {
+        cluster_id: cluster,
+        steward: "ada".into(),
+        verdict: Verdict::Approve,
+        primary_id: Some(primary.into()),
+        field_choices: Default::default(),
+        excluded,
+        note: String::new(),
+    };
+    let err = |r: anyhow::Result<decisions::Decision>| {
+        r.unwrap_err().downcast::<DecisionError>().unwrap()
+    };
+    let a = approve(1, "999", vec![]);
+    assert!(matches!(
+        err(ws.store.call_blocking(move |c| decisions::record(c, &a))),
+        DecisionError::NotAMember { .. }
+    ));
+    let a = approve(1, "101", vec!["102".into()]);
+    assert_eq!(
+        err(ws.store.call_blocking(move |c| decisions::record(c, &a))),
+        DecisionError::TooFewRecords
+    );
+    let a = approve(1, "101", vec![]);
+    ws.store
+        .call_blocking(move |c| decisions::record(c, &a))
+        .unwrap();
+    // The executor picks the approval up: the decision can no longer be undone.
+    ws.store
+        .call_blocking(|c| {
+            c.execute("UPDATE clusters SET status = 'merging' WHERE id = 1", [])?;
+            Ok(())
+        })
+        .unwrap();
+    let e = ws
+        .store
+        .call_blocking(|c| decisions::undo_last(c, "ada"))
+        .unwrap_err();
+    assert!(matches!(
+        e.downcast::<DecisionError>().unwrap(),
+        DecisionError::UndoTooLate { .. }
+    ));
+    let a = approve(1, "101", vec![]);
+    assert!(matches!(
+        err(ws.store.call_blocking(move |c| decisions::record(c, &a))),
+        DecisionError::Closed { .. }
+    ));
+    assert_eq!(query::<i64>(&ws, "SELECT COUNT(*) FROM decisions"), [1]);
+    // Another steward has nothing to undo.
+    assert!(
+        ws.store
+            .call_blocking(|c| decisions::undo_last(c, "bob"))
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn undo_restores_the_previous_standing_decision() {
+    let ws = workspace(false);
+    let decide = |verdict| {
+        let d = NewDecision {
+            cluster_id: 3,
+            steward: "ada".into(),
+            verdict,
+            primary_id: Some("301".into()),
+            field_choices: Default::default(),
+            excluded: vec![],
+            note: String::new(),
+        };
+        ws.store
+            .call_blocking(move |c| decisions::record(c, &d))
+            .unwrap();
+    };
+    decide(Verdict::Defer);
+    decide(Verdict::Reject);
+    let u = ws
+        .store
+        .call_blocking(|c| decisions::undo_last(c, "ada"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.status, ClusterStatus::Deferred);
+    let u = ws
+        .store
+        .call_blocking(|c| decisions::undo_last(c, "ada"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.status, ClusterStatus::Pending);
+    assert!(
+        ws.store
+            .call_blocking(|c| decisions::undo_last(c, "ada"))
+            .unwrap()
+            .is_none()
+    );
+    let page = ws
+        .store
+        .call_blocking(|c| {
+            queue::page(
+                c,
+                &QueueQuery {
+                    limit: 10,
+                    ..QueueQuery::default()
+                },
+            )
+        })
+        .unwrap();
+    assert_eq!(page.total, 3);
+}
+
+#[tokio::test]
+async fn without_colour_differences_still_show() {
+    let ws = workspace(false);
+    let mut opts = dupdesk::tui::Options::from_config(&tui_support::config()).unwrap();
+    opts.no_color = true;
+    let (mut app, mut inbox) = App::new(ws.store.clone(), opts);
+    app.freeze_clock(tui_support::now());
+    app.start();
+    inbox.settle(&mut app).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Down, KeyCode::Enter]).await;
+    app.update(Action::Resize(120, 40));
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    terminal.draw(|f| views::draw(f, &app)).unwrap();
+    let buf = terminal.backend().buffer().clone();
+    assert!(
+        buf.content()
+            .iter()
+            .all(|c| c.fg == Color::Reset && c.bg == Color::Reset),
+        "no colour under NO_COLOR"
+    );
+    let text: String = buf.content().iter().map(|c| c.symbol()).collect();
+    assert!(text.contains("≠ firstname"));
+    // "Jonathan" against the surviving "John": the letters John lacks are underlined.
+    let underlined: String = buf
+        .content()
+        .iter()
+        .filter(|c| c.modifier.contains(Modifier::UNDERLINED))
+        .map(|c| c.symbol())
+        .collect();
+    assert!(underlined.contains("nata"), "{underlined:?}");
+}
+
+#[tokio::test]
+async fn keys_typed_ahead_act_on_the_cluster_they_were_meant_for() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    // Enter, approve, reject, as fast as a steward types: no waiting between the keys.
+    for c in [KeyCode::Enter, KeyCode::Char('a'), KeyCode::Char('r')] {
+        app.on_key(&KeyEvent::new(c, KeyModifiers::NONE));
+    }
+    inbox.settle(&mut app).await;
+    assert_eq!(
+        query::<String>(
+            &ws,
+            "SELECT action || ':' || cluster_id FROM decisions ORDER BY id"
+        ),
+        ["approve:1", "reject:2"]
+    );
+    assert_eq!(open_id(&app), 3);
+}
+
+#[tokio::test]
+async fn background_progress_shows_and_a_finished_match_reloads_the_queue() {
+    use dupdesk::tui::{Msg, Progress, Stage};
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    app.on_message(Msg::Progress(Progress {
+        stage: Stage::Matching,
+        done: 5,
+        total: Some(10),
+        message: "contacts".into(),
+    }));
+    app.update(Action::Resize(80, 24));
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    terminal.draw(|f| views::draw(f, &app)).unwrap();
+    let text = format!("{}", terminal.backend());
+    assert!(text.contains("matching 50% (5/10) · contacts"), "{text}");
+
+    ws.store
+        .call_blocking(|c| {
+            tui_support::insert_cluster(c, "late", 0.99, 0.99, tui_support::NOW, &["101", "201"]);
+            Ok(())
+        })
+        .unwrap();
+    app.on_message(Msg::Progress(Progress {
+        stage: Stage::Done,
+        done: 10,
+        total: Some(10),
+        message: String::new(),
+    }));
+    inbox.settle(&mut app).await;
+    assert_eq!(app.queue().total, 4);
+    assert_eq!(app.queue().rows[0].label, "late");
+}

@@ -1,0 +1,189 @@
+//! The real `dupdesk` binary in a real terminal (tmux): open the review on a workspace,
+//! approve one cluster, reject one, undo, quit; the workspace then holds exactly those
+//! decisions and the terminal is back out of the alternate screen. Also: SIGTERM restores the
+//! terminal. Each test runs its own tmux server (`-L`), killed on drop even when it fails.
+#![allow(clippy::unwrap_used)]
+
+mod tui_support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tui_support::{query, workspace};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// Start `dupdesk review` on `ws` in a detached 120x40 session.
+    fn start(name: &str, ws: &Path, home: &Path) -> Tmux {
+        let socket = format!("dupdesk-e2e-{name}-{}", std::process::id());
+        let bin = env!("CARGO_BIN_EXE_dupdesk");
+        // A target folder shared between checkouts can hold another branch's build.
+        let help = Command::new(bin).arg("--help").output().unwrap();
+        assert!(
+            String::from_utf8_lossy(&help.stdout).contains("review"),
+            "{bin} has no review command: it is not this checkout's build"
+        );
+        let cmd = format!(
+            "cd '{home}' && exec env HOME='{home}' XDG_CONFIG_HOME='{home}/config' \
+             DUPDESK_LOGGING__DIR='{home}/logs' DUPDESK_WORKSPACE__STEWARD=e2e TERM=xterm-256color \
+             '{bin}' --workspace '{ws}' review",
+            home = home.display(),
+            ws = ws.display(),
+        );
+        let t = Tmux { socket };
+        t.run(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "-s",
+            "e2e",
+            &cmd,
+            ";",
+            "set-option",
+            "-t",
+            "e2e",
+            "remain-on-exit",
+            "on",
+        ]);
+        t
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux is installed");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            self.run(&["send-keys", "-t", "e2e", k]);
+        }
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "e2e"])
+    }
+
+    fn format(&self, f: &str) -> String {
+        self.run(&["display-message", "-p", "-t", "e2e", f])
+            .trim()
+            .to_string()
+    }
+
+    /// Poll the screen until every needle is on it (bounded; fails with the last screen).
+    fn wait_for(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let screen = self.screen();
+            if needles.iter().all(|n| screen.contains(n)) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited for {needles:?}; the screen shows:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(40));
+        }
+    }
+
+    fn wait_until_exit(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.format("#{pane_dead}") != "1" {
+            assert!(
+                Instant::now() < deadline,
+                "dupdesk did not exit; the screen shows:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(40));
+        }
+        self.format("#{pane_dead_status}")
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+#[test]
+fn approve_reject_undo_quit_in_a_real_terminal() {
+    let ws = workspace(false);
+    let home = tempfile::tempdir().unwrap();
+    let t = Tmux::start("decide", &ws.path, home.path());
+    t.wait_for(&["dupdesk review", "3 clusters", "Anna Schmidt"]);
+    assert_eq!(t.format("#{alternate_on}"), "1");
+
+    t.keys(&["Enter"]);
+    t.wait_for(&["Cluster #1", "≠ lastname"]);
+    t.keys(&["a"]);
+    t.wait_for(&["Cluster #2", "cluster #1 approved"]);
+    t.keys(&["r"]);
+    t.wait_for(&["Cluster #3", "cluster #2 rejected"]);
+    t.keys(&["u"]);
+    t.wait_for(&["Cluster #2", "undid the reject of cluster #2"]);
+    t.keys(&["q"]);
+    t.wait_for(&["dupdesk review", "approved 1"]);
+    t.keys(&["q"]);
+    assert_eq!(t.wait_until_exit(), "0");
+    assert_eq!(
+        t.format("#{alternate_on}"),
+        "0",
+        "left the alternate screen"
+    );
+
+    assert_eq!(
+        query::<String>(
+            &ws,
+            "SELECT steward || ':' || action || ':' || cluster_id || ':' || COALESCE(undoes, '')
+             FROM decisions ORDER BY id"
+        ),
+        ["e2e:approve:1:", "e2e:reject:2:", "e2e:undo:2:2"]
+    );
+    assert_eq!(
+        query::<String>(&ws, "SELECT status FROM clusters ORDER BY id"),
+        ["approved", "pending", "pending"]
+    );
+    assert!(query::<String>(&ws, "SELECT a_id FROM not_duplicates").is_empty());
+    // Logs went to the file, not the screen.
+    assert!(home.path().join("logs/dupdesk.log").is_file());
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    let ws = workspace(false);
+    let home = tempfile::tempdir().unwrap();
+    let t = Tmux::start("sigterm", &ws.path, home.path());
+    t.wait_for(&["dupdesk review", "Anna Schmidt"]);
+    assert_eq!(t.format("#{alternate_on}"), "1");
+    let pid = t.format("#{pane_pid}");
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(t.wait_until_exit(), "0");
+    assert_eq!(
+        t.format("#{alternate_on}"),
+        "0",
+        "left the alternate screen"
+    );
+    assert!(query::<String>(&ws, "SELECT action FROM decisions").is_empty());
+}

@@ -1,0 +1,275 @@
+//! The review screens rendered to ratatui's `TestBackend` from an `App` driven by key presses
+//! against a real workspace, compared with insta snapshots: queue, cluster view with diffs,
+//! help overlay, merges view, an 80x24 terminal, a too-small terminal, and a record holding
+//! escape sequences.
+#![allow(clippy::unwrap_used)]
+
+mod tui_support;
+
+use dupdesk::tui::{Action, App, Inbox, views};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use tui_support::{query, workspace};
+
+fn render(app: &mut App, w: u16, h: u16) -> TestBackend {
+    app.update(Action::Resize(w, h));
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| views::draw(f, app)).unwrap();
+    terminal.backend().clone()
+}
+
+async fn keys(app: &mut App, inbox: &mut Inbox, codes: &[KeyCode]) {
+    for code in codes {
+        let mods = match code {
+            KeyCode::Char(c) if c.is_ascii_uppercase() => KeyModifiers::SHIFT,
+            _ => KeyModifiers::NONE,
+        };
+        app.on_key(&KeyEvent::new(*code, mods));
+        inbox.settle(app).await;
+    }
+}
+
+#[tokio::test]
+async fn queue_lists_clusters_with_counts_scores_and_labels() {
+    let ws = workspace(false);
+    let (mut app, _inbox) = tui_support::app(&ws).await;
+    insta::assert_snapshot!("queue_120x40", render(&mut app, 120, 40));
+    insta::assert_snapshot!("queue_80x24", render(&mut app, 80, 24));
+}
+
+#[tokio::test]
+async fn cluster_view_marks_differences() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    // The second cluster (three records, best score second) and its `lastname`... field 3.
+    keys(&mut app, &mut inbox, &[KeyCode::Down, KeyCode::Enter]).await;
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::Char('j'), KeyCode::Char('l')],
+    )
+    .await;
+    insta::assert_snapshot!("cluster_120x40", render(&mut app, 120, 40));
+    insta::assert_snapshot!("cluster_80x24", render(&mut app, 80, 24));
+    // Folded: only the differing fields remain.
+    keys(&mut app, &mut inbox, &[KeyCode::Char('z')]).await;
+    insta::assert_snapshot!("cluster_folded_80x24", render(&mut app, 80, 24));
+}
+
+#[tokio::test]
+async fn cluster_view_scrolls_wide_clusters_and_shows_steward_choices() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Down, KeyCode::Enter]).await;
+    // Third record: primary, then take its job title; the view scrolls to show it at 80 cols.
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::Char('l'), KeyCode::Char('l'), KeyCode::Char('p')],
+    )
+    .await;
+    let job = app
+        .cluster()
+        .unwrap()
+        .rows
+        .iter()
+        .position(|r| r.name == "email")
+        .unwrap();
+    for _ in 0..job {
+        keys(&mut app, &mut inbox, &[KeyCode::Char('j')]).await;
+    }
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::Char('h'), KeyCode::Char(' ')],
+    )
+    .await;
+    insta::assert_snapshot!("cluster_choices_80x24", render(&mut app, 80, 24));
+}
+
+#[tokio::test]
+async fn explanation_is_one_key_away() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter, KeyCode::Char('e')]).await;
+    insta::assert_snapshot!("explain_100x30", render(&mut app, 100, 30));
+}
+
+#[tokio::test]
+async fn help_overlay_comes_from_the_live_keymap() {
+    let ws = workspace(false);
+    let mut config = tui_support::config();
+    config.keys.insert("approve".into(), vec!["y".into()]);
+    let (mut app, mut inbox) = tui_support::app_with(&ws, &config).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter, KeyCode::Char('?')]).await;
+    let shot = render(&mut app, 100, 30);
+    let text = format!("{shot}");
+    assert!(
+        text.contains("y  ") && text.contains("approve the merge"),
+        "{text}"
+    );
+    insta::assert_snapshot!("help_cluster_100x30", shot);
+    keys(&mut app, &mut inbox, &[KeyCode::Esc]).await;
+    assert!(!format!("{}", render(&mut app, 100, 30)).contains("from your keymap"));
+}
+
+#[tokio::test]
+async fn merges_view_shows_jobs_and_the_crm_error() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    // Approve the first two clusters from the keyboard.
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::Enter, KeyCode::Char('a'), KeyCode::Char('a')],
+    )
+    .await;
+    // The executor's journal: one job failed on the CRM, the other not planned yet.
+    let conn = rusqlite::Connection::open(&ws.path).unwrap();
+    conn.execute_batch(
+        "INSERT INTO merge_jobs (cluster_id, decision_id, object_type, status, attempts, last_error, created_at, updated_at)
+         VALUES (1, 1, 'contacts', 'failed', 3,
+                 'HTTP 400 VALIDATION_ERROR: Cannot merge \u{1b}[31mrecords that were already merged', '2026-11-22T11:00:00.000Z', '2026-11-22T11:05:00.000Z');
+         UPDATE clusters SET status = 'failed' WHERE id = 1;",
+    )
+    .unwrap();
+    keys(&mut app, &mut inbox, &[KeyCode::Esc, KeyCode::Char('m')]).await;
+    insta::assert_snapshot!("merges_80x24", render(&mut app, 80, 24));
+    keys(&mut app, &mut inbox, &[KeyCode::Char('R')]).await;
+    assert_eq!(
+        query::<String>(&ws, "SELECT status FROM merge_jobs"),
+        vec!["pending".to_string()]
+    );
+    assert!(
+        format!("{}", render(&mut app, 80, 24)).contains("merge job 1 queued again"),
+        "{}",
+        render(&mut app, 80, 24)
+    );
+}
+
+#[tokio::test]
+async fn a_small_terminal_is_told_so() {
+    let ws = workspace(false);
+    let (mut app, _inbox) = tui_support::app(&ws).await;
+    insta::assert_snapshot!("too_small_60x20", render(&mut app, 60, 20));
+}
+
+#[tokio::test]
+async fn escape_sequences_in_records_are_shown_not_sent() {
+    let ws = workspace(true);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    let queue = render(&mut app, 100, 30);
+    keys(&mut app, &mut inbox, &[KeyCode::End, KeyCode::Enter]).await;
+    assert_eq!(app.cluster().unwrap().detail.row.id, 4);
+    let cluster = render(&mut app, 100, 30);
+    for backend in [&queue, &cluster] {
+        for cell in backend.buffer().content() {
+            assert!(
+                !cell
+                    .symbol()
+                    .chars()
+                    .any(|c| c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c)),
+                "control character {:?} reached the screen",
+                cell.symbol()
+            );
+        }
+    }
+    insta::assert_snapshot!("hostile_queue_100x30", queue);
+    insta::assert_snapshot!("hostile_cluster_100x30", cluster);
+}
+
+#[tokio::test]
+async fn wide_clusters_scroll_horizontally() {
+    let ws = workspace(false);
+    ws.store
+        .call_blocking(|c| {
+            let recs: Vec<_> = (1..=5)
+                .map(|i| {
+                    tui_support::contact(
+                        &format!("40{i}"),
+                        &format!("2024-0{i}-01T00:00:00.000Z"),
+                        "CRM_UI",
+                        &[
+                            ("firstname", "Maria"),
+                            ("lastname", if i % 2 == 0 { "Garcia" } else { "García" }),
+                            ("email", &format!("maria{i}@example.es")),
+                            ("city", "Madrid"),
+                        ],
+                    )
+                })
+                .collect();
+            dupdesk::store::records::upsert_records(c, "crm", &recs, tui_support::NOW)?;
+            tui_support::insert_cluster(
+                c,
+                "Maria García ×5",
+                0.99,
+                0.9,
+                tui_support::NOW,
+                &["401", "402", "403", "404", "405"],
+            );
+            Ok(())
+        })
+        .unwrap();
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    assert_eq!(app.cluster().unwrap().detail.members.len(), 5);
+    insta::assert_snapshot!("wide_left_80x24", render(&mut app, 80, 24));
+    keys(
+        &mut app,
+        &mut inbox,
+        &[
+            KeyCode::Char('l'),
+            KeyCode::Char('l'),
+            KeyCode::Char('l'),
+            KeyCode::Char('l'),
+        ],
+    )
+    .await;
+    insta::assert_snapshot!("wide_right_80x24", render(&mut app, 80, 24));
+}
+
+#[tokio::test]
+async fn wide_and_combining_characters_keep_columns_aligned() {
+    let ws = workspace(false);
+    ws.store
+        .call_blocking(|c| {
+            let recs = vec![
+                tui_support::contact(
+                    "501",
+                    "2024-01-01T00:00:00.000Z",
+                    "CRM_UI",
+                    &[
+                        ("firstname", "Zoe\u{308}"),
+                        ("company", "株式会社テキスト日本語"),
+                    ],
+                ),
+                tui_support::contact(
+                    "502",
+                    "2024-02-01T00:00:00.000Z",
+                    "CRM_UI",
+                    &[("firstname", "Zoë"), ("company", "株式会社テキスト")],
+                ),
+            ];
+            dupdesk::store::records::upsert_records(c, "crm", &recs, tui_support::NOW)?;
+            tui_support::insert_cluster(c, "Zoë", 0.999, 0.9, tui_support::NOW, &["501", "502"]);
+            Ok(())
+        })
+        .unwrap();
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    assert_eq!(app.cluster().unwrap().detail.row.label, "Zoë");
+    for (w, h) in [(80, 24), (120, 40)] {
+        let backend = render(&mut app, w, h);
+        let buf = backend.buffer();
+        let bars =
+            |y: u16| -> Vec<u16> { (0..w).filter(|&x| buf[(x, y)].symbol() == "│").collect() };
+        // Header row and the field rows: the separators sit in the same columns.
+        let header = bars(1);
+        assert!(header.len() >= 4, "{backend}");
+        for y in 2..2 + app.cluster().unwrap().rows.len() as u16 {
+            assert_eq!(bars(y), header, "row {y} of\n{backend}");
+        }
+        insta::assert_snapshot!(format!("wide_chars_{w}x{h}"), backend);
+    }
+}
