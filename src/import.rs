@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rusqlite::Connection;
 
-use crate::model::{ObjectType, PropertyVersion, Record, format_ts, parse_ts};
+use crate::model::{ObjectType, Record, format_ts, parse_ts};
 use crate::store::Store;
 use crate::store::mapping::{self, Link, Observed};
 use crate::store::records::{self, EncodedRecord, UpsertStats};
@@ -386,8 +386,8 @@ impl<R: Read> RowReader<R> {
         Ok(())
     }
 
-    /// The next record, `None` at the end of the file.
-    fn next_record(&mut self) -> Result<Option<Record>, CsvError> {
+    /// The next row, checked and encoded; `None` at the end of the file.
+    fn next_record(&mut self) -> Result<Option<ImportedRow>, CsvError> {
         match self.reader.read_record(&mut self.row) {
             Ok(false) => return self.check_last_record_closed().map(|()| None),
             Ok(true) => {}
@@ -414,44 +414,77 @@ impl<R: Read> RowReader<R> {
         let created = self.date(line, self.layout.created)?;
         let updated = self.date(line, self.layout.modified)?;
         let at = updated.or(created).unwrap_or(self.fallback_time);
-        let mut properties = BTreeMap::new();
-        let mut history = BTreeMap::new();
+        let (created_text, updated_text) = (
+            created.as_ref().map(format_ts),
+            updated.as_ref().map(format_ts),
+        );
+        // Borrowed views of the row, encoded straight to the stored JSON: a record's maps of
+        // owned strings would cost a few dozen allocations per row to build and free.
+        let mut properties: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+        let mut history: BTreeMap<&str, [VersionRef<'_>; 1]> = BTreeMap::new();
         for (c, value) in self.row.iter().enumerate() {
-            let Some(property) = &self.layout.properties[c] else {
+            let Some(property) = self.layout.properties[c].as_deref() else {
                 continue;
             };
             if value.is_empty() || property == ID_PROPERTY {
                 continue;
             }
             let value = if Some(c) == self.layout.created {
-                created.as_ref().map(format_ts).unwrap_or_default()
+                created_text.as_deref()
             } else if Some(c) == self.layout.modified {
-                updated.as_ref().map(format_ts).unwrap_or_default()
+                updated_text.as_deref()
             } else {
                 history.insert(
-                    property.clone(),
-                    vec![PropertyVersion {
-                        value: Some(value.to_string()),
+                    property,
+                    [VersionRef {
+                        value: Some(value),
                         timestamp: at,
-                        source_type: IMPORT_SOURCE_TYPE.to_string(),
-                        source_id: Some(self.opts.system.clone()),
+                        source_type: IMPORT_SOURCE_TYPE,
+                        source_id: Some(&self.opts.system),
                     }],
                 );
-                value.to_string()
+                Some(value)
             };
-            properties.insert(property.clone(), Some(value));
+            properties.insert(property, value);
         }
-        properties.insert(ID_PROPERTY.to_string(), Some(id.clone()));
-        Ok(Some(Record {
-            object_type: self.opts.object,
-            id,
-            properties,
-            history,
-            created_at: created,
-            updated_at: updated,
-            archived: false,
+        properties.insert(ID_PROPERTY, Some(&id));
+        let inverse_id = self
+            .opts
+            .inverse_id
+            .as_ref()
+            .and_then(|(p, _)| properties.get(p.as_str()).copied().flatten())
+            .map(str::to_string);
+        let encode = |e: serde_json::Error| CsvError::internal(&self.file, &e.to_string());
+        let properties = serde_json::to_string(&properties).map_err(encode)?;
+        let history = serde_json::to_string(&history).map_err(encode)?;
+        Ok(Some(ImportedRow {
+            encoded: EncodedRecord::from_json(
+                self.opts.object,
+                id,
+                created,
+                updated,
+                properties,
+                history,
+            ),
+            inverse_id,
         }))
     }
+}
+
+/// One checked row, ready for the store, with its inverse id (for the mapping table).
+struct ImportedRow {
+    encoded: EncodedRecord,
+    inverse_id: Option<String>,
+}
+
+/// A borrowed [`PropertyVersion`] that serializes to the same JSON (a test holds them to it).
+#[derive(serde::Serialize)]
+struct VersionRef<'a> {
+    value: Option<&'a str>,
+    timestamp: DateTime<Utc>,
+    source_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_id: Option<&'a str>,
 }
 
 fn csv_error(file: &Path, e: &csv::Error, headers: Option<&[String]>) -> CsvError {
@@ -515,7 +548,7 @@ pub fn import_csv(
     }
 
     let (batches, incoming) = mpsc::sync_channel::<Batch>(4);
-    let (recycle, written) = mpsc::channel::<Vec<EncodedRecord>>();
+    let (recycle, written) = mpsc::channel::<Vec<ImportedRow>>();
     let writer = {
         let opts = opts.clone();
         move |conn: &mut Connection| write_batches(conn, &opts, incoming, recycle)
@@ -527,14 +560,7 @@ pub fn import_csv(
                 let next = rows.next_record();
                 let done = matches!(next, Ok(None));
                 match next {
-                    Ok(Some(r)) => match EncodedRecord::new(r) {
-                        Ok(e) => batch.push(e),
-                        Err(e) => {
-                            let e = CsvError::internal(&rows.file, &format!("{e:#}"));
-                            let _ = batches.send(Batch::Failed(e.clone()));
-                            return Err(e);
-                        }
-                    },
+                    Ok(Some(row)) => batch.push(row),
                     Ok(None) => {}
                     Err(e) => {
                         let _ = batches.send(Batch::Failed(e.clone()));
@@ -577,7 +603,7 @@ pub fn import_csv(
 /// What the reading thread sends the writing one. Only `End` commits: a reader that stops
 /// without it (a panic) leaves the transaction to roll back.
 enum Batch {
-    Records(Vec<EncodedRecord>),
+    Records(Vec<ImportedRow>),
     Failed(CsvError),
     End,
 }
@@ -588,7 +614,7 @@ fn write_batches(
     conn: &mut Connection,
     opts: &ImportOptions,
     incoming: mpsc::Receiver<Batch>,
-    recycle: mpsc::Sender<Vec<EncodedRecord>>,
+    recycle: mpsc::Sender<Vec<ImportedRow>>,
 ) -> Result<ImportReport> {
     // A bigger page cache for the duration keeps the B-tree pages of a large import in memory
     // instead of spilling them to the WAL mid-transaction (measured: a third of the write
@@ -604,7 +630,7 @@ fn write_in_transaction(
     conn: &mut Connection,
     opts: &ImportOptions,
     incoming: mpsc::Receiver<Batch>,
-    recycle: mpsc::Sender<Vec<EncodedRecord>>,
+    recycle: mpsc::Sender<Vec<ImportedRow>>,
 ) -> Result<ImportReport> {
     let now = crate::store::now_ts();
     let mut report = ImportReport::default();
@@ -621,35 +647,31 @@ fn write_in_transaction(
             }
         };
         report.rows += batch.len() as u64;
+        let encoded: Vec<&EncodedRecord> = batch.iter().map(|r| &r.encoded).collect();
         report
             .stats
-            .add(records::upsert_encoded(&tx, &opts.system, &batch, &now)?);
+            .add(records::upsert_encoded(&tx, &opts.system, &encoded, &now)?);
         newest = batch
             .iter()
-            .map(|e| e.record.updated_at)
+            .map(|r| r.encoded.updated_at)
             .fold(newest, Option::max);
-        let links = opts
-            .inverse_id
-            .as_ref()
-            .into_iter()
-            .flat_map(|(property, other)| {
-                batch
-                    .iter()
-                    .map(|e| &e.record)
-                    .filter_map(move |r| r.get(property).map(|target| (r, other, target)))
-            });
-        for (r, other, target) in links {
-            let link = Link {
-                object_type: r.object_type,
-                source_system: &opts.system,
-                source_id: &r.id,
-                target_system: other,
-                target_id: target,
-            };
-            match mapping::observe(&tx, &link, "import", &now)? {
-                Observed::New => report.mappings_new += 1,
-                Observed::Changed => report.mappings_changed += 1,
-                Observed::Unchanged => {}
+        if let Some((_, other)) = &opts.inverse_id {
+            for row in &batch {
+                let Some(target) = &row.inverse_id else {
+                    continue;
+                };
+                let link = Link {
+                    object_type: row.encoded.object_type,
+                    source_system: &opts.system,
+                    source_id: &row.encoded.id,
+                    target_system: other,
+                    target_id: target,
+                };
+                match mapping::observe(&tx, &link, "import", &now)? {
+                    Observed::New => report.mappings_new += 1,
+                    Observed::Changed => report.mappings_changed += 1,
+                    Observed::Unchanged => {}
+                }
             }
         }
         let _ = recycle.send(batch);
@@ -735,6 +757,55 @@ mod tests {
         );
         assert_eq!(parse_date("04/03/2025"), None);
         assert_eq!(parse_date("yesterday"), None);
+    }
+
+    #[test]
+    fn rows_encode_exactly_as_records_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.csv");
+        let csv = "Record ID,First Name,Email,Create Date,Last Modified Date,City\n\
+                   7,\"Zoë \"\"Z\"\"\",z@x.de,2024-01-02,2025-03-04 05:06,\n";
+        std::fs::write(&file, csv).unwrap();
+        let mut opts = ImportOptions::new(ObjectType::Contacts, "crm");
+        opts.inverse_id = Some(("email".into(), "erp".into()));
+        let input = File::open(&file).unwrap();
+        let mut rows = RowReader::new(&file, input, &opts, DateTime::default()).unwrap();
+        let row = rows.next_record().unwrap().unwrap();
+
+        let at = parse_ts("2025-03-04T05:06:00Z").unwrap();
+        let version = |v: &str| {
+            vec![crate::model::PropertyVersion {
+                value: Some(v.into()),
+                timestamp: at,
+                source_type: "IMPORT".into(),
+                source_id: Some("crm".into()),
+            }]
+        };
+        let mut record = Record {
+            object_type: ObjectType::Contacts,
+            id: "7".into(),
+            properties: BTreeMap::new(),
+            history: BTreeMap::new(),
+            created_at: parse_ts("2024-01-02T00:00:00Z"),
+            updated_at: Some(at),
+            archived: false,
+        };
+        for (k, v) in [
+            ("firstname", "Zoë \"Z\""),
+            ("email", "z@x.de"),
+            ("createdate", "2024-01-02T00:00:00.000Z"),
+            ("lastmodifieddate", "2025-03-04T05:06:00.000Z"),
+            ("hs_object_id", "7"),
+        ] {
+            record.properties.insert(k.into(), Some(v.into()));
+        }
+        record
+            .history
+            .insert("firstname".into(), version("Zoë \"Z\""));
+        record.history.insert("email".into(), version("z@x.de"));
+        assert_eq!(row.encoded, EncodedRecord::new(&record).unwrap());
+        assert_eq!(row.inverse_id.as_deref(), Some("z@x.de"));
+        assert!(rows.next_record().unwrap().is_none());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Typed queries on the `records` table: upsert what a pull or import saw, read records back.
 
 use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::model::{ObjectType, Record, format_ts, parse_ts};
@@ -42,30 +43,57 @@ pub fn upsert_records(
 ) -> Result<UpsertStats> {
     let mut upsert = Upsert::new(conn)?;
     for r in records {
-        let props = serde_json::to_string(&r.properties)?;
-        let history = serde_json::to_string(&r.history)?;
-        upsert.one(system, r, &props, &history, now)?;
+        upsert.one(system, &EncodedRecord::new(r)?, now)?;
     }
     Ok(upsert.stats)
 }
 
-/// A record with its properties and history already in their stored JSON form, so that a
-/// bulk writer (the CSV import) can encode on its own thread and leave the store thread only
-/// the writing.
+/// What the `records` table stores of a record, with its properties and history already in
+/// their JSON form, so a bulk writer (the CSV import) can encode on its own thread and leave
+/// the store thread only the writing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncodedRecord {
-    pub record: Record,
+    pub object_type: ObjectType,
+    pub id: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub archived: bool,
     properties: String,
     history: String,
 }
 
 impl EncodedRecord {
-    pub fn new(record: Record) -> Result<EncodedRecord> {
+    pub fn new(r: &Record) -> Result<EncodedRecord> {
         Ok(EncodedRecord {
-            properties: serde_json::to_string(&record.properties)?,
-            history: serde_json::to_string(&record.history)?,
-            record,
+            object_type: r.object_type,
+            id: r.id.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            archived: r.archived,
+            properties: serde_json::to_string(&r.properties)?,
+            history: serde_json::to_string(&r.history)?,
         })
+    }
+
+    /// From properties and history already encoded exactly as `serde_json` encodes a
+    /// [`Record`]'s (anything else would read back wrong and defeat the unchanged check).
+    pub fn from_json(
+        object_type: ObjectType,
+        id: String,
+        created_at: Option<DateTime<Utc>>,
+        updated_at: Option<DateTime<Utc>>,
+        properties: String,
+        history: String,
+    ) -> EncodedRecord {
+        EncodedRecord {
+            object_type,
+            id,
+            created_at,
+            updated_at,
+            archived: false,
+            properties,
+            history,
+        }
     }
 }
 
@@ -73,12 +101,12 @@ impl EncodedRecord {
 pub fn upsert_encoded(
     conn: &Connection,
     system: &str,
-    records: &[EncodedRecord],
+    records: &[&EncodedRecord],
     now: &str,
 ) -> Result<UpsertStats> {
     let mut upsert = Upsert::new(conn)?;
     for e in records {
-        upsert.one(system, &e.record, &e.properties, &e.history, now)?;
+        upsert.one(system, e, now)?;
     }
     Ok(upsert.stats)
 }
@@ -115,14 +143,7 @@ impl<'c> Upsert<'c> {
         })
     }
 
-    fn one(
-        &mut self,
-        system: &str,
-        r: &Record,
-        props: &str,
-        history: &str,
-        now: &str,
-    ) -> Result<()> {
+    fn one(&mut self, system: &str, r: &EncodedRecord, now: &str) -> Result<()> {
         let created = r.created_at.as_ref().map(format_ts);
         let updated = r.updated_at.as_ref().map(format_ts);
         let existing: Option<(String, String, bool)> = self
@@ -137,8 +158,8 @@ impl<'c> Upsert<'c> {
                     r.object_type.as_str(),
                     r.id,
                     system,
-                    props,
-                    history,
+                    r.properties,
+                    r.history,
                     created,
                     updated,
                     r.archived,
@@ -146,7 +167,7 @@ impl<'c> Upsert<'c> {
                 ])?;
                 self.stats.inserted += 1;
             }
-            Some((p, h, a)) if p == props && h == history && a == r.archived => {
+            Some((p, h, a)) if p == r.properties && h == r.history && a == r.archived => {
                 self.touch
                     .execute(params![r.object_type.as_str(), r.id, now])?;
                 self.stats.unchanged += 1;
@@ -156,8 +177,8 @@ impl<'c> Upsert<'c> {
                     r.object_type.as_str(),
                     r.id,
                     system,
-                    props,
-                    history,
+                    r.properties,
+                    r.history,
                     created,
                     updated,
                     r.archived,
