@@ -19,6 +19,11 @@ struct Tmux {
 impl Tmux {
     /// Start `dupdesk review` on `ws` in a detached 120x40 session.
     fn start(name: &str, ws: &Path, home: &Path) -> Tmux {
+        Tmux::start_with(name, ws, home, "review")
+    }
+
+    /// Start `dupdesk --workspace WS <command>` in a detached 120x40 session.
+    fn start_with(name: &str, ws: &Path, home: &Path, command: &str) -> Tmux {
         let socket = format!("dupdesk-e2e-{name}-{}", std::process::id());
         let bin = env!("CARGO_BIN_EXE_dupdesk");
         // A target folder shared between checkouts can hold another branch's build.
@@ -30,7 +35,7 @@ impl Tmux {
         let cmd = format!(
             "cd '{home}' && exec env HOME='{home}' XDG_CONFIG_HOME='{home}/config' \
              DUPDESK_LOGGING__DIR='{home}/logs' DUPDESK_WORKSPACE__STEWARD=e2e TERM=xterm-256color \
-             '{bin}' --workspace '{ws}' review",
+             '{bin}' --workspace '{ws}' {command}",
             home = home.display(),
             ws = ws.display(),
         );
@@ -167,6 +172,79 @@ fn approve_reject_undo_quit_in_a_real_terminal() {
     assert!(query::<String>(&ws, "SELECT a_id FROM not_duplicates").is_empty());
     // Logs went to the file, not the screen.
     assert!(home.path().join("logs/dupdesk.log").is_file());
+}
+
+/// The cluster the cluster screen shows: its title starts with `Cluster #N`.
+fn cluster_on_screen(screen: &str) -> i64 {
+    screen
+        .lines()
+        .find_map(|l| l.strip_prefix("Cluster #"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no cluster on the screen:\n{screen}"))
+}
+
+#[test]
+fn the_demo_opens_the_review_and_keeps_exactly_the_decisions_made() {
+    let home = tempfile::tempdir().unwrap();
+    let ws = home.path().join("demo.db");
+    let t = Tmux::start_with("demo", &ws, home.path(), "demo");
+    // Sandbox, pull and matcher first; then the queue of the matched clusters.
+    t.wait_for(&["dupdesk review", "clusters:", "pending"]);
+    t.keys(&["Enter"]);
+    let first = cluster_on_screen(&t.wait_for(&["Cluster #", "surviving"]));
+    t.keys(&["a"]);
+    let screen = t.wait_for(&[&format!("cluster #{first} approved")]);
+    let second = cluster_on_screen(&screen);
+    assert_ne!(first, second);
+    t.keys(&["r"]);
+    t.wait_for(&[&format!("cluster #{second} rejected")]);
+    t.keys(&["u"]);
+    let screen = t.wait_for(&[&format!("undid the reject of cluster #{second}")]);
+    assert_eq!(cluster_on_screen(&screen), second);
+    t.keys(&["q"]);
+    t.wait_for(&["dupdesk review", "approved 1"]);
+    t.keys(&["q"]);
+    assert_eq!(t.wait_until_exit(), "0");
+
+    let conn = rusqlite::Connection::open(&ws).unwrap();
+    let rows: Vec<String> = conn
+        .prepare(
+            "SELECT steward || ':' || action || ':' || cluster_id || ':' || COALESCE(undoes, '')
+             FROM decisions ORDER BY id",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let reject_id: i64 = conn
+        .query_row(
+            "SELECT id FROM decisions WHERE action = 'reject'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            format!("e2e:approve:{first}:"),
+            format!("e2e:reject:{second}:"),
+            format!("e2e:undo:{second}:{reject_id}"),
+        ]
+    );
+    let statuses: Vec<String> = conn
+        .prepare("SELECT status FROM clusters WHERE id IN (?1, ?2) ORDER BY id = ?1 DESC")
+        .unwrap()
+        .query_map([first, second], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(statuses, ["approved", "pending"]);
+    let pairs: i64 = conn
+        .query_row("SELECT COUNT(*) FROM not_duplicates", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(pairs, 0);
 }
 
 #[test]

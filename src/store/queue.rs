@@ -236,10 +236,14 @@ pub fn page(conn: &Connection, q: &QueueQuery) -> Result<QueuePage> {
     let mut page_args = args.clone();
     page_args.push(Value::Integer(q.limit.min(i64::MAX as u64) as i64));
     page_args.push(Value::Integer(q.offset.min(i64::MAX as u64) as i64));
+    // The page's ids first, from an index that holds the sort columns (covering, so SQLite
+    // walks it in order and stops after the page), then their rows.
+    let order = q.sort.order_by();
     let mut stmt = conn.prepare(&format!(
         "SELECT id, object_type, label, status, score, weakest, size, created_at
-         FROM clusters {where_sql} ORDER BY {} LIMIT ? OFFSET ?",
-        q.sort.order_by()
+         FROM clusters
+         WHERE id IN (SELECT id FROM clusters {where_sql} ORDER BY {order} LIMIT ? OFFSET ?)
+         ORDER BY {order}"
     ))?;
     let raw = stmt
         .query_map(params_from_iter(page_args.iter()), |r| {

@@ -12,7 +12,7 @@ use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use super::keymap::{Command, Context, Edit, KeyOverrides, Keymap};
+use super::keymap::{Command, Context, Edit, Keymap};
 use super::sanitize::sanitize;
 use super::suggest::{self, Suggestion};
 use crate::config::{Config, SourcesConfig};
@@ -122,11 +122,9 @@ pub struct Options {
 }
 
 impl Options {
+    /// The options of `config`; a bad `[keys]` entry or rules file is refused here, before
+    /// the terminal is touched.
     pub fn from_config(config: &Config) -> Result<Options> {
-        Self::with_keys(config, &config.keys)
-    }
-
-    fn with_keys(config: &Config, keys: &KeyOverrides) -> Result<Options> {
         Ok(Options {
             steward: config.workspace.steward.clone(),
             sources: config.sources.clone(),
@@ -134,7 +132,7 @@ impl Options {
                 .into_iter()
                 .map(|t| (t, config.properties(t)))
                 .collect(),
-            keymap: Keymap::new(keys).context("the [keys] section of the configuration")?,
+            keymap: Keymap::new(&config.keys).context("the [keys] section of the configuration")?,
             rules: Arc::new(Rules::for_config(config)?),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         })
