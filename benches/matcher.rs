@@ -175,13 +175,13 @@ fn run(cfg: &MatchConfig, n: usize, show_model: bool, errors: usize) -> Result<(
         "precision {precision:.4}  recall {recall:.4}  F1 {f1:.4}   (tp {tp}, fp {fp}, fn {fneg})"
     );
     println!(
-        "candidate pairs {}  ({:.1} per record)  linked pairs {}  clusters {}  oversized blocks {} ({} records)",
+        "candidate pairs {}  ({:.1} per record)  linked pairs {}  clusters {}  windowed blocks {} ({} records)",
         outcome.candidate_pairs,
         outcome.candidate_pairs as f64 / n as f64,
         outcome.linked_pairs,
         outcome.clusters.len(),
-        outcome.oversized_blocks,
-        outcome.records_in_oversized_blocks
+        outcome.windowed_blocks,
+        outcome.records_in_windowed_blocks
     );
     let flagged =
         |f: fn(&matcher::Flags) -> bool| outcome.clusters.iter().filter(|c| f(&c.flags)).count();

@@ -118,8 +118,8 @@ fn print_report(r: &MatchReport) {
         r.elapsed.as_secs_f64()
     );
     println!(
-        "  {} candidate pairs compared, {} linked; {} oversized blocks ({} records) left to other rules",
-        r.candidate_pairs, r.linked_pairs, r.oversized_blocks, r.records_in_oversized_blocks
+        "  {} candidate pairs compared, {} linked; {} large blocks ({} records) compared by sorted window",
+        r.candidate_pairs, r.linked_pairs, r.windowed_blocks, r.records_in_windowed_blocks
     );
     println!(
         "  {} clusters: {} new, {} changed, {} unchanged, {} stale, {} removed; flagged: {} oversized, {} split, {} weak",

@@ -99,6 +99,7 @@ pub fn aux_of(kind: FieldKind, normalized: &str) -> u64 {
         FieldKind::Date => normalize::date(normalized)
             .map(|d| d.num_days_from_ce() as u64)
             .unwrap_or(0),
+        FieldKind::Email => normalized.rfind('@').unwrap_or(normalized.len()) as u64,
         _ => 0,
     }
 }
@@ -113,18 +114,75 @@ pub fn hash_str(s: &str) -> u64 {
     h
 }
 
+/// Byte counts of a string in 64 buckets, for the cheap bounds below. Bytes that share a
+/// bucket only loosen the bounds (a shared count can only grow, a difference only shrink), so
+/// the bounds stay true for any text.
+fn counts(s: &str) -> [u8; 64] {
+    let mut c = [0u8; 64];
+    for b in s.bytes() {
+        let slot = &mut c[usize::from(b & 63)];
+        *slot = slot.saturating_add(1);
+    }
+    c
+}
+
+/// A lower bound of the edit distance (in bytes) of two strings: a substitution changes two
+/// byte counts by one, an insertion or deletion one, a transposition none.
+fn edit_distance_at_least(a: &str, b: &str) -> usize {
+    let (ca, cb) = (counts(a), counts(b));
+    let l1: usize = ca
+        .iter()
+        .zip(&cb)
+        .map(|(x, y)| usize::from(x.abs_diff(*y)))
+        .sum();
+    l1.div_ceil(2)
+}
+
+/// Damerau (optimal string alignment) distance at most `k`, with the length and byte-count
+/// bounds tried first so unrelated values never reach the distance table.
+fn osa_within(a: &str, b: &str, k: usize) -> bool {
+    if a.len().abs_diff(b.len()) > k {
+        return false;
+    }
+    if edit_distance_at_least(a, b) > k {
+        return false;
+    }
+    strsim::osa_distance(a, b) <= k
+}
+
+/// Jaro-Winkler similarity when it can reach `floor`, else 0. Jaro is at most
+/// (c/|a| + c/|b| + 1) / 3 with c the characters the strings share, and Winkler's prefix bonus
+/// adds at most 0.4 of the rest, which rules out most unrelated values without the full
+/// computation.
+fn jaro_winkler_from(a: &str, b: &str, floor: f64) -> f64 {
+    // Jaro counts characters; on ASCII they are the bytes counted here.
+    if a.is_ascii() && b.is_ascii() && !a.is_empty() && !b.is_empty() {
+        let (ca, cb) = (counts(a), counts(b));
+        let common: usize = ca
+            .iter()
+            .zip(&cb)
+            .map(|(x, y)| usize::from(*x.min(y)))
+            .sum();
+        let c = common as f64;
+        let jaro_max = (c / a.len() as f64 + c / b.len() as f64 + 1.0) / 3.0;
+        if 0.6 * jaro_max + 0.4 < floor {
+            return 0.0;
+        }
+    }
+    strsim::jaro_winkler(a, b)
+}
+
 /// The level of two present values `a` and `b` (normalized, with their [`aux_of`]).
 pub fn compare(kind: FieldKind, a: &str, a_aux: u64, b: &str, b_aux: u64) -> u8 {
     if a == b {
         return exact_level(kind);
     }
-    let jw = || strsim::jaro_winkler(a, b);
+    let jw = || jaro_winkler_from(a, b, 0.80);
     match kind {
         FieldKind::Email => {
-            let (la, da) = a.rsplit_once('@').unwrap_or((a, ""));
-            let (lb, db) = b.rsplit_once('@').unwrap_or((b, ""));
-            // The length test spares most unrelated pairs the edit-distance table.
-            if a.len().abs_diff(b.len()) <= 2 && strsim::osa_distance(a, b) <= 2 {
+            let (la, da) = a.split_at_checked(a_aux as usize).unwrap_or((a, ""));
+            let (lb, db) = b.split_at_checked(b_aux as usize).unwrap_or((b, ""));
+            if osa_within(a, b, 2) {
                 3
             } else if la == lb && da != db {
                 2
@@ -133,7 +191,7 @@ pub fn compare(kind: FieldKind, a: &str, a_aux: u64, b: &str, b_aux: u64) -> u8 
             }
         }
         FieldKind::Phone => {
-            if a.len().abs_diff(b.len()) <= 1 && strsim::osa_distance(a, b) <= 1 {
+            if osa_within(a, b, 1) {
                 2
             } else {
                 DIFFERENT
@@ -194,18 +252,17 @@ pub fn compare(kind: FieldKind, a: &str, a_aux: u64, b: &str, b_aux: u64) -> u8 
             }
         }
         FieldKind::City => {
-            if jw() >= 0.88 {
+            if jaro_winkler_from(a, b, 0.88) >= 0.88 {
                 2
             } else {
                 DIFFERENT
             }
         }
         FieldKind::Date => compare_dates(a, a_aux, b, b_aux),
-        FieldKind::Identifier if a.len().abs_diff(b.len()) > 2 => DIFFERENT,
+        FieldKind::Identifier if !osa_within(a, b, 2) => DIFFERENT,
         FieldKind::Identifier => match strsim::osa_distance(a, b) {
             0 | 1 => 3,
-            2 => 2,
-            _ => DIFFERENT,
+            _ => 2,
         },
     }
 }
@@ -215,7 +272,7 @@ fn compare_dates(a: &str, a_days: u64, b: &str, b_days: u64) -> u8 {
         (Some(x), Some(y)) => is_swap(x, y),
         _ => false,
     };
-    if swapped || strsim::osa_distance(a, b) <= 1 {
+    if swapped || osa_within(a, b, 1) {
         3
     } else if a_days != 0 && b_days != 0 && a_days.abs_diff(b_days) <= 365 {
         2
@@ -327,6 +384,48 @@ mod tests {
         ];
         for (kind, a, b, want) in cases {
             assert_eq!(level(kind, a, b), want, "{kind}: {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn the_cheap_bounds_never_contradict_strsim() {
+        let words = [
+            "robert",
+            "rupert",
+            "bob",
+            "smith",
+            "smiht",
+            "schmidt",
+            "anna",
+            "hanna",
+            "jo",
+            "johnathan",
+            "jonathan",
+            "x",
+            "mary ann",
+            "maryann",
+            "155550134",
+            "155550143",
+            "bob.smith@x.com",
+            "bob.smiht@x.com",
+            "b.smith@x.com",
+        ];
+        for a in words {
+            for b in words {
+                let d = strsim::osa_distance(a, b);
+                assert!(edit_distance_at_least(a, b) <= d, "{a} {b}");
+                for k in 0..3 {
+                    assert_eq!(osa_within(a, b, k), d <= k, "{a} {b} {k}");
+                }
+                let jw = strsim::jaro_winkler(a, b);
+                for floor in [0.8, 0.88, 0.92] {
+                    assert_eq!(
+                        jaro_winkler_from(a, b, floor) >= floor,
+                        jw >= floor,
+                        "{a} {b}"
+                    );
+                }
+            }
         }
     }
 

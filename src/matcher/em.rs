@@ -464,6 +464,27 @@ mod tests {
             })
             .count();
         assert!(correct as f64 / labelled.len() as f64 > 0.97, "{correct}");
+
+        // Estimating u as well, from a start that is off, finds the same split.
+        let rough_u: Vec<Vec<f64>> = u
+            .iter()
+            .map(|v| {
+                let n = v.len() as f64;
+                v.iter().map(|x| 0.5 * x + 0.5 / n).collect()
+            })
+            .collect();
+        let fit_u = run_em(&EmProblem {
+            kinds: &kinds,
+            u: &rough_u,
+            free: &[true, true, true],
+            patterns: &patterns,
+            max_iterations: 2000,
+            estimate_u: true,
+        });
+        assert!((fit_u.lambda - 0.2).abs() < 0.03, "{fit_u:?}");
+        for (got, want) in fit_u.u.iter().zip(&u) {
+            assert!((got[0] - want[0]).abs() < 0.05, "{got:?} vs {want:?}");
+        }
     }
 
     #[test]

@@ -128,13 +128,18 @@ impl Table {
                         None => 0,
                         Some(s) => {
                             col.present += 1;
-                            let next = col.dict.len() as u32;
-                            let idx = *interner.entry(Box::from(s.as_str())).or_insert(next);
-                            if idx == next {
-                                col.aux.push(compare::aux_of(col.kind, &s));
-                                col.dict.push(s.into_boxed_str());
-                                col.freq.push(0);
-                            }
+                            // Most values repeat: look up without allocating first.
+                            let idx = match interner.get(s.as_str()) {
+                                Some(&idx) => idx,
+                                None => {
+                                    let idx = col.dict.len() as u32;
+                                    interner.insert(Box::from(s.as_str()), idx);
+                                    col.aux.push(compare::aux_of(col.kind, &s));
+                                    col.dict.push(s.into_boxed_str());
+                                    col.freq.push(0);
+                                    idx
+                                }
+                            };
                             col.freq[idx as usize] += 1;
                             idx
                         }

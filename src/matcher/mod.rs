@@ -124,16 +124,33 @@ pub struct Scorer<'a> {
     /// Per field of a frequency-adjusted kind, per value: bits added to an exact agreement on
     /// that value, for being rarer (or commoner) than the average exact agreement.
     exact_adjust: Vec<Option<Vec<f32>>>,
+    /// Fields in the order [`Scorer::weight_at_least`] looks at them: cheap comparators first.
+    order: Vec<usize>,
+    /// Per rule (and last, for any pair), per position in `order`: the most the fields from
+    /// that position on can still add.
+    headroom: Vec<Vec<f64>>,
+}
+
+/// Relative cost of a kind's comparator, to look at cheap fields first.
+fn cost(kind: FieldKind) -> u8 {
+    match kind {
+        FieldKind::Domain | FieldKind::Postcode => 0,
+        FieldKind::Phone | FieldKind::Identifier | FieldKind::Date => 1,
+        FieldKind::Email => 2,
+        FieldKind::GivenName | FieldKind::Surname | FieldKind::City => 3,
+        FieldKind::PersonName | FieldKind::Company | FieldKind::Text => 4,
+        FieldKind::Address => 5,
+    }
 }
 
 impl<'a> Scorer<'a> {
     pub fn new(table: &'a Table, model: &'a Model, blocks: Option<&'a Blocks>) -> Scorer<'a> {
-        let global = model
+        let global: Vec<Vec<f64>> = model
             .fields
             .iter()
             .map(|f| (0..=f.m.len()).map(|l| f.weight(l as u8)).collect())
             .collect();
-        let by_rule = model
+        let by_rule: Vec<Vec<Vec<f64>>> = model
             .rules
             .iter()
             .map(|r| {
@@ -146,7 +163,7 @@ impl<'a> Scorer<'a> {
                     .collect()
             })
             .collect();
-        let exact_adjust = table
+        let exact_adjust: Vec<Option<Vec<f32>>> = table
             .columns
             .iter()
             .zip(&model.fields)
@@ -169,6 +186,32 @@ impl<'a> Scorer<'a> {
                 )
             })
             .collect();
+        let mut order: Vec<usize> = (0..table.columns.len()).collect();
+        order.sort_by_key(|&f| (cost(table.columns[f].kind), f));
+        let max_adjust: Vec<f64> = exact_adjust
+            .iter()
+            .map(|a: &Option<Vec<f32>>| {
+                a.as_ref().map_or(0.0, |v| {
+                    v.iter().skip(1).fold(0.0_f64, |m, x| m.max(f64::from(*x)))
+                })
+            })
+            .collect();
+        let headroom_of = |weights: &Vec<Vec<f64>>| -> Vec<f64> {
+            let best: Vec<f64> = order
+                .iter()
+                .map(|&f| {
+                    // missing (level 0) weighs 0, so the best is never below 0
+                    weights[f].iter().fold(0.0_f64, |m, x| m.max(*x)) + max_adjust[f]
+                })
+                .collect();
+            let mut suffix = vec![0.0; order.len() + 1];
+            for i in (0..order.len()).rev() {
+                suffix[i] = suffix[i + 1] + best[i];
+            }
+            suffix
+        };
+        let mut headroom: Vec<Vec<f64>> = by_rule.iter().map(headroom_of).collect();
+        headroom.push(headroom_of(&global));
         Scorer {
             table,
             model,
@@ -176,7 +219,35 @@ impl<'a> Scorer<'a> {
             global,
             by_rule,
             exact_adjust,
+            order,
+            headroom,
         }
+    }
+
+    /// The match weight of `a` and `b` among the candidates of `rule`, or `None` as soon as it
+    /// is sure to stay below `threshold`: the same number as [`Scorer::weight_in`] when it is
+    /// not below, found without comparing the fields that could not change the outcome.
+    #[inline]
+    pub fn weight_at_least(
+        &self,
+        rule: Option<usize>,
+        a: usize,
+        b: usize,
+        threshold: f64,
+    ) -> Option<f64> {
+        let headroom = match rule {
+            Some(r) if r < self.by_rule.len() => &self.headroom[r],
+            _ => &self.headroom[self.headroom.len() - 1],
+        };
+        let mut w = self.prior(rule);
+        for (i, &f) in self.order.iter().enumerate() {
+            if w + headroom[i] < threshold {
+                return None;
+            }
+            let l = self.table.columns[f].level(a, b);
+            w += self.field_weight(rule, f, l, a).0;
+        }
+        (w >= threshold).then_some(w)
     }
 
     /// The first blocking rule that brings `a` and `b` together, if any.
@@ -314,16 +385,12 @@ pub fn fit_model(
         let counts: FxHashMap<u64, f64> = (0..blocks.groups[r].len())
             .into_par_iter()
             .fold(FxHashMap::default, |mut acc: FxHashMap<u64, f64>, g| {
-                let block = blocks.block(r, g);
-                for (x, &a) in block.iter().enumerate() {
-                    for &b in &block[x + 1..] {
-                        if stride > 1 && !pair_hash(a, b).is_multiple_of(stride) {
-                            continue;
-                        }
+                blocks.for_each_pair(r, g, |a, b| {
+                    if stride == 1 || pair_hash(a, b).is_multiple_of(stride) {
                         *acc.entry(table.pattern(a as usize, b as usize))
                             .or_insert(0.0) += 1.0;
                     }
-                }
+                });
                 acc
             })
             .reduce(FxHashMap::default, |mut x, y| {
@@ -417,8 +484,7 @@ pub fn link(blocks: &Blocks, scorer: &Scorer<'_>, threshold: f64, only: Option<&
         Links::default,
         |acc, rule, a, b| {
             acc.candidate_pairs += 1;
-            let w = scorer.weight_in(Some(rule), a, b);
-            if w >= threshold_weight {
+            if let Some(w) = scorer.weight_at_least(Some(rule), a, b, threshold_weight) {
                 acc.edges.push(Edge {
                     a: a as u32,
                     b: b as u32,
@@ -449,9 +515,10 @@ pub struct Outcome {
     pub model: Model,
     pub candidate_pairs: u64,
     pub linked_pairs: u64,
-    /// Blocks skipped for their size, and the records in them, over all rules.
-    pub oversized_blocks: u64,
-    pub records_in_oversized_blocks: u64,
+    /// Blocks compared by sorted window for their size, and the records in them, over all
+    /// rules.
+    pub windowed_blocks: u64,
+    pub records_in_windowed_blocks: u64,
     pub clusters: Vec<Cluster>,
 }
 
@@ -493,15 +560,15 @@ pub fn match_table(
     let clusters = cluster::cluster(links.edges, limits(cfg), &inputs.cannot_link, |a, b| {
         scorer.weight(a as usize, b as usize)
     });
-    let (oversized_blocks, records_in_oversized_blocks) = blocks
-        .oversized
+    let (windowed_blocks, records_in_windowed_blocks) = blocks
+        .windowed
         .iter()
         .fold((0, 0), |(b, r), (x, y)| (b + x, r + y));
     Outcome {
         candidate_pairs: links.candidate_pairs,
         linked_pairs,
-        oversized_blocks,
-        records_in_oversized_blocks,
+        windowed_blocks,
+        records_in_windowed_blocks,
         clusters,
         model,
     }

@@ -55,8 +55,9 @@ pub struct MatchReport {
     pub candidate_pairs: u64,
     /// Compared pairs at or above the threshold.
     pub linked_pairs: u64,
-    pub oversized_blocks: u64,
-    pub records_in_oversized_blocks: u64,
+    /// Blocks compared by sorted window for their size, and the records in them.
+    pub windowed_blocks: u64,
+    pub records_in_windowed_blocks: u64,
     pub model_fitted: bool,
     /// Steward-confirmed pairs the model learnt from.
     pub labelled_pairs: u64,
@@ -367,8 +368,8 @@ pub fn run_match(
             .map_or(records.len(), |c| c.iter().filter(|x| **x).count()),
         candidate_pairs: links.candidate_pairs,
         linked_pairs,
-        oversized_blocks: blocks.oversized.iter().map(|(b, _)| b).sum(),
-        records_in_oversized_blocks: blocks.oversized.iter().map(|(_, r)| r).sum(),
+        windowed_blocks: blocks.windowed.iter().map(|(b, _)| b).sum(),
+        records_in_windowed_blocks: blocks.windowed.iter().map(|(_, r)| r).sum(),
         model_fitted,
         labelled_pairs: model.labelled_pairs,
         clusters: planned.len(),

@@ -157,9 +157,10 @@ pub struct MatcherSettings {
     pub weak_link: f64,
     /// Clusters never grow beyond this many records; a refused link flags `oversized`.
     pub max_cluster_size: usize,
-    /// Blocks with more records than this are not compared pair by pair (counted in the
-    /// report); the other blocking rules still see their records.
+    /// Blocks with more records than this are not compared pair by pair: they are sorted on
+    /// the other fields and each record is compared with its `window` next neighbours.
     pub max_block_size: usize,
+    pub window: usize,
     /// Trailing digits of a phone number that are compared (drops country and trunk prefixes).
     pub phone_digits: usize,
     pub email: EmailOptions,
@@ -183,11 +184,12 @@ impl Default for MatcherSettings {
             conflict_probability: 0.01,
             weak_link: 0.99,
             max_cluster_size: 20,
-            max_block_size: 200,
+            max_block_size: 20,
+            window: 6,
             phone_digits: 9,
             email: EmailOptions::default(),
-            u_sample_pairs: 500_000,
-            em_sample_pairs: 100_000,
+            u_sample_pairs: 200_000,
+            em_sample_pairs: 50_000,
             em_max_iterations: 200,
             label_weight: 50.0,
             seed: 42,
@@ -380,6 +382,7 @@ fn check_ranges(s: &MatcherSettings) -> Result<(), SchemaError> {
     };
     at_least("max_cluster_size", s.max_cluster_size, 2, "at least 2")?;
     at_least("max_block_size", s.max_block_size, 2, "at least 2")?;
+    at_least("window", s.window, 1, "at least 1")?;
     at_least("phone_digits", s.phone_digits, 4, "at least 4")?;
     at_least("u_sample_pairs", s.u_sample_pairs, 1000, "at least 1000")?;
     at_least("em_sample_pairs", s.em_sample_pairs, 1000, "at least 1000")?;
