@@ -14,6 +14,7 @@ use tui_support::{query, workspace};
 
 struct Tmux {
     socket: String,
+    status: std::path::PathBuf,
 }
 
 impl Tmux {
@@ -32,14 +33,17 @@ impl Tmux {
             String::from_utf8_lossy(&help.stdout).contains("review"),
             "{bin} has no review command: it is not this checkout's build"
         );
+        // The exit status goes to a file: tmux does not always report a dead pane's status.
+        let status = home.join("exit-status");
         let cmd = format!(
-            "cd '{home}' && exec env HOME='{home}' XDG_CONFIG_HOME='{home}/config' \
+            "cd '{home}' && env HOME='{home}' XDG_CONFIG_HOME='{home}/config' \
              DUPDESK_LOGGING__DIR='{home}/logs' DUPDESK_WORKSPACE__STEWARD=e2e TERM=xterm-256color \
-             '{bin}' --workspace '{ws}' {command}",
+             '{bin}' --workspace '{ws}' {command}; echo $? > '{status}'",
             home = home.display(),
             ws = ws.display(),
+            status = status.display(),
         );
-        let t = Tmux { socket };
+        let t = Tmux { socket, status };
         t.run(&[
             "-f",
             "/dev/null",
@@ -109,9 +113,15 @@ impl Tmux {
         }
     }
 
+    /// The exit status once the process has ended.
     fn wait_until_exit(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while self.format("#{pane_dead}") != "1" {
+        loop {
+            if let Ok(status) = std::fs::read_to_string(&self.status)
+                && !status.trim().is_empty()
+            {
+                return status.trim().to_string();
+            }
             assert!(
                 Instant::now() < deadline,
                 "dupdesk did not exit; the screen shows:\n{}",
@@ -119,7 +129,6 @@ impl Tmux {
             );
             std::thread::sleep(Duration::from_millis(40));
         }
-        self.format("#{pane_dead_status}")
     }
 }
 
@@ -254,8 +263,14 @@ fn sigterm_restores_the_terminal() {
     let t = Tmux::start("sigterm", &ws.path, home.path());
     t.wait_for(&["dupdesk review", "Anna Schmidt"]);
     assert_eq!(t.format("#{alternate_on}"), "1");
-    let pid = t.format("#{pane_pid}");
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    // The pane runs a shell that records the exit status; dupdesk is its child.
+    let shell = t.format("#{pane_pid}");
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+    let pid = children
+        .split_whitespace()
+        .next()
+        .expect("dupdesk runs under the pane's shell");
+    let status = Command::new("kill").args(["-TERM", pid]).status().unwrap();
     assert!(status.success());
     assert_eq!(t.wait_until_exit(), "0");
     assert_eq!(
@@ -264,4 +279,65 @@ fn sigterm_restores_the_terminal() {
         "left the alternate screen"
     );
     assert!(query::<String>(&ws, "SELECT action FROM decisions").is_empty());
+}
+
+#[test]
+fn the_review_runs_approved_merges_in_the_background_and_shows_lineage() {
+    let home = tempfile::tempdir().unwrap();
+    let ws = home.path().join("demo.db");
+    let t = Tmux::start_with("merge", &ws, home.path(), "demo");
+    t.wait_for(&["dupdesk review", "clusters:", "pending"]);
+    t.keys(&["Enter"]);
+    let first = cluster_on_screen(&t.wait_for(&["Cluster #", "surviving"]));
+    t.keys(&["a"]);
+    t.wait_for(&[&format!("cluster #{first} approved")]);
+    t.keys(&["q"]);
+    t.wait_for(&["dupdesk review", "approved 1"]);
+    // The merges view; A runs the approved merges through the executor, against the demo's
+    // sandbox CRM, with progress in the status bar.
+    t.keys(&["m"]);
+    t.wait_for(&["Merges", &format!("#{first}")]);
+    t.keys(&["A"]);
+    let screen = t.wait_for(&["merges: 1 merged, 0 failed"]);
+    assert!(screen.contains("merged"), "{screen}");
+    // Lineage of a record of another cluster, one key away.
+    t.keys(&["q"]);
+    t.wait_for(&["dupdesk review"]);
+    t.keys(&["Enter"]);
+    t.wait_for(&["Cluster #", "surviving"]);
+    t.keys(&["L"]);
+    t.wait_for(&["Lineage of", "merged from:", "fields:"]);
+    // The same key closes it (Esc too, but an Esc typed right before another key reads as Alt).
+    t.keys(&["L"]);
+    t.wait_for(&["a approve"]);
+    t.keys(&["q"]);
+    t.wait_for(&["dupdesk review"]);
+    t.keys(&["q"]);
+    assert_eq!(t.wait_until_exit(), "0");
+
+    let conn = rusqlite::Connection::open(&ws).unwrap();
+    let (jobs, merged): (i64, i64) = conn
+        .query_row(
+            "SELECT COUNT(*), COALESCE(SUM(status = 'merged'), 0) FROM merge_jobs",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((jobs, merged), (1, 1));
+    let status: String = conn
+        .query_row("SELECT status FROM clusters WHERE id = ?1", [first], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(status, "merged");
+    let (size, gone): (i64, i64) = conn
+        .query_row(
+            "SELECT c.size, (SELECT COUNT(*) FROM records r JOIN cluster_members m ON m.rid = r.rid
+                             WHERE m.cluster_id = c.id AND r.merged_into IS NOT NULL)
+             FROM clusters c WHERE c.id = ?1",
+            [first],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(gone, size, "every member now lives on in the merged record");
 }

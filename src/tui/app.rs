@@ -106,6 +106,8 @@ pub enum Outcome {
     Undone(Result<(Option<Undone>, Counts)>),
     Merges(Result<Vec<MergeRow>>),
     Retried(i64, Result<bool>),
+    /// The lineage of a record, as text for the overlay.
+    Lineage(String, Result<String>),
 }
 
 /// Settings the app takes from the configuration.
@@ -119,6 +121,9 @@ pub struct Options {
     pub rules: Arc<Rules>,
     /// Colour off (`NO_COLOR`): differences are shown by markers and modifiers only.
     pub no_color: bool,
+    /// Asks the review's background task to run the approved merges (the same executor as
+    /// `dupdesk apply`); `None` where no such task runs.
+    pub apply: Option<mpsc::UnboundedSender<()>>,
 }
 
 impl Options {
@@ -135,6 +140,7 @@ impl Options {
             keymap: Keymap::new(&config.keys).context("the [keys] section of the configuration")?,
             rules: Arc::new(Rules::for_config(config)?),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            apply: None,
         })
     }
 }
@@ -228,6 +234,9 @@ pub struct ClusterState {
     pub explain: bool,
     /// First line of the explanation overlay shown.
     pub explain_scroll: u16,
+    /// The lineage overlay of a record (its id and text), while open.
+    pub lineage: Option<(String, String)>,
+    pub lineage_scroll: u16,
 }
 
 impl ClusterState {
@@ -284,6 +293,8 @@ impl ClusterState {
             fold: false,
             explain: false,
             explain_scroll: 0,
+            lineage: None,
+            lineage_scroll: 0,
         };
         state.primary = state.suggestion.primary.record_id.clone();
         if let Some(d) = standing {
@@ -571,6 +582,17 @@ impl App {
         });
     }
 
+    /// Ask the background task to run the approved merges; its progress shows in the status
+    /// bar, and the queue or merges view reloads when it is done.
+    fn request_merges(&mut self) {
+        match &self.opts.apply {
+            Some(tx) if tx.send(()).is_ok() => {
+                self.say("running the approved merges in the background")
+            }
+            _ => self.fail("no merge task runs here: use `dupdesk apply`"),
+        }
+    }
+
     fn say(&mut self, text: impl Into<String>) {
         self.flash = Some(Flash {
             text: text.into(),
@@ -692,6 +714,7 @@ impl App {
             }
             Command::Undo => self.undo(),
             Command::Refresh => self.reload_queue(),
+            Command::ApplyMerges => self.request_merges(),
             _ => {}
         }
     }
@@ -793,6 +816,18 @@ impl App {
             self.screen = Screen::Queue;
             return;
         };
+        if cl.lineage.is_some() {
+            match cmd {
+                Command::Up => cl.lineage_scroll = cl.lineage_scroll.saturating_sub(1),
+                Command::Down => cl.lineage_scroll = cl.lineage_scroll.saturating_add(1),
+                Command::PageUp => cl.lineage_scroll = cl.lineage_scroll.saturating_sub(10),
+                Command::PageDown => cl.lineage_scroll = cl.lineage_scroll.saturating_add(10),
+                Command::Top => cl.lineage_scroll = 0,
+                Command::Back | Command::Lineage => cl.lineage = None,
+                _ => {}
+            }
+            return;
+        }
         if cl.explain {
             // The explanation overlay takes the movement keys to scroll.
             match cmd {
@@ -832,6 +867,24 @@ impl App {
             }
             Command::Fold => cl.fold = !cl.fold,
             Command::Explain => cl.explain = !cl.explain,
+            Command::Lineage => {
+                let Some(rec) = cl.detail.members.get(cl.record_cursor) else {
+                    return;
+                };
+                let (id, object) = (rec.record.id.clone(), rec.record.object_type);
+                let store = self.store.clone();
+                let sources = opts.sources.clone();
+                self.spawn(async move {
+                    let asked = id.clone();
+                    let text = store
+                        .call(move |c| {
+                            Ok(crate::lineage::lineage(c, Some(object), &asked, &sources)?
+                                .render_text())
+                        })
+                        .await;
+                    Outcome::Lineage(id, text)
+                });
+            }
             Command::TakeValue => {
                 let Some(row) = cl.rows.get(cl.field_cursor) else {
                     return;
@@ -1008,6 +1061,7 @@ impl App {
                 self.reload_queue();
             }
             Command::Refresh => self.load_merges(),
+            Command::ApplyMerges => self.request_merges(),
             Command::Retry => {
                 let job = self.merges.rows.get(c).and_then(|r| r.job.as_ref());
                 match job {
@@ -1043,10 +1097,13 @@ impl App {
         self.dirty = true;
         match msg {
             Msg::Progress(p) => {
-                let finished = p.stage == Stage::Done;
+                let finished = matches!(p.stage, Stage::Done | Stage::Failed);
                 self.progress = Some(p);
                 if finished && self.screen == Screen::Queue {
                     self.reload_queue();
+                }
+                if finished && self.screen == Screen::Merges {
+                    self.load_merges();
                 }
             }
             Msg::Done(outcome) => {
@@ -1070,6 +1127,15 @@ impl App {
 
     fn on_outcome(&mut self, outcome: Outcome) {
         match outcome {
+            Outcome::Lineage(id, text) => match text {
+                Ok(text) => {
+                    if let Some(cl) = self.cluster.as_deref_mut() {
+                        cl.lineage = Some((id, text));
+                        cl.lineage_scroll = 0;
+                    }
+                }
+                Err(e) => self.fail(format!("lineage of {id}: {e:#}")),
+            },
             Outcome::Page {
                 generation,
                 page,

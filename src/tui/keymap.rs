@@ -83,6 +83,8 @@ commands! {
     Status, "status", ["f"], [Queue], "cycle the status filter";
     Merges, "merges", ["m"], [Queue], "merges view";
     Retry, "retry", ["R"], [Merges], "retry the merge job";
+    ApplyMerges, "apply", ["A"], [Queue, Merges], "run the approved merges now";
+    Lineage, "lineage", ["L"], [Cluster], "where this record's data came from";
     Refresh, "refresh", ["ctrl-r"], [Queue, Merges], "reload from the workspace";
     Help, "help", ["?"], [Queue, Cluster, Merges], "this help";
     Back, "back", ["q", "esc"], [Queue, Cluster, Merges], "back (quit from the queue)";

@@ -32,7 +32,18 @@ pub async fn run(
     config: &Config,
     background: Option<mpsc::Receiver<Progress>>,
 ) -> Result<()> {
-    let opts = Options::from_config(config)?;
+    run_with_merges(store, config, background, None).await
+}
+
+/// [`run`], with `apply` asking a background task to run the approved merges (the `A` key).
+pub async fn run_with_merges(
+    store: Store,
+    config: &Config,
+    background: Option<mpsc::Receiver<Progress>>,
+    apply: Option<mpsc::UnboundedSender<()>>,
+) -> Result<()> {
+    let mut opts = Options::from_config(config)?;
+    opts.apply = apply;
     let (mut app, inbox) = App::new(store, opts);
     app.start();
     // Installs a panic hook that restores the terminal before the panic message prints.

@@ -200,6 +200,27 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
     if cl.explain {
         draw_explain(frame, area, cl, theme);
     }
+    if let Some((id, text)) = &cl.lineage {
+        draw_lineage(frame, area, id, text, cl.lineage_scroll, theme);
+    }
+}
+
+/// Where the record's data came from: the ids merged into it with their snapshots, and each
+/// field's origin (the text of `dupdesk lineage`, already sanitized there).
+fn draw_lineage(frame: &mut Frame, area: Rect, id: &str, text: &str, scroll: u16, theme: Theme) {
+    let rect = centered(
+        area,
+        area.width.saturating_sub(4),
+        area.height.saturating_sub(2),
+    );
+    let title = format!(" Lineage of {} ", sanitize(id));
+    let inner = overlay(frame, rect, &title, theme);
+    let lines: Vec<Line> = text
+        .lines()
+        .map(|l| Line::raw(sanitize(l).into_owned()))
+        .collect();
+    let max = (lines.len() as u16).saturating_sub(inner.height);
+    frame.render_widget(Paragraph::new(lines).scroll((scroll.min(max), 0)), inner);
 }
 
 /// A cell's segments cut to `w` columns (with `…`) and padded, each run keeping its style.

@@ -139,6 +139,10 @@ fn progress_text(p: &super::app::Progress) -> String {
 fn hint_bar(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let commands: &[Command] = if app.help {
         &[Command::Help, Command::Back]
+    } else if app.cluster.as_ref().is_some_and(|c| c.lineage.is_some())
+        && app.screen == Screen::Cluster
+    {
+        &[Command::Lineage, Command::Back]
     } else if app.cluster.as_ref().is_some_and(|c| c.explain) && app.screen == Screen::Cluster {
         &[Command::Explain, Command::Back]
     } else {
@@ -167,6 +171,7 @@ fn hint_bar(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 Command::Back,
             ],
             Screen::Merges => &[
+                Command::ApplyMerges,
                 Command::Retry,
                 Command::Refresh,
                 Command::Help,
