@@ -6,27 +6,22 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::*;
 use dupdesk::approve::{self, Rule};
 use dupdesk::executor::{self, ExecOptions};
 use dupdesk::precedence::Rules;
-use dupdesk::sandbox::FaultSpec;
 use dupdesk::store::decisions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approve_by_rule_records_auto_decisions_that_apply_merges() {
     let (seed, planted) = planted_clusters(6);
-    let sandbox = start_sandbox(seed, generous(), FaultSpec::default()).await;
-    let crm = connector(
-        &sandbox.base_url(),
-        1000,
-        Duration::from_secs(10),
-        Duration::from_secs(5),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let store = pulled_workspace(dir.path(), crm.as_ref()).await;
+    let Fixture {
+        sandbox,
+        crm,
+        dir: _dir,
+        store,
+    } = fixture(seed).await;
     // Sizes are 3,2,2,3,2,2; weakest links vary.
     let weakest = [0.999, 0.999, 0.80, 0.999, 0.97, 0.999];
     let clusters = pending_clusters(&store, &planted, &weakest).await;

@@ -167,15 +167,12 @@ async fn two_hundred_clusters_merge_exactly_once_under_faults() {
 #[tokio::test]
 async fn a_failed_job_is_visible_and_retryable_and_dry_run_sends_nothing() {
     let (seed, planted) = planted_clusters(3);
-    let sandbox = start_sandbox(seed, generous(), FaultSpec::default()).await;
-    let crm = connector(
-        &sandbox.base_url(),
-        1000,
-        Duration::from_secs(10),
-        Duration::from_secs(5),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let store = pulled_workspace(dir.path(), crm.as_ref()).await;
+    let Fixture {
+        sandbox,
+        crm,
+        dir: _dir,
+        store,
+    } = fixture(seed).await;
     // A record the workspace knows but the CRM does not: its cluster must fail, visibly.
     let mut broken = planted.clone();
     store

@@ -6,11 +6,9 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use common::*;
 use dupdesk::model::ObjectType;
-use dupdesk::sandbox::FaultSpec;
 use dupdesk::store::{Store, mapping};
 
 fn dupdesk(ws: &std::path::Path, base_url: &str, args: &[&str]) -> Output {
@@ -36,15 +34,12 @@ fn text(o: &Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_show_and_rebuild() {
     let (seed, planted) = planted_clusters(3);
-    let sandbox = start_sandbox(seed, generous(), FaultSpec::default()).await;
-    let crm = connector(
-        &sandbox.base_url(),
-        1000,
-        Duration::from_secs(10),
-        Duration::from_secs(5),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let store = pulled_workspace(dir.path(), crm.as_ref()).await;
+    let Fixture {
+        sandbox,
+        crm,
+        dir,
+        store,
+    } = fixture(seed).await;
     let ws = store.path().to_path_buf();
     let before = store
         .call(|c| mapping::active_rows(c, ObjectType::Contacts))

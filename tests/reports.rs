@@ -11,7 +11,6 @@ use std::time::Duration;
 use common::*;
 use dupdesk::executor::{self, ExecOptions};
 use dupdesk::export::{self, Filter, Format};
-use dupdesk::sandbox::FaultSpec;
 use dupdesk::store::Store;
 
 async fn record_decision(store: &Store, cluster: i64, action: &str, status: &str) {
@@ -36,15 +35,12 @@ async fn record_decision(store: &Store, cluster: i64, action: &str, status: &str
 #[tokio::test]
 async fn export_round_trips_every_kind_of_decision_in_both_formats() {
     let (seed, planted) = planted_clusters(5);
-    let sandbox = start_sandbox(seed, generous(), FaultSpec::default()).await;
-    let crm = connector(
-        &sandbox.base_url(),
-        1000,
-        Duration::from_secs(10),
-        Duration::from_secs(5),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let store = pulled_workspace(dir.path(), crm.as_ref()).await;
+    let Fixture {
+        sandbox,
+        crm,
+        dir: _dir,
+        store,
+    } = fixture(seed).await;
     // Clusters 1-3 approved, of which 3 names a record the CRM does not know (it will fail);
     // cluster 4 rejected; cluster 5 deferred.
     let mut approved = planted[..3].to_vec();
@@ -194,15 +190,12 @@ async fn lineage_of_a_record_made_of_three_merges_shows_all_three_losers() {
             &[("email", &email), ("firstname", "Kim"), ("city", city)],
         ));
     }
-    let sandbox = start_sandbox(seed, generous(), FaultSpec::default()).await;
-    let crm = connector(
-        &sandbox.base_url(),
-        1000,
-        Duration::from_secs(10),
-        Duration::from_secs(5),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let store = pulled_workspace(dir.path(), crm.as_ref()).await;
+    let Fixture {
+        sandbox,
+        crm,
+        dir: _dir,
+        store,
+    } = fixture(seed).await;
     approve_all(
         &store,
         &[Planted {

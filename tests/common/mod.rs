@@ -214,3 +214,30 @@ pub async fn pending_clusters(store: &Store, planted: &[Planted], weakest: &[f64
         .await
         .unwrap()
 }
+
+/// A sandbox seeded with `seed` (generous limits, no faults), a connector to it, and a
+/// workspace pulled from it in a temp dir: the starting point of most integration tests.
+pub struct Fixture {
+    pub sandbox: Sandbox,
+    pub crm: Arc<dyn Connector>,
+    pub dir: tempfile::TempDir,
+    pub store: Store,
+}
+
+pub async fn fixture(seed: SeedData) -> Fixture {
+    let sandbox = start_sandbox(seed, generous(), FaultSpec::default()).await;
+    let crm = connector(
+        &sandbox.base_url(),
+        1000,
+        Duration::from_secs(10),
+        Duration::from_secs(5),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = pulled_workspace(dir.path(), crm.as_ref()).await;
+    Fixture {
+        sandbox,
+        crm,
+        dir,
+        store,
+    }
+}
