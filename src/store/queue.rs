@@ -194,6 +194,36 @@ pub struct QueueRow {
     pub created_at: String,
 }
 
+impl QueueRow {
+    /// A row from its columns as stored; an unknown type or status names the cluster.
+    #[allow(clippy::too_many_arguments)]
+    fn decode(
+        id: i64,
+        object_type: &str,
+        label: String,
+        status: &str,
+        score: f64,
+        weakest: f64,
+        size: i64,
+        created_at: String,
+    ) -> Result<QueueRow> {
+        Ok(QueueRow {
+            id,
+            object_type: object_type
+                .parse()
+                .map_err(|e: String| anyhow!("cluster {id}: {e}"))?,
+            label,
+            status: status
+                .parse()
+                .map_err(|e: String| anyhow!("cluster {id}: {e}"))?,
+            score,
+            weakest,
+            size: u32::try_from(size).unwrap_or(0),
+            created_at,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueuePage {
     pub offset: u64,
@@ -261,20 +291,9 @@ pub fn page(conn: &Connection, q: &QueueQuery) -> Result<QueuePage> {
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut rows = Vec::with_capacity(raw.len());
     for (id, ot, label, status, score, weakest, size, created_at) in raw {
-        rows.push(QueueRow {
-            id,
-            object_type: ot
-                .parse()
-                .map_err(|e: String| anyhow!("cluster {id}: {e}"))?,
-            label,
-            status: status
-                .parse()
-                .map_err(|e: String| anyhow!("cluster {id}: {e}"))?,
-            score,
-            weakest,
-            size: u32::try_from(size).unwrap_or(0),
-            created_at,
-        });
+        rows.push(QueueRow::decode(
+            id, &ot, label, &status, score, weakest, size, created_at,
+        )?);
     }
     fill_missing_labels(conn, &mut rows)?;
     Ok(QueuePage {
@@ -423,20 +442,7 @@ pub fn cluster(conn: &Connection, id: i64) -> Result<Option<ClusterDetail>> {
             explanation: serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
         })
         .collect();
-    let mut row = QueueRow {
-        id,
-        object_type: ot
-            .parse()
-            .map_err(|e: String| anyhow!("cluster {id}: {e}"))?,
-        label,
-        status: status
-            .parse()
-            .map_err(|e: String| anyhow!("cluster {id}: {e}"))?,
-        score,
-        weakest,
-        size: u32::try_from(size).unwrap_or(0),
-        created_at,
-    };
+    let mut row = QueueRow::decode(id, &ot, label, &status, score, weakest, size, created_at)?;
     fill_missing_labels(conn, std::slice::from_mut(&mut row))?;
     Ok(Some(ClusterDetail {
         row,
