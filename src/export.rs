@@ -67,7 +67,21 @@ pub struct Filter {
     pub status: Option<String>,
 }
 
-/// One exported decision as an ordered JSON object.
+/// The statuses a cluster can be in, for filters.
+const STATUSES: &[&str] = &[
+    "pending", "approved", "rejected", "deferred", "merging", "merged", "failed", "stale",
+];
+
+fn check_status(status: Option<&str>) -> Result<()> {
+    if let Some(s) = status
+        && !STATUSES.contains(&s)
+    {
+        bail!("unknown status {s:?} (one of {})", STATUSES.join(", "));
+    }
+    Ok(())
+}
+
+/// One exported decision (or cluster member) as an ordered JSON object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Row(pub serde_json::Map<String, Value>);
@@ -81,14 +95,7 @@ fn json_col(text: Option<String>, default: Value) -> Result<Value> {
 
 /// Read the decision log with its merge outcomes.
 pub fn rows(conn: &Connection, filter: &Filter) -> Result<Vec<Row>> {
-    const STATUSES: &[&str] = &[
-        "pending", "approved", "rejected", "deferred", "merging", "merged", "failed", "stale",
-    ];
-    if let Some(s) = &filter.status
-        && !STATUSES.contains(&s.as_str())
-    {
-        bail!("unknown status {s:?} (one of {})", STATUSES.join(", "));
-    }
+    check_status(filter.status.as_deref())?;
     let since = match &filter.since {
         None => None,
         Some(s) if chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() => {
@@ -211,6 +218,61 @@ pub fn rows(conn: &Connection, filter: &Filter) -> Result<Vec<Row>> {
     Ok(out)
 }
 
+/// The columns of the cluster export, one row per member record. It starts with
+/// `cluster_id,record_id`, the plain shape `dupdesk match --clusters` reads, so clusters can
+/// be compared with another matcher's or carried to another workspace.
+pub const CLUSTER_COLUMNS: &[&str] = &[
+    "cluster_id",
+    "record_id",
+    "object_type",
+    "status",
+    "score",
+    "weakest_link",
+    "size",
+    "flags",
+    "matcher",
+];
+
+/// Which clusters to export.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterFilter {
+    /// Only clusters in this status; by default every status but `stale` (superseded).
+    pub status: Option<String>,
+    pub object: Option<crate::model::ObjectType>,
+}
+
+/// The candidate clusters with their member records, in cluster id order, members by record
+/// id.
+pub fn cluster_rows(conn: &Connection, filter: &ClusterFilter) -> Result<Vec<Row>> {
+    check_status(filter.status.as_deref())?;
+    let mut stmt = conn.prepare(
+        "SELECT c.id, r.id, c.object_type, c.status, c.score, c.weakest, c.size, c.flags, c.matcher
+         FROM clusters c
+         JOIN cluster_members m ON m.cluster_id = c.id
+         JOIN records r ON r.rid = m.rid
+         WHERE (?1 IS NULL AND c.status != 'stale' OR c.status = ?1)
+           AND (?2 IS NULL OR c.object_type = ?2)
+         ORDER BY c.id, length(r.id), r.id",
+    )?;
+    let rows = stmt.query_map(
+        params![filter.status, filter.object.map(|o| o.as_str())],
+        |r| {
+            let mut m = serde_json::Map::new();
+            m.insert("cluster_id".into(), r.get::<_, i64>(0)?.into());
+            m.insert("record_id".into(), r.get::<_, String>(1)?.into());
+            m.insert("object_type".into(), r.get::<_, String>(2)?.into());
+            m.insert("status".into(), r.get::<_, String>(3)?.into());
+            m.insert("score".into(), r.get::<_, f64>(4)?.into());
+            m.insert("weakest_link".into(), r.get::<_, f64>(5)?.into());
+            m.insert("size".into(), r.get::<_, i64>(6)?.into());
+            m.insert("flags".into(), r.get::<_, String>(7)?.into());
+            m.insert("matcher".into(), r.get::<_, String>(8)?.into());
+            Ok(Row(m))
+        },
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// The CRM calls of a job as the journal recorded them, and the ids it merged away.
 fn crm_calls(conn: &Connection, job: i64) -> Result<(Value, Value)> {
     let steps = crate::store::journal::steps(conn, job)?;
@@ -237,8 +299,18 @@ fn crm_calls(conn: &Connection, job: i64) -> Result<(Value, Value)> {
     Ok((Value::Array(calls), Value::Array(merged)))
 }
 
-/// Write rows in a format. Returns the number written.
+/// Write decision rows in a format. Returns the number written.
 pub fn write(rows: &[Row], format: Format, out: &mut dyn Write) -> Result<usize> {
+    write_columns(rows, COLUMNS, format, out)
+}
+
+/// Write rows with these columns, in this order (JSON Lines keeps each row's own order).
+pub fn write_columns(
+    rows: &[Row],
+    columns: &[&str],
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<usize> {
     match format {
         Format::Jsonl => {
             for r in rows {
@@ -248,9 +320,9 @@ pub fn write(rows: &[Row], format: Format, out: &mut dyn Write) -> Result<usize>
         }
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut *out);
-            w.write_record(COLUMNS)?;
+            w.write_record(columns)?;
             for r in rows {
-                let fields: Vec<String> = COLUMNS
+                let fields: Vec<String> = columns
                     .iter()
                     .map(|c| match r.0.get(*c) {
                         None | Some(Value::Null) => String::new(),

@@ -290,3 +290,17 @@ fn external_clusters_are_imported_or_refused_whole() {
     let again = matcher::import_clusters(&store, &splink, ObjectType::Contacts).unwrap();
     assert_eq!((again.applied.new, again.applied.unchanged), (0, 2));
 }
+
+/// A workspace with none, one or two records of a type (a portal without companies, say)
+/// matches to no or one cluster instead of failing.
+#[test]
+fn tables_of_zero_one_and_two_records_match() {
+    let cfg = cfg();
+    let (_dir, _store, records) = workspace(2);
+    for n in 0..=2 {
+        let table = matcher::Table::build(&cfg, &records[..n]);
+        let outcome =
+            matcher::match_table(&cfg, &table, matcher::MatchInputs::default(), &|_| {});
+        assert!(outcome.clusters.len() <= n / 2, "{n}: {:?}", outcome.clusters);
+    }
+}

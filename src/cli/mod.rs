@@ -97,7 +97,7 @@ pub enum Command {
     },
     /// Review the duplicate clusters in the terminal UI.
     Review,
-    /// Export the decision log.
+    /// Export the decision log, or the candidate clusters.
     Export {
         #[command(subcommand)]
         what: ExportWhat,
@@ -173,6 +173,20 @@ pub enum ExportWhat {
         /// Only decisions of clusters in this status (pending, approved, merged, failed, ...).
         #[arg(long)]
         status: Option<String>,
+    },
+    /// One row per member record of each candidate cluster (`cluster_id,record_id,...`, the
+    /// shape `match --clusters` reads), with status, score, weakest link and flags.
+    Clusters {
+        #[arg(long, default_value = "csv")]
+        format: crate::export::Format,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Only clusters in this status (default: all but stale ones).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        object: Option<ObjectType>,
     },
 }
 
@@ -288,6 +302,20 @@ fn run(cli: Cli) -> Result<()> {
                     status,
                 },
         }) => report::export_decisions(&ctx, format, out, crate::export::Filter { since, status }),
+        Some(Command::Export {
+            what:
+                ExportWhat::Clusters {
+                    format,
+                    out,
+                    status,
+                    object,
+                },
+        }) => report::export_clusters(
+            &ctx,
+            format,
+            out,
+            crate::export::ClusterFilter { status, object },
+        ),
         Some(Command::Lineage { id, object, json }) => report::lineage(&ctx, &id, object, json),
         Some(Command::Stats { json }) => report::stats(&ctx, json),
         Some(Command::Import {

@@ -1,4 +1,4 @@
-//! Read-only reports: `dupdesk export decisions`, `dupdesk lineage ID`, `dupdesk stats`.
+//! Read-only reports: `dupdesk export decisions|clusters`, `dupdesk lineage ID`, `dupdesk stats`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::Ctx;
-use crate::export::{self, Filter, Format};
+use crate::export::{self, ClusterFilter, Filter, Format};
 use crate::model::ObjectType;
 use crate::stats::{self, Thresholds};
 use crate::store::Store;
@@ -19,32 +19,68 @@ pub fn export_decisions(
 ) -> Result<()> {
     let store = super::open_existing(ctx)?;
     let rows = store.call_blocking(move |c| export::rows(c, &filter))?;
-    let n = match &out {
+    let n = write_out(out.as_deref(), |w| {
+        export::write_columns(&rows, export::COLUMNS, format, w)
+    })?;
+    if let Some(path) = out {
+        eprintln!("exported {n} decisions to {}", path.display());
+    }
+    Ok(())
+}
+
+pub fn export_clusters(
+    ctx: &Ctx,
+    format: Format,
+    out: Option<PathBuf>,
+    filter: ClusterFilter,
+) -> Result<()> {
+    let store = super::open_existing(ctx)?;
+    let rows = store.call_blocking(move |c| export::cluster_rows(c, &filter))?;
+    let n = write_out(out.as_deref(), |w| {
+        export::write_columns(&rows, export::CLUSTER_COLUMNS, format, w)
+    })?;
+    if let Some(path) = out {
+        let clusters: std::collections::BTreeSet<_> = rows
+            .iter()
+            .filter_map(|r| r.0.get("cluster_id"))
+            .map(|v| v.to_string())
+            .collect();
+        eprintln!(
+            "exported {} clusters ({n} member records) to {}",
+            clusters.len(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Run `write` on `out`, or on standard output. A file is written beside its target and
+/// renamed, so a failed export never leaves half a file.
+fn write_out(
+    out: Option<&std::path::Path>,
+    write: impl FnOnce(&mut dyn Write) -> Result<usize>,
+) -> Result<usize> {
+    match out {
         Some(path) => {
-            // Write beside the target and rename, so a failed export never leaves half a file.
             let tmp = path.with_extension("partial");
             let mut f = std::io::BufWriter::new(
                 std::fs::File::create(&tmp)
                     .with_context(|| format!("creating {}", tmp.display()))?,
             );
-            let n = export::write(&rows, format, &mut f)?;
+            let n = write(&mut f)?;
             f.flush()?;
             drop(f);
             std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-            n
+            Ok(n)
         }
         None => {
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
-            let n = export::write(&rows, format, &mut lock)?;
+            let n = write(&mut lock)?;
             lock.flush()?;
-            n
+            Ok(n)
         }
-    };
-    if let Some(path) = out {
-        eprintln!("exported {n} decisions to {}", path.display());
     }
-    Ok(())
 }
 
 pub fn lineage(ctx: &Ctx, id: &str, object: Option<ObjectType>, json: bool) -> Result<()> {

@@ -430,7 +430,8 @@ pub fn fit_model(
     }
     let m = em::combine_fits(&kinds, &fits);
     let n = table.len() as f64;
-    let all_pairs = (n * (n - 1.0) / 2.0).max(1.0);
+    // At least two, so that the bounds below stay ordered for a table of one or two records.
+    let all_pairs = (n * (n - 1.0) / 2.0).max(2.0);
     // The rule holding the most matches bounds the number of matching pairs from below; the
     // rules overlap, so their sum would count the same pairs several times.
     let expected = fits.iter().map(|(_, _, e)| *e).fold(1.0_f64, f64::max);
