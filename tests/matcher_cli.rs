@@ -91,7 +91,11 @@ fn exported_clusters_read_back_as_the_same_clusters() {
             .unwrap();
     }
     let out = dupdesk(dir.path(), &["match"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = dupdesk(dir.path(), &["export", "clusters", "--out", "clusters.csv"]);
     assert!(
         out.status.success(),

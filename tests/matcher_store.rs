@@ -299,8 +299,11 @@ fn tables_of_zero_one_and_two_records_match() {
     let (_dir, _store, records) = workspace(2);
     for n in 0..=2 {
         let table = matcher::Table::build(&cfg, &records[..n]);
-        let outcome =
-            matcher::match_table(&cfg, &table, matcher::MatchInputs::default(), &|_| {});
-        assert!(outcome.clusters.len() <= n / 2, "{n}: {:?}", outcome.clusters);
+        let outcome = matcher::match_table(&cfg, &table, matcher::MatchInputs::default(), &|_| {});
+        assert!(
+            outcome.clusters.len() <= n / 2,
+            "{n}: {:?}",
+            outcome.clusters
+        );
     }
 }

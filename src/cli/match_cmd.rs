@@ -85,12 +85,14 @@ fn run_one(store: &crate::store::Store, cfg: &MatchConfig, mode: MatchMode) -> R
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     let object = cfg.object;
+    let t0 = std::time::Instant::now();
     let progress = |p: MatchProgress| {
+        if std::env::var_os("DUPDESK_PHASES").is_some() {
+            eprintln!("PHASE {:.2} {p:?}", t0.elapsed().as_secs_f64());
+        }
         let msg = match p {
             MatchProgress::Loading => format!("{object}: reading the workspace"),
-            MatchProgress::Normalizing { records } => {
-                format!("{object}: normalizing {records} records")
-            }
+            MatchProgress::Normalizing => format!("{object}: reading and normalizing the records"),
             MatchProgress::Blocking { rules } => format!("{object}: blocking ({rules} rules)"),
             MatchProgress::Estimating { rule, rules } => {
                 format!("{object}: estimating weights, rule {rule} of {rules}")

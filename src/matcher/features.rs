@@ -80,6 +80,29 @@ pub struct Table {
     pub columns: Vec<Column>,
 }
 
+/// A record's property values by name, however they are held.
+trait Properties {
+    fn property(&self, name: &str) -> Option<&str>;
+}
+
+impl Properties for Record {
+    fn property(&self, name: &str) -> Option<&str> {
+        self.get(name)
+    }
+}
+
+impl Properties for FxHashMap<&str, Option<&str>> {
+    fn property(&self, name: &str) -> Option<&str> {
+        self.get(name).copied().flatten()
+    }
+}
+
+impl Properties for FxHashMap<String, Option<String>> {
+    fn property(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| v.as_deref())
+    }
+}
+
 /// Records are normalized in batches of this many, in parallel, then interned in order.
 const BATCH: usize = 16 * 1024;
 
@@ -91,9 +114,66 @@ impl Table {
         I: IntoIterator<Item = R>,
         R: Borrow<Record> + Send,
     {
+        let built: Result<Table, std::convert::Infallible> =
+            Self::build_with(cfg, records, |r: R, normalized| {
+                let r = r.borrow();
+                Ok((r.id.clone(), normalized(r)))
+            });
+        match built {
+            Ok(table) => table,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Normalize and intern stored rows: a record id and its properties as the workspace
+    /// stores them (a JSON object of strings or nulls). The JSON is parsed on the workers, and
+    /// only the compared properties are read out of it, so a million rows stream through
+    /// without their records ever being built.
+    pub fn build_from_json<I>(cfg: &MatchConfig, rows: I) -> Result<Table, serde_json::Error>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        Self::build_with(cfg, rows, |(id, json): (String, String), normalized| {
+            // Borrowing the values avoids an allocation per property; a value with an escape
+            // cannot be borrowed, and such a row is parsed again into owned strings.
+            let values = match serde_json::from_str::<FxHashMap<&str, Option<&str>>>(&json) {
+                Ok(map) => normalized(&map),
+                Err(_) => {
+                    let map: FxHashMap<String, Option<String>> = serde_json::from_str(&json)?;
+                    normalized(&map)
+                }
+            };
+            Ok((id, values))
+        })
+    }
+
+    /// The one way records become a table: items are taken in batches, each item turned into
+    /// its id and normalized values on the workers (`read` gets a function that normalizes
+    /// every field, given a property lookup), then interned in input order.
+    fn build_with<I, T, E, F>(cfg: &MatchConfig, items: I, read: F) -> Result<Table, E>
+    where
+        I: IntoIterator<Item = T>,
+        T: Send,
+        E: Send,
+        F: Fn(
+                T,
+                &dyn Fn(&dyn Properties) -> Vec<Option<String>>,
+            ) -> Result<(String, Vec<Option<String>>), E>
+            + Sync,
+    {
         let opts = NormalizeOptions {
             email: cfg.settings.email.clone(),
             phone_digits: cfg.settings.phone_digits,
+        };
+        let normalized = |r: &dyn Properties| -> Vec<Option<String>> {
+            cfg.fields
+                .iter()
+                .map(|f| {
+                    r.property(&f.property)
+                        .filter(|v| !v.is_empty())
+                        .and_then(|v| normalize(f.kind, v, &opts))
+                })
+                .collect()
         };
         let mut columns: Vec<Column> = cfg
             .fields
@@ -103,25 +183,17 @@ impl Table {
         let mut interners: Vec<FxHashMap<Box<str>, u32>> =
             vec![FxHashMap::default(); columns.len()];
         let mut ids = Vec::new();
-        let mut iter = records.into_iter();
+        let mut iter = items.into_iter();
         loop {
-            let batch: Vec<R> = iter.by_ref().take(BATCH).collect();
+            let batch: Vec<T> = iter.by_ref().take(BATCH).collect();
             if batch.is_empty() {
                 break;
             }
-            let normalized: Vec<(String, Vec<Option<String>>)> = batch
+            let batch: Vec<(String, Vec<Option<String>>)> = batch
                 .into_par_iter()
-                .map(|r| {
-                    let r = r.borrow();
-                    let vals = cfg
-                        .fields
-                        .iter()
-                        .map(|f| r.get(&f.property).and_then(|v| normalize(f.kind, v, &opts)))
-                        .collect();
-                    (r.id.clone(), vals)
-                })
-                .collect();
-            for (id, vals) in normalized {
+                .map(|item| read(item, &normalized))
+                .collect::<Result<_, E>>()?;
+            for (id, vals) in batch {
                 ids.push(id);
                 for ((col, interner), v) in columns.iter_mut().zip(&mut interners).zip(vals) {
                     let idx = match v {
@@ -152,7 +224,8 @@ impl Table {
             c.dict.shrink_to_fit();
             c.values.shrink_to_fit();
         }
-        Table { ids, columns }
+        ids.shrink_to_fit();
+        Ok(Table { ids, columns })
     }
 
     pub fn len(&self) -> usize {
@@ -238,5 +311,80 @@ mod tests {
             "nickname"
         );
         assert_eq!(level_of(t.pattern(0, 2), 1), MISSING);
+    }
+
+    /// Stored rows build the same table as the records they were stored from, whether a
+    /// value borrows from the JSON or needs unescaping, and an empty string is no value.
+    #[test]
+    fn stored_json_builds_the_same_table_as_records() {
+        let field = |property: &str, kind| FieldSpec {
+            property: property.into(),
+            kind,
+        };
+        let schema = ObjectSchemaConfig {
+            fields: vec![
+                field("firstname", FieldKind::GivenName),
+                field("lastname", FieldKind::Surname),
+                field("email", FieldKind::Email),
+                field("city", FieldKind::City),
+            ],
+            blocking: vec![],
+        };
+        let cfg =
+            MatchConfig::from_schema(&MatcherSettings::default(), ObjectType::Contacts, &schema)
+                .unwrap();
+        let rec = |id: &str, props: &[(&str, Option<&str>)]| Record {
+            object_type: ObjectType::Contacts,
+            id: id.into(),
+            properties: props
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                .collect(),
+            history: BTreeMap::new(),
+            created_at: None,
+            updated_at: None,
+            archived: false,
+        };
+        let records = vec![
+            rec(
+                "1",
+                &[("firstname", Some("Bob")), ("email", Some("bob@x.com"))],
+            ),
+            rec(
+                "2",
+                &[
+                    ("firstname", Some("Robert \"Bob\"")),
+                    ("lastname", Some("O\\Neil\u{7}")),
+                ],
+            ),
+            rec(
+                "3",
+                &[
+                    ("firstname", Some("")),
+                    ("email", None),
+                    ("city", Some("Köln")),
+                ],
+            ),
+            rec("4", &[]),
+        ];
+        let rows: Vec<(String, String)> = records
+            .iter()
+            .map(|r| (r.id.clone(), serde_json::to_string(&r.properties).unwrap()))
+            .collect();
+        assert!(rows[1].1.contains("\\\""), "{}", rows[1].1);
+        let from_records = Table::build(&cfg, &records);
+        let from_json = Table::build_from_json(&cfg, rows).unwrap();
+        assert_eq!(from_json.ids, from_records.ids);
+        for (a, b) in from_json.columns.iter().zip(&from_records.columns) {
+            assert_eq!(
+                (&a.values, &a.dict, a.present),
+                (&b.values, &b.dict, b.present)
+            );
+        }
+        assert_eq!(from_json.columns[0].value(2), None);
+        assert_eq!(from_json.columns[3].value(2), Some("koln"));
+
+        let bad = Table::build_from_json(&cfg, [("9".to_string(), "{\"email\": 3}".to_string())]);
+        assert!(bad.is_err());
     }
 }

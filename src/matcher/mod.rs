@@ -38,10 +38,10 @@ pub use schema::{FieldKind, FieldSpec, MatchConfig, MatcherSettings, ObjectSchem
 /// What the matcher is doing, for a status bar or a progress line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MatchProgress {
+    /// Reading the clusters and decisions already in the workspace.
     Loading,
-    Normalizing {
-        records: usize,
-    },
+    /// Reading and normalizing the records.
+    Normalizing,
     Blocking {
         rules: usize,
     },

@@ -18,6 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use rayon::prelude::*;
 use rusqlite::{Connection, OptionalExtension, params};
 use rustc_hash::FxHashSet;
 use serde::Serialize;
@@ -29,7 +30,6 @@ use super::features::Table;
 use super::schema::{FieldKind, MatchConfig};
 use super::{Blocks, MatchProgress, Scorer, fit_model, limits, link, probability, weight_of};
 use crate::model::{ObjectType, Record};
-use crate::store::records::{StoredRecord, live_records};
 use crate::store::{Store, get_meta, now_ts, set_meta};
 
 /// Whether to redo everything or only what changed since the last run.
@@ -123,12 +123,14 @@ struct Existing {
     status: String,
     last_decision: Option<String>,
     referenced: bool,
+    /// What the row shows, to leave a cluster that formed again unchanged untouched.
+    shown: (f64, f64, String, String),
     /// (rid, changed_at, live)
     members: Vec<(i64, String, bool)>,
 }
 
+/// What a run reads besides the records themselves.
 struct Loaded {
-    records: Vec<StoredRecord>,
     model: Option<Model>,
     watermark: Option<String>,
     not_duplicates: Vec<(String, String)>,
@@ -136,7 +138,6 @@ struct Loaded {
 }
 
 fn load(conn: &Connection, object: ObjectType) -> Result<Loaded> {
-    let records = live_records(conn, object)?;
     let model = get_meta(conn, &model_key(object))?
         .and_then(|json| serde_json::from_str::<Model>(&json).ok());
     let watermark = get_meta(conn, &watermark_key(object))?;
@@ -146,7 +147,6 @@ fn load(conn: &Connection, object: ObjectType) -> Result<Loaded> {
         .collect::<rusqlite::Result<Vec<(String, String)>>>()?;
     let existing = load_existing(conn, object)?;
     Ok(Loaded {
-        records,
         model,
         watermark,
         not_duplicates,
@@ -154,12 +154,87 @@ fn load(conn: &Connection, object: ObjectType) -> Result<Loaded> {
     })
 }
 
+/// The live records as the matcher holds them: the normalized table, and per record (by table
+/// index) its row id and when it last changed. Row ids ascend with the index.
+struct Live {
+    table: Table,
+    rids: Vec<i64>,
+    /// Index into `stamps`: records changed in one pull or import share a time.
+    changed_at: Vec<u32>,
+    stamps: Vec<String>,
+}
+
+impl Live {
+    fn read(conn: &Connection, cfg: &MatchConfig) -> Result<Live> {
+        let mut stmt = conn.prepare(
+            "SELECT rid, id, properties, changed_at FROM records
+             WHERE object_type = ?1 AND archived = 0 AND merged_into IS NULL ORDER BY rid",
+        )?;
+        let mut rows = stmt.query([cfg.object.as_str()])?;
+        let (mut rids, mut changed_at, mut stamps) = (Vec::new(), Vec::new(), Vec::new());
+        let mut stamp_index: HashMap<String, u32> = HashMap::new();
+        let mut failed: Option<rusqlite::Error> = None;
+        let stream = std::iter::from_fn(|| {
+            let row = match rows.next() {
+                Ok(Some(row)) => row,
+                Ok(None) => return None,
+                Err(e) => {
+                    failed = Some(e);
+                    return None;
+                }
+            };
+            let read = (|| -> rusqlite::Result<(String, String)> {
+                rids.push(row.get::<_, i64>(0)?);
+                let stamp: String = row.get(3)?;
+                let next = stamps.len() as u32;
+                let i = *stamp_index.entry(stamp).or_insert_with_key(|s| {
+                    stamps.push(s.clone());
+                    next
+                });
+                changed_at.push(i);
+                Ok((row.get(1)?, row.get(2)?))
+            })();
+            match read {
+                Ok(item) => Some(item),
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
+            }
+        });
+        let table = Table::build_from_json(cfg, stream);
+        if let Some(e) = failed {
+            return Err(e).context("reading the workspace's records");
+        }
+        let table = table.context("a record's properties in the workspace are not valid JSON")?;
+        Ok(Live {
+            table,
+            rids,
+            changed_at,
+            stamps,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.rids.len()
+    }
+
+    fn index_of_rid(&self, rid: i64) -> Option<u32> {
+        self.rids.binary_search(&rid).ok().map(|i| i as u32)
+    }
+
+    fn changed_at(&self, i: u32) -> &str {
+        &self.stamps[self.changed_at[i as usize] as usize]
+    }
+}
+
 fn load_existing(conn: &Connection, object: ObjectType) -> Result<Vec<Existing>> {
     let mut stmt = conn.prepare(
         "SELECT c.id, c.fingerprint, c.status,
                 (SELECT MAX(decided_at) FROM decisions d WHERE d.cluster_id = c.id),
                 EXISTS (SELECT 1 FROM decisions d WHERE d.cluster_id = c.id)
-                  OR EXISTS (SELECT 1 FROM merge_jobs j WHERE j.cluster_id = c.id)
+                  OR EXISTS (SELECT 1 FROM merge_jobs j WHERE j.cluster_id = c.id),
+                c.score, c.weakest, c.label, c.flags
          FROM clusters c WHERE c.object_type = ?1 ORDER BY c.id",
     )?;
     let mut existing: Vec<Existing> = stmt
@@ -170,6 +245,7 @@ fn load_existing(conn: &Connection, object: ObjectType) -> Result<Vec<Existing>>
                 status: r.get(2)?,
                 last_decision: r.get(3)?,
                 referenced: r.get(4)?,
+                shown: (r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?),
                 members: Vec::new(),
             })
         })?
@@ -222,28 +298,34 @@ pub fn run_match(
     let object = cfg.object;
     let run_at = now_ts();
     progress(MatchProgress::Loading);
-    let loaded = store.call_blocking(move |conn| load(conn, object))?;
+    // Read on a connection of its own, in one read transaction, so the store's thread stays
+    // free for the steward's decisions while a large workspace streams in (WAL lets readers
+    // and the writer go on together).
+    let mut reader = crate::store::open_connection(store.path())?;
+    // Mapped rather than read, the pages of a large workspace are not copied once more.
+    reader.execute_batch("PRAGMA mmap_size = 2147418112")?;
+    let snapshot = reader.transaction()?;
     let Loaded {
-        records,
         model: stored_model,
         watermark,
         not_duplicates,
         existing,
-    } = loaded;
-    let index: HashMap<&str, u32> = records
+    } = load(&snapshot, object)?;
+    progress(MatchProgress::Normalizing);
+    let live = Live::read(&snapshot, cfg)?;
+    let table = &live.table;
+    // Ids of the records named in not_duplicates, by table index.
+    let named: HashSet<&str> = not_duplicates
+        .iter()
+        .flat_map(|(a, b)| [a.as_str(), b.as_str()])
+        .collect();
+    let index: HashMap<&str, u32> = table
+        .ids
         .iter()
         .enumerate()
-        .map(|(i, r)| (r.record.id.as_str(), i as u32))
+        .filter(|(_, id)| named.contains(id.as_str()))
+        .map(|(i, id)| (id.as_str(), i as u32))
         .collect();
-    let by_rid: HashMap<i64, u32> = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.rid, i as u32))
-        .collect();
-    progress(MatchProgress::Normalizing {
-        records: records.len(),
-    });
-    let table = Table::build(cfg, records.iter().map(|s| &s.record));
 
     let cannot_link: FxHashSet<(u32, u32)> = not_duplicates
         .iter()
@@ -260,7 +342,7 @@ pub fn run_match(
             let idx: Vec<u32> = e
                 .members
                 .iter()
-                .filter_map(|(rid, _, _)| by_rid.get(rid).copied())
+                .filter_map(|(rid, _, _)| live.index_of_rid(*rid))
                 .collect();
             let mut pairs = Vec::new();
             for (i, a) in idx.iter().enumerate() {
@@ -277,9 +359,8 @@ pub fn run_match(
     });
     let changed: Option<Vec<bool>> = match (mode, &reusable, &watermark) {
         (MatchMode::Auto, Some(_), Some(w)) => Some(
-            records
-                .iter()
-                .map(|r| r.changed_at.as_str() >= w.as_str())
+            (0..live.len() as u32)
+                .map(|i| live.changed_at(i) >= w.as_str())
                 .collect(),
         ),
         _ => None,
@@ -289,12 +370,12 @@ pub fn run_match(
     progress(MatchProgress::Blocking {
         rules: cfg.blocking.len(),
     });
-    let blocks = Blocks::build(cfg, &table);
+    let blocks = Blocks::build(cfg, table);
     let (model, model_fitted) = match (incremental, reusable) {
         (true, Some(m)) => (m, false),
-        _ => (fit_model(cfg, &table, &blocks, &labels, progress), true),
+        _ => (fit_model(cfg, table, &blocks, &labels, progress), true),
     };
-    let scorer = Scorer::new(&table, &model, Some(&blocks));
+    let scorer = Scorer::new(table, &model, Some(&blocks));
     let links = link(&blocks, &scorer, cfg.settings.threshold, changed.as_deref());
     progress(MatchProgress::Scoring {
         candidate_pairs: links.candidate_pairs,
@@ -322,7 +403,7 @@ pub fn run_match(
             let idx: Vec<u32> = ex
                 .members
                 .iter()
-                .filter_map(|(rid, _, _)| by_rid.get(rid).copied())
+                .filter_map(|(rid, _, _)| live.index_of_rid(*rid))
                 .collect();
             let dead_member = ex.members.iter().any(|(_, _, live)| !live);
             if dead_member || idx.iter().any(|i| touched.contains(i)) {
@@ -349,23 +430,26 @@ pub fn run_match(
     let clusters = cluster::cluster(edges, limits(cfg), &cannot_link, |a, b| {
         scorer.weight(a as usize, b as usize)
     });
+    let labels = member_labels(&snapshot, cfg, &live, &clusters)?;
+    drop(snapshot);
     let planned: Vec<PlannedCluster> = clusters
-        .iter()
-        .map(|c| plan_cluster(cfg, &records, &scorer, c))
+        .par_iter()
+        .zip(labels)
+        .map(|(c, label)| plan_cluster(&live, &scorer, c, label))
         .collect::<Result<_>>()?;
     let scope_rids: Option<HashSet<i64>> = in_scope.map(|s| {
         s.into_iter()
-            .map(|i| records[i as usize].rid)
+            .map(|i| live.rids[i as usize])
             .collect::<HashSet<i64>>()
     });
 
     let mut report = MatchReport {
         object: object.to_string(),
         mode: if incremental { "incremental" } else { "full" }.to_string(),
-        records: records.len(),
+        records: live.len(),
         changed_records: changed
             .as_ref()
-            .map_or(records.len(), |c| c.iter().filter(|x| **x).count()),
+            .map_or(live.len(), |c| c.iter().filter(|x| **x).count()),
         candidate_pairs: links.candidate_pairs,
         linked_pairs,
         windowed_blocks: blocks.windowed.iter().map(|(b, _)| b).sum(),
@@ -406,21 +490,52 @@ pub fn run_match(
     Ok(report)
 }
 
-fn plan_cluster(
+/// The queue label of each cluster, from its members' stored properties (read only for the
+/// records in a cluster).
+fn member_labels(
+    conn: &Connection,
     cfg: &MatchConfig,
-    records: &[StoredRecord],
+    live: &Live,
+    clusters: &[Cluster],
+) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT properties FROM records WHERE rid = ?1")?;
+    let mut labels = Vec::with_capacity(clusters.len());
+    for c in clusters {
+        let mut members = Vec::with_capacity(c.members.len());
+        for &i in &c.members {
+            let json: String = stmt.query_row([live.rids[i as usize]], |r| r.get(0))?;
+            let id = &live.table.ids[i as usize];
+            members.push(Record {
+                object_type: cfg.object,
+                id: id.clone(),
+                properties: serde_json::from_str(&json)
+                    .with_context(|| format!("record {id}: properties are not valid JSON"))?,
+                history: Default::default(),
+                created_at: None,
+                updated_at: None,
+                archived: false,
+            });
+        }
+        labels.push(label(cfg, &members.iter().collect::<Vec<_>>()));
+    }
+    Ok(labels)
+}
+
+fn plan_cluster(
+    live: &Live,
     scorer: &Scorer<'_>,
     c: &Cluster,
+    label: String,
 ) -> Result<PlannedCluster> {
     let ids: Vec<&str> = c
         .members
         .iter()
-        .map(|&i| records[i as usize].record.id.as_str())
+        .map(|&i| live.table.ids[i as usize].as_str())
         .collect();
     let mut pairs = Vec::new();
     for (k, &a) in c.members.iter().enumerate() {
         for &b in &c.members[k + 1..] {
-            let (ra, rb) = (records[a as usize].rid, records[b as usize].rid);
+            let (ra, rb) = (live.rids[a as usize], live.rids[b as usize]);
             let (x, y, rx, ry) = if ra < rb {
                 (a, b, ra, rb)
             } else {
@@ -435,15 +550,10 @@ fn plan_cluster(
             ));
         }
     }
-    let members: Vec<&Record> = c
-        .members
-        .iter()
-        .map(|&i| &records[i as usize].record)
-        .collect();
     Ok(PlannedCluster {
         fingerprint: fingerprint(&ids),
-        rids: c.members.iter().map(|&i| records[i as usize].rid).collect(),
-        label: label(cfg, &members),
+        rids: c.members.iter().map(|&i| live.rids[i as usize]).collect(),
+        label,
         score: probability(c.best),
         weakest: probability(c.weakest),
         flags: c.flags.to_text(),
@@ -451,9 +561,10 @@ fn plan_cluster(
         changed_at: c
             .members
             .iter()
-            .map(|&i| records[i as usize].changed_at.clone())
+            .map(|&i| live.changed_at(i))
             .max()
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .to_string(),
     })
 }
 
@@ -553,7 +664,11 @@ pub fn apply_clusters(
                     stats.unchanged += 1;
                     e.status.as_str()
                 };
-                write_cluster(conn, Some(e.id), object, matcher, p, status, now)?;
+                let same = status == e.status
+                    && e.shown == (p.score, p.weakest, p.label.clone(), p.flags.clone());
+                if !same {
+                    write_cluster(conn, Some(e.id), object, matcher, p, status, now)?;
+                }
             }
             None => fresh.push(p),
         }

@@ -210,6 +210,11 @@ CREATE TABLE mapping_conflicts (
 CREATE INDEX clusters_status_size ON clusters (status, size DESC, score DESC);
 CREATE INDEX clusters_status_created ON clusters (status, created_at);
 "#,
+    // 3: the matcher asks of every cluster whether a merge job refers to it; without an index
+    // that is a scan of merge_jobs per cluster.
+    r#"
+CREATE INDEX merge_jobs_cluster ON merge_jobs (cluster_id);
+"#,
 ];
 
 /// Bring the schema up to date inside one transaction per migration. A workspace written by a
