@@ -600,7 +600,12 @@ mod tests {
     #[test]
     fn name_free_rules_follow_the_place_and_date_fields() {
         use FieldKind::*;
-        let cases: [(&[(&str, FieldKind)], &[&str]); 5] = [
+        /// Fields besides the two names, and the name-free rules wanted.
+        type Case = (
+            &'static [(&'static str, FieldKind)],
+            &'static [&'static str],
+        );
+        let cases: [Case; 5] = [
             (
                 &[("dob", Date), ("zip", Postcode), ("street", Address)],
                 &["dob+zip", "dob+street:prefix3", "zip+street:prefix3"],
