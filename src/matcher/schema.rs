@@ -443,7 +443,8 @@ fn parse_rule(
 
 /// Blocking rules derived from the field kinds, so a user who only names the fields gets
 /// candidate pairs that catch typos in any one field: every strong identifier alone, names by
-/// spelling and by sound, and names within a place or a birth date.
+/// spelling and by sound, names within a place or a birth date, and, for records whose names
+/// are both damaged or swapped, the date within each place and the street within the postcode.
 pub fn default_blocking(fields: &[FieldSpec]) -> Vec<String> {
     let of = |kind: FieldKind| -> Vec<&str> {
         fields
