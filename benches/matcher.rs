@@ -6,14 +6,16 @@
 //! `cargo bench --bench matcher -- 10000 100000 1000000` (sizes default to 10000). Options:
 //! `--threshold P` overrides the configured threshold, `--model` prints the fitted weights.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use dupdesk::config;
 use dupdesk::demo::{DemoOptions, Generator};
-use dupdesk::matcher::{self, MatchConfig, MatchInputs, Table, compare};
+use dupdesk::matcher::{self, MatchConfig, MatchInputs, Table};
 use dupdesk::model::ObjectType;
+
+#[path = "common/quality.rs"]
+mod quality;
 
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -99,78 +101,8 @@ fn run(cfg: &MatchConfig, n: usize, show_model: bool, errors: usize) -> Result<(
     let t_match = t1.elapsed();
     let rss = peak_rss_mib();
 
-    // Pairwise scores against the truth.
-    let mut per_entity: HashMap<u64, u64> = HashMap::new();
-    for e in &entities {
-        *per_entity.entry(*e).or_insert(0) += 1;
-    }
-    let true_pairs: u64 = per_entity.values().map(|k| k * (k - 1) / 2).sum();
-    let (mut tp, mut fp) = (0u64, 0u64);
-    let mut cluster_of: HashMap<u32, usize> = HashMap::new();
-    let mut false_pos = Vec::new();
-    for (ci, c) in outcome.clusters.iter().enumerate() {
-        for (i, &a) in c.members.iter().enumerate() {
-            cluster_of.insert(a, ci);
-            for &b in &c.members[i + 1..] {
-                if entities[a as usize] == entities[b as usize] {
-                    tp += 1;
-                } else {
-                    fp += 1;
-                    false_pos.push((a, b));
-                }
-            }
-        }
-    }
-    if errors > 0 {
-        let blocks = matcher::Blocks::build(cfg, &table);
-        let scorer = matcher::Scorer::new(&table, &outcome.model, Some(&blocks));
-        let show = |kind: &str, a: u32, b: u32| {
-            let e = scorer.explain(a as usize, b as usize);
-            println!(
-                "{kind} {} ~ {}: rule {:?} prior {:.1} weight {:.1} p {:.3}",
-                e.a, e.b, e.rule, e.prior_weight, e.match_weight, e.probability
-            );
-            for f in &e.fields {
-                println!(
-                    "    {:<16} {:<24} {:+6.1}  {:?} | {:?}",
-                    f.property, f.agreement, f.weight, f.a, f.b
-                );
-            }
-        };
-        for &(a, b) in false_pos.iter().take(errors) {
-            show("FALSE POSITIVE", a, b);
-        }
-        let mut by_entity: HashMap<u64, Vec<u32>> = HashMap::new();
-        for (i, e) in entities.iter().enumerate() {
-            by_entity.entry(*e).or_default().push(i as u32);
-        }
-        let mut shown = 0;
-        let mut groups: Vec<&Vec<u32>> = by_entity.values().filter(|g| g.len() > 1).collect();
-        groups.sort();
-        'outer: for g in groups {
-            for (i, &a) in g.iter().enumerate() {
-                for &b in &g[i + 1..] {
-                    let together =
-                        cluster_of.contains_key(&a) && cluster_of.get(&a) == cluster_of.get(&b);
-                    if !together {
-                        show("FALSE NEGATIVE", a, b);
-                        shown += 1;
-                        if shown >= errors {
-                            break 'outer;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let fneg = true_pairs - tp;
-    let precision = tp as f64 / (tp + fp).max(1) as f64;
-    let recall = tp as f64 / true_pairs.max(1) as f64;
-    let f1 = if precision + recall > 0.0 {
-        2.0 * precision * recall / (precision + recall)
-    } else {
-        0.0
-    };
+    let scores = quality::pair_scores(&outcome, &entities);
+    quality::print_errors(cfg, &table, &outcome, &entities, errors);
 
     // Generating alone, to tell the generator's time from the matcher's normalization, and
     // normalizing records already in memory (only where they fit comfortably).
@@ -186,12 +118,11 @@ fn run(cfg: &MatchConfig, n: usize, show_model: bool, errors: usize) -> Result<(
     });
 
     println!(
-        "\n== {n} contacts ({generated} generated, {} entities with duplicates, {true_pairs} true pairs)",
-        per_entity.values().filter(|k| **k > 1).count()
+        "\n== {n} contacts ({generated} generated, {} entities with duplicates, {} true pairs)",
+        quality::entity_groups(&entities).len(),
+        scores.true_pairs
     );
-    println!(
-        "precision {precision:.4}  recall {recall:.4}  F1 {f1:.4}   (tp {tp}, fp {fp}, fn {fneg})"
-    );
+    println!("{}", scores.line());
     println!(
         "candidate pairs {}  ({:.1} per record)  linked pairs {}  clusters {}  windowed blocks {} ({} records)",
         outcome.candidate_pairs,
@@ -229,53 +160,6 @@ fn run(cfg: &MatchConfig, n: usize, show_model: bool, errors: usize) -> Result<(
         "peak memory (VmHWM, whole process so far): {}",
         rss.map_or("unknown".to_string(), |m| format!("{m:.0} MiB"))
     );
-    let m = &outcome.model;
-    println!("prior {:.3e} ({:.1} bits)", m.prior, m.prior_weight());
-    if show_model {
-        for r in &m.rules {
-            println!("  rule {}: lambda {:.4}", r.rule, r.lambda);
-            for (f, field) in m.fields.iter().enumerate().filter(|(f, _)| r.free[*f]) {
-                let levels: Vec<String> = (1..=field.m.len())
-                    .map(|l| {
-                        format!(
-                            "{}={:+.1}",
-                            compare::level_name(field.kind, l as u8),
-                            r.weight(f, l as u8)
-                        )
-                    })
-                    .collect();
-                println!("      {:<16} {}", field.property, levels.join("  "));
-            }
-        }
-    }
-    for fit in &m.fits {
-        println!(
-            "  EM {:<40} sampled {:>8}  lambda {:.4}  expected matches {:>10.0}  {} iterations{}",
-            fit.rule,
-            fit.sampled_pairs,
-            fit.lambda,
-            fit.expected_matches,
-            fit.iterations,
-            if fit.converged {
-                ""
-            } else {
-                " (not converged)"
-            }
-        );
-    }
-    if show_model {
-        for f in &m.fields {
-            let levels: Vec<String> = (1..=f.m.len())
-                .map(|l| {
-                    format!(
-                        "{}={:+.1}",
-                        compare::level_name(f.kind, l as u8),
-                        f.weight(l as u8)
-                    )
-                })
-                .collect();
-            println!("  {:<16} {}", f.property, levels.join("  "));
-        }
-    }
+    quality::print_model(&outcome, show_model);
     Ok(())
 }

@@ -443,7 +443,8 @@ fn parse_rule(
 
 /// Blocking rules derived from the field kinds, so a user who only names the fields gets
 /// candidate pairs that catch typos in any one field: every strong identifier alone, names by
-/// spelling and by sound, and names within a place or a birth date.
+/// spelling and by sound, names within a place or a birth date, and, for records whose names
+/// are both damaged or swapped, the date within each place and the street within the postcode.
 pub fn default_blocking(fields: &[FieldSpec]) -> Vec<String> {
     let of = |kind: FieldKind| -> Vec<&str> {
         fields
@@ -508,6 +509,22 @@ pub fn default_blocking(fields: &[FieldSpec]) -> Vec<String> {
             }
         }
     }
+    // Rules without a name, for records whose names are both damaged, swapped between the
+    // given and the family field, or missing: a date (of birth) is close to unique within a
+    // place, and so is a street address within a postcode. Every pair they find is still
+    // scored on all fields, names included.
+    let address = of(FieldKind::Address).first().copied();
+    if let Some(d) = date {
+        for p in [postcode, city].into_iter().flatten() {
+            rules.push(format!("{d}+{p}"));
+        }
+        if let Some(a) = address {
+            rules.push(format!("{d}+{a}:prefix3"));
+        }
+    }
+    if let (Some(p), Some(a)) = (postcode, address) {
+        rules.push(format!("{p}+{a}:prefix3"));
+    }
     rules.dedup();
     rules
 }
@@ -569,6 +586,7 @@ mod tests {
         assert!(rules.contains(&"family:phonetic+given:phonetic".to_string()));
         assert!(rules.contains(&"dob+given:initial".to_string()));
         assert!(rules.contains(&"zip+family:prefix3".to_string()));
+        assert!(rules.contains(&"dob+zip".to_string()));
         let schema = ObjectSchemaConfig {
             fields,
             blocking: vec![],
@@ -577,6 +595,45 @@ mod tests {
             MatchConfig::from_schema(&MatcherSettings::default(), ObjectType::Contacts, &schema)
                 .unwrap();
         assert_eq!(cfg.blocking.len(), rules.len());
+    }
+
+    /// The rules without a name, by the place and date fields a schema has.
+    #[test]
+    fn name_free_rules_follow_the_place_and_date_fields() {
+        use FieldKind::*;
+        /// Fields besides the two names, and the name-free rules wanted.
+        type Case = (
+            &'static [(&'static str, FieldKind)],
+            &'static [&'static str],
+        );
+        let cases: [Case; 5] = [
+            (
+                &[("dob", Date), ("zip", Postcode), ("street", Address)],
+                &["dob+zip", "dob+street:prefix3", "zip+street:prefix3"],
+            ),
+            (&[("dob", Date), ("town", City)], &["dob+town"]),
+            (
+                &[("dob", Date), ("zip", Postcode), ("town", City)],
+                &["dob+zip", "dob+town"],
+            ),
+            (
+                &[("zip", Postcode), ("street", Address)],
+                &["zip+street:prefix3"],
+            ),
+            // The demo's contacts: no date, postcode or address, so no such rule.
+            (&[("email", Email), ("town", City)], &[]),
+        ];
+        for (extra, want) in cases {
+            let mut fields = vec![field("given", GivenName), field("family", Surname)];
+            fields.extend(extra.iter().map(|(p, k)| field(p, *k)));
+            let rules = default_blocking(&fields);
+            let name_free: Vec<&str> = rules
+                .iter()
+                .map(String::as_str)
+                .filter(|r| !r.contains("given") && !r.contains("family") && r.contains('+'))
+                .collect();
+            assert_eq!(name_free, want, "{extra:?}");
+        }
     }
 
     #[test]
