@@ -7,7 +7,8 @@ use std::collections::HashSet;
 
 use dupdesk::config;
 use dupdesk::demo::{DemoOptions, generate};
-use dupdesk::matcher::{self, MatchConfig, MatchMode, PairExplanation};
+use dupdesk::matcher::persist::StoredExplanation;
+use dupdesk::matcher::{self, MatchConfig, MatchMode};
 use dupdesk::model::{ObjectType, Record};
 use dupdesk::store::records::upsert_records;
 use dupdesk::store::{Store, now_ts};
@@ -121,7 +122,7 @@ fn full_then_incremental_runs_keep_cluster_identity() {
         .unwrap();
     assert!(!explanations.is_empty());
     for json in &explanations {
-        let e: PairExplanation = serde_json::from_str(json).unwrap();
+        let e: StoredExplanation = serde_json::from_str(json).unwrap();
         assert_eq!(e.fields.len(), cfg.fields.len());
         assert!((0.0..=1.0).contains(&e.probability));
     }

@@ -87,9 +87,8 @@ fn run_one(store: &crate::store::Store, cfg: &MatchConfig, mode: MatchMode) -> R
     let object = cfg.object;
     let t0 = std::time::Instant::now();
     let progress = |p: MatchProgress| {
-        if std::env::var_os("DUPDESK_PHASES").is_some() {
-            eprintln!("PHASE {:.2} {p:?}", t0.elapsed().as_secs_f64());
-        }
+        // The phases and when each began, in the log, for a run slower than expected.
+        tracing::info!(%object, phase = ?p, elapsed_s = t0.elapsed().as_secs_f64(), "match phase");
         let msg = match p {
             MatchProgress::Loading => format!("{object}: reading the workspace"),
             MatchProgress::Normalizing => format!("{object}: reading and normalizing the records"),

@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use rayon::prelude::*;
 use rusqlite::{Connection, OptionalExtension, params};
 use rustc_hash::FxHashSet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::cluster::{self, Cluster, Edge};
@@ -168,7 +168,8 @@ impl Live {
     fn read(conn: &Connection, cfg: &MatchConfig) -> Result<Live> {
         let mut stmt = conn.prepare(
             "SELECT rid, id, properties, changed_at FROM records
-             WHERE object_type = ?1 AND archived = 0 AND merged_into IS NULL ORDER BY rid",
+             -- `+`: a scan in row order, not the index on object_type and then a sort of every row.
+         WHERE +object_type = ?1 AND archived = 0 AND merged_into IS NULL ORDER BY rid",
         )?;
         let mut rows = stmt.query([cfg.object.as_str()])?;
         let (mut rids, mut changed_at, mut stamps) = (Vec::new(), Vec::new(), Vec::new());
@@ -302,8 +303,6 @@ pub fn run_match(
     // free for the steward's decisions while a large workspace streams in (WAL lets readers
     // and the writer go on together).
     let mut reader = crate::store::open_connection(store.path())?;
-    // Mapped rather than read, the pages of a large workspace are not copied once more.
-    reader.execute_batch("PRAGMA mmap_size = 2147418112")?;
     let snapshot = reader.transaction()?;
     let Loaded {
         model: stored_model,
@@ -466,20 +465,34 @@ pub fn run_match(
         clusters: planned.len(),
     });
     let model_json = serde_json::to_string(&model)?;
+    // The records' table and blocks are done with; free them before the store's page cache
+    // grows for the write.
+    drop(scorer);
+    drop(blocks);
+    drop(live);
     let stats = store.call_blocking(move |conn| {
-        let tx = conn.transaction()?;
-        let stats = apply_clusters(
-            &tx,
-            object,
-            "dupdesk",
-            &planned,
-            scope_rids.as_ref(),
-            &run_at,
-        )?;
-        set_meta(&tx, &model_key(object), &model_json)?;
-        set_meta(&tx, &watermark_key(object), &run_at)?;
-        tx.commit()?;
-        Ok(stats)
+        // A page cache that holds the clusters' B-trees for the transaction, so SQLite does
+        // not spill pages to the WAL mid-way and write them again (measured: most of the
+        // write time of 136,000 new clusters). Restored afterwards, whatever happens.
+        let cache: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+        conn.execute_batch("PRAGMA cache_size = -262144")?;
+        let written = (|| -> Result<ApplyStats> {
+            let tx = conn.transaction()?;
+            let stats = apply_clusters(
+                &tx,
+                object,
+                "dupdesk",
+                &planned,
+                scope_rids.as_ref(),
+                &run_at,
+            )?;
+            set_meta(&tx, &model_key(object), &model_json)?;
+            set_meta(&tx, &watermark_key(object), &run_at)?;
+            tx.commit()?;
+            Ok(stats)
+        })();
+        conn.execute_batch(&format!("PRAGMA cache_size = {cache}"))?;
+        written
     })?;
     report.clusters_new = stats.new;
     report.clusters_changed = stats.changed;
@@ -488,6 +501,56 @@ pub fn run_match(
     report.clusters_removed = stats.removed;
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// A pair's explanation as the workspace keeps it (`pair_scores.explanation`) and the review
+/// shows it: per field, its agreement, the comparator and the bits it weighed, with the rule,
+/// prior and total. The compared values are the records' own, shown beside it, so they are
+/// not stored again: at a million records the explanations are most of what a run writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredExplanation {
+    pub rule: Option<String>,
+    pub fields: Vec<StoredField>,
+    pub prior_weight: f64,
+    pub match_weight: f64,
+    pub probability: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredField {
+    pub property: String,
+    pub agreement: String,
+    pub comparator: String,
+    /// Bits of evidence, to a hundredth (the review shows two decimals).
+    pub weight: f64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub frequency_adjusted: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blocked: bool,
+}
+
+impl From<super::PairExplanation> for StoredExplanation {
+    fn from(e: super::PairExplanation) -> StoredExplanation {
+        let hundredths = |w: f64| (w * 100.0).round() / 100.0;
+        StoredExplanation {
+            rule: e.rule,
+            fields: e
+                .fields
+                .into_iter()
+                .map(|f| StoredField {
+                    property: f.property,
+                    agreement: f.agreement,
+                    comparator: f.comparator,
+                    weight: hundredths(f.weight),
+                    frequency_adjusted: f.frequency_adjusted,
+                    blocked: f.blocked,
+                })
+                .collect(),
+            prior_weight: hundredths(e.prior_weight),
+            match_weight: hundredths(e.match_weight),
+            probability: e.probability,
+        }
+    }
 }
 
 /// The queue label of each cluster, from its members' stored properties (read only for the
@@ -541,7 +604,7 @@ fn plan_cluster(
             } else {
                 (b, a, rb, ra)
             };
-            let explanation = scorer.explain(x as usize, y as usize);
+            let explanation = StoredExplanation::from(scorer.explain(x as usize, y as usize));
             pairs.push((
                 rx,
                 ry,
