@@ -616,14 +616,9 @@ fn write_batches(
     incoming: mpsc::Receiver<Batch>,
     recycle: mpsc::Sender<Vec<ImportedRow>>,
 ) -> Result<ImportReport> {
-    // A bigger page cache for the duration keeps the B-tree pages of a large import in memory
-    // instead of spilling them to the WAL mid-transaction (measured: a third of the write
-    // time at 100,000 rows). Restored afterwards, whatever happens.
-    let cache: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
-    conn.execute_batch("PRAGMA cache_size = -262144")?;
-    let result = write_in_transaction(conn, opts, incoming, recycle);
-    conn.execute_batch(&format!("PRAGMA cache_size = {cache}"))?;
-    result
+    crate::store::with_large_cache(conn, |conn| {
+        write_in_transaction(conn, opts, incoming, recycle)
+    })
 }
 
 fn write_in_transaction(

@@ -18,6 +18,17 @@ fn dupdesk(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// A workspace file `name` in `dir` holding `records`.
+fn workspace(dir: &std::path::Path, name: &str, records: Vec<dupdesk::model::Record>) {
+    let store = Store::open(dir.join(name)).unwrap();
+    store
+        .call_blocking(move |c| {
+            upsert_records(c, "crm", &records, "2026-01-01T00:00:00.000Z")?;
+            Ok(())
+        })
+        .unwrap();
+}
+
 #[test]
 fn match_runs_then_refuses_an_external_file_with_an_unknown_id() {
     let dir = tempfile::tempdir().unwrap();
@@ -28,16 +39,11 @@ fn match_runs_then_refuses_an_external_file_with_an_unknown_id() {
     })
     .data;
     let first_id = data.contacts[0].id.clone();
-    {
-        let store = Store::open(dir.path().join("ws.db")).unwrap();
-        store
-            .call_blocking(move |c| {
-                upsert_records(c, "crm", &data.contacts, "2026-01-01T00:00:00.000Z")?;
-                upsert_records(c, "crm", &data.companies, "2026-01-01T00:00:00.000Z")?;
-                Ok(())
-            })
-            .unwrap();
-    }
+    workspace(
+        dir.path(),
+        "ws.db",
+        data.contacts.into_iter().chain(data.companies).collect(),
+    );
     let out = dupdesk(dir.path(), &["match"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -81,14 +87,7 @@ fn exported_clusters_read_back_as_the_same_clusters() {
     })
     .data;
     for ws in ["ws.db", "other.db"] {
-        let store = Store::open(dir.path().join(ws)).unwrap();
-        let contacts = data.contacts.clone();
-        store
-            .call_blocking(move |c| {
-                upsert_records(c, "crm", &contacts, "2026-01-01T00:00:00.000Z")?;
-                Ok(())
-            })
-            .unwrap();
+        workspace(dir.path(), ws, data.contacts.clone());
     }
     let out = dupdesk(dir.path(), &["match"]);
     assert!(

@@ -166,10 +166,11 @@ struct Live {
 
 impl Live {
     fn read(conn: &Connection, cfg: &MatchConfig) -> Result<Live> {
+        // `+object_type`: a scan in row order, rather than the index on object_type and then
+        // a sort of every row.
         let mut stmt = conn.prepare(
             "SELECT rid, id, properties, changed_at FROM records
-             -- `+`: a scan in row order, not the index on object_type and then a sort of every row.
-         WHERE +object_type = ?1 AND archived = 0 AND merged_into IS NULL ORDER BY rid",
+             WHERE +object_type = ?1 AND archived = 0 AND merged_into IS NULL ORDER BY rid",
         )?;
         let mut rows = stmt.query([cfg.object.as_str()])?;
         let (mut rids, mut changed_at, mut stamps) = (Vec::new(), Vec::new(), Vec::new());
@@ -429,11 +430,11 @@ pub fn run_match(
     let clusters = cluster::cluster(edges, limits(cfg), &cannot_link, |a, b| {
         scorer.weight(a as usize, b as usize)
     });
-    let labels = member_labels(&snapshot, cfg, &live, &clusters)?;
+    let names = member_labels(&snapshot, cfg, &live, &clusters)?;
     drop(snapshot);
     let planned: Vec<PlannedCluster> = clusters
         .par_iter()
-        .zip(labels)
+        .zip(names)
         .map(|(c, label)| plan_cluster(&live, &scorer, c, label))
         .collect::<Result<_>>()?;
     let scope_rids: Option<HashSet<i64>> = in_scope.map(|s| {
@@ -471,12 +472,7 @@ pub fn run_match(
     drop(blocks);
     drop(live);
     let stats = store.call_blocking(move |conn| {
-        // A page cache that holds the clusters' B-trees for the transaction, so SQLite does
-        // not spill pages to the WAL mid-way and write them again (measured: most of the
-        // write time of 136,000 new clusters). Restored afterwards, whatever happens.
-        let cache: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
-        conn.execute_batch("PRAGMA cache_size = -262144")?;
-        let written = (|| -> Result<ApplyStats> {
+        crate::store::with_large_cache(conn, |conn| {
             let tx = conn.transaction()?;
             let stats = apply_clusters(
                 &tx,
@@ -490,9 +486,7 @@ pub fn run_match(
             set_meta(&tx, &watermark_key(object), &run_at)?;
             tx.commit()?;
             Ok(stats)
-        })();
-        conn.execute_batch(&format!("PRAGMA cache_size = {cache}"))?;
-        written
+        })
     })?;
     report.clusters_new = stats.new;
     report.clusters_changed = stats.changed;

@@ -276,9 +276,10 @@ pub fn get_by_rid(conn: &Connection, rid: i64) -> Result<Option<StoredRecord>> {
 
 /// Every live (not archived, not merged away) record of a type, in row order.
 pub fn live_records(conn: &Connection, object_type: ObjectType) -> Result<Vec<StoredRecord>> {
+    // `+object_type`: a scan in row order, rather than the index on object_type and then a
+    // sort of every row.
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM records
-         -- `+`: a scan in row order, not the index on object_type and then a sort of every row.
          WHERE +object_type = ?1 AND archived = 0 AND merged_into IS NULL ORDER BY rid"
     ))?;
     let rows = stmt.query_map([object_type.as_str()], from_row)?;
