@@ -76,6 +76,14 @@ fn main() -> Result<()> {
         size as f64 / 1e6,
         report.rows as f64 / secs
     );
+    let on_disk = |suffix: &str| {
+        std::fs::metadata(dir.path().join(format!("ws.db{suffix}"))).map_or(0, |m| m.len())
+    };
+    println!(
+        "workspace: {:.1} MB database, {:.1} MB write-ahead log",
+        on_disk("") as f64 / 1e6,
+        on_disk("-wal") as f64 / 1e6
+    );
     // Wall time suffers when other work shares the cores; CPU time per thread does not, and
     // the busier thread bounds the wall time on an idle machine.
     if let (Some(a), Some(b), Some(c), Some(d)) = (

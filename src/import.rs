@@ -23,6 +23,7 @@ use rusqlite::Connection;
 
 use crate::model::{ObjectType, Record, format_ts, parse_ts};
 use crate::store::Store;
+use crate::store::history::{self, VersionRef};
 use crate::store::mapping::{self, Link, Observed};
 use crate::store::records::{self, EncodedRecord, UpsertStats};
 
@@ -421,7 +422,7 @@ impl<R: Read> RowReader<R> {
         // Borrowed views of the row, encoded straight to the stored JSON: a record's maps of
         // owned strings would cost a few dozen allocations per row to build and free.
         let mut properties: BTreeMap<&str, Option<&str>> = BTreeMap::new();
-        let mut history: BTreeMap<&str, [VersionRef<'_>; 1]> = BTreeMap::new();
+        let mut versions: BTreeMap<&str, [VersionRef<'_>; 1]> = BTreeMap::new();
         for (c, value) in self.row.iter().enumerate() {
             let Some(property) = self.layout.properties[c].as_deref() else {
                 continue;
@@ -434,7 +435,7 @@ impl<R: Read> RowReader<R> {
             } else if Some(c) == self.layout.modified {
                 updated_text.as_deref()
             } else {
-                history.insert(
+                versions.insert(
                     property,
                     [VersionRef {
                         value: Some(value),
@@ -455,8 +456,8 @@ impl<R: Read> RowReader<R> {
             .and_then(|(p, _)| properties.get(p.as_str()).copied().flatten())
             .map(str::to_string);
         let encode = |e: serde_json::Error| CsvError::internal(&self.file, &e.to_string());
+        let history = history::encode(&versions, |p| properties.get(p).copied()).map_err(encode)?;
         let properties = serde_json::to_string(&properties).map_err(encode)?;
-        let history = serde_json::to_string(&history).map_err(encode)?;
         Ok(Some(ImportedRow {
             encoded: EncodedRecord::from_json(
                 self.opts.object,
@@ -475,16 +476,6 @@ impl<R: Read> RowReader<R> {
 struct ImportedRow {
     encoded: EncodedRecord,
     inverse_id: Option<String>,
-}
-
-/// A borrowed [`PropertyVersion`] that serializes to the same JSON (a test holds them to it).
-#[derive(serde::Serialize)]
-struct VersionRef<'a> {
-    value: Option<&'a str>,
-    timestamp: DateTime<Utc>,
-    source_type: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    source_id: Option<&'a str>,
 }
 
 fn csv_error(file: &Path, e: &csv::Error, headers: Option<&[String]>) -> CsvError {

@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::history;
 use crate::model::{ObjectType, Record, format_ts, parse_ts};
 
 /// What an upsert did, for progress lines and for the "pull twice imports nothing" check.
@@ -71,12 +72,14 @@ impl EncodedRecord {
             updated_at: r.updated_at,
             archived: r.archived,
             properties: serde_json::to_string(&r.properties)?,
-            history: serde_json::to_string(&r.history)?,
+            history: history::encode_owned(&r.history, &r.properties)?,
         })
     }
 
-    /// From properties and history already encoded exactly as `serde_json` encodes a
-    /// [`Record`]'s (anything else would read back wrong and defeat the unchanged check).
+    /// From properties and history already encoded exactly as [`EncodedRecord::new`] encodes
+    /// a [`Record`]'s: the properties as `serde_json` writes them, the history as
+    /// [`history::encode`] does (anything else would read back wrong and defeat the unchanged
+    /// check).
     pub fn from_json(
         object_type: ObjectType,
         id: String,
@@ -152,7 +155,19 @@ impl<'c> Upsert<'c> {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?))
             })
             .optional()?;
+        // The same history can be stored in two forms (a workspace from before the compact
+        // one); only when the texts differ is it worth reading both.
+        let unchanged = existing.as_ref().is_some_and(|(p, h, a)| {
+            *p == r.properties
+                && *a == r.archived
+                && (*h == r.history || same_history(p, h, &r.history))
+        });
         match existing {
+            Some(_) if unchanged => {
+                self.touch
+                    .execute(params![r.object_type.as_str(), r.id, now])?;
+                self.stats.unchanged += 1;
+            }
             None => {
                 self.insert.execute(params![
                     r.object_type.as_str(),
@@ -166,11 +181,6 @@ impl<'c> Upsert<'c> {
                     now
                 ])?;
                 self.stats.inserted += 1;
-            }
-            Some((p, h, a)) if p == r.properties && h == r.history && a == r.archived => {
-                self.touch
-                    .execute(params![r.object_type.as_str(), r.id, now])?;
-                self.stats.unchanged += 1;
             }
             Some(_) => {
                 self.update.execute(params![
@@ -188,6 +198,21 @@ impl<'c> Upsert<'c> {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether two stored histories of a record with these stored properties say the same; an
+/// unreadable one differs.
+fn same_history(properties: &str, a: &str, b: &str) -> bool {
+    let Ok(properties) = serde_json::from_str(properties) else {
+        return false;
+    };
+    match (
+        history::decode(a, &properties),
+        history::decode(b, &properties),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
 }
 
@@ -229,15 +254,17 @@ fn decode(raw: RawRow) -> Result<StoredRecord> {
     let object_type: ObjectType = ot
         .parse()
         .map_err(|e: String| anyhow::anyhow!("record {id}: {e}"))?;
+    let properties = serde_json::from_str(&props)
+        .with_context(|| format!("record {id}: properties are not valid JSON"))?;
+    let history = history::decode(&history, &properties)
+        .with_context(|| format!("record {id}: unreadable history"))?;
     Ok(StoredRecord {
         rid,
         system,
         record: Record {
             object_type,
-            properties: serde_json::from_str(&props)
-                .with_context(|| format!("record {id}: properties are not valid JSON"))?,
-            history: serde_json::from_str(&history)
-                .with_context(|| format!("record {id}: history is not valid JSON"))?,
+            properties,
+            history,
             created_at: created.as_deref().and_then(parse_ts),
             updated_at: updated.as_deref().and_then(parse_ts),
             archived,
@@ -408,5 +435,57 @@ mod tests {
             .call_blocking(|c| changed_since(c, ObjectType::Contacts, "t2"))
             .unwrap();
         assert_eq!(changed.len(), 1);
+    }
+
+    #[test]
+    fn history_in_the_plain_format_reads_and_counts_as_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("ws.db")).unwrap();
+        let mut r = rec("1", "a@x.com");
+        r.history.insert(
+            "email".into(),
+            vec![crate::model::PropertyVersion {
+                value: Some("a@x.com".into()),
+                timestamp: parse_ts("2026-01-02T00:00:00.000Z").unwrap(),
+                source_type: "CRM_UI".into(),
+                source_id: None,
+            }],
+        );
+        let plain = serde_json::to_string(&r.history).unwrap();
+        let (r2, plain2) = (r.clone(), plain.clone());
+        // As a workspace written before the compact format holds it.
+        store
+            .call_blocking(move |c| {
+                upsert_records(c, "crm", std::slice::from_ref(&r2), "t1")?;
+                c.execute(
+                    "UPDATE records SET history = ?1 WHERE id = '1'",
+                    params![plain2],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let (r2, read) = (r.clone(), r.clone());
+        let (stats, stored, back) = store
+            .call_blocking(move |c| {
+                let stats = upsert_records(c, "crm", std::slice::from_ref(&r2), "t2")?;
+                let stored: String =
+                    c.query_row("SELECT history FROM records WHERE id = '1'", [], |row| {
+                        row.get(0)
+                    })?;
+                Ok((stats, stored, get_record(c, read.object_type, &read.id)?))
+            })
+            .unwrap();
+        assert_eq!(stats.unchanged, 1, "{stats:?}");
+        assert_eq!(stored, plain, "an unchanged record is not rewritten");
+        let back = back.unwrap();
+        assert_eq!(back.record, r);
+        assert_eq!(back.changed_at, "t1");
+
+        // A real change to the history is still one.
+        r.history.get_mut("email").unwrap()[0].source_type = "API".into();
+        let stats = store
+            .call_blocking(move |c| upsert_records(c, "crm", std::slice::from_ref(&r), "t3"))
+            .unwrap();
+        assert_eq!(stats.updated, 1, "{stats:?}");
     }
 }
