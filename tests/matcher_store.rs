@@ -167,6 +167,65 @@ fn full_then_incremental_runs_keep_cluster_identity() {
     assert_eq!(after.len(), before.len() - 1);
 }
 
+/// With no record changed, an incremental run skips reading the records, but still notices
+/// what it must: a new steward approval (the model learns from it) and a member merged away.
+#[test]
+fn an_untouched_workspace_is_not_reread_but_approvals_and_merges_are_seen() {
+    let (_dir, store, _) = workspace(300);
+    let cfg = cfg();
+    let first = matcher::run_match(&store, &cfg, MatchMode::Full, &|_| {}).unwrap();
+    let before = clusters(&store);
+    let quiet = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
+    assert_eq!(quiet.mode, "incremental");
+    assert_eq!(
+        (quiet.records, quiet.changed_records, quiet.candidate_pairs),
+        (first.records, 0, 0)
+    );
+    assert!(!quiet.model_fitted);
+    assert_eq!(clusters(&store), before);
+
+    // An approval, and no record changed: the model is fitted again with it.
+    let approved = before[0].0;
+    store
+        .call_blocking(move |c| {
+            c.execute(
+                "INSERT INTO decisions (cluster_id, steward, decided_at, action)
+                 VALUES (?1, 'me', ?2, 'approve')",
+                params![approved, now_ts()],
+            )?;
+            c.execute(
+                "UPDATE clusters SET status = 'approved' WHERE id = ?1",
+                [approved],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let refit = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
+    assert!(refit.model_fitted, "{refit:?}");
+    assert!(refit.labelled_pairs >= 1, "{refit:?}");
+    let after_refit = clusters(&store);
+
+    // A member of a pending pair is merged away: the pair dissolves.
+    let (pair, _, members) = after_refit
+        .iter()
+        .find(|(id, s, m)| *id != approved && s == "pending" && m.len() == 2)
+        .unwrap()
+        .clone();
+    let (gone, survivor) = (members[0].clone(), members[1].clone());
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    store
+        .call_blocking(move |c| {
+            dupdesk::store::records::mark_merged(c, ObjectType::Contacts, &gone, &survivor)
+        })
+        .unwrap();
+    let merged = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
+    assert_eq!(merged.records, first.records - 1, "{merged:?}");
+    assert!(
+        clusters(&store).iter().all(|(id, _, _)| *id != pair),
+        "the dissolved pair is gone"
+    );
+}
+
 fn before_first_id(c: &rusqlite::Connection) -> rusqlite::Result<i64> {
     c.query_row("SELECT MIN(id) FROM clusters", [], |r| r.get(0))
 }

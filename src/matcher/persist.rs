@@ -280,6 +280,47 @@ fn load_existing(conn: &Connection, object: ObjectType) -> Result<Vec<Existing>>
 }
 
 /// Statuses the matcher must not touch: the executor owns them.
+/// The live record count when an incremental run would find nothing to do, so that reading
+/// and normalizing every record can be skipped: the stored model still fits (same schema, same
+/// steward-approved pairs), no record of the type changed, was archived or merged away since
+/// the last run (each of those moves `changed_at`), and no open cluster has a member that is
+/// gone. The full run would score no pair and re-cluster nothing; it would only move the
+/// watermark, which may as well stay.
+fn untouched_since(
+    conn: &Connection,
+    cfg: &MatchConfig,
+    model: &Model,
+    watermark: &str,
+    existing: &[Existing],
+) -> Result<Option<usize>> {
+    let live_members = |e: &Existing| e.members.iter().filter(|(_, _, live)| *live).count();
+    let labelled: usize = existing
+        .iter()
+        .filter(|e| matches!(e.status.as_str(), "approved" | "merging"))
+        .map(|e| live_members(e) * live_members(e).saturating_sub(1) / 2)
+        .sum();
+    if model.signature != cfg.schema_signature() || model.labelled_pairs != labelled as u64 {
+        return Ok(None);
+    }
+    let dead_member = existing
+        .iter()
+        .any(|e| !executor_owned(&e.status) && live_members(e) < e.members.len());
+    let changed: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM records WHERE object_type = ?1 AND changed_at >= ?2)",
+        params![cfg.object.as_str(), watermark],
+        |r| r.get(0),
+    )?;
+    if dead_member || changed {
+        return Ok(None);
+    }
+    let records: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM records WHERE object_type = ?1 AND archived = 0 AND merged_into IS NULL",
+        [cfg.object.as_str()],
+        |r| r.get(0),
+    )?;
+    Ok(Some(records as usize))
+}
+
 fn executor_owned(status: &str) -> bool {
     matches!(status, "merging" | "merged" | "failed")
 }
@@ -311,6 +352,19 @@ pub fn run_match(
         not_duplicates,
         existing,
     } = load(&snapshot, object)?;
+    if mode == MatchMode::Auto
+        && let (Some(m), Some(w)) = (&stored_model, &watermark)
+        && let Some(records) = untouched_since(&snapshot, cfg, m, w, &existing)?
+    {
+        return Ok(MatchReport {
+            object: object.to_string(),
+            mode: "incremental".to_string(),
+            records,
+            labelled_pairs: m.labelled_pairs,
+            elapsed: started.elapsed(),
+            ..MatchReport::default()
+        });
+    }
     progress(MatchProgress::Normalizing);
     let live = Live::read(&snapshot, cfg)?;
     let table = &live.table;
