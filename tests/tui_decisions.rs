@@ -485,3 +485,85 @@ async fn background_progress_shows_and_a_finished_match_reloads_the_queue() {
     assert_eq!(app.queue().total, 4);
     assert_eq!(app.queue().rows[0].label, "late");
 }
+
+/// Fill the workspace as a full disk would: the database may not grow past its size, and its
+/// free room is taken by filler notes on cluster 1.
+fn fill_the_disk(ws: &tui_support::Workspace, full: bool) {
+    ws.store
+        .call_blocking(move |c| {
+            let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            let limit = if full { pages } else { 1 << 30 };
+            let _: i64 = c.query_row(&format!("PRAGMA max_page_count = {limit}"), [], |r| {
+                r.get(0)
+            })?;
+            if !full {
+                return Ok(());
+            }
+            for size in [4000, 1000, 250, 60, 15] {
+                loop {
+                    let inserted = c.execute(
+                        "INSERT INTO decisions (cluster_id, steward, decided_at, action, note)
+                         VALUES (1, 'filler', '2026-01-01T00:00:00.000Z', 'note', hex(randomblob(?1)))",
+                        [size / 2],
+                    );
+                    match inserted {
+                        Ok(_) => continue,
+                        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
+                            break;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// A decision that cannot be written (the disk is full) is not lost: the steward is told it
+/// was not saved, the cluster stays open with the choices made, and deciding again once there
+/// is room saves exactly those choices.
+#[tokio::test]
+async fn a_full_disk_loses_no_decision() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Down, KeyCode::Enter]).await;
+    assert_eq!(open_id(&app), 2);
+    // Record 203 becomes the primary.
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::Right, KeyCode::Right, KeyCode::Char('p')],
+    )
+    .await;
+    fill_the_disk(&ws, true);
+    keys(&mut app, &mut inbox, &[KeyCode::Char('a')]).await;
+    let flash = app.flash().unwrap();
+    assert!(flash.error);
+    assert!(flash.text.contains("not saved"), "{}", flash.text);
+    assert!(flash.text.contains("full"), "{}", flash.text);
+    assert_eq!(open_id(&app), 2, "the cluster stays open");
+    assert_eq!(app.cluster().unwrap().primary, "203");
+    assert_eq!(
+        query::<String>(&ws, "SELECT status FROM clusters WHERE id = 2"),
+        ["pending"]
+    );
+    assert!(query::<String>(&ws, "SELECT action FROM decisions WHERE cluster_id = 2").is_empty());
+
+    // Room again: the same key saves the same choices, and the review moves on.
+    fill_the_disk(&ws, false);
+    keys(&mut app, &mut inbox, &[KeyCode::Char('a')]).await;
+    assert!(!app.flash().unwrap().error, "{}", app.flash().unwrap().text);
+    assert_eq!(open_id(&app), 3);
+    let d = ws
+        .store
+        .call_blocking(|c| decisions::for_cluster(c, 2))
+        .unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].action, "approve");
+    assert_eq!(d[0].primary_id.as_deref(), Some("203"));
+    assert_eq!(
+        query::<String>(&ws, "SELECT status FROM clusters WHERE id = 2"),
+        ["approved"]
+    );
+}

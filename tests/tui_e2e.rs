@@ -1,7 +1,7 @@
 //! The real `dupdesk` binary in a real terminal (tmux): open the review on a workspace,
 //! approve one cluster, reject one, undo, quit; the workspace then holds exactly those
 //! decisions and the terminal is back out of the alternate screen. Also: SIGTERM restores the
-//! terminal. Each test runs its own tmux server (`-L`), killed on drop even when it fails.
+//! terminal, and a decision the screen confirmed survives SIGKILL. Each test runs its own tmux server (`-L`), killed on drop even when it fails.
 #![allow(clippy::unwrap_used)]
 
 mod tui_support;
@@ -203,6 +203,60 @@ fn approve_reject_undo_quit_in_a_real_terminal() {
     assert!(query::<String>(&ws, "SELECT a_id FROM not_duplicates").is_empty());
     // Logs went to the file, not the screen.
     assert!(home.path().join("logs/dupdesk.log").is_file());
+}
+
+/// The pid of the process the pane's shell started (`dupdesk`), from `/proc`.
+fn child_of(parent: &str) -> String {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if rest.split_whitespace().nth(1) == Some(parent) && stat.contains("(dupdesk)") {
+            return entry.file_name().to_string_lossy().into_owned();
+        }
+    }
+    panic!("no dupdesk process under {parent}");
+}
+
+/// A decision the screen confirmed is in the workspace even when the process is killed
+/// outright (SIGKILL) right after, and the next review shows it.
+#[test]
+fn a_confirmed_decision_survives_kill_9() {
+    let ws = workspace(false);
+    let home = tempfile::tempdir().unwrap();
+    let t = Tmux::start("kill", &ws.path, home.path());
+    t.wait_for(&["dupdesk review", "3 clusters"]);
+    t.keys(&["Enter"]);
+    t.wait_for(&["Cluster #1", "≠ lastname"]);
+    t.keys(&["a"]);
+    t.wait_for(&["cluster #1 approved"]);
+    let pid = child_of(&t.format("#{pane_pid}"));
+    // The shell's own `kill`, which every machine has.
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -9 {pid}")])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(t.wait_until_exit(), "137");
+
+    assert_eq!(
+        query::<String>(
+            &ws,
+            "SELECT action || ':' || cluster_id FROM decisions ORDER BY id"
+        ),
+        ["approve:1"]
+    );
+    assert_eq!(
+        query::<String>(&ws, "SELECT status FROM clusters WHERE id = 1"),
+        ["approved"]
+    );
+    drop(t);
+    let again = Tmux::start("kill-again", &ws.path, home.path());
+    again.wait_for(&["dupdesk review", "approved 1"]);
 }
 
 /// The cluster the cluster screen shows: its title starts with `Cluster #N`.

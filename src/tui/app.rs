@@ -20,7 +20,9 @@ use crate::diff::{self, FieldAgreement, Segment};
 use crate::model::ObjectType;
 use crate::precedence::Rules;
 use crate::store::Store;
-use crate::store::decisions::{self, Decision, FieldChoice, NewDecision, Undone, Verdict};
+use crate::store::decisions::{
+    self, Decision, DecisionError, FieldChoice, NewDecision, Undone, Verdict,
+};
 use crate::store::queue::{
     self, ClusterDetail, ClusterStatus, MergeRow, QueuePage, QueueQuery, QueueRow, StatusFilter,
 };
@@ -1240,7 +1242,14 @@ impl App {
                             self.say(text);
                         }
                     }
-                    Err(e) => self.fail(format!("{e:#}")),
+                    // A refusal names its reason; anything else is the workspace failing to
+                    // write (a full disk, say), and the cluster stays open with its choices.
+                    Err(e) if e.downcast_ref::<DecisionError>().is_some() => {
+                        self.fail(format!("not saved: {e:#}"))
+                    }
+                    Err(e) => self.fail(format!(
+                        "not saved: {e:#}; the choices are kept, decide again once the workspace can be written"
+                    )),
                 }
             }
             Outcome::Undone(result) => {
