@@ -79,6 +79,27 @@ fn change_email(store: &Store, record: &Record, email: &str) {
         .unwrap();
 }
 
+/// A steward's approval of each cluster, as the decision log records it.
+fn approve(store: &Store, ids: &[i64]) {
+    let ids = ids.to_vec();
+    store
+        .call_blocking(move |c| {
+            for id in ids {
+                c.execute(
+                    "INSERT INTO decisions (cluster_id, steward, decided_at, action)
+                     VALUES (?1, 'me', ?2, 'approve')",
+                    params![id, now_ts()],
+                )?;
+                c.execute(
+                    "UPDATE clusters SET status = 'approved' WHERE id = ?1",
+                    [id],
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
 #[test]
 fn full_then_incremental_runs_keep_cluster_identity() {
     let (_dir, store, records) = workspace(400);
@@ -186,20 +207,7 @@ fn an_untouched_workspace_is_not_reread_but_approvals_and_merges_are_seen() {
 
     // An approval, and no record changed: the model is fitted again with it.
     let approved = before[0].0;
-    store
-        .call_blocking(move |c| {
-            c.execute(
-                "INSERT INTO decisions (cluster_id, steward, decided_at, action)
-                 VALUES (?1, 'me', ?2, 'approve')",
-                params![approved, now_ts()],
-            )?;
-            c.execute(
-                "UPDATE clusters SET status = 'approved' WHERE id = ?1",
-                [approved],
-            )?;
-            Ok(())
-        })
-        .unwrap();
+    approve(&store, &[approved]);
     let refit = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
     assert!(refit.model_fitted, "{refit:?}");
     assert!(refit.labelled_pairs >= 1, "{refit:?}");
@@ -272,22 +280,7 @@ fn reviewed_clusters_keep_their_status_unless_a_member_changed() {
     let before = clusters(&store);
     let kept = before[0].0;
     let touched = before[1].0;
-    store
-        .call_blocking(move |c| {
-            for id in [kept, touched] {
-                c.execute(
-                    "INSERT INTO decisions (cluster_id, steward, decided_at, action)
-                     VALUES (?1, 'me', ?2, 'approve')",
-                    params![id, now_ts()],
-                )?;
-                c.execute(
-                    "UPDATE clusters SET status = 'approved' WHERE id = ?1",
-                    [id],
-                )?;
-            }
-            Ok(())
-        })
-        .unwrap();
+    approve(&store, &[kept, touched]);
     let member = records.iter().find(|r| r.id == before[1].2[0]).unwrap();
     let email = member
         .get("email")

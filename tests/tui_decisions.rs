@@ -35,6 +35,19 @@ fn open_id(app: &App) -> i64 {
     app.cluster().unwrap().detail.row.id
 }
 
+/// Open cluster 2 (records 201, 202, 203) and make 203 its primary.
+async fn open_2_with_203_as_primary(app: &mut App, inbox: &mut Inbox) {
+    keys(app, inbox, &[KeyCode::Down, KeyCode::Enter]).await;
+    assert_eq!(open_id(app), 2);
+    keys(
+        app,
+        inbox,
+        &[KeyCode::Right, KeyCode::Right, KeyCode::Char('p')],
+    )
+    .await;
+    assert_eq!(app.cluster().unwrap().primary, "203");
+}
+
 #[tokio::test]
 async fn approve_reject_undo_from_the_keyboard() {
     let ws = workspace(false);
@@ -120,16 +133,9 @@ async fn approve_reject_undo_from_the_keyboard() {
 async fn steward_choices_primary_and_exclusions_are_recorded() {
     let ws = workspace(false);
     let (mut app, mut inbox) = tui_support::app(&ws).await;
-    keys(&mut app, &mut inbox, &[KeyCode::Down, KeyCode::Enter]).await;
-    assert_eq!(open_id(&app), 2);
     // Record 203 becomes the primary, 202 is excluded, and 202's email is kept by hand
     // (taken before excluding, so the exclusion drops it again), then 201's phone.
-    keys(
-        &mut app,
-        &mut inbox,
-        &[KeyCode::Right, KeyCode::Right, KeyCode::Char('p')],
-    )
-    .await;
+    open_2_with_203_as_primary(&mut app, &mut inbox).await;
     keys(&mut app, &mut inbox, &[KeyCode::Left, KeyCode::Char(' ')]).await;
     keys(&mut app, &mut inbox, &[KeyCode::Char('x')]).await;
     let phone = app
@@ -527,15 +533,7 @@ fn fill_the_disk(ws: &tui_support::Workspace, full: bool) {
 async fn a_full_disk_loses_no_decision() {
     let ws = workspace(false);
     let (mut app, mut inbox) = tui_support::app(&ws).await;
-    keys(&mut app, &mut inbox, &[KeyCode::Down, KeyCode::Enter]).await;
-    assert_eq!(open_id(&app), 2);
-    // Record 203 becomes the primary.
-    keys(
-        &mut app,
-        &mut inbox,
-        &[KeyCode::Right, KeyCode::Right, KeyCode::Char('p')],
-    )
-    .await;
+    open_2_with_203_as_primary(&mut app, &mut inbox).await;
     fill_the_disk(&ws, true);
     keys(&mut app, &mut inbox, &[KeyCode::Char('a')]).await;
     let flash = app.flash().unwrap();
