@@ -494,17 +494,11 @@ async fn background_progress_shows_and_a_finished_match_reloads_the_queue() {
 
 /// Fill the workspace as a full disk would: the database may not grow past its size, and its
 /// free room is taken by filler notes on cluster 1.
-fn fill_the_disk(ws: &tui_support::Workspace, full: bool) {
+fn fill_the_disk(ws: &tui_support::Workspace) {
     ws.store
-        .call_blocking(move |c| {
+        .call_blocking(|c| {
             let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-            let limit = if full { pages } else { 1 << 30 };
-            let _: i64 = c.query_row(&format!("PRAGMA max_page_count = {limit}"), [], |r| {
-                r.get(0)
-            })?;
-            if !full {
-                return Ok(());
-            }
+            set_max_pages(c, pages)?;
             for size in [4000, 1000, 250, 60, 15] {
                 loop {
                     let inserted = c.execute(
@@ -526,6 +520,20 @@ fn fill_the_disk(ws: &tui_support::Workspace, full: bool) {
         .unwrap();
 }
 
+/// Room on the disk again.
+fn make_room(ws: &tui_support::Workspace) {
+    ws.store
+        .call_blocking(|c| set_max_pages(c, 1 << 30))
+        .unwrap();
+}
+
+fn set_max_pages(c: &rusqlite::Connection, pages: i64) -> anyhow::Result<()> {
+    let _: i64 = c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+        r.get(0)
+    })?;
+    Ok(())
+}
+
 /// A decision that cannot be written (the disk is full) is not lost: the steward is told it
 /// was not saved, the cluster stays open with the choices made, and deciding again once there
 /// is room saves exactly those choices.
@@ -534,7 +542,7 @@ async fn a_full_disk_loses_no_decision() {
     let ws = workspace(false);
     let (mut app, mut inbox) = tui_support::app(&ws).await;
     open_2_with_203_as_primary(&mut app, &mut inbox).await;
-    fill_the_disk(&ws, true);
+    fill_the_disk(&ws);
     keys(&mut app, &mut inbox, &[KeyCode::Char('a')]).await;
     let flash = app.flash().unwrap();
     assert!(flash.error);
@@ -549,7 +557,7 @@ async fn a_full_disk_loses_no_decision() {
     assert!(query::<String>(&ws, "SELECT action FROM decisions WHERE cluster_id = 2").is_empty());
 
     // Room again: the same key saves the same choices, and the review moves on.
-    fill_the_disk(&ws, false);
+    make_room(&ws);
     keys(&mut app, &mut inbox, &[KeyCode::Char('a')]).await;
     assert!(!app.flash().unwrap().error, "{}", app.flash().unwrap().text);
     assert_eq!(open_id(&app), 3);

@@ -129,6 +129,18 @@ struct Existing {
     members: Vec<(i64, String, bool)>,
 }
 
+impl Existing {
+    /// A steward approved it: its pairs are labelled matches the model learns from.
+    fn approved(&self) -> bool {
+        matches!(self.status.as_str(), "approved" | "merging")
+    }
+
+    /// A member has been merged away or archived since the cluster formed.
+    fn lost_a_member(&self) -> bool {
+        self.members.iter().any(|(_, _, live)| !live)
+    }
+}
+
 /// What a run reads besides the records themselves.
 struct Loaded {
     model: Option<Model>,
@@ -293,18 +305,20 @@ fn untouched_since(
     watermark: &str,
     existing: &[Existing],
 ) -> Result<Option<usize>> {
-    let live_members = |e: &Existing| e.members.iter().filter(|(_, _, live)| *live).count();
     let labelled: usize = existing
         .iter()
-        .filter(|e| matches!(e.status.as_str(), "approved" | "merging"))
-        .map(|e| live_members(e) * live_members(e).saturating_sub(1) / 2)
+        .filter(|e| e.approved())
+        .map(|e| {
+            let live = e.members.iter().filter(|(_, _, live)| *live).count();
+            live * live.saturating_sub(1) / 2
+        })
         .sum();
     if model.signature != cfg.schema_signature() || model.labelled_pairs != labelled as u64 {
         return Ok(None);
     }
     let dead_member = existing
         .iter()
-        .any(|e| !executor_owned(&e.status) && live_members(e) < e.members.len());
+        .any(|e| !executor_owned(&e.status) && e.lost_a_member());
     let changed: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM records WHERE object_type = ?1 AND changed_at >= ?2)",
         params![cfg.object.as_str(), watermark],
@@ -391,7 +405,7 @@ pub fn run_match(
     // Steward-approved clusters are labelled matches.
     let labels: Vec<(u32, u32)> = existing
         .iter()
-        .filter(|e| matches!(e.status.as_str(), "approved" | "merging"))
+        .filter(|e| e.approved())
         .flat_map(|e| {
             let idx: Vec<u32> = e
                 .members
@@ -459,8 +473,7 @@ pub fn run_match(
                 .iter()
                 .filter_map(|(rid, _, _)| live.index_of_rid(*rid))
                 .collect();
-            let dead_member = ex.members.iter().any(|(_, _, live)| !live);
-            if dead_member || idx.iter().any(|i| touched.contains(i)) {
+            if ex.lost_a_member() || idx.iter().any(|i| touched.contains(i)) {
                 for (k, &a) in idx.iter().enumerate() {
                     scope.insert(a);
                     for &b in &idx[k + 1..] {
@@ -744,7 +757,7 @@ pub fn apply_clusters(
     let existing = load_existing(conn, object)?;
     let in_scope = |e: &Existing| {
         scope.is_none_or(|s| e.members.iter().any(|(rid, _, _)| s.contains(rid)))
-            || e.members.iter().any(|(_, _, live)| !live)
+            || e.lost_a_member()
     };
     let by_fp: HashMap<&str, usize> = existing
         .iter()
