@@ -69,7 +69,15 @@ pub struct Filter {
 
 /// The statuses a cluster can be in, for filters.
 const STATUSES: &[&str] = &[
-    "pending", "approved", "rejected", "deferred", "merging", "merged", "failed", "stale",
+    "pending",
+    "approved",
+    "rejected",
+    "deferred",
+    "merging",
+    "merged",
+    "failed",
+    "stale",
+    "needs_attention",
 ];
 
 fn check_status(status: Option<&str>) -> Result<()> {

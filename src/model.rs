@@ -98,6 +98,98 @@ impl Record {
     }
 }
 
+/// The type of a CRM property, as HubSpot's properties API names it (`type`). Values of every
+/// type travel as strings; the type says which strings the CRM accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PropertyKind {
+    String,
+    Number,
+    /// A calendar day: `YYYY-MM-DD`, or epoch milliseconds at midnight UTC.
+    Date,
+    /// A point in time: ISO 8601, or epoch milliseconds.
+    Datetime,
+    /// One of `options` (several, `;`-separated, for a checkbox field).
+    Enumeration,
+    /// `true` or `false`.
+    Bool,
+    PhoneNumber,
+    /// A type this dupdesk does not know; its values are not checked.
+    #[serde(other)]
+    Other,
+}
+
+/// One allowed value of an enumeration property.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertyOption {
+    /// What is stored and sent.
+    pub value: String,
+    /// What the CRM's UI shows.
+    pub label: String,
+    #[serde(default)]
+    pub hidden: bool,
+}
+
+/// A property as the CRM defines it: what dupdesk must know to tell, before any merge, whether
+/// the CRM will accept a value for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertyDef {
+    pub name: String,
+    #[serde(default)]
+    pub label: String,
+    pub kind: PropertyKind,
+    /// HubSpot's `fieldType` (text, textarea, select, checkbox, booleancheckbox, date, ...).
+    #[serde(default)]
+    pub field_type: String,
+    /// The allowed values of an enumeration; empty otherwise.
+    #[serde(default)]
+    pub options: Vec<PropertyOption>,
+    /// The CRM refuses writes (HubSpot's `modificationMetadata.readOnlyValue`).
+    #[serde(default)]
+    pub read_only: bool,
+    /// Computed by the CRM (HubSpot's `calculated`); never written.
+    #[serde(default)]
+    pub calculated: bool,
+    /// No two live records may hold the same value (HubSpot's `hasUniqueValue`, and a contact's
+    /// `email`, which HubSpot keeps unique although its definition does not say so).
+    #[serde(default)]
+    pub unique: bool,
+}
+
+impl PropertyDef {
+    /// Whether the CRM accepts writes of this property at all.
+    pub fn writable(&self) -> bool {
+        !self.read_only && !self.calculated
+    }
+}
+
+/// The property definitions of one object type, by name. Empty when the CRM was never asked
+/// (a workspace filled from a CSV export): then nothing is known and nothing is refused here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertyCatalog {
+    pub defs: BTreeMap<String, PropertyDef>,
+    /// When the CRM was last asked (RFC 3339); `None` when never.
+    #[serde(default)]
+    pub fetched_at: Option<String>,
+}
+
+impl PropertyCatalog {
+    pub fn new(defs: impl IntoIterator<Item = PropertyDef>, fetched_at: Option<String>) -> Self {
+        PropertyCatalog {
+            defs: defs.into_iter().map(|d| (d.name.clone(), d)).collect(),
+            fetched_at,
+        }
+    }
+
+    pub fn is_known(&self) -> bool {
+        !self.defs.is_empty()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&PropertyDef> {
+        self.defs.get(name)
+    }
+}
+
 /// Timestamps are stored and sent as RFC 3339 with milliseconds and `Z`, like HubSpot's, so
 /// that their text order is their time order.
 pub fn format_ts(ts: &DateTime<Utc>) -> String {

@@ -58,7 +58,8 @@ fn duplicate_rate(conn: &Connection) -> Result<(f64, u64)> {
     )?;
     let surplus: i64 = conn.query_row(
         "SELECT COALESCE(SUM(size - 1), 0) FROM clusters
-         WHERE status IN ('pending', 'deferred', 'approved', 'merging', 'failed', 'stale')",
+         WHERE status IN ('pending', 'deferred', 'approved', 'merging', 'failed', 'stale',
+                          'needs_attention')",
         [],
         |r| r.get(0),
     )?;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::model::{ObjectType, Record};
+use crate::model::{ObjectType, PropertyDef, Record};
 
 /// Why a CRM call failed, in the categories a caller acts on differently.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -45,6 +45,9 @@ pub enum CrmError {
     /// Anything else the CRM answered (409, unexpected bodies, ...): not retried.
     #[error("CRM error ({status}): {message}")]
     Other { status: u16, message: String },
+    /// The connector cannot do this for its CRM.
+    #[error("not supported by this connector: {what}")]
+    Unsupported { what: String },
 }
 
 impl CrmError {
@@ -154,4 +157,27 @@ pub trait Connector: Send + Sync {
         primary: &str,
         loser: &str,
     ) -> Result<Record, CrmError>;
+
+    /// The CRM's definition of every property of a type: which are read-only, their types,
+    /// the options of enumerations, which must be unique. Checked against before any merge.
+    async fn properties(&self, object: ObjectType) -> Result<Vec<PropertyDef>, CrmError> {
+        Err(CrmError::Unsupported {
+            what: format!("describing the properties of {object}"),
+        })
+    }
+
+    /// The live records of a type whose `property` equals `value` (as the CRM compares them:
+    /// HubSpot ignores case). Used to check a unique property before it is written.
+    async fn search_equal(
+        &self,
+        object: ObjectType,
+        property: &str,
+        value: &str,
+        properties: &[String],
+    ) -> Result<Vec<Record>, CrmError> {
+        let _ = (property, value, properties);
+        Err(CrmError::Unsupported {
+            what: format!("searching {object} by a property"),
+        })
+    }
 }

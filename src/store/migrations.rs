@@ -4,7 +4,7 @@
 //! not here, because they are per connection and not part of the schema.
 
 use anyhow::{Context, Result, bail};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 /// Migration N (1-based) brings `user_version` from N-1 to N.
 pub const MIGRATIONS: &[&str] = &[
@@ -215,7 +215,114 @@ CREATE INDEX clusters_status_created ON clusters (status, created_at);
     r#"
 CREATE INDEX merge_jobs_cluster ON merge_jobs (cluster_id);
 "#,
+    // 4: the approval's integrity. A cluster whose merge plan the CRM would refuse goes back
+    // to the queue as `needs_attention`, with the reason in `status_reason` (also set for
+    // `stale` when the executor found a member changed in the CRM). A job checked and refused
+    // before its first merge is `cancelled`: nothing was sent. An `amend` decision replaces the
+    // field choices of a job whose merges ran but whose update failed. `seen` keeps what the
+    // steward was shown of every member, so the executor can tell a record edited in the CRM
+    // since. `crm_properties` caches the CRM's property definitions (read-only, type,
+    // options, unique). SQLite cannot change a CHECK constraint in place, so the three tables
+    // are rebuilt (foreign keys are off for this migration; see `migrate`).
+    r#"
+CREATE TABLE clusters_v4 (
+    id           INTEGER PRIMARY KEY,
+    object_type  TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    matcher      TEXT NOT NULL,
+    score        REAL NOT NULL,
+    weakest      REAL NOT NULL,
+    size         INTEGER NOT NULL,
+    label        TEXT NOT NULL DEFAULT '',
+    status       TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+                 ('pending', 'approved', 'rejected', 'deferred', 'merging', 'merged', 'failed',
+                  'stale', 'needs_attention')),
+    flags        TEXT NOT NULL DEFAULT '',
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL,
+    status_reason TEXT
+) STRICT;
+INSERT INTO clusters_v4 (id, object_type, fingerprint, matcher, score, weakest, size, label,
+                         status, flags, created_at, updated_at)
+    SELECT id, object_type, fingerprint, matcher, score, weakest, size, label, status, flags,
+           created_at, updated_at FROM clusters;
+DROP TABLE clusters;
+ALTER TABLE clusters_v4 RENAME TO clusters;
+CREATE UNIQUE INDEX clusters_fingerprint ON clusters (object_type, fingerprint);
+CREATE INDEX clusters_status_score ON clusters (status, score DESC);
+CREATE INDEX clusters_status_size ON clusters (status, size DESC, score DESC);
+CREATE INDEX clusters_status_created ON clusters (status, created_at);
+
+CREATE TABLE decisions_v4 (
+    id           INTEGER PRIMARY KEY,
+    cluster_id   INTEGER NOT NULL REFERENCES clusters (id),
+    steward      TEXT NOT NULL,
+    decided_at   TEXT NOT NULL,
+    action       TEXT NOT NULL CHECK (action IN
+                 ('approve', 'reject', 'defer', 'skip', 'split', 'undo', 'note', 'amend')),
+    primary_id   TEXT,
+    field_choices TEXT NOT NULL DEFAULT '{}',
+    excluded     TEXT NOT NULL DEFAULT '[]',
+    members      TEXT NOT NULL DEFAULT '[]',
+    note         TEXT NOT NULL DEFAULT '',
+    undoes       INTEGER REFERENCES decisions (id),
+    -- JSON: member id -> {property: value or null}, as the steward was shown them
+    seen         TEXT NOT NULL DEFAULT '{}',
+    -- for an amend: the merge job whose field choices it replaces
+    amends_job   INTEGER
+) STRICT;
+INSERT INTO decisions_v4 (id, cluster_id, steward, decided_at, action, primary_id,
+                          field_choices, excluded, members, note, undoes)
+    SELECT id, cluster_id, steward, decided_at, action, primary_id, field_choices, excluded,
+           members, note, undoes FROM decisions;
+DROP TABLE decisions;
+ALTER TABLE decisions_v4 RENAME TO decisions;
+CREATE INDEX decisions_cluster ON decisions (cluster_id, id);
+CREATE TRIGGER decisions_append_only_update BEFORE UPDATE ON decisions
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+CREATE TRIGGER decisions_append_only_delete BEFORE DELETE ON decisions
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+
+CREATE TABLE merge_jobs_v4 (
+    id           INTEGER PRIMARY KEY,
+    cluster_id   INTEGER NOT NULL REFERENCES clusters (id),
+    decision_id  INTEGER NOT NULL UNIQUE REFERENCES decisions (id),
+    object_type  TEXT NOT NULL,
+    status       TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+                 ('pending', 'running', 'merged', 'failed', 'paused', 'cancelled')),
+    survivor_id  TEXT,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+) STRICT;
+INSERT INTO merge_jobs_v4 SELECT id, cluster_id, decision_id, object_type, status, survivor_id,
+                                 attempts, last_error, created_at, updated_at FROM merge_jobs;
+DROP TABLE merge_jobs;
+ALTER TABLE merge_jobs_v4 RENAME TO merge_jobs;
+CREATE INDEX merge_jobs_status ON merge_jobs (status);
+CREATE INDEX merge_jobs_cluster ON merge_jobs (cluster_id);
+
+-- The CRM's property definitions, one JSON `model::PropertyDef` per property.
+CREATE TABLE crm_properties (
+    object_type  TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    definition   TEXT NOT NULL,
+    fetched_at   TEXT NOT NULL,
+    PRIMARY KEY (object_type, name)
+) STRICT, WITHOUT ROWID;
+
+-- A conflict is either a merge whose records mapped to different ids in another system
+-- (`merge`), or live records that share one id in another system (`shared_target`, found by a
+-- pull or after a merge): `source_ids` lists those records.
+ALTER TABLE mapping_conflicts ADD COLUMN kind TEXT NOT NULL DEFAULT 'merge';
+ALTER TABLE mapping_conflicts ADD COLUMN source_ids TEXT NOT NULL DEFAULT '[]';
+"#,
 ];
+
+/// Migrations that rebuild tables other tables refer to: they run with foreign keys off (a
+/// `DROP TABLE` would otherwise cascade), and the references are checked before they commit.
+const REBUILDS: &[i64] = &[4];
 
 /// Bring the schema up to date inside one transaction per migration. A workspace written by a
 /// newer dupdesk is refused rather than guessed at.
@@ -229,11 +336,31 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = i as i64 + 1;
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)
-            .with_context(|| format!("applying workspace migration {version}"))?;
-        tx.pragma_update(None, "user_version", version)?;
-        tx.commit()?;
+        let rebuild = REBUILDS.contains(&version);
+        if rebuild {
+            // Only takes effect outside a transaction.
+            conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+        }
+        let applied = (|| -> Result<()> {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)
+                .with_context(|| format!("applying workspace migration {version}"))?;
+            if rebuild {
+                let broken: Option<String> = tx
+                    .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+                    .optional()?;
+                if let Some(table) = broken {
+                    bail!("workspace migration {version} left a broken reference in {table}");
+                }
+            }
+            tx.pragma_update(None, "user_version", version)?;
+            tx.commit()?;
+            Ok(())
+        })();
+        if rebuild {
+            conn.execute_batch("PRAGMA foreign_keys = ON")?;
+        }
+        applied?;
     }
     Ok(())
 }
@@ -252,6 +379,68 @@ mod tests {
             .unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);
         conn.execute_batch("PRAGMA foreign_key_check").unwrap();
+    }
+
+    /// A workspace written before migration 4 keeps its clusters, members, decisions and
+    /// jobs through the table rebuilds, and its references and triggers still hold.
+    #[test]
+    fn migration_4_rebuilds_tables_and_keeps_their_rows_and_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        let mut conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO records (rid, object_type, id, system, properties, first_seen_at, last_seen_at, changed_at)
+                 VALUES (1, 'contacts', '101', 'crm', '{}', 't', 't', 't'),
+                        (2, 'contacts', '102', 'crm', '{}', 't', 't', 't');
+             INSERT INTO clusters (id, object_type, fingerprint, matcher, score, weakest, size, status, created_at, updated_at)
+                 VALUES (7, 'contacts', 'f', 'm', 0.9, 0.9, 2, 'merging', 't', 't');
+             INSERT INTO cluster_members VALUES (7, 1), (7, 2);
+             INSERT INTO decisions (id, cluster_id, steward, decided_at, action, primary_id)
+                 VALUES (3, 7, 'ada', 't', 'approve', '101');
+             INSERT INTO merge_jobs (id, cluster_id, decision_id, object_type, status, created_at, updated_at)
+                 VALUES (5, 7, 3, 'contacts', 'running', 't', 't');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let fk: bool = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert!(fk, "foreign keys are on again after the rebuild");
+        let (status, job): (String, String) = conn
+            .query_row(
+                "SELECT c.status, j.status FROM clusters c JOIN merge_jobs j ON j.cluster_id = c.id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((status.as_str(), job.as_str()), ("merging", "running"));
+        conn.execute(
+            "UPDATE clusters SET status = 'needs_attention', status_reason = 'x' WHERE id = 7",
+            [],
+        )
+        .unwrap();
+        let err = conn
+            .execute("UPDATE decisions SET note = 'changed'", [])
+            .unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{err}");
+        // References still point at the rebuilt tables.
+        let err = conn
+            .execute(
+                "INSERT INTO merge_jobs (cluster_id, decision_id, object_type, created_at, updated_at)
+                 VALUES (7, 99, 'contacts', 't', 't')",
+                [],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+        let members: i64 = conn
+            .query_row("SELECT COUNT(*) FROM cluster_members", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(members, 2);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod history;
 pub mod journal;
 pub mod mapping;
 pub mod migrations;
+pub mod properties;
 pub mod queue;
 pub mod records;
 

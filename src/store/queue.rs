@@ -26,11 +26,17 @@ pub enum ClusterStatus {
     Merging,
     Merged,
     Failed,
+    /// A member changed since the review (in the workspace, or in the CRM as the executor found
+    /// before its first merge): back in the queue to be reviewed again.
     Stale,
+    /// The executor's checks found that the CRM would refuse the approved merge plan (a
+    /// read-only field, a value outside a property's options, a unique value another record
+    /// holds); nothing was sent. Back in the queue with the reason.
+    NeedsAttention,
 }
 
 impl ClusterStatus {
-    pub const ALL: [ClusterStatus; 8] = [
+    pub const ALL: [ClusterStatus; 9] = [
         ClusterStatus::Pending,
         ClusterStatus::Approved,
         ClusterStatus::Rejected,
@@ -39,6 +45,7 @@ impl ClusterStatus {
         ClusterStatus::Merged,
         ClusterStatus::Failed,
         ClusterStatus::Stale,
+        ClusterStatus::NeedsAttention,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +58,7 @@ impl ClusterStatus {
             ClusterStatus::Merged => "merged",
             ClusterStatus::Failed => "failed",
             ClusterStatus::Stale => "stale",
+            ClusterStatus::NeedsAttention => "needs_attention",
         }
     }
 
@@ -58,7 +66,10 @@ impl ClusterStatus {
     pub fn is_open(self) -> bool {
         matches!(
             self,
-            ClusterStatus::Pending | ClusterStatus::Deferred | ClusterStatus::Stale
+            ClusterStatus::Pending
+                | ClusterStatus::Deferred
+                | ClusterStatus::Stale
+                | ClusterStatus::NeedsAttention
         )
     }
 }
@@ -74,7 +85,10 @@ impl FromStr for ClusterStatus {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         ClusterStatus::ALL
             .into_iter()
-            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
+            .find(|st| {
+                st.as_str()
+                    .eq_ignore_ascii_case(&s.trim().replace(['-', ' '], "_"))
+            })
             .ok_or_else(|| format!("unknown cluster status {s:?}"))
     }
 }
