@@ -4,15 +4,20 @@
 //! log, undo and the executor treat it like any other approval. It decides nothing a steward
 //! could not see: the rule is on the weakest link, not the best one.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use anyhow::Result;
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::precedence::{self, Rules};
+use crate::model::ObjectType;
+use crate::precedence::Rules;
+use crate::review::{ReviewContext, ReviewDraft};
 use crate::store::Store;
-use crate::store::decisions::{self, NewDecision, Verdict};
-use crate::store::queue;
+use crate::store::decisions;
+use crate::store::{properties, queue};
 
 /// The steward name bulk approvals are recorded under.
 pub const AUTO_STEWARD: &str = "auto";
@@ -41,8 +46,11 @@ pub struct Approved {
     pub weakest: f64,
     pub label: String,
     pub primary: String,
-    /// The decision written; `None` in a dry run.
+    /// The decision written; `None` in a dry run or when the draft was refused.
     pub decision_id: Option<i64>,
+    /// Why the review draft refused to approve it (a value the CRM would refuse, ...): left
+    /// pending for a steward.
+    pub refused: Option<String>,
 }
 
 /// The pending clusters that meet the rule, best first.
@@ -60,7 +68,9 @@ pub fn candidates(conn: &Connection, rule: Rule) -> Result<Vec<(i64, u32, f64, S
 }
 
 /// Approve every pending cluster that meets `rule` (or, with `dry_run`, say which would be).
-/// Each approval is its own transaction, so an interrupted run keeps what it wrote.
+/// Each approval is built by the review draft exactly as a steward's would be (primary and
+/// values by the precedence rules, checked against the CRM's property definitions) and is its
+/// own transaction, so an interrupted run keeps what it wrote.
 pub fn approve(
     store: &Store,
     config: &Config,
@@ -69,33 +79,42 @@ pub fn approve(
     dry_run: bool,
 ) -> Result<Vec<Approved>> {
     let found = store.call_blocking(move |c| candidates(c, rule))?;
+    let rules = Arc::new(rules.clone());
+    let mut contexts: BTreeMap<ObjectType, Arc<ReviewContext>> = BTreeMap::new();
     let mut out = Vec::new();
     for (cluster_id, size, weakest, label) in found {
         let Some(detail) = store.call_blocking(move |c| queue::cluster(c, cluster_id))? else {
             continue;
         };
-        let records: Vec<_> = detail.members.iter().map(|m| m.record.clone()).collect();
-        let fields = config.properties(detail.row.object_type);
-        let suggestion = precedence::suggest(&records, rules, &config.sources, &fields)?;
-        let primary = suggestion.primary.record_id.clone();
-        let decision_id = if dry_run {
-            None
-        } else {
-            let new = NewDecision {
-                cluster_id,
-                steward: AUTO_STEWARD.to_string(),
-                verdict: Verdict::Approve,
-                primary_id: Some(primary.clone()),
-                field_choices: suggestion.choices(),
-                excluded: Vec::new(),
-                note: format!(
-                    "auto-approved by rule: {}; primary: {}",
-                    rule.describe(),
-                    suggestion.primary.reason
-                ),
-            };
-            let stored = store.call_blocking(move |c| decisions::record(c, &new))?;
-            Some(stored.id)
+        let object = detail.row.object_type;
+        let ctx = match contexts.get(&object) {
+            Some(ctx) => ctx.clone(),
+            None => {
+                let catalog = store.call_blocking(move |c| properties::load(c, object))?;
+                let ctx = Arc::new(ReviewContext {
+                    rules: rules.clone(),
+                    sources: config.sources.clone(),
+                    configured: config.properties(object),
+                    catalog,
+                });
+                contexts.insert(object, ctx.clone());
+                ctx
+            }
+        };
+        let draft = ReviewDraft::new(ctx, &detail);
+        let primary = draft.primary().to_string();
+        let note = format!(
+            "auto-approved by rule: {}; primary: {}",
+            rule.describe(),
+            draft.primary_reason()
+        );
+        let (decision_id, refused) = match draft.approve(AUTO_STEWARD, &note) {
+            Err(e) => (None, Some(e.to_string())),
+            Ok(_) if dry_run => (None, None),
+            Ok(new) => {
+                let stored = store.call_blocking(move |c| decisions::record(c, &new))?;
+                (Some(stored.id), None)
+            }
         };
         out.push(Approved {
             cluster_id,
@@ -104,6 +123,7 @@ pub fn approve(
             label,
             primary,
             decision_id,
+            refused,
         });
     }
     Ok(out)

@@ -32,6 +32,29 @@ pub struct Config {
     /// The matcher: thresholds and the field schema per object type.
     #[serde(default)]
     pub matcher: crate::matcher::MatcherSettings,
+    #[serde(default)]
+    pub review: ReviewConfig,
+}
+
+/// The review screen's settings.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewConfig {
+    /// `A` says how many clusters and CRM calls it will run and waits for `y`.
+    #[serde(default = "yes")]
+    pub confirm_apply: bool,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        ReviewConfig {
+            confirm_apply: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -24,9 +24,11 @@ use tokio::task::JoinSet;
 use crate::config::Config;
 use crate::crm::{Connector, CrmError, ReadOutcome};
 use crate::model::ObjectType;
-use crate::store::journal::{self, Job, Step, StepKind, StepRequest, StepState};
+use crate::model::PropertyCatalog;
+use crate::plan;
+use crate::store::journal::{self, Job, Refusal, Step, StepKind, StepRequest, StepState};
 use crate::store::mapping::{self, MergeMapping};
-use crate::store::records;
+use crate::store::{properties, records};
 use crate::store::{Store, now_ts};
 
 #[derive(Debug, Clone)]
@@ -83,6 +85,14 @@ pub enum ExecEvent {
         job: i64,
         reason: String,
     },
+    /// The checks before the first merge refused the plan; nothing was sent and the cluster
+    /// is back in the queue (`stale` or `needs_attention`) with the reason.
+    JobRefused {
+        job: i64,
+        cluster: i64,
+        stale: bool,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -90,12 +100,16 @@ pub struct ExecReport {
     pub planned: usize,
     pub merged: usize,
     pub failed: usize,
+    /// Jobs whose plan the checks refused before any merge (their clusters went back to the
+    /// queue).
+    pub refused: usize,
     pub paused: bool,
 }
 
 enum JobOutcome {
     Merged,
     Failed,
+    Refused,
     Paused,
 }
 
@@ -110,6 +124,8 @@ struct Shared {
     opts: ExecOptions,
     paused: AtomicBool,
     events: Events,
+    /// The CRM's property definitions, read once per run (and saved to the workspace).
+    catalogs: tokio::sync::Mutex<BTreeMap<ObjectType, PropertyCatalog>>,
 }
 
 /// Create jobs for approved clusters that have none yet.
@@ -153,6 +169,7 @@ pub async fn apply(
         opts: opts.clone(),
         paused: AtomicBool::new(false),
         events,
+        catalogs: tokio::sync::Mutex::new(BTreeMap::new()),
     });
     let mut report = ExecReport {
         planned: planned.len(),
@@ -172,10 +189,65 @@ pub async fn apply(
         match done.context("a merge job task panicked")?? {
             JobOutcome::Merged => report.merged += 1,
             JobOutcome::Failed => report.failed += 1,
+            JobOutcome::Refused => report.refused += 1,
             JobOutcome::Paused => report.paused = true,
         }
     }
     Ok(report)
+}
+
+/// What `apply` would do now: for the question the review asks before `A` runs the merges.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyPreview {
+    /// Approved clusters without a job yet.
+    pub clusters: usize,
+    /// Their records, and the merge calls they take.
+    pub records: usize,
+    pub merges: usize,
+    /// Jobs already planned that still have work (interrupted, paused, amended, retried).
+    pub resumed: usize,
+    /// CRM calls, about: property definitions, the checks' reads, merges, field updates.
+    pub calls: usize,
+}
+
+pub async fn preview(store: &Store, limit: Option<usize>) -> Result<ApplyPreview> {
+    store
+        .call(move |c| {
+            let mut p = ApplyPreview::default();
+            let mut objects = std::collections::BTreeSet::new();
+            for a in journal::unplanned_approvals(c, limit)? {
+                let catalog = properties::load(c, a.object_type)?;
+                let unique = plan::unique_values(&catalog, &a.properties).len();
+                p.clusters += 1;
+                p.records += 1 + a.losers.len();
+                p.merges += a.losers.len();
+                // The batch read of the members, a search per unique value, the merges, the
+                // field update.
+                p.calls += 1 + unique + a.losers.len() + 1;
+                objects.insert(a.object_type);
+            }
+            for job in journal::runnable_jobs(c, limit)? {
+                p.resumed += 1;
+                objects.insert(job.object_type);
+                for step in journal::steps(c, job.id)? {
+                    if step.state == StepState::Done {
+                        continue;
+                    }
+                    match step.kind {
+                        StepKind::Snapshot | StepKind::Update => p.calls += 1,
+                        // An unknown outcome is re-read (two reads) before it is sent again.
+                        StepKind::Merge => {
+                            p.merges += 1;
+                            p.calls += if step.state == StepState::Pending { 1 } else { 3 };
+                        }
+                        StepKind::Mapping => {}
+                    }
+                }
+            }
+            p.calls += objects.len();
+            Ok(p)
+        })
+        .await
 }
 
 /// The exact calls `apply` would make, one line each, without making any.
@@ -273,6 +345,16 @@ async fn run_job(shared: &Shared, job: Job) -> Result<JobOutcome> {
             });
             Ok(JobOutcome::Failed)
         }
+        Err(StepFailure::Refused { stale, reason }) => {
+            tracing::warn!(job = job_id, cluster, stale, reason = %reason, "merge plan refused before any merge");
+            (shared.events)(ExecEvent::JobRefused {
+                job: job_id,
+                cluster,
+                stale,
+                reason,
+            });
+            Ok(JobOutcome::Refused)
+        }
     }
 }
 
@@ -280,6 +362,9 @@ async fn run_job(shared: &Shared, job: Job) -> Result<JobOutcome> {
 enum StepFailure {
     Failed(String),
     Paused(String),
+    /// The checks before the first merge refused the plan; the job is already cancelled and
+    /// its cluster back in the queue.
+    Refused { stale: bool, reason: String },
 }
 
 fn crm_failure(what: &str, e: &CrmError) -> StepFailure {
@@ -317,9 +402,7 @@ async fn run_steps(shared: &Shared, job: &Job) -> Result<Result<(), StepFailure>
                 .map(|new_id| {
                     survivor = new_id;
                 }),
-            StepRequest::Update { properties } => {
-                update_step(shared, job, &step, &survivor, properties).await?
-            }
+            StepRequest::Update { .. } => update_step(shared, job, &step, &survivor).await?,
             StepRequest::Mapping { merged_ids } => {
                 mapping_step(shared, job, &step, &survivor, merged_ids).await?;
                 Ok(())
@@ -343,6 +426,11 @@ async fn run_steps(shared: &Shared, job: &Job) -> Result<Result<(), StepFailure>
     Ok(Ok(()))
 }
 
+/// The first step: read every member with its history into `snapshots`, and check the whole
+/// plan before anything irreversible happens. A member gone, merged elsewhere or edited in the
+/// CRM since the steward saw it makes the cluster `stale`; a value the CRM would refuse, or a
+/// unique value another live record holds, makes it `needs_attention`. Either way nothing is
+/// sent and the job is cancelled.
 async fn snapshot_step(
     shared: &Shared,
     job: &Job,
@@ -352,32 +440,93 @@ async fn snapshot_step(
 ) -> Result<Result<(), StepFailure>> {
     let step_id = step.id;
     let job_id = job.id;
+    let object = job.object_type;
     shared
         .store
         .call(move |c| journal::mark_sent(c, step_id))
         .await?;
+    let catalog = match catalog(shared, object).await? {
+        Ok(c) => c,
+        Err(e) => {
+            return step_error(shared, step_id, false, crm_failure("property definitions", &e))
+                .await;
+        }
+    };
+    let seen = shared
+        .store
+        .call(move |c| journal::seen_of_job(c, job_id))
+        .await?;
+    // Whatever the steward was shown is read back, configured or not.
+    let mut read_props: Vec<String> = props.to_vec();
+    for values in seen.values() {
+        for p in values.keys() {
+            if !read_props.contains(p) {
+                read_props.push(p.clone());
+            }
+        }
+    }
     let read = match shared
         .crm
-        .batch_read(job.object_type, ids, props, props)
+        .batch_read(object, ids, &read_props, &read_props)
         .await
     {
         Ok(r) => r,
         Err(e) => return step_error(shared, step_id, false, crm_failure("snapshot", &e)).await,
     };
-    // A member that is gone, or already merged into something else, means the cluster is not
-    // what the steward approved: stop before anything irreversible happens.
     if let Some(missing) = read.missing.first() {
-        let f = StepFailure::Failed(format!(
-            "snapshot: record {missing} no longer exists in the CRM; review the cluster again"
-        ));
-        return step_error(shared, step_id, false, f).await;
+        let reason = format!("record {missing} no longer exists in the CRM");
+        return refuse(shared, job, step, Refusal::Stale, reason).await;
     }
     if let Some(moved) = read.found.iter().find(|r| !ids.contains(&r.id)) {
-        let f = StepFailure::Failed(format!(
-            "snapshot: a member was merged in the CRM into {} since it was reviewed; review the cluster again",
+        let reason = format!(
+            "a member was merged in the CRM into {} since the review",
             moved.id
-        ));
-        return step_error(shared, step_id, false, f).await;
+        );
+        return refuse(shared, job, step, Refusal::Stale, reason).await;
+    }
+    let changed = plan::changes_since_review(&seen, &read.found);
+    if let Some(first) = changed.first() {
+        let more = match changed.len() {
+            1 => String::new(),
+            n => format!(" (and {} more changes)", n - 1),
+        };
+        let reason = format!("changed in the CRM since the review: {first}{more}");
+        return refuse(shared, job, step, Refusal::Stale, reason).await;
+    }
+    let update = planned_update(shared, job).await?;
+    let problems = plan::check_update(object, &catalog, &update);
+    if !problems.is_empty() {
+        let reason = format!(
+            "the CRM would refuse the surviving values: {}",
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        return refuse(shared, job, step, Refusal::Invalid, reason).await;
+    }
+    for (property, value) in plan::unique_values(&catalog, &update) {
+        let holders = match shared
+            .crm
+            .search_equal(object, property, value, &[property.to_string()])
+            .await
+        {
+            Ok(h) => h,
+            Err(CrmError::Unsupported { .. }) => continue,
+            Err(e) => {
+                return step_error(shared, step_id, false, crm_failure("uniqueness check", &e))
+                    .await;
+            }
+        };
+        if let Some(other) = holders.iter().find(|r| !ids.contains(&r.id)) {
+            let reason = format!(
+                "{property} {value:?} must be unique and belongs to {} {}, which is not in this merge",
+                singular(object),
+                other.id
+            );
+            return refuse(shared, job, step, Refusal::Invalid, reason).await;
+        }
     }
     let found = read.found;
     shared
@@ -394,6 +543,97 @@ async fn snapshot_step(
     Ok(Ok(()))
 }
 
+fn singular(object: ObjectType) -> &'static str {
+    match object {
+        ObjectType::Contacts => "contact",
+        ObjectType::Companies => "company",
+    }
+}
+
+/// Cancel the job before its first merge and send its cluster back to the queue.
+async fn refuse(
+    shared: &Shared,
+    job: &Job,
+    step: &Step,
+    refusal: Refusal,
+    reason: String,
+) -> Result<Result<(), StepFailure>> {
+    let (job_id, step_id) = (job.id, step.id);
+    let r = reason.clone();
+    shared
+        .store
+        .call(move |c| journal::cancel_job(c, job_id, step_id, refusal, &r))
+        .await?;
+    Ok(Err(StepFailure::Refused {
+        stale: refusal == Refusal::Stale,
+        reason,
+    }))
+}
+
+/// The CRM's property definitions of `object`, read once per run and saved to the workspace.
+/// A connector that cannot describe its properties leaves the workspace's cached ones.
+async fn catalog(
+    shared: &Shared,
+    object: ObjectType,
+) -> Result<Result<PropertyCatalog, CrmError>> {
+    let mut cache = shared.catalogs.lock().await;
+    if let Some(c) = cache.get(&object) {
+        return Ok(Ok(c.clone()));
+    }
+    let catalog = match shared.crm.properties(object).await {
+        Ok(defs) => {
+            let now = now_ts();
+            let (saved, at) = (defs.clone(), now.clone());
+            shared
+                .store
+                .call(move |c| properties::save(c, object, &saved, &at))
+                .await?;
+            PropertyCatalog::new(defs, Some(now))
+        }
+        Err(CrmError::Unsupported { .. }) => {
+            shared
+                .store
+                .call(move |c| properties::load(c, object))
+                .await?
+        }
+        Err(e) => return Ok(Err(e)),
+    };
+    cache.insert(object, catalog.clone());
+    Ok(Ok(catalog))
+}
+
+/// The field update a job will send: the steward's choices from its update step, and the other
+/// system's id in the inverse-id property when the merged records map to exactly one.
+async fn planned_update(shared: &Shared, job: &Job) -> Result<BTreeMap<String, String>> {
+    let (job_id, object) = (job.id, job.object_type);
+    let steps = shared
+        .store
+        .call(move |c| journal::steps(c, job_id))
+        .await?;
+    let mut properties = BTreeMap::new();
+    let mut merged_ids = Vec::new();
+    for s in steps {
+        match s.request {
+            StepRequest::Update { properties: p } => properties = p,
+            StepRequest::Mapping { merged_ids: m } => merged_ids = m,
+            _ => {}
+        }
+    }
+    let (source, other, inverse) = (
+        shared.crm.system().to_string(),
+        shared.other_system.clone(),
+        shared.inverse_property.clone(),
+    );
+    let targets = shared
+        .store
+        .call(move |c| mapping::active_targets(c, object, &source, &merged_ids, &other))
+        .await?;
+    if let [only] = targets.as_slice() {
+        properties.insert(inverse, only.clone());
+    }
+    Ok(properties)
+}
+
 async fn step_error(
     shared: &Shared,
     step_id: i64,
@@ -402,6 +642,7 @@ async fn step_error(
 ) -> Result<Result<(), StepFailure>> {
     let msg = match &failure {
         StepFailure::Failed(m) | StepFailure::Paused(m) => m.clone(),
+        StepFailure::Refused { reason, .. } => reason.clone(),
     };
     shared
         .store
@@ -521,34 +762,46 @@ async fn backoff(shared: &Shared, attempt: u32) {
     tokio::time::sleep(Duration::from_millis(wait)).await;
 }
 
+/// The field update, after the merges: checked once more against the CRM's definitions (an
+/// amend may have changed it), then sent. A refusal leaves the job failed with what to do:
+/// amend the values, which resumes the job here, never before.
 async fn update_step(
     shared: &Shared,
     job: &Job,
     step: &Step,
     survivor: &str,
-    chosen: &BTreeMap<String, String>,
 ) -> Result<Result<(), StepFailure>> {
     let (job_id, step_id, object) = (job.id, step.id, job.object_type);
-    let merged_ids = merged_ids_of(shared, job_id).await?;
-    let (source, other, inverse) = (
-        shared.crm.system().to_string(),
-        shared.other_system.clone(),
-        shared.inverse_property.clone(),
-    );
-    let targets = shared
-        .store
-        .call(move |c| mapping::active_targets(c, object, &source, &merged_ids, &other))
-        .await?;
-    let mut properties = chosen.clone();
-    if let [only] = targets.as_slice() {
-        properties.insert(inverse, only.clone());
-    }
+    let properties = planned_update(shared, job).await?;
     if properties.is_empty() {
         shared
             .store
             .call(move |c| journal::mark_done(c, job_id, step_id, None, None))
             .await?;
         return Ok(Ok(()));
+    }
+    let amend = format!(
+        "the merges ran (survivor {survivor}); amend the values with `dupdesk amend {job_id}` or in the review (cluster #{}), then apply again",
+        job.cluster_id
+    );
+    let catalog = match catalog(shared, object).await? {
+        Ok(c) => c,
+        Err(e) => {
+            return step_error(shared, step_id, false, crm_failure("property definitions", &e))
+                .await;
+        }
+    };
+    let problems = plan::check_update(object, &catalog, &properties);
+    if !problems.is_empty() {
+        let f = StepFailure::Failed(format!(
+            "field update not sent, the CRM would refuse it: {}; {amend}",
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+        return step_error(shared, step_id, false, f).await;
     }
     shared
         .store
@@ -567,22 +820,14 @@ async fn update_step(
                 .await?;
             Ok(Ok(()))
         }
-        Err(e) => step_error(shared, step_id, false, crm_failure("field update", &e)).await,
+        Err(e) if e.is_daily_limit() || e.is_retryable() => {
+            step_error(shared, step_id, false, crm_failure("field update", &e)).await
+        }
+        Err(e) => {
+            let f = StepFailure::Failed(format!("field update: {e}; {amend}"));
+            step_error(shared, step_id, false, f).await
+        }
     }
-}
-
-async fn merged_ids_of(shared: &Shared, job_id: i64) -> Result<Vec<String>> {
-    let steps = shared
-        .store
-        .call(move |c| journal::steps(c, job_id))
-        .await?;
-    Ok(steps
-        .into_iter()
-        .find_map(|s| match s.request {
-            StepRequest::Mapping { merged_ids } => Some(merged_ids),
-            _ => None,
-        })
-        .unwrap_or_default())
 }
 
 /// The last step, all local and in one transaction: mappings superseded, losers marked merged,

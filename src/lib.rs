@@ -24,6 +24,9 @@
 //! - [`matcher`]: normalization, blocking, scoring and clustering of candidate duplicates.
 //! - [`precedence`]: which value survives per field, which record is primary, and why.
 //! - [`diff`]: field- and character-level differences between records.
+//! - [`review`]: the review draft, the one way a decision about a cluster is built (what can
+//!   be chosen, what exclusion does, what is checked before an approval).
+//! - [`plan`]: the checks a merge plan passes before its first irreversible call.
 //! - [`approve`]: bulk approval of high-confidence clusters by rule, as ordinary decisions.
 //! - [`executor`]: approved decisions executed as journaled CRM merges, exactly once.
 //! - [`export`], [`lineage`], [`stats`]: the decision log, where a record's data came from,
@@ -56,7 +59,9 @@ pub mod lineage;
 pub mod logging;
 pub mod matcher;
 pub mod model;
+pub mod plan;
 pub mod precedence;
+pub mod review;
 pub mod sandbox;
 pub mod sanitize;
 pub mod stats;

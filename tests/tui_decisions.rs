@@ -22,6 +22,7 @@ async fn keys(app: &mut App, inbox: &mut Inbox, codes: &[KeyCode]) {
         };
         app.on_key(&KeyEvent::new(*code, mods));
         inbox.settle(app).await;
+        tui_support::frame(app);
     }
 }
 
@@ -184,7 +185,7 @@ async fn steward_choices_primary_and_exclusions_are_recorded() {
         c["phone"].decided_by,
         dupdesk::precedence::DecidedBy::Steward
     );
-    assert_eq!(c["phone"].reason, "steward");
+    assert_eq!(c["phone"].reason, "steward: from 201");
     assert!(
         c.values().all(|v| v.record_id.as_deref() != Some("202")),
         "{c:?}"
@@ -307,6 +308,8 @@ fn store_refuses_what_cannot_be_decided_or_undone() {
         field_choices: Default::default(),
         excluded,
         note: String::new(),
+        seen: Default::default(),
+        amends_job: None,
     };
     let err = |r: anyhow::Result<decisions::Decision>| {
         r.unwrap_err().downcast::<DecisionError>().unwrap()
@@ -367,6 +370,8 @@ fn undo_restores_the_previous_standing_decision() {
             field_choices: Default::default(),
             excluded: vec![],
             note: String::new(),
+            seen: Default::default(),
+            amends_job: None,
         };
         ws.store
             .call_blocking(move |c| decisions::record(c, &d))
@@ -439,15 +444,43 @@ async fn without_colour_differences_still_show() {
     assert!(underlined.contains("nata"), "{underlined:?}");
 }
 
+/// Press keys as fast as a steward types: no frame is drawn between them, and no background
+/// answer is waited for.
+fn burst(app: &mut App, codes: &[KeyCode]) {
+    for c in codes {
+        app.on_key(&KeyEvent::new(*c, KeyModifiers::NONE));
+    }
+}
+
 #[tokio::test]
-async fn keys_typed_ahead_act_on_the_cluster_they_were_meant_for() {
+async fn deciding_keys_typed_ahead_never_act_on_a_cluster_not_yet_shown() {
     let ws = workspace(false);
     let (mut app, mut inbox) = tui_support::app(&ws).await;
-    // Enter, approve, reject, as fast as a steward types: no waiting between the keys.
-    for c in [KeyCode::Enter, KeyCode::Char('a'), KeyCode::Char('r')] {
-        app.on_key(&KeyEvent::new(c, KeyModifiers::NONE));
-    }
+    // Enter, approve, reject in one burst: cluster 1 opens, but `a` and `r` were pressed while
+    // the queue was on screen. They are dropped, not replayed onto cluster 1 (or 2).
+    burst(&mut app, &[KeyCode::Enter, KeyCode::Char('a'), KeyCode::Char('r')]);
     inbox.settle(&mut app).await;
+    assert_eq!(query::<i64>(&ws, "SELECT COUNT(*) FROM decisions"), [0]);
+    assert_eq!(open_id(&app), 1);
+    let flash = app.flash().unwrap();
+    assert!(flash.error && flash.text.contains("ignored"), "{flash:?}");
+    tui_support::frame(&mut app);
+
+    // `a a` on a cluster that is shown: the first approves #1; the second was pressed while #1
+    // was still on screen and saving, and #2 opened before it could act: it is dropped.
+    burst(&mut app, &[KeyCode::Char('a'), KeyCode::Char('a')]);
+    inbox.settle(&mut app).await;
+    assert_eq!(
+        query::<String>(
+            &ws,
+            "SELECT action || ':' || cluster_id FROM decisions ORDER BY id"
+        ),
+        ["approve:1"]
+    );
+    assert_eq!(open_id(&app), 2, "navigation still moved on");
+    // Once #2 has been drawn, the same key acts on it.
+    tui_support::frame(&mut app);
+    keys(&mut app, &mut inbox, &[KeyCode::Char('r')]).await;
     assert_eq!(
         query::<String>(
             &ws,
@@ -455,7 +488,34 @@ async fn keys_typed_ahead_act_on_the_cluster_they_were_meant_for() {
         ),
         ["approve:1", "reject:2"]
     );
-    assert_eq!(open_id(&app), 3);
+    // Navigation typed ahead still replays: j j k lands on the second field.
+    burst(&mut app, &[KeyCode::Char('j'), KeyCode::Char('j'), KeyCode::Char('k')]);
+    inbox.settle(&mut app).await;
+    assert_eq!(app.cluster().unwrap().field_cursor, 1);
+}
+
+#[tokio::test]
+async fn no_key_but_quit_and_help_acts_behind_the_too_small_notice() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    app.update(Action::Resize(60, 20));
+    let text = format!("{}", tui_support::frame(&mut app).backend());
+    assert!(text.contains("Terminal too small"), "{text}");
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    assert_eq!(app.screen(), Screen::Queue, "Enter did not open a cluster unseen");
+    app.update(Action::Resize(80, 24));
+    tui_support::frame(&mut app);
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    assert_eq!(open_id(&app), 1);
+    app.update(Action::Resize(60, 20));
+    tui_support::frame(&mut app);
+    keys(&mut app, &mut inbox, &[KeyCode::Char('a'), KeyCode::Char('x')]).await;
+    assert_eq!(query::<i64>(&ws, "SELECT COUNT(*) FROM decisions"), [0]);
+    assert!(app.cluster().unwrap().excluded.is_empty());
+    keys(&mut app, &mut inbox, &[KeyCode::Char('?')]).await;
+    assert!(app.help_open());
+    app.on_key(&KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert!(app.should_quit());
 }
 
 #[tokio::test]

@@ -27,6 +27,7 @@ async fn keys(app: &mut App, inbox: &mut Inbox, codes: &[KeyCode]) {
         };
         app.on_key(&KeyEvent::new(*code, mods));
         inbox.settle(app).await;
+        tui_support::frame(app);
     }
 }
 

@@ -76,6 +76,19 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
             ExecEvent::Paused { job, reason } => {
                 bar.println(format!("PAUSED  job {job}: {reason}"));
             }
+            ExecEvent::JobRefused {
+                job,
+                cluster,
+                stale,
+                reason,
+            } => {
+                bar.inc(1);
+                bar.println(format!(
+                    "REFUSED job {job} cluster {cluster}, now {}: {}; nothing was sent, review it again",
+                    if stale { "stale" } else { "needs attention" },
+                    crate::sanitize::for_terminal(&reason)
+                ));
+            }
             ExecEvent::StepDone { job, seq, kind, .. } => {
                 bar.set_message(format!("job {job} step {seq} {}", kind.as_str()));
             }
@@ -92,9 +105,10 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
     conn.close().await;
     let report = report?;
     println!(
-        "apply: {} merged, {} failed{}",
+        "apply: {} merged, {} failed, {} sent back for review{}",
         report.merged,
         report.failed,
+        report.refused,
         if report.paused {
             "; paused by the CRM's daily limit (run apply again tomorrow)"
         } else {
@@ -103,8 +117,14 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
     );
     if report.failed > 0 {
         anyhow::bail!(
-            "{} merge jobs failed; see the lines above, fix the cause and run `dupdesk apply --retry-failed`",
+            "{} merge jobs failed; see the lines above: fix the cause and run `dupdesk apply --retry-failed`, or amend the values of a job whose merges ran with `dupdesk amend JOB`",
             report.failed
+        );
+    }
+    if report.refused > 0 {
+        anyhow::bail!(
+            "{} approved clusters were sent back for review before any merge (see the lines above); `dupdesk review` shows why",
+            report.refused
         );
     }
     Ok(())

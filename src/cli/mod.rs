@@ -352,22 +352,36 @@ fn approve(ctx: &Ctx, min_score: f64, max_size: Option<usize>, dry_run: bool) ->
         max_size,
     };
     let done = crate::approve::approve(&store, &ctx.config, &rules, rule, dry_run)?;
+    let mut refused = 0;
     for a in &done {
+        let verb = match (&a.refused, dry_run) {
+            (Some(_), _) => "not approved",
+            (None, true) => "would approve",
+            (None, false) => "approved",
+        };
         println!(
-            "{} cluster {:>6}  {} records  weakest {:.3}  primary {}  {}",
-            if dry_run { "would approve" } else { "approved" },
+            "{verb} cluster {:>6}  {} records  weakest {:.3}  primary {}  {}",
             a.cluster_id,
             a.size,
             a.weakest,
-            a.primary,
+            crate::sanitize::for_terminal(&a.primary),
             crate::sanitize::for_terminal(&a.label)
         );
+        if let Some(why) = &a.refused {
+            refused += 1;
+            println!("  {}", crate::sanitize::for_terminal(why));
+        }
     }
     println!(
-        "{} {} clusters by rule: {}",
+        "{} {} clusters by rule: {}{}",
         if dry_run { "would approve" } else { "approved" },
-        done.len(),
-        rule.describe()
+        done.len() - refused,
+        rule.describe(),
+        if refused > 0 {
+            format!("; {refused} left pending for a steward (see above)")
+        } else {
+            String::new()
+        }
     );
     Ok(())
 }

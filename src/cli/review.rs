@@ -59,11 +59,12 @@ async fn merge_worker(
             Ok(r) => Progress {
                 stage: Stage::Done,
                 done: r.merged as u64,
-                total: Some((r.merged + r.failed) as u64),
+                total: Some((r.merged + r.failed + r.refused) as u64),
                 message: format!(
-                    "merges: {} merged, {} failed{}",
+                    "merges: {} merged, {} failed, {} sent back for review{}",
                     r.merged,
                     r.failed,
+                    r.refused,
                     if r.paused {
                         "; paused by the CRM's daily limit"
                     } else {
@@ -110,6 +111,12 @@ async fn run_merges(
                 ExecEvent::JobFailed { cluster, error, .. } => {
                     (true, format!("cluster {cluster} failed: {error}"))
                 }
+                ExecEvent::JobRefused {
+                    cluster, reason, ..
+                } => (
+                    true,
+                    format!("cluster {cluster} sent back for review, nothing sent: {reason}"),
+                ),
                 ExecEvent::Paused { reason, .. } => (false, reason),
                 ExecEvent::StepDone { job, seq, kind, .. } => {
                     (false, format!("job {job} step {seq} {}", kind.as_str()))

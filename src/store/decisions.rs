@@ -23,6 +23,8 @@ pub enum Verdict {
     Reject,
     Defer,
     Note,
+    /// New field choices for a merge job whose merges ran and whose field update failed.
+    Amend,
 }
 
 impl Verdict {
@@ -32,6 +34,7 @@ impl Verdict {
             Verdict::Reject => "reject",
             Verdict::Defer => "defer",
             Verdict::Note => "note",
+            Verdict::Amend => "amend",
         }
     }
 
@@ -42,6 +45,7 @@ impl Verdict {
             Verdict::Reject => Some(ClusterStatus::Rejected),
             Verdict::Defer => Some(ClusterStatus::Deferred),
             Verdict::Note => None,
+            Verdict::Amend => Some(ClusterStatus::Merging),
         }
     }
 }
@@ -82,6 +86,8 @@ pub enum DecisionError {
         status: ClusterStatus,
         action: String,
     },
+    #[error("merge job {job} of cluster {cluster} cannot be amended: {why}")]
+    NotAmendable { cluster: i64, job: i64, why: String },
 }
 
 /// A decision about to be written.
@@ -94,6 +100,10 @@ pub struct NewDecision {
     pub field_choices: BTreeMap<String, FieldChoice>,
     pub excluded: Vec<String>,
     pub note: String,
+    /// What the steward was shown of every included member (approvals).
+    pub seen: crate::plan::Seen,
+    /// The merge job an amend finishes.
+    pub amends_job: Option<i64>,
 }
 
 /// A row of the decision log.
@@ -110,12 +120,17 @@ pub struct Decision {
     pub members: Vec<String>,
     pub note: String,
     pub undoes: Option<i64>,
+    /// What the steward was shown of every included member (approvals and amends).
+    pub seen: crate::plan::Seen,
+    pub amends_job: Option<i64>,
 }
 
 const COLUMNS: &str = "id, cluster_id, steward, decided_at, action, primary_id, field_choices, \
-                       excluded, members, note, undoes";
+                       excluded, members, note, undoes, seen, amends_job";
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Decision, String, String, String)> {
+type RawDecision = (Decision, String, String, String, String);
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawDecision> {
     Ok((
         Decision {
             id: r.get(0)?,
@@ -129,15 +144,18 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Decision, String, String
             members: Vec::new(),
             note: r.get(9)?,
             undoes: r.get(10)?,
+            seen: Default::default(),
+            amends_job: r.get(12)?,
         },
         r.get(6)?,
         r.get(7)?,
         r.get(8)?,
+        r.get(11)?,
     ))
 }
 
-fn decode(raw: (Decision, String, String, String)) -> Result<Decision> {
-    let (mut d, choices, excluded, members) = raw;
+fn decode(raw: RawDecision) -> Result<Decision> {
+    let (mut d, choices, excluded, members, seen) = raw;
     let id = d.id;
     d.field_choices =
         serde_json::from_str(&choices).with_context(|| format!("decision {id}: field_choices"))?;
@@ -145,6 +163,7 @@ fn decode(raw: (Decision, String, String, String)) -> Result<Decision> {
         serde_json::from_str(&excluded).with_context(|| format!("decision {id}: excluded"))?;
     d.members =
         serde_json::from_str(&members).with_context(|| format!("decision {id}: members"))?;
+    d.seen = serde_json::from_str(&seen).with_context(|| format!("decision {id}: seen"))?;
     Ok(d)
 }
 
@@ -177,20 +196,14 @@ pub fn all(conn: &Connection) -> Result<Vec<Decision>> {
     rows.into_iter().map(decode).collect()
 }
 
-/// The decision that set a cluster's current status: the newest approve, reject or defer that
-/// has not been undone.
-pub fn effective(conn: &Connection, cluster_id: i64) -> Result<Option<Decision>> {
-    let id: Option<i64> = conn
-        .query_row(
-            "SELECT d.id FROM decisions d
-             WHERE d.cluster_id = ?1 AND d.action IN ('approve', 'reject', 'defer')
-               AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id)
-             ORDER BY d.id DESC LIMIT 1",
-            [cluster_id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    id.map(|id| get(conn, id)).transpose()
+/// The standing decision among a cluster's decisions (oldest first, as [`for_cluster`] reads
+/// them): the newest approve, reject, defer or amend that no undo names. An amend stands on the
+/// approval it amends.
+pub fn standing(decisions: &[Decision]) -> Option<&Decision> {
+    decisions.iter().rev().find(|d| {
+        matches!(d.action.as_str(), "approve" | "reject" | "defer" | "amend")
+            && !decisions.iter().any(|u| u.undoes == Some(d.id))
+    })
 }
 
 fn cluster_state(tx: &Transaction<'_>, cluster_id: i64) -> Result<(String, ClusterStatus)> {
@@ -214,8 +227,9 @@ fn set_status(
     status: ClusterStatus,
     now: &str,
 ) -> Result<()> {
+    // A new decision answers whatever reason the cluster came back to the queue for.
     tx.execute(
-        "UPDATE clusters SET status = ?2, updated_at = ?3 WHERE id = ?1",
+        "UPDATE clusters SET status = ?2, status_reason = NULL, updated_at = ?3 WHERE id = ?1",
         params![cluster_id, status.as_str(), now],
     )?;
     Ok(())
@@ -225,11 +239,16 @@ fn set_status(
 pub fn record(conn: &mut Connection, new: &NewDecision) -> Result<Decision> {
     let tx = conn.transaction()?;
     let (object_type, status) = cluster_state(&tx, new.cluster_id)?;
-    if matches!(
-        status,
-        ClusterStatus::Merging | ClusterStatus::Merged | ClusterStatus::Failed
-    ) && new.verdict != Verdict::Note
-    {
+    let closed = match new.verdict {
+        Verdict::Note => false,
+        // An amend finishes a failed job; everything else needs a cluster still in review.
+        Verdict::Amend => status != ClusterStatus::Failed,
+        _ => matches!(
+            status,
+            ClusterStatus::Merging | ClusterStatus::Merged | ClusterStatus::Failed
+        ),
+    };
+    if closed {
         return Err(DecisionError::Closed {
             cluster: new.cluster_id,
             status,
@@ -257,7 +276,7 @@ pub fn record(conn: &mut Connection, new: &NewDecision) -> Result<Decision> {
             .into());
         }
     }
-    if new.verdict == Verdict::Approve {
+    if matches!(new.verdict, Verdict::Approve | Verdict::Amend) {
         let primary = new.primary_id.as_ref().ok_or(DecisionError::NoPrimary)?;
         if new.excluded.contains(primary) {
             return Err(DecisionError::PrimaryExcluded(primary.clone()).into());
@@ -266,11 +285,34 @@ pub fn record(conn: &mut Connection, new: &NewDecision) -> Result<Decision> {
             return Err(DecisionError::TooFewRecords.into());
         }
     }
+    let amended = match (new.verdict, new.amends_job) {
+        (Verdict::Amend, Some(job)) => {
+            let why = super::journal::amendable(&tx, new.cluster_id, job)?;
+            if let Some(why) = why {
+                return Err(DecisionError::NotAmendable {
+                    cluster: new.cluster_id,
+                    job,
+                    why,
+                }
+                .into());
+            }
+            Some(job)
+        }
+        (Verdict::Amend, None) => {
+            return Err(DecisionError::NotAmendable {
+                cluster: new.cluster_id,
+                job: 0,
+                why: "no job named".to_string(),
+            }
+            .into());
+        }
+        _ => None,
+    };
     let now = super::now_ts();
     tx.execute(
         "INSERT INTO decisions (cluster_id, steward, decided_at, action, primary_id,
-                                field_choices, excluded, members, note)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                field_choices, excluded, members, note, seen, amends_job)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             new.cluster_id,
             new.steward,
@@ -281,9 +323,15 @@ pub fn record(conn: &mut Connection, new: &NewDecision) -> Result<Decision> {
             serde_json::to_string(&new.excluded)?,
             serde_json::to_string(&members)?,
             new.note,
+            serde_json::to_string(&new.seen)?,
+            amended,
         ],
     )?;
     let id = tx.last_insert_rowid();
+    if let Some(job) = amended {
+        let update = crate::plan::update_from_choices(&new.field_choices);
+        super::journal::amend_update(&tx, job, &update, &now)?;
+    }
     if let Some(next) = new.verdict.status() {
         set_status(&tx, new.cluster_id, next, &now)?;
     }
@@ -337,6 +385,15 @@ pub fn undo_last(conn: &mut Connection, steward: &str) -> Result<Option<Undone>>
     };
     let undone = get(&tx, target)?;
     let (_, current) = cluster_state(&tx, undone.cluster_id)?;
+    if undone.action == "amend" {
+        // The amend put its job back in the executor's queue; the job may be running.
+        return Err(DecisionError::UndoTooLate {
+            cluster: undone.cluster_id,
+            status: current,
+            action: undone.action.clone(),
+        }
+        .into());
+    }
     let set_by_it = status_of_action(&undone.action);
     if let Some(expected) = set_by_it
         && current != expected

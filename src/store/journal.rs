@@ -440,6 +440,128 @@ pub fn retry_failed(conn: &mut Connection, job: Option<i64>) -> Result<usize> {
     Ok(ids.len())
 }
 
+/// Why merge job `job` of `cluster` cannot take an amend, or `None` when it can: it must be
+/// that cluster's job, failed, with every merge done, so that only the field update (and the
+/// local mapping step after it) is left. An amend never repeats a merge.
+pub fn amendable(conn: &Connection, cluster: i64, job: i64) -> Result<Option<String>> {
+    let row: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT cluster_id, status FROM merge_jobs WHERE id = ?1",
+            [job],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((of_cluster, status)) = row else {
+        return Ok(Some("there is no such job".to_string()));
+    };
+    if of_cluster != cluster {
+        return Ok(Some(format!("it belongs to cluster {of_cluster}")));
+    }
+    if status != "failed" {
+        return Ok(Some(format!("it is {status}, not failed")));
+    }
+    let undone: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM merge_steps
+         WHERE job_id = ?1 AND kind IN ('snapshot', 'merge') AND state <> 'done'",
+        [job],
+        |r| r.get(0),
+    )?;
+    if undone > 0 {
+        return Ok(Some(
+            "its merges have not all run; retry it instead".to_string(),
+        ));
+    }
+    Ok(None)
+}
+
+/// Replace the field update of an amendable job (see [`amendable`]) and queue the job again
+/// from that step. Call in the transaction that records the amend decision.
+pub fn amend_update(
+    conn: &Connection,
+    job: i64,
+    properties: &BTreeMap<String, String>,
+    now: &str,
+) -> Result<()> {
+    let request = serde_json::to_string(&StepRequest::Update {
+        properties: properties.clone(),
+    })?;
+    conn.execute(
+        "UPDATE merge_steps SET request = ?2, state = 'pending', last_error = NULL, updated_at = ?3
+         WHERE job_id = ?1 AND kind = 'update'",
+        params![job, request, now],
+    )?;
+    conn.execute(
+        "UPDATE merge_steps SET state = 'pending', updated_at = ?2
+         WHERE job_id = ?1 AND kind = 'mapping' AND state = 'failed'",
+        params![job, now],
+    )?;
+    conn.execute(
+        "UPDATE merge_jobs SET status = 'pending', last_error = NULL, updated_at = ?2 WHERE id = ?1",
+        params![job, now],
+    )?;
+    Ok(())
+}
+
+/// What a refused plan does to its cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A member changed in the CRM since the review: the cluster is `stale`.
+    Stale,
+    /// The CRM would refuse the plan: the cluster `needs_attention`.
+    Invalid,
+}
+
+/// The checks before the first merge refused job `job`: nothing was sent. The job is
+/// `cancelled` for good (a new approval makes a new job), its first step `failed` with the
+/// reason, and the cluster goes back to the queue as `stale` or `needs_attention` with it.
+pub fn cancel_job(
+    conn: &mut Connection,
+    job: i64,
+    step: i64,
+    refusal: Refusal,
+    reason: &str,
+) -> Result<()> {
+    let tx = conn.transaction()?;
+    let now = now_ts();
+    let sent: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM merge_steps WHERE job_id = ?1 AND kind = 'merge' AND state <> 'pending'",
+        [job],
+        |r| r.get(0),
+    )?;
+    if sent > 0 {
+        bail!("merge job {job} has sent a merge; it cannot be cancelled");
+    }
+    tx.execute(
+        "UPDATE merge_steps SET state = 'failed', last_error = ?2, updated_at = ?3 WHERE id = ?1",
+        params![step, reason, now],
+    )?;
+    tx.execute(
+        "UPDATE merge_jobs SET status = 'cancelled', last_error = ?2, updated_at = ?3 WHERE id = ?1",
+        params![job, reason, now],
+    )?;
+    let status = match refusal {
+        Refusal::Stale => "stale",
+        Refusal::Invalid => "needs_attention",
+    };
+    tx.execute(
+        "UPDATE clusters SET status = ?2, status_reason = ?3, updated_at = ?4
+         WHERE id = (SELECT cluster_id FROM merge_jobs WHERE id = ?1)",
+        params![job, status, reason, now],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// What the steward was shown of the members when the approval behind `job` was made.
+pub fn seen_of_job(conn: &Connection, job: i64) -> Result<crate::plan::Seen> {
+    let text: String = conn.query_row(
+        "SELECT d.seen FROM merge_jobs j JOIN decisions d ON d.id = j.decision_id WHERE j.id = ?1",
+        [job],
+        |r| r.get(0),
+    )?;
+    serde_json::from_str(&text).with_context(|| format!("merge job {job}: the approval's seen values"))
+}
+
 /// Store a snapshot of one record; a second snapshot of the same record for the same job is
 /// ignored (the first was taken before any merge).
 pub fn save_snapshot(

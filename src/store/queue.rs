@@ -398,29 +398,60 @@ pub struct ClusterDetail {
     pub pairs: Vec<PairScore>,
     /// Every decision on the cluster, oldest first.
     pub decisions: Vec<Decision>,
+    /// Why the cluster came back to the queue (`stale`, `needs_attention`), when it says.
+    pub status_reason: Option<String>,
+    /// The newest merge job of the cluster, if the executor made one.
+    pub job: Option<ClusterJob>,
+}
+
+/// Where the newest merge job of a cluster stands, as the cluster screen shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterJob {
+    pub id: i64,
+    pub status: String,
+    /// The merged record, once the merges ran (the primary before).
+    pub survivor_id: Option<String>,
+    pub last_error: Option<String>,
+    pub merges: u32,
+    pub merges_done: u32,
+    /// The kind of the first step that failed, if one did.
+    pub failed_step: Option<String>,
+}
+
+impl ClusterJob {
+    /// Failed after every merge ran: an amend of its field choices finishes it.
+    pub fn finishable(&self) -> bool {
+        self.status == "failed" && self.merges_done == self.merges
+    }
 }
 
 pub fn cluster(conn: &Connection, id: i64) -> Result<Option<ClusterDetail>> {
     let head = conn
         .query_row(
-            "SELECT id, object_type, label, status, score, weakest, size, created_at, matcher
+            "SELECT id, object_type, label, status, score, weakest, size, created_at, matcher,
+                    status_reason
              FROM clusters WHERE id = ?1",
             [id],
             |r| {
                 Ok((
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, f64>(4)?,
-                    r.get::<_, f64>(5)?,
+                    (
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, f64>(4)?,
+                        r.get::<_, f64>(5)?,
+                    ),
                     r.get::<_, i64>(6)?,
                     r.get::<_, String>(7)?,
                     r.get::<_, String>(8)?,
+                    r.get::<_, Option<String>>(9)?,
                 ))
             },
         )
         .optional()?;
-    let Some((ot, label, status, score, weakest, size, created_at, matcher)) = head else {
+    let Some(((ot, label, status, score, weakest), size, created_at, matcher, status_reason)) =
+        head
+    else {
         return Ok(None);
     };
     let rids: Vec<i64> = conn
@@ -464,7 +495,37 @@ pub fn cluster(conn: &Connection, id: i64) -> Result<Option<ClusterDetail>> {
         members,
         pairs,
         decisions: decisions::for_cluster(conn, id)?,
+        status_reason,
+        job: cluster_job(conn, id)?,
     }))
+}
+
+/// The newest merge job of a cluster and how far it got.
+pub fn cluster_job(conn: &Connection, cluster: i64) -> Result<Option<ClusterJob>> {
+    let job = conn
+        .query_row(
+            "SELECT j.id, j.status, j.survivor_id, j.last_error,
+                    (SELECT COUNT(*) FROM merge_steps s WHERE s.job_id = j.id AND s.kind = 'merge'),
+                    (SELECT COUNT(*) FROM merge_steps s
+                     WHERE s.job_id = j.id AND s.kind = 'merge' AND s.state = 'done'),
+                    (SELECT s.kind FROM merge_steps s
+                     WHERE s.job_id = j.id AND s.state = 'failed' ORDER BY s.seq LIMIT 1)
+             FROM merge_jobs j WHERE j.cluster_id = ?1 ORDER BY j.id DESC LIMIT 1",
+            [cluster],
+            |r| {
+                Ok(ClusterJob {
+                    id: r.get(0)?,
+                    status: r.get(1)?,
+                    survivor_id: r.get(2)?,
+                    last_error: r.get(3)?,
+                    merges: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+                    merges_done: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+                    failed_step: r.get(6)?,
+                })
+            },
+        )
+        .optional()?;
+    Ok(job)
 }
 
 /// An approved cluster with its merge job, if the executor has made one.

@@ -14,18 +14,21 @@ use tokio::sync::mpsc;
 
 use super::keymap::{Command, Context, Edit, Keymap};
 use super::sanitize::sanitize;
-use super::suggest::{self, Suggestion};
 use crate::config::{Config, SourcesConfig};
 use crate::diff::{self, FieldAgreement, Segment};
-use crate::model::ObjectType;
+use crate::model::{ObjectType, PropertyCatalog};
 use crate::precedence::Rules;
+use crate::review::{Pick, ReviewContext, ReviewDraft};
 use crate::store::Store;
-use crate::store::decisions::{
-    self, Decision, DecisionError, FieldChoice, NewDecision, Undone, Verdict,
-};
+use crate::store::decisions::{self, Decision, DecisionError, FieldChoice, Undone, Verdict};
+use crate::store::properties;
 use crate::store::queue::{
     self, ClusterDetail, ClusterStatus, MergeRow, QueuePage, QueueQuery, QueueRow, StatusFilter,
 };
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
 
 /// Rows fetched per queue page; the screen shows a window of it.
 const PAGE: u64 = 256;
@@ -110,6 +113,8 @@ pub enum Outcome {
     Retried(i64, Result<bool>),
     /// The lineage of a record, as text for the overlay.
     Lineage(String, Result<String>),
+    /// What running the approved merges would do, for the question before `A` runs them.
+    ApplyPreview(Result<crate::executor::ApplyPreview>),
 }
 
 /// Settings the app takes from the configuration.
@@ -126,6 +131,8 @@ pub struct Options {
     /// Asks the review's background task to run the approved merges (the same executor as
     /// `dupdesk apply`); `None` where no such task runs.
     pub apply: Option<mpsc::UnboundedSender<()>>,
+    /// `A` asks before it runs the merges (`review.confirm_apply`).
+    pub confirm_apply: bool,
 }
 
 impl Options {
@@ -143,6 +150,7 @@ impl Options {
             rules: Arc::new(Rules::for_config(config)?),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
             apply: None,
+            confirm_apply: config.review.confirm_apply,
         })
     }
 }
@@ -217,18 +225,22 @@ pub struct FieldRow {
     /// The surviving value: the steward's pick, else the suggestion.
     pub survivor: Option<FieldChoice>,
     pub picked: bool,
+    /// Why the field cannot be chosen (read-only by the rules or in the CRM), when it cannot.
+    pub locked: Option<String>,
+    /// Why the CRM would refuse the surviving value, when it would.
+    pub problem: Option<String>,
 }
 
+/// The cluster screen: the review draft (the domain's, which owns every rule about what can
+/// be chosen and what survives) and how it is laid out and navigated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterState {
     pub detail: ClusterDetail,
-    pub fields: Vec<String>,
-    pub suggestion: Suggestion,
+    pub draft: ReviewDraft,
     pub rows: Vec<FieldRow>,
+    /// The draft's primary and exclusions, mirrored for the views.
     pub primary: String,
     pub excluded: BTreeSet<String>,
-    /// Values the steward took by hand, per field.
-    pub picks: BTreeMap<String, FieldChoice>,
     /// Index into `rows` (all of them, folded or not).
     pub field_cursor: usize,
     pub record_cursor: usize,
@@ -242,54 +254,26 @@ pub struct ClusterState {
 }
 
 impl ClusterState {
-    /// Build the screen state of a loaded cluster, picking up where the standing decision left
-    /// off (primary, exclusions, picked values) when there is one.
-    pub fn new(detail: ClusterDetail, opts: &Options) -> ClusterState {
-        let configured = opts
-            .properties
-            .get(&detail.row.object_type)
-            .cloned()
-            .unwrap_or_default();
-        let mut fields: Vec<String> = configured
-            .iter()
-            .filter(|f| !is_bookkeeping(f))
-            .filter(|f| detail.members.iter().any(|m| m.record.get(f).is_some()))
-            .cloned()
-            .collect();
-        let mut extra: BTreeSet<String> = BTreeSet::new();
-        for m in &detail.members {
-            for (k, v) in &m.record.properties {
-                if v.as_deref().is_some_and(|v| !v.is_empty())
-                    && !configured.contains(k)
-                    && !is_bookkeeping(k)
-                {
-                    extra.insert(k.clone());
-                }
-            }
-        }
-        fields.extend(extra);
-        let standing = detail
-            .decisions
-            .iter()
-            .rev()
-            .find(|d| {
-                d.action == "approve" && !detail.decisions.iter().any(|u| u.undoes == Some(d.id))
-            })
-            .cloned();
+    /// The screen state of a loaded cluster; the draft picks up where the standing decision
+    /// left off (primary, exclusions, picked values).
+    pub fn new(detail: ClusterDetail, catalog: PropertyCatalog, opts: &Options) -> ClusterState {
+        let ctx = Arc::new(ReviewContext {
+            rules: opts.rules.clone(),
+            sources: opts.sources.clone(),
+            configured: opts
+                .properties
+                .get(&detail.row.object_type)
+                .cloned()
+                .unwrap_or_default(),
+            catalog,
+        });
+        let draft = ReviewDraft::new(ctx, &detail);
         let mut state = ClusterState {
-            suggestion: suggest::suggest(
-                &detail.members,
-                &fields,
-                &opts.sources,
-                &opts.rules,
-                None,
-            ),
             detail,
-            fields,
+            draft,
             rows: Vec::new(),
             primary: String::new(),
             excluded: BTreeSet::new(),
-            picks: BTreeMap::new(),
             field_cursor: 0,
             record_cursor: 0,
             fold: false,
@@ -298,48 +282,25 @@ impl ClusterState {
             lineage: None,
             lineage_scroll: 0,
         };
-        state.primary = state.suggestion.primary.record_id.clone();
-        if let Some(d) = standing {
-            if let Some(p) = d.primary_id.filter(|p| state.member_index(p).is_some()) {
-                state.primary = p;
-            }
-            state.excluded = d.excluded.into_iter().collect();
-            state.picks = d
-                .field_choices
-                .into_iter()
-                .filter(|(_, c)| c.decided_by == crate::precedence::DecidedBy::Steward)
-                .collect();
-        }
-        state.rebuild(opts);
+        state.rebuild();
         state
     }
 
-    fn member_index(&self, id: &str) -> Option<usize> {
-        self.detail.members.iter().position(|m| m.record.id == id)
-    }
-
-    /// Recompute the suggestion and every row after the primary or a pick changed.
-    fn rebuild(&mut self, opts: &Options) {
-        self.suggestion = suggest::suggest(
-            &self.detail.members,
-            &self.fields,
-            &opts.sources,
-            &opts.rules,
-            Some(&self.primary),
-        );
+    /// Lay the draft out again after it changed.
+    fn rebuild(&mut self) {
+        self.primary = self.draft.primary().to_string();
+        self.excluded = self.draft.excluded().clone();
+        let members = &self.detail.members;
         self.rows = self
-            .fields
-            .iter()
-            .zip(&self.suggestion.fields)
-            .map(|(name, s)| {
-                let values: Vec<Option<String>> = self
-                    .detail
-                    .members
+            .draft
+            .field_states()
+            .into_iter()
+            .map(|f| {
+                let values: Vec<Option<String>> = members
                     .iter()
-                    .map(|m| m.record.get(name).map(str::to_string))
+                    .map(|m| m.record.get(f.name).map(str::to_string))
                     .collect();
-                let picked = self.picks.get(name).cloned();
-                let survivor = picked.clone().or_else(|| s.chosen.clone());
+                let survivor = f.chosen.cloned();
                 let reference = survivor
                     .as_ref()
                     .and_then(|c| c.value.as_deref())
@@ -365,11 +326,13 @@ impl ClusterState {
                     })
                     .collect();
                 FieldRow {
-                    name: name.clone(),
+                    name: f.name.to_string(),
                     agreement,
                     cells,
                     survivor,
-                    picked: picked.is_some(),
+                    picked: f.pick.is_some(),
+                    locked: f.locked,
+                    problem: f.problem.map(|p| p.to_string()),
                 }
             })
             .collect();
@@ -381,23 +344,6 @@ impl ClusterState {
             .filter(|&i| !self.fold || self.rows[i].agreement.differs() || i == self.field_cursor)
             .collect()
     }
-
-    /// The field choices an approval records: every field with a surviving value.
-    fn choices(&self) -> BTreeMap<String, FieldChoice> {
-        self.rows
-            .iter()
-            .filter_map(|r| r.survivor.clone().map(|c| (r.name.clone(), c)))
-            .filter(|(_, c)| c.value.is_some())
-            .collect()
-    }
-}
-
-/// Properties every record has and no steward decides on.
-fn is_bookkeeping(name: &str) -> bool {
-    matches!(
-        name,
-        "hs_object_id" | "lastmodifieddate" | "hs_lastmodifieddate" | "hs_merged_object_ids"
-    )
 }
 
 #[derive(Debug, Clone, Default)]
@@ -431,11 +377,46 @@ pub struct App {
     /// A cluster is being loaded to be shown.
     opening: bool,
     /// Keys pressed while a decision was saving or a cluster opening, replayed in order once
-    /// the screen has caught up, so fast typing acts on the cluster it was meant for.
-    backlog: std::collections::VecDeque<ratatui::crossterm::event::KeyEvent>,
+    /// the screen has caught up. A deciding key among them acts only if what it was meant
+    /// for is still what is open (see [`Command::decides`]).
+    backlog: std::collections::VecDeque<Pressed>,
+    /// What the last frame drawn showed, as the event loop reports it ([`App::mark_drawn`]).
+    shown: Shown,
+    /// The question on screen, waiting for y or n.
+    pub(crate) confirm: Option<Confirmation>,
+    /// Questions asked so far (numbers them).
+    questions: u64,
     quit: bool,
     dirty: bool,
 }
+
+/// What a frame showed that a deciding key can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Shown {
+    /// The cluster drawn on the cluster screen.
+    cluster: Option<i64>,
+    /// The question drawn, by its number.
+    confirm: Option<u64>,
+}
+
+/// A key press and what was on screen when it was pressed.
+#[derive(Debug, Clone, Copy)]
+struct Pressed {
+    ev: ratatui::crossterm::event::KeyEvent,
+    shown: Shown,
+}
+
+/// A question the steward answers with y or n before something irreversible starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confirmation {
+    /// Numbers the questions, so a `y` typed at an earlier one never answers this one.
+    pub id: u64,
+    pub title: String,
+    pub lines: Vec<String>,
+}
+
+/// The smallest terminal every screen is designed for; below it no key but quit and help acts.
+pub const MIN_SIZE: (u16, u16) = (80, 24);
 
 /// The receiving end of the app's background answers.
 pub struct Inbox(mpsc::UnboundedReceiver<Msg>);
@@ -485,6 +466,9 @@ impl App {
             crashed: None,
             opening: false,
             backlog: std::collections::VecDeque::new(),
+            shown: Shown::default(),
+            confirm: None,
+            questions: 0,
             quit: false,
             dirty: true,
         };
@@ -523,6 +507,17 @@ impl App {
     pub fn busy(&self) -> bool {
         self.in_flight > 0
     }
+    /// The terminal's size as the app last heard it, in columns and rows.
+    pub fn size(&self) -> (u16, u16) {
+        self.size
+    }
+    pub fn help_open(&self) -> bool {
+        self.help
+    }
+    /// The question on screen, if one waits for its answer.
+    pub fn confirmation(&self) -> Option<&Confirmation> {
+        self.confirm.as_ref()
+    }
 
     /// Whether something changed since the last call: the loop redraws only then.
     pub fn take_dirty(&mut self) -> bool {
@@ -531,6 +526,9 @@ impl App {
 
     /// The keymap context of the current screen.
     pub fn context(&self) -> Context {
+        if self.confirm.is_some() {
+            return Context::Confirm;
+        }
         match self.screen {
             Screen::Queue => Context::Queue,
             Screen::Cluster => Context::Cluster,
@@ -538,23 +536,48 @@ impl App {
         }
     }
 
+    /// The event loop drew a frame of the current state: keys pressed from now on were
+    /// pressed looking at it.
+    pub fn mark_drawn(&mut self) {
+        self.shown = if self.too_small() {
+            Shown::default()
+        } else {
+            Shown {
+                cluster: (self.screen == Screen::Cluster)
+                    .then(|| self.cluster.as_ref().map(|c| c.detail.row.id))
+                    .flatten(),
+                confirm: self.confirm.as_ref().map(|c| c.id),
+            }
+        };
+    }
+
+    /// The terminal is smaller than the screens are drawn for (they show a notice instead).
+    pub fn too_small(&self) -> bool {
+        self.size.0 < MIN_SIZE.0 || self.size.1 < MIN_SIZE.1
+    }
+
     /// Translate a key press through the keymap and apply it; while a decision is saving or a
     /// cluster opening, keep it for when that is done (Ctrl-c still quits at once).
     pub fn on_key(&mut self, ev: &ratatui::crossterm::event::KeyEvent) {
+        let pressed = Pressed {
+            ev: *ev,
+            shown: self.shown,
+        };
         if self.saving || self.opening {
             if self.prompt.is_none()
                 && self.opts.keymap.command(self.context(), ev) == Some(Command::Quit)
             {
                 self.quit = true;
             } else {
-                self.backlog.push_back(*ev);
+                self.backlog.push_back(pressed);
             }
             return;
         }
-        self.apply_key(ev);
+        self.apply_key(pressed);
     }
 
-    fn apply_key(&mut self, ev: &ratatui::crossterm::event::KeyEvent) {
+    fn apply_key(&mut self, pressed: Pressed) {
+        let ev = &pressed.ev;
         let action = if self.prompt.is_some() {
             self.opts.keymap.edit(ev).map(Action::Edit)
         } else {
@@ -563,8 +586,40 @@ impl App {
                 .command(self.context(), ev)
                 .map(Action::Command)
         };
-        if let Some(a) = action {
-            self.update(a);
+        let Some(action) = action else {
+            return;
+        };
+        if self.too_small() && !matches!(action, Action::Command(Command::Quit | Command::Help))
+        {
+            // Nothing on screen to act on but the notice.
+            return;
+        }
+        if let Action::Command(cmd) = action
+            && cmd.decides()
+            && !self.was_shown(cmd, pressed.shown)
+        {
+            self.dirty = true;
+            self.fail(format!(
+                "{} ignored: it was pressed before this screen was shown; press it again",
+                self.opts.keymap.label(cmd)
+            ));
+            return;
+        }
+        self.update(action);
+    }
+
+    /// Whether a deciding command meets, open, what the steward saw when pressing its key.
+    fn was_shown(&self, cmd: Command, shown: Shown) -> bool {
+        if cmd == Command::Confirm {
+            return shown.confirm.is_some() && shown.confirm == self.confirm.as_ref().map(|c| c.id);
+        }
+        match self.screen {
+            Screen::Cluster => {
+                shown.cluster.is_some()
+                    && shown.cluster == self.cluster.as_ref().map(|c| c.detail.row.id)
+            }
+            // The merges view's rows are reloaded in place; R names its job in its answer.
+            Screen::Merges | Screen::Queue => true,
         }
     }
 
@@ -581,6 +636,57 @@ impl App {
                 Err(e) => Msg::Crashed(e.to_string()),
             };
             let _ = tx.send(msg);
+        });
+    }
+
+    /// `A`: say what running the approved merges would do and wait for y, unless the steward's
+    /// configuration switched the question off.
+    fn ask_to_apply(&mut self) {
+        if self.opts.apply.is_none() {
+            self.fail("no merge task runs here: use `dupdesk apply`");
+            return;
+        }
+        if !self.opts.confirm_apply {
+            self.request_merges();
+            return;
+        }
+        let store = self.store.clone();
+        self.spawn(async move { Outcome::ApplyPreview(crate::executor::preview(&store, None).await) });
+    }
+
+    fn on_preview(&mut self, preview: crate::executor::ApplyPreview) {
+        if preview.clusters == 0 && preview.resumed == 0 {
+            self.say("nothing to merge: no approved cluster is waiting");
+            return;
+        }
+        self.questions += 1;
+        let mut lines = Vec::new();
+        if preview.clusters > 0 {
+            lines.push(format!(
+                "{} approved cluster{} of {} records: {} merge{}",
+                preview.clusters,
+                plural(preview.clusters),
+                preview.records,
+                preview.merges,
+                plural(preview.merges)
+            ));
+        }
+        if preview.resumed > 0 {
+            lines.push(format!(
+                "{} interrupted or amended job{} to finish",
+                preview.resumed,
+                plural(preview.resumed)
+            ));
+        }
+        lines.push(format!(
+            "about {} CRM calls; every plan is checked before its first merge",
+            preview.calls
+        ));
+        lines.push("A merge cannot be undone in the CRM.".to_string());
+        self.confirm = Some(Confirmation {
+            id: self.questions,
+            title: "Run the approved merges now?".to_string(),
+            lines,
         });
     }
 
@@ -649,6 +755,22 @@ impl App {
             }
             return;
         }
+        if let Some(question) = &self.confirm {
+            match cmd {
+                Command::Confirm => {
+                    let id = question.id;
+                    self.confirm = None;
+                    tracing::info!(question = id, "the steward confirmed the merges");
+                    self.request_merges();
+                }
+                Command::Cancel => {
+                    self.confirm = None;
+                    self.say("not run: no merge was started");
+                }
+                _ => {}
+            }
+            return;
+        }
         if cmd == Command::Help {
             self.help = true;
             return;
@@ -686,6 +808,21 @@ impl App {
         }
         match cmd {
             Command::Open if total > 0 => self.open_index(self.queue.cursor),
+            // An active filter is cleared before Esc ever quits.
+            Command::Back if self.queue.query != QueueQuery::default() => {
+                self.queue.query = QueueQuery {
+                    sort: self.queue.query.sort,
+                    ..QueueQuery::default()
+                };
+                if self.queue.query != QueueQuery::default() {
+                    // Only the sort differs: there is no filter left to clear.
+                    self.quit = true;
+                    return;
+                }
+                self.queue.cursor = 0;
+                self.load_page(0, None, None);
+                self.say("filter cleared");
+            }
             Command::Back => self.quit = true,
             Command::Filter => {
                 let mut text = self.queue.query.text.clone();
@@ -716,7 +853,7 @@ impl App {
             }
             Command::Undo => self.undo(),
             Command::Refresh => self.reload_queue(),
-            Command::ApplyMerges => self.request_merges(),
+            Command::ApplyMerges => self.ask_to_apply(),
             _ => {}
         }
     }
@@ -805,9 +942,15 @@ impl App {
         let opts = self.opts.clone();
         self.spawn(async move {
             let cluster = store
-                .call(move |c| queue::cluster(c, id))
+                .call(move |c| {
+                    let Some(d) = queue::cluster(c, id)? else {
+                        return Ok(None);
+                    };
+                    let catalog = properties::load(c, d.row.object_type)?;
+                    Ok(Some((d, catalog)))
+                })
                 .await
-                .map(|d| d.map(|d| Box::new(ClusterState::new(d, &opts))));
+                .map(|d| d.map(|(d, catalog)| Box::new(ClusterState::new(d, catalog, &opts))));
             Outcome::Cluster { index, cluster }
         });
     }
@@ -894,46 +1037,52 @@ impl App {
                 let Some(rec) = cl.detail.members.get(cl.record_cursor) else {
                     return;
                 };
-                let field = row.name.clone();
-                let choice = FieldChoice {
-                    value: rec.record.get(&field).map(str::to_string),
-                    record_id: Some(rec.record.id.clone()),
-                    system: Some(suggest::value_system(rec, &field, &opts.sources)),
-                    reason: "steward".into(),
-                    decided_by: crate::precedence::DecidedBy::Steward,
+                let (field, id) = (row.name.clone(), rec.record.id.clone());
+                let empty = rec.record.get(&field).is_none();
+                // Taking the value already taken gives the field back to the rules.
+                let result = if cl.draft.picks().get(&field) == Some(&Pick::Take(id.clone())) {
+                    cl.draft.reset(&field);
+                    Ok(format!("{field}: back to the suggestion"))
+                } else {
+                    cl.draft.take(&field, &id).map(|()| {
+                        if empty {
+                            format!("{field}: kept empty, as in record {id}")
+                        } else {
+                            format!("{field}: keeping the value of record {id}")
+                        }
+                    })
                 };
-                let msg = format!("{field}: keeping the value of record {}", rec.record.id);
-                cl.picks.insert(field, choice);
-                cl.rebuild(&opts);
-                self.say(msg);
+                cl.rebuild();
+                match result {
+                    Ok(msg) => self.say(msg),
+                    Err(e) => self.fail(e.to_string()),
+                }
             }
             Command::MakePrimary => {
                 let Some(rec) = cl.detail.members.get(cl.record_cursor) else {
                     return;
                 };
                 let id = rec.record.id.clone();
-                cl.excluded.remove(&id);
-                cl.primary = id.clone();
-                cl.rebuild(&opts);
-                self.say(format!("record {id} is the primary"));
+                let result = cl.draft.make_primary(&id);
+                cl.rebuild();
+                match result {
+                    Ok(()) => self.say(format!("record {id} is the primary")),
+                    Err(e) => self.fail(e.to_string()),
+                }
             }
             Command::Exclude => {
                 let Some(rec) = cl.detail.members.get(cl.record_cursor) else {
                     return;
                 };
                 let id = rec.record.id.clone();
-                if cl.excluded.remove(&id) {
-                    self.say(format!("record {id} is back in the merge"));
-                } else if id == cl.primary {
-                    self.fail("the primary cannot be excluded; make another record primary first");
-                } else if members - cl.excluded.len() <= 2 {
-                    self.fail("a merge needs two records; reject the cluster instead");
-                } else {
-                    cl.excluded.insert(id.clone());
-                    cl.picks
-                        .retain(|_, c| c.record_id.as_deref() != Some(id.as_str()));
-                    cl.rebuild(&opts);
-                    self.say(format!("record {id} is excluded from the merge"));
+                let result = cl.draft.toggle_exclude(&id);
+                cl.rebuild();
+                match result {
+                    Ok(true) => self.say(format!(
+                        "record {id} is excluded from the merge: none of its values survive"
+                    )),
+                    Ok(false) => self.say(format!("record {id} is back in the merge")),
+                    Err(e) => self.fail(e.to_string()),
                 }
             }
             Command::Approve => self.decide(Verdict::Approve, String::new()),
@@ -986,23 +1135,12 @@ impl App {
         let Some(cl) = self.cluster.as_deref() else {
             return;
         };
-        let approve = verdict == Verdict::Approve;
-        let new = NewDecision {
-            cluster_id: cl.detail.row.id,
-            steward: self.opts.steward.clone(),
-            verdict,
-            primary_id: approve.then(|| cl.primary.clone()),
-            field_choices: if approve {
-                cl.choices()
-            } else {
-                BTreeMap::new()
-            },
-            excluded: if approve {
-                cl.excluded.iter().cloned().collect()
-            } else {
-                Vec::new()
-            },
-            note,
+        let new = match cl.draft.decide(verdict, &self.opts.steward, &note) {
+            Ok(new) => new,
+            Err(e) => {
+                self.fail(format!("not saved: {e}"));
+                return;
+            }
         };
         self.saving = true;
         let index = self.cluster_index;
@@ -1063,7 +1201,7 @@ impl App {
                 self.reload_queue();
             }
             Command::Refresh => self.load_merges(),
-            Command::ApplyMerges => self.request_merges(),
+            Command::ApplyMerges => self.ask_to_apply(),
             Command::Retry => {
                 let job = self.merges.rows.get(c).and_then(|r| r.job.as_ref());
                 match job {
@@ -1120,15 +1258,19 @@ impl App {
             }
         }
         while !(self.saving || self.opening) {
-            let Some(ev) = self.backlog.pop_front() else {
+            let Some(pressed) = self.backlog.pop_front() else {
                 break;
             };
-            self.apply_key(&ev);
+            self.apply_key(pressed);
         }
     }
 
     fn on_outcome(&mut self, outcome: Outcome) {
         match outcome {
+            Outcome::ApplyPreview(p) => match p {
+                Ok(p) => self.on_preview(p),
+                Err(e) => self.fail(format!("reading the approved merges: {e:#}")),
+            },
             Outcome::Lineage(id, text) => match text {
                 Ok(text) => {
                     if let Some(cl) = self.cluster.as_deref_mut() {
@@ -1211,6 +1353,7 @@ impl App {
                             "approve" => Some(ClusterStatus::Approved),
                             "reject" => Some(ClusterStatus::Rejected),
                             "defer" => Some(ClusterStatus::Deferred),
+                            "amend" => Some(ClusterStatus::Merging),
                             _ => None,
                         } {
                             self.queue.set_status(d.cluster_id, status);
@@ -1231,6 +1374,10 @@ impl App {
                                 format!("cluster #{} rejected: not duplicates", d.cluster_id)
                             }
                             "defer" => format!("cluster #{} deferred", d.cluster_id),
+                            "amend" => format!(
+                                "cluster #{}: new values saved; A or `dupdesk apply` finishes its merge job",
+                                d.cluster_id
+                            ),
                             _ => format!("note added to cluster #{}", d.cluster_id),
                         };
                         if advance && self.screen == Screen::Cluster {

@@ -16,6 +16,8 @@ pub enum Context {
     Queue,
     Cluster,
     Merges,
+    /// A question on screen (run the approved merges?) waiting for its answer.
+    Confirm,
 }
 
 impl Context {
@@ -24,6 +26,7 @@ impl Context {
             Context::Queue => "Queue",
             Context::Cluster => "Cluster",
             Context::Merges => "Merges",
+            Context::Confirm => "Confirm",
         }
     }
 }
@@ -86,9 +89,32 @@ commands! {
     ApplyMerges, "apply", ["A"], [Queue, Merges], "run the approved merges now";
     Lineage, "lineage", ["L"], [Cluster], "where this record's data came from";
     Refresh, "refresh", ["ctrl-r"], [Queue, Merges], "reload from the workspace";
+    Confirm, "confirm", ["y"], [Confirm], "yes, do it";
+    Cancel, "cancel", ["n", "esc", "q"], [Confirm], "no, not now";
     Help, "help", ["?"], [Queue, Cluster, Merges], "this help";
     Back, "back", ["q", "esc"], [Queue, Cluster, Merges], "back (quit from the queue)";
-    Quit, "quit", ["ctrl-c"], [Queue, Cluster, Merges], "quit now";
+    Quit, "quit", ["ctrl-c"], [Queue, Cluster, Merges, Confirm], "quit now";
+}
+
+impl Command {
+    /// Whether the command decides something about what is on screen (a cluster, a value, a
+    /// question). Such a key acts only if what it was meant for had been drawn when it was
+    /// pressed; typed ahead across a change of screen it is dropped, never replayed onto
+    /// something the steward has not seen. Navigation replays.
+    pub fn decides(self) -> bool {
+        matches!(
+            self,
+            Command::Approve
+                | Command::Reject
+                | Command::Defer
+                | Command::TakeValue
+                | Command::MakePrimary
+                | Command::Exclude
+                | Command::Note
+                | Command::Confirm
+                | Command::Retry
+        )
+    }
 }
 
 /// A key with its modifiers, as written in the config (`a`, `N`, `enter`, `ctrl-r`, `?`).

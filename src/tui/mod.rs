@@ -8,7 +8,6 @@
 pub mod app;
 pub mod keymap;
 pub mod sanitize;
-pub mod suggest;
 pub mod theme;
 pub mod views;
 
@@ -111,6 +110,7 @@ async fn event_loop(
         loop {
             if app.take_dirty() {
                 terminal.draw(|f| views::draw(f, app))?;
+                app.mark_drawn();
             }
             if app.should_quit() {
                 return match app.crashed() {

@@ -214,6 +214,7 @@ pub async fn app_with(ws: &Workspace, config: &Config) -> (App, Inbox) {
     app.freeze_clock(now());
     app.start();
     inbox.settle(&mut app).await;
+    frame(&mut app);
     (app, inbox)
 }
 
@@ -225,4 +226,16 @@ pub fn query<T: rusqlite::types::FromSql>(ws: &Workspace, sql: &str) -> Vec<T> {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap()
+}
+
+/// Draw the app as the event loop does after every change (to a `TestBackend` of the app's
+/// size) and tell it the frame was drawn: keys pressed afterwards were pressed looking at it.
+pub fn frame(app: &mut App) -> ratatui::Terminal<ratatui::backend::TestBackend> {
+    let (w, h) = app.size();
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+    terminal
+        .draw(|f| dupdesk::tui::views::draw(f, app))
+        .unwrap();
+    app.mark_drawn();
+    terminal
 }

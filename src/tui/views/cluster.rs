@@ -11,18 +11,28 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use super::{centered, overlay, sanitize, truncate, width};
 use crate::diff::FieldAgreement;
+use crate::store::queue::ClusterStatus;
 use crate::tui::app::{App, ClusterState};
 use crate::tui::sanitize::{fit, prefix};
 use crate::tui::theme::Theme;
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, theme: Theme) {
-    let [title, heads, grid, detail] = Layout::vertical([
+    let notice = notice(cl);
+    let [title, notice_area, heads, grid, detail] = Layout::vertical([
         Constraint::Length(1),
+        Constraint::Length(u16::from(notice.is_some())),
         Constraint::Length(1),
         Constraint::Fill(1),
         Constraint::Length(3),
     ])
     .areas(area);
+    if let Some((text, error)) = notice {
+        let style = if error { theme.error() } else { theme.ok() };
+        frame.render_widget(
+            Line::styled(truncate(&sanitize(&text), usize::from(area.width)).into_owned(), style),
+            notice_area,
+        );
+    }
     let row = &cl.detail.row;
     let excluded = if cl.excluded.is_empty() {
         String::new()
@@ -139,12 +149,18 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
         ];
         let (sv, why) = match &fr.survivor {
             Some(c) => (
-                sanitize(c.value.as_deref().unwrap_or("")).into_owned(),
+                match &c.value {
+                    Some(v) => sanitize(v).into_owned(),
+                    None => "∅ (cleared)".to_string(),
+                },
                 c.reason.clone(),
             ),
+            None if fr.locked.is_some() => ("·".to_string(), "read-only".to_string()),
             None => (String::new(), String::new()),
         };
-        let sv_style = if fr.picked {
+        let sv_style = if fr.problem.is_some() {
+            theme.error()
+        } else if fr.picked {
             theme.picked()
         } else if fr.agreement.differs() {
             theme.survivor()
@@ -153,14 +169,14 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
         };
         spans.push(Span::styled(fit(&sv, col_w), sv_style));
         spans.push(Span::raw("│"));
-        spans.push(Span::styled(
-            fit(if fr.picked { "✓steward" } else { &why }, why_w),
-            if fr.picked {
-                theme.picked()
-            } else {
-                theme.dim()
-            },
-        ));
+        let (why, why_style) = if fr.problem.is_some() {
+            ("⚠ CRM refuses".to_string(), theme.error())
+        } else if fr.picked {
+            ("✓steward".to_string(), theme.picked())
+        } else {
+            (why, theme.dim())
+        };
+        spans.push(Span::styled(fit(&why, why_w), why_style));
         for ci in first..last {
             spans.push(Span::raw("│"));
             let cell = &fr.cells[ci];
@@ -287,8 +303,15 @@ fn draw_detail(frame: &mut Frame, area: Rect, cl: &ClusterState, theme: Theme) {
             Span::raw(value.unwrap_or_else(|| "∅ (no value)".into())),
         ]));
     }
-    let survivor = match &fr.survivor {
-        Some(c) => Line::from(vec![
+    let survivor = match (&fr.survivor, &fr.locked, &fr.problem) {
+        (_, _, Some(problem)) => Line::styled(
+            format!("⚠ the CRM would refuse this: {problem}; take another value (space)"),
+            theme.error(),
+        ),
+        (None, Some(locked), _) => {
+            Line::styled(format!("{} is {locked}: never written", fr.name), theme.dim())
+        }
+        (Some(c), _, _) => Line::from(vec![
             Span::styled("keeps ", theme.dim()),
             Span::styled(
                 sanitize(c.value.as_deref().unwrap_or("∅")).into_owned(),
@@ -304,7 +327,7 @@ fn draw_detail(frame: &mut Frame, area: Rect, cl: &ClusterState, theme: Theme) {
                 theme.dim(),
             ),
         ]),
-        None => Line::styled("keeps no value", theme.dim()),
+        (None, None, None) => Line::styled("keeps no value", theme.dim()),
     };
     frame.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: false }),
@@ -321,6 +344,50 @@ fn draw_detail(frame: &mut Frame, area: Rect, cl: &ClusterState, theme: Theme) {
             ..area
         },
     );
+}
+
+/// What the steward must know about the cluster before deciding on it: why it came back to the
+/// queue, or how far its merge job got. `true` when it is a problem.
+fn notice(cl: &ClusterState) -> Option<(String, bool)> {
+    let status = cl.detail.row.status;
+    let job = cl.detail.job.as_ref();
+    match status {
+        ClusterStatus::Stale | ClusterStatus::NeedsAttention => {
+            let reason = cl.detail.status_reason.as_deref()?;
+            Some((format!("⚠ sent back before any merge: {reason}"), true))
+        }
+        ClusterStatus::Merged => {
+            let job = job?;
+            Some((
+                format!(
+                    "merged by job {} into {}",
+                    job.id,
+                    job.survivor_id.as_deref().unwrap_or("?")
+                ),
+                false,
+            ))
+        }
+        ClusterStatus::Failed => {
+            let job = job?;
+            let error = job.last_error.as_deref().unwrap_or("no message");
+            if cl.draft.finishing_job().is_some() {
+                Some((
+                    format!(
+                        "⚠ the merges ran (survivor {}), the {} step failed: {error} · change the values, then approve to finish",
+                        job.survivor_id.as_deref().unwrap_or("?"),
+                        job.failed_step.as_deref().unwrap_or("update")
+                    ),
+                    true,
+                ))
+            } else {
+                Some((
+                    format!("⚠ merge job {} failed: {error} · R in the merges view retries it", job.id),
+                    true,
+                ))
+            }
+        }
+        _ => None,
+    }
 }
 
 fn draw_explain(frame: &mut Frame, area: Rect, cl: &ClusterState, theme: Theme) {

@@ -17,8 +17,7 @@ use super::keymap::Command;
 use super::sanitize::{sanitize, truncate, width};
 use super::theme::Theme;
 
-/// The smallest terminal every screen is designed for.
-pub const MIN_SIZE: (u16, u16) = (80, 24);
+pub use crate::tui::app::MIN_SIZE;
 
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
@@ -46,6 +45,44 @@ pub fn draw(frame: &mut Frame, app: &App) {
     if app.help {
         help::draw(frame, area, app, theme);
     }
+    if let Some(question) = &app.confirm {
+        draw_confirm(frame, area, app, question, theme);
+    }
+}
+
+/// The question before something irreversible: what it will do, and the keys that answer.
+fn draw_confirm(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    question: &crate::tui::app::Confirmation,
+    theme: Theme,
+) {
+    let keys = &app.opts.keymap;
+    let answer = format!(
+        "{}: run them · {}: not now",
+        keys.label(crate::tui::keymap::Command::Confirm),
+        keys.label(crate::tui::keymap::Command::Cancel)
+    );
+    let w = question
+        .lines
+        .iter()
+        .map(|l| width(l))
+        .chain([width(&answer), width(&question.title)])
+        .max()
+        .unwrap_or(40) as u16
+        + 6;
+    let h = question.lines.len() as u16 + 4;
+    let rect = centered(area, w.min(area.width), h.min(area.height));
+    let inner = overlay(frame, rect, &format!(" {} ", question.title), theme);
+    let mut lines: Vec<Line> = question
+        .lines
+        .iter()
+        .map(|l| Line::raw(sanitize(l).into_owned()))
+        .collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(answer, theme.key()));
+    frame.render_widget(Paragraph::new(lines), inner);
 }
 
 fn too_small(frame: &mut Frame, area: Rect, theme: Theme) {
