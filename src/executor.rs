@@ -28,8 +28,8 @@ use crate::model::PropertyCatalog;
 use crate::plan;
 use crate::store::journal::{self, Job, Refusal, Step, StepKind, StepRequest, StepState};
 use crate::store::mapping::{self, MergeMapping};
-use crate::store::{properties, records};
 use crate::store::{Store, now_ts};
+use crate::store::{properties, records};
 
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
@@ -238,7 +238,11 @@ pub async fn preview(store: &Store, limit: Option<usize>) -> Result<ApplyPreview
                         // An unknown outcome is re-read (two reads) before it is sent again.
                         StepKind::Merge => {
                             p.merges += 1;
-                            p.calls += if step.state == StepState::Pending { 1 } else { 3 };
+                            p.calls += if step.state == StepState::Pending {
+                                1
+                            } else {
+                                3
+                            };
                         }
                         StepKind::Mapping => {}
                     }
@@ -364,7 +368,10 @@ enum StepFailure {
     Paused(String),
     /// The checks before the first merge refused the plan; the job is already cancelled and
     /// its cluster back in the queue.
-    Refused { stale: bool, reason: String },
+    Refused {
+        stale: bool,
+        reason: String,
+    },
 }
 
 fn crm_failure(what: &str, e: &CrmError) -> StepFailure {
@@ -448,8 +455,13 @@ async fn snapshot_step(
     let catalog = match catalog(shared, object).await? {
         Ok(c) => c,
         Err(e) => {
-            return step_error(shared, step_id, false, crm_failure("property definitions", &e))
-                .await;
+            return step_error(
+                shared,
+                step_id,
+                false,
+                crm_failure("property definitions", &e),
+            )
+            .await;
         }
     };
     let seen = shared
@@ -572,10 +584,7 @@ async fn refuse(
 
 /// The CRM's property definitions of `object`, read once per run and saved to the workspace.
 /// A connector that cannot describe its properties leaves the workspace's cached ones.
-async fn catalog(
-    shared: &Shared,
-    object: ObjectType,
-) -> Result<Result<PropertyCatalog, CrmError>> {
+async fn catalog(shared: &Shared, object: ObjectType) -> Result<Result<PropertyCatalog, CrmError>> {
     let mut cache = shared.catalogs.lock().await;
     if let Some(c) = cache.get(&object) {
         return Ok(Ok(c.clone()));
@@ -787,8 +796,13 @@ async fn update_step(
     let catalog = match catalog(shared, object).await? {
         Ok(c) => c,
         Err(e) => {
-            return step_error(shared, step_id, false, crm_failure("property definitions", &e))
-                .await;
+            return step_error(
+                shared,
+                step_id,
+                false,
+                crm_failure("property definitions", &e),
+            )
+            .await;
         }
     };
     let problems = plan::check_update(object, &catalog, &properties);

@@ -52,11 +52,7 @@ pub enum ValueProblem {
 
 /// Whether the CRM would accept `value` for `def`. An empty value clears the property and is
 /// always accepted by a writable one.
-pub fn check_value(
-    object: ObjectType,
-    def: &PropertyDef,
-    value: &str,
-) -> Result<(), ValueProblem> {
+pub fn check_value(object: ObjectType, def: &PropertyDef, value: &str) -> Result<(), ValueProblem> {
     let field = def.name.as_str();
     if !def.writable() {
         return Err(ValueProblem::ReadOnly(field.to_string()));
@@ -281,7 +277,10 @@ mod tests {
             err.to_string(),
             "lifecyclestage: \"banana\" is not one of the CRM's options (subscriber, lead, customer)"
         );
-        assert!(check_value(C, &stage(), "Lead").is_err(), "option values are exact");
+        assert!(
+            check_value(C, &stage(), "Lead").is_err(),
+            "option values are exact"
+        );
         let mut multi = stage();
         multi.field_type = "checkbox".into();
         assert_eq!(check_value(C, &multi, "lead;customer"), Ok(()));
@@ -373,7 +372,8 @@ mod tests {
             updated_at: None,
             archived: false,
         };
-        rec.properties.insert("phone".into(), Some("+1 555 0199".into()));
+        rec.properties
+            .insert("phone".into(), Some("+1 555 0199".into()));
         rec.properties.insert("city".into(), Some(String::new()));
         let seen: Seen = [(
             "101".to_string(),

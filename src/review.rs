@@ -135,11 +135,7 @@ impl ReviewDraft {
     /// amend not undone) left off: primary, exclusions, the steward's picks.
     pub fn new(ctx: Arc<ReviewContext>, detail: &ClusterDetail) -> ReviewDraft {
         let fields = shown_fields(&ctx.configured, &detail.members);
-        let finishing_job = detail
-            .job
-            .as_ref()
-            .filter(|j| j.finishable())
-            .map(|j| j.id);
+        let finishing_job = detail.job.as_ref().filter(|j| j.finishable()).map(|j| j.id);
         let mut draft = ReviewDraft {
             cluster_id: detail.row.id,
             object_type: detail.row.object_type,

@@ -173,7 +173,8 @@ async fn a_failed_job_is_visible_and_retryable_and_dry_run_sends_nothing() {
         dir: _dir,
         store,
     } = fixture(seed).await;
-    // A record the workspace knows but the CRM does not: its cluster must fail, visibly.
+    // A record the workspace knows but the CRM does not: its cluster is not what the steward
+    // approved any more. It goes back to the queue as stale, before anything is sent.
     let mut broken = planted.clone();
     store
         .call(|c| {
@@ -195,45 +196,78 @@ async fn a_failed_job_is_visible_and_retryable_and_dry_run_sends_nothing() {
     );
     assert!(sandbox.merge_log().await.unwrap().is_empty());
 
-    let report = executor::apply(&store, crm.clone(), &config(), quick(), Arc::new(|_| {}))
+    // The CRM is unreachable: every job fails at its first step, visibly, and nothing merges.
+    let down = connector(
+        "http://127.0.0.1:9",
+        1000,
+        Duration::from_secs(10),
+        Duration::from_millis(200),
+    );
+    let report = executor::apply(&store, down, &config(), quick(), Arc::new(|_| {}))
         .await
         .unwrap();
-    assert_eq!((report.merged, report.failed), (2, 1));
-    let failed = store
-        .call(|c| {
-            Ok(journal::all_jobs(c)?
-                .into_iter()
-                .filter(|j| j.status == "failed")
-                .collect::<Vec<_>>())
-        })
-        .await
-        .unwrap();
-    assert_eq!(failed.len(), 1);
-    let err = failed[0].last_error.clone().unwrap();
-    assert!(err.contains("99999"), "{err}");
-    let status: String = store
-        .call(move |c| {
-            Ok(c.query_row(
-                "SELECT status FROM clusters WHERE id = ?1",
-                [failed[0].cluster_id],
-                |r| r.get(0),
-            )?)
-        })
-        .await
-        .unwrap();
-    assert_eq!(status, "failed");
-    // Nothing of the failed cluster was merged: the snapshot step stopped it first.
-    assert_eq!(sandbox.merge_log().await.unwrap().len(), 3);
-    // Retrying puts it back in the queue; it fails again for the same reason, still visible.
+    assert_eq!((report.merged, report.failed, report.refused), (0, 3, 0));
+    let statuses = |store: &dupdesk::store::Store| {
+        let store = store.clone();
+        async move {
+            store
+                .call(|c| {
+                    let mut stmt =
+                        c.prepare("SELECT status || ':' || COALESCE(status_reason, '') FROM clusters ORDER BY id")?;
+                    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(statuses(&store).await, ["failed:", "failed:", "failed:"]);
+    let failed = store.call(|c| Ok(journal::all_jobs(c)?)).await.unwrap();
+    assert!(
+        failed.iter().all(|j| j.status == "failed"
+            && j.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("transient"))),
+        "{failed:?}"
+    );
+    assert!(sandbox.merge_log().await.unwrap().is_empty());
+
+    // Retrying queues them again; with the CRM back two merge and the third is refused: its
+    // member 99999 does not exist, so nothing of it was sent.
     let n = store
         .call(|c| journal::retry_failed(c, None))
         .await
         .unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(n, 3);
+    let report = executor::apply(&store, crm.clone(), &config(), quick(), Arc::new(|_| {}))
+        .await
+        .unwrap();
+    assert_eq!((report.merged, report.failed, report.refused), (2, 0, 1));
+    let after = statuses(&store).await;
+    assert_eq!(&after[..2], ["merged:", "merged:"]);
+    assert_eq!(
+        after[2], "stale:record 99999 no longer exists in the CRM",
+        "the steward sees why"
+    );
+    assert_eq!(
+        sandbox.merge_log().await.unwrap().len(),
+        3,
+        "cluster 1 (three records) and 2 merged, 3 not"
+    );
+    let jobs = store.call(|c| Ok(journal::all_jobs(c)?)).await.unwrap();
+    assert_eq!(jobs[2].status, "cancelled");
+    // A cancelled job is never retried: a new approval of the cluster makes a new one.
+    assert_eq!(
+        store
+            .call(|c| journal::retry_failed(c, None))
+            .await
+            .unwrap(),
+        0
+    );
     let report = executor::apply(&store, crm, &config(), quick(), Arc::new(|_| {}))
         .await
         .unwrap();
-    assert_eq!((report.merged, report.failed), (0, 1));
+    assert_eq!(report, dupdesk::executor::ExecReport::default());
     sandbox.shutdown().await;
 }
 

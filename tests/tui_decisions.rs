@@ -458,7 +458,10 @@ async fn deciding_keys_typed_ahead_never_act_on_a_cluster_not_yet_shown() {
     let (mut app, mut inbox) = tui_support::app(&ws).await;
     // Enter, approve, reject in one burst: cluster 1 opens, but `a` and `r` were pressed while
     // the queue was on screen. They are dropped, not replayed onto cluster 1 (or 2).
-    burst(&mut app, &[KeyCode::Enter, KeyCode::Char('a'), KeyCode::Char('r')]);
+    burst(
+        &mut app,
+        &[KeyCode::Enter, KeyCode::Char('a'), KeyCode::Char('r')],
+    );
     inbox.settle(&mut app).await;
     assert_eq!(query::<i64>(&ws, "SELECT COUNT(*) FROM decisions"), [0]);
     assert_eq!(open_id(&app), 1);
@@ -489,7 +492,10 @@ async fn deciding_keys_typed_ahead_never_act_on_a_cluster_not_yet_shown() {
         ["approve:1", "reject:2"]
     );
     // Navigation typed ahead still replays: j j k lands on the second field.
-    burst(&mut app, &[KeyCode::Char('j'), KeyCode::Char('j'), KeyCode::Char('k')]);
+    burst(
+        &mut app,
+        &[KeyCode::Char('j'), KeyCode::Char('j'), KeyCode::Char('k')],
+    );
     inbox.settle(&mut app).await;
     assert_eq!(app.cluster().unwrap().field_cursor, 1);
 }
@@ -502,14 +508,23 @@ async fn no_key_but_quit_and_help_acts_behind_the_too_small_notice() {
     let text = format!("{}", tui_support::frame(&mut app).backend());
     assert!(text.contains("Terminal too small"), "{text}");
     keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
-    assert_eq!(app.screen(), Screen::Queue, "Enter did not open a cluster unseen");
+    assert_eq!(
+        app.screen(),
+        Screen::Queue,
+        "Enter did not open a cluster unseen"
+    );
     app.update(Action::Resize(80, 24));
     tui_support::frame(&mut app);
     keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
     assert_eq!(open_id(&app), 1);
     app.update(Action::Resize(60, 20));
     tui_support::frame(&mut app);
-    keys(&mut app, &mut inbox, &[KeyCode::Char('a'), KeyCode::Char('x')]).await;
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::Char('a'), KeyCode::Char('x')],
+    )
+    .await;
     assert_eq!(query::<i64>(&ws, "SELECT COUNT(*) FROM decisions"), [0]);
     assert!(app.cluster().unwrap().excluded.is_empty());
     keys(&mut app, &mut inbox, &[KeyCode::Char('?')]).await;

@@ -559,7 +559,8 @@ pub fn seen_of_job(conn: &Connection, job: i64) -> Result<crate::plan::Seen> {
         [job],
         |r| r.get(0),
     )?;
-    serde_json::from_str(&text).with_context(|| format!("merge job {job}: the approval's seen values"))
+    serde_json::from_str(&text)
+        .with_context(|| format!("merge job {job}: the approval's seen values"))
 }
 
 /// Store a snapshot of one record; a second snapshot of the same record for the same job is

@@ -589,8 +589,7 @@ impl App {
         let Some(action) = action else {
             return;
         };
-        if self.too_small() && !matches!(action, Action::Command(Command::Quit | Command::Help))
-        {
+        if self.too_small() && !matches!(action, Action::Command(Command::Quit | Command::Help)) {
             // Nothing on screen to act on but the notice.
             return;
         }
@@ -651,7 +650,9 @@ impl App {
             return;
         }
         let store = self.store.clone();
-        self.spawn(async move { Outcome::ApplyPreview(crate::executor::preview(&store, None).await) });
+        self.spawn(
+            async move { Outcome::ApplyPreview(crate::executor::preview(&store, None).await) },
+        );
     }
 
     fn on_preview(&mut self, preview: crate::executor::ApplyPreview) {

@@ -29,7 +29,10 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
     if let Some((text, error)) = notice {
         let style = if error { theme.error() } else { theme.ok() };
         frame.render_widget(
-            Line::styled(truncate(&sanitize(&text), usize::from(area.width)).into_owned(), style),
+            Line::styled(
+                truncate(&sanitize(&text), usize::from(area.width)).into_owned(),
+                style,
+            ),
             notice_area,
         );
     }
@@ -308,9 +311,10 @@ fn draw_detail(frame: &mut Frame, area: Rect, cl: &ClusterState, theme: Theme) {
             format!("⚠ the CRM would refuse this: {problem}; take another value (space)"),
             theme.error(),
         ),
-        (None, Some(locked), _) => {
-            Line::styled(format!("{} is {locked}: never written", fr.name), theme.dim())
-        }
+        (None, Some(locked), _) => Line::styled(
+            format!("{} is {locked}: never written", fr.name),
+            theme.dim(),
+        ),
         (Some(c), _, _) => Line::from(vec![
             Span::styled("keeps ", theme.dim()),
             Span::styled(
@@ -381,7 +385,10 @@ fn notice(cl: &ClusterState) -> Option<(String, bool)> {
                 ))
             } else {
                 Some((
-                    format!("⚠ merge job {} failed: {error} · R in the merges view retries it", job.id),
+                    format!(
+                        "⚠ merge job {} failed: {error} · R in the merges view retries it",
+                        job.id
+                    ),
                     true,
                 ))
             }
