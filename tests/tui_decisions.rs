@@ -648,3 +648,88 @@ async fn a_full_disk_loses_no_decision() {
         ["approved"]
     );
 }
+
+#[tokio::test]
+async fn apply_asks_first_naming_clusters_and_calls_and_runs_only_on_yes() {
+    let ws = workspace(false);
+    let mut opts = dupdesk::tui::Options::from_config(&tui_support::config()).unwrap();
+    let (ask, mut asks) = tokio::sync::mpsc::unbounded_channel();
+    opts.apply = Some(ask);
+    let (mut app, mut inbox) = App::new(ws.store.clone(), opts);
+    app.freeze_clock(tui_support::now());
+    app.start();
+    inbox.settle(&mut app).await;
+    tui_support::frame(&mut app);
+    // Nothing approved yet: A says so and asks nothing.
+    keys(&mut app, &mut inbox, &[KeyCode::Char('A')]).await;
+    assert!(app.confirmation().is_none());
+    assert!(app.flash().unwrap().text.contains("nothing to merge"));
+    // Approve cluster 2 (three records) and go back to the queue.
+    keys(&mut app, &mut inbox, &[KeyCode::Down, KeyCode::Enter]).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Char('a'), KeyCode::Char('q')]).await;
+    assert_eq!(app.screen(), Screen::Queue);
+
+    keys(&mut app, &mut inbox, &[KeyCode::Char('A')]).await;
+    let q = app.confirmation().expect("A asks before it merges").clone();
+    let text = q.lines.join("\n");
+    assert!(
+        text.contains("1 approved cluster of 3 records: 2 merges"),
+        "{text}"
+    );
+    assert!(text.contains("about 5 CRM calls"), "{text}");
+    let screen = format!("{}", tui_support::frame(&mut app).backend());
+    assert!(screen.contains("Run the approved merges now?"), "{screen}");
+    assert!(screen.contains("y: run them"), "{screen}");
+    // n: nothing runs.
+    keys(&mut app, &mut inbox, &[KeyCode::Char('n')]).await;
+    assert!(app.confirmation().is_none());
+    assert!(asks.try_recv().is_err(), "no merge was asked for");
+    // A y typed ahead of the question (before it was drawn) does not answer it.
+    app.on_key(&KeyEvent::new(KeyCode::Char('A'), KeyModifiers::SHIFT));
+    app.on_key(&KeyEvent::new(KeyCode::Char('y'), KeyModifiers::NONE));
+    inbox.settle(&mut app).await;
+    tui_support::frame(&mut app);
+    assert!(app.confirmation().is_some());
+    assert!(asks.try_recv().is_err());
+    // y on the question shown: the merges are asked for, once.
+    keys(&mut app, &mut inbox, &[KeyCode::Char('y')]).await;
+    assert!(app.confirmation().is_none());
+    assert!(asks.try_recv().is_ok());
+    assert!(asks.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn apply_without_the_question_when_switched_off() {
+    let ws = workspace(false);
+    let mut config = tui_support::config();
+    config.review.confirm_apply = false;
+    let mut opts = dupdesk::tui::Options::from_config(&config).unwrap();
+    let (ask, mut asks) = tokio::sync::mpsc::unbounded_channel();
+    opts.apply = Some(ask);
+    let (mut app, mut inbox) = App::new(ws.store.clone(), opts);
+    app.start();
+    inbox.settle(&mut app).await;
+    tui_support::frame(&mut app);
+    keys(&mut app, &mut inbox, &[KeyCode::Char('A')]).await;
+    assert!(app.confirmation().is_none());
+    assert!(asks.try_recv().is_ok());
+}
+
+#[tokio::test]
+async fn esc_clears_an_active_filter_before_it_quits() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Char('/')]).await;
+    type_text(&mut app, &mut inbox, "Smith").await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    assert_eq!(app.queue().total, 1);
+    keys(&mut app, &mut inbox, &[KeyCode::Esc]).await;
+    assert!(!app.should_quit(), "Esc cleared the filter");
+    assert_eq!(app.queue().total, 3);
+    assert_eq!(app.flash().unwrap().text, "filter cleared");
+    keys(&mut app, &mut inbox, &[KeyCode::Char('f')]).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Esc]).await;
+    assert!(!app.should_quit(), "a status filter is a filter too");
+    keys(&mut app, &mut inbox, &[KeyCode::Esc]).await;
+    assert!(app.should_quit());
+}
