@@ -26,6 +26,9 @@ pub struct ObjectPull {
     pub merged_away: u64,
     pub mappings_new: u64,
     pub mappings_changed: u64,
+    /// How many property definitions the CRM gave (cached for the review's and the
+    /// executor's checks), or why it gave none.
+    pub property_definitions: Option<Result<usize, String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,9 +75,10 @@ pub async fn pull(
         if !config.objects.contains_key(object.as_str()) {
             continue;
         }
-        let pull = pull_object(store, crm, config, object, progress)
+        let mut pull = pull_object(store, crm, config, object, progress)
             .await
             .with_context(|| format!("pulling {object}"))?;
+        pull.property_definitions = refresh_properties(store, crm, object).await?;
         progress(PullProgress::Finished {
             object,
             pull: pull.clone(),
@@ -83,6 +87,30 @@ pub async fn pull(
     }
     store.call(|c| crate::stats::record_rate_at_pull(c)).await?;
     Ok(report)
+}
+
+/// Read the CRM's property definitions of `object` into the workspace's cache. A CRM that
+/// cannot describe them, or a token without the scope to read them, does not fail the pull:
+/// the report says so, and the executor asks again (and stops) before any merge.
+async fn refresh_properties(
+    store: &Store,
+    crm: &dyn Connector,
+    object: ObjectType,
+) -> Result<Option<Result<usize, String>>> {
+    match crm.properties(object).await {
+        Ok(defs) => {
+            let n = defs.len();
+            store
+                .call(move |c| crate::store::properties::save(c, object, &defs, &now_ts()))
+                .await?;
+            Ok(Some(Ok(n)))
+        }
+        Err(crate::crm::CrmError::Unsupported { .. }) => Ok(None),
+        Err(e) => {
+            tracing::warn!(object = %object, error = %e, "property definitions not read");
+            Ok(Some(Err(e.to_string())))
+        }
+    }
 }
 
 async fn pull_object(

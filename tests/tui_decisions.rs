@@ -666,7 +666,12 @@ async fn apply_asks_first_naming_clusters_and_calls_and_runs_only_on_yes() {
     assert!(app.flash().unwrap().text.contains("nothing to merge"));
     // Approve cluster 2 (three records) and go back to the queue.
     keys(&mut app, &mut inbox, &[KeyCode::Down, KeyCode::Enter]).await;
-    keys(&mut app, &mut inbox, &[KeyCode::Char('a'), KeyCode::Char('q')]).await;
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::Char('a'), KeyCode::Char('q')],
+    )
+    .await;
     assert_eq!(app.screen(), Screen::Queue);
 
     keys(&mut app, &mut inbox, &[KeyCode::Char('A')]).await;

@@ -13,6 +13,7 @@ use crate::config::{self, Config};
 use crate::model::ObjectType;
 use crate::store::Store;
 
+mod amend;
 mod apply;
 pub mod connect;
 mod demo;
@@ -94,6 +95,24 @@ pub enum Command {
         /// Jobs run at once (they share one rate limiter).
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+    },
+    /// New surviving values for a merge job whose merges ran and whose field update failed;
+    /// the next apply resumes it at the update (no merge is sent again).
+    Amend {
+        /// The merge job (its id is in `apply`'s output and the merges view).
+        job: i64,
+        /// Write this value: --set "lifecyclestage=customer". Repeatable.
+        #[arg(long, value_name = "FIELD=VALUE")]
+        set: Vec<String>,
+        /// Leave the field empty. Repeatable.
+        #[arg(long, value_name = "FIELD")]
+        clear: Vec<String>,
+        /// Keep this member's value: --take "email=1001". Repeatable.
+        #[arg(long, value_name = "FIELD=RECORD")]
+        take: Vec<String>,
+        /// Back to the precedence rules' suggestion. Repeatable.
+        #[arg(long, value_name = "FIELD")]
+        reset: Vec<String>,
     },
     /// Review the duplicate clusters in the terminal UI.
     Review,
@@ -278,6 +297,22 @@ fn run(cli: Cli) -> Result<()> {
             dry_run,
         }) => approve(&ctx, min_score, max_size, dry_run),
         Some(Command::Pull) => runtime()?.block_on(pull::run(&ctx)),
+        Some(Command::Amend {
+            job,
+            set,
+            clear,
+            take,
+            reset,
+        }) => amend::run(
+            &ctx,
+            amend::AmendArgs {
+                job,
+                set,
+                clear,
+                take,
+                reset,
+            },
+        ),
         Some(Command::Apply {
             dry_run,
             limit,

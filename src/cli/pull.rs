@@ -67,6 +67,12 @@ pub fn print_report(report: &PullReport) {
         t.inserted, t.updated, t.unchanged
     );
     for (object, p) in &report.objects {
+        if let Some(Err(e)) = &p.property_definitions {
+            println!(
+                "{object}: the CRM's property definitions could not be read ({}); merges stop at their checks until they can (a HubSpot private app needs the crm.schemas.{object}.read scope)",
+                crate::sanitize::for_terminal(e)
+            );
+        }
         if p.merged_away > 0 || p.mappings_new > 0 || p.mappings_changed > 0 {
             println!(
                 "{object}: {} merged away in the CRM, {} new id mappings, {} changed",

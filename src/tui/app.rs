@@ -1203,6 +1203,13 @@ impl App {
             }
             Command::Refresh => self.load_merges(),
             Command::ApplyMerges => self.ask_to_apply(),
+            // To see a job's cluster, or amend the values of one whose update failed.
+            Command::Open => {
+                if let Some(r) = self.merges.rows.get(c) {
+                    let id = r.cluster_id;
+                    self.load_cluster(id, None);
+                }
+            }
             Command::Retry => {
                 let job = self.merges.rows.get(c).and_then(|r| r.job.as_ref());
                 match job {

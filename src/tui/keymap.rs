@@ -69,7 +69,7 @@ commands! {
     PageDown, "page_down", ["pagedown"], [Queue, Cluster, Merges], "page down";
     Top, "top", ["g", "home"], [Queue, Cluster, Merges], "first row";
     Bottom, "bottom", ["G", "end"], [Queue, Cluster, Merges], "last row";
-    Open, "open", ["enter"], [Queue], "open the cluster";
+    Open, "open", ["enter"], [Queue, Merges], "open the cluster";
     TakeValue, "take_value", ["space"], [Cluster], "take this value for the field";
     MakePrimary, "make_primary", ["p"], [Cluster], "make this record the primary";
     Exclude, "exclude", ["x"], [Cluster], "exclude / include this record";
