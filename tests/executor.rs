@@ -222,7 +222,7 @@ async fn a_failed_job_is_visible_and_retryable_and_dry_run_sends_nothing() {
         }
     };
     assert_eq!(statuses(&store).await, ["failed:", "failed:", "failed:"]);
-    let failed = store.call(|c| Ok(journal::all_jobs(c)?)).await.unwrap();
+    let failed = store.call(|c| journal::all_jobs(c)).await.unwrap();
     assert!(
         failed.iter().all(|j| j.status == "failed"
             && j.last_error
@@ -254,7 +254,7 @@ async fn a_failed_job_is_visible_and_retryable_and_dry_run_sends_nothing() {
         3,
         "cluster 1 (three records) and 2 merged, 3 not"
     );
-    let jobs = store.call(|c| Ok(journal::all_jobs(c)?)).await.unwrap();
+    let jobs = store.call(|c| journal::all_jobs(c)).await.unwrap();
     assert_eq!(jobs[2].status, "cancelled");
     // A cancelled job is never retried: a new approval of the cluster makes a new one.
     assert_eq!(
