@@ -374,6 +374,8 @@ fn the_review_runs_approved_merges_in_the_background_and_shows_lineage() {
     t.keys(&["m"]);
     t.wait_for(&["Merges", &format!("#{first}")]);
     t.keys(&["A"]);
+    t.wait_for(&["Run the approved merges now?"]);
+    t.keys(&["y"]);
     let screen = t.wait_for(&["merges: 1 merged, 0 failed"]);
     assert!(screen.contains("merged"), "{screen}");
     // Lineage of a record of another cluster, one key away.
@@ -416,4 +418,191 @@ fn the_review_runs_approved_merges_in_the_background_and_shows_lineage() {
         )
         .unwrap();
     assert_eq!(gone, size, "every member now lives on in the merged record");
+}
+
+/// The record ids in the cluster screen's header line, and which one is the primary (★).
+fn header_records(screen: &str) -> (Vec<String>, usize) {
+    let line = screen
+        .lines()
+        .find(|l| l.contains("✓ surviving"))
+        .expect("the cluster header");
+    let mut ids = Vec::new();
+    let mut primary = usize::MAX;
+    for cell in line.split('│').skip(3) {
+        let cell = cell.trim();
+        let starred = cell.starts_with('★');
+        let id = cell
+            .trim_start_matches(['★', '✗'])
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        if id.is_empty() {
+            continue;
+        }
+        if starred {
+            primary = ids.len();
+        }
+        ids.push(id);
+    }
+    (ids, primary)
+}
+
+/// The walk: open a cluster, exclude a record, take a value, approve, confirm `A`, and
+/// then ask the sandbox CRM over HTTP: the excluded record is untouched and live, and the
+/// survivor holds exactly the values the decision chose.
+#[test]
+fn exclude_take_approve_confirm_and_the_crm_holds_exactly_the_choices() {
+    let home = tempfile::tempdir().unwrap();
+    let ws = home.path().join("demo.db");
+    let t = Tmux::start_with("integrity", &ws, home.path(), "demo");
+    t.wait_for(&["dupdesk review", "clusters:", "pending"]);
+    // The largest cluster first: the demo plants some of four records.
+    t.keys(&["s"]);
+    t.wait_for(&["sorted by size"]);
+    t.keys(&["Enter"]);
+    let screen = t.wait_for(&["Cluster #", "surviving", "4 records"]);
+    let cluster = cluster_on_screen(&screen);
+    let (ids, primary) = header_records(&screen);
+    assert_eq!(ids.len(), 4, "{screen}");
+    assert!(primary < 4, "{screen}");
+    // Exclude the last record that is not the primary.
+    let excluded = (0..4).rev().find(|i| *i != primary).unwrap();
+    for _ in 0..excluded {
+        t.keys(&["l"]);
+    }
+    t.keys(&["x"]);
+    t.wait_for(&[&format!(
+        "record {} is excluded from the merge",
+        ids[excluded]
+    )]);
+    // Take the job title of another included record that is not the primary.
+    let taker = (0..4).find(|i| *i != primary && *i != excluded).unwrap();
+    for _ in taker..excluded {
+        t.keys(&["h"]);
+    }
+    let rows = t.screen();
+    let jobtitle = rows
+        .lines()
+        .skip_while(|l| !l.contains("✓ surviving"))
+        .skip(1)
+        .position(|l| l.contains("jobtitle"))
+        .expect("the demo's contacts have job titles");
+    for _ in 0..jobtitle {
+        t.keys(&["j"]);
+    }
+    t.keys(&["Space"]);
+    t.wait_for(&["jobtitle: ", &format!("record {}", ids[taker])]);
+    t.keys(&["a"]);
+    t.wait_for(&[&format!("cluster #{cluster} approved")]);
+    t.keys(&["q"]);
+    t.wait_for(&["dupdesk review", "approved 1"]);
+    // A asks first, naming what it will run.
+    t.keys(&["A"]);
+    t.wait_for(&[
+        "Run the approved merges now?",
+        "1 approved cluster of 3 records: 2 merges",
+    ]);
+    t.keys(&["y"]);
+    t.wait_for(&["merges: 1 merged, 0 failed"]);
+    t.keys(&["q"]);
+    assert_eq!(t.wait_until_exit(), "0");
+
+    // The decision, as the workspace holds it.
+    let conn = rusqlite::Connection::open(&ws).unwrap();
+    let (excluded_json, choices_json): (String, String) = conn
+        .query_row(
+            "SELECT excluded, field_choices FROM decisions WHERE cluster_id = ?1 AND action = 'approve'",
+            [cluster],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let excluded_ids: Vec<String> = serde_json::from_str(&excluded_json).unwrap();
+    assert_eq!(excluded_ids, [ids[excluded].clone()]);
+    let choices: std::collections::BTreeMap<String, dupdesk::precedence::FieldChoice> =
+        serde_json::from_str(&choices_json).unwrap();
+    let title = &choices["jobtitle"];
+    assert_eq!(title.record_id.as_deref(), Some(ids[taker].as_str()));
+    assert_eq!(title.decided_by, dupdesk::precedence::DecidedBy::Steward);
+    assert!(
+        choices
+            .values()
+            .all(|c| c.record_id.as_deref() != Some(ids[excluded].as_str())),
+        "{choices:?}"
+    );
+    let survivor: String = conn
+        .query_row(
+            "SELECT survivor_id FROM merge_jobs WHERE cluster_id = ?1 AND status = 'merged'",
+            [cluster],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let before: std::collections::BTreeMap<String, Option<String>> = serde_json::from_str(
+        &conn
+            .query_row(
+                "SELECT properties FROM records WHERE id = ?1",
+                [&ids[excluded]],
+                |r| r.get::<_, String>(0),
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    drop(conn);
+
+    // The CRM, over HTTP: the demo's sandbox started again from its data file.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let token = "pat-e2e-check";
+        let sandbox = dupdesk::sandbox::start(dupdesk::sandbox::SandboxOptions {
+            port: 0,
+            data: Some(home.path().join("demo.sandbox.db")),
+            seed: None,
+            rate_limit: dupdesk::sandbox::RateLimit::default(),
+            faults: Default::default(),
+            token: Some(token.into()),
+        })
+        .await
+        .unwrap();
+        let mut opts = dupdesk::crm::hubspot::HubSpotOptions::from_config(
+            &tui_support::config(),
+            dupdesk::config::Secret::new(token),
+        );
+        opts.base_url = sandbox.base_url();
+        let crm = dupdesk::crm::hubspot::HubSpotConnector::new(opts).unwrap();
+        use dupdesk::crm::{Connector, ReadOutcome};
+        let props: Vec<String> = before
+            .keys()
+            .cloned()
+            .chain(choices.keys().cloned())
+            .collect();
+        let contacts = dupdesk::model::ObjectType::Contacts;
+        match crm.read(contacts, &ids[excluded], &props).await.unwrap() {
+            ReadOutcome::Live(r) => {
+                for (k, v) in &before {
+                    let v = v.as_deref().filter(|v| !v.is_empty());
+                    assert_eq!(r.get(k), v, "the excluded record's {k} is untouched");
+                }
+            }
+            other => panic!("the excluded record is not live: {other:?}"),
+        }
+        let merged = match crm.read(contacts, &survivor, &props).await.unwrap() {
+            ReadOutcome::Live(r) => r,
+            other => panic!("the survivor is not live: {other:?}"),
+        };
+        for (field, choice) in &choices {
+            assert_eq!(
+                merged.get(field),
+                choice.value.as_deref(),
+                "the survivor's {field} is the chosen value"
+            );
+        }
+        let log = sandbox.merge_log().await.unwrap();
+        assert_eq!(log.len(), 2, "two merges for three included records");
+        assert!(
+            log.iter()
+                .all(|m| m.primary_object_id != ids[excluded]
+                    && m.object_id_to_merge != ids[excluded])
+        );
+        sandbox.shutdown().await;
+    });
 }
