@@ -24,7 +24,18 @@ pub struct Stats {
     pub merges_failed: u64,
     pub merges_pending: u64,
     pub mapping_conflicts_open: u64,
+    /// Approved clusters the executor sent back before any merge (`stale`, `needs_attention`),
+    /// the newest few with their reasons, and how many in all.
+    pub sent_back: Vec<SentBackCluster>,
+    pub sent_back_total: u64,
     pub alerts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SentBackCluster {
+    pub cluster_id: i64,
+    pub status: String,
+    pub reason: String,
 }
 
 /// Thresholds for alerts, as shares (0.02 = 2%).
@@ -160,6 +171,22 @@ pub fn collect(conn: &Connection, thresholds: Thresholds) -> Result<Stats> {
             thresholds.duplicate_rate_change * 100.0
         ));
     }
+    let (back, total) = crate::store::queue::sent_back(conn, 5)?;
+    s.sent_back_total = total;
+    s.sent_back = back
+        .into_iter()
+        .map(|b| SentBackCluster {
+            cluster_id: b.cluster_id,
+            status: b.status.as_str().to_string(),
+            reason: b.reason,
+        })
+        .collect();
+    if let Some(first) = s.sent_back.first() {
+        s.alerts.push(format!(
+            "{total} approved clusters were sent back for review before any merge (nothing was sent for them), e.g. cluster {}: {}",
+            first.cluster_id, first.reason
+        ));
+    }
     if s.merges_failed > 0 {
         s.alerts.push(format!(
             "{} merge jobs failed: see `dupdesk apply` or the merges view, and retry",
@@ -199,8 +226,28 @@ impl Stats {
             "merges: {} done, {} failed, {} queued; {} open mapping conflicts",
             self.merges_done, self.merges_failed, self.merges_pending, self.mapping_conflicts_open
         );
+        if self.sent_back_total > 0 {
+            let _ = writeln!(
+                out,
+                "sent back for review before any merge: {}",
+                self.sent_back_total
+            );
+            for b in &self.sent_back {
+                let status = if b.status == "needs_attention" {
+                    "needs attention"
+                } else {
+                    b.status.as_str()
+                };
+                let _ = writeln!(
+                    out,
+                    "  cluster {:>6} {status}: {}",
+                    b.cluster_id,
+                    crate::sanitize::for_terminal(&b.reason)
+                );
+            }
+        }
         for a in &self.alerts {
-            let _ = writeln!(out, "ALERT: {a}");
+            let _ = writeln!(out, "ALERT: {}", crate::sanitize::for_terminal(a));
         }
         out
     }

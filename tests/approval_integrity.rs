@@ -326,6 +326,23 @@ async fn a_member_edited_in_the_crm_after_the_review_is_not_merged() {
         "{reason}"
     );
     assert_eq!(live(&crm, "1002").await.get("city"), Some("Köln"));
+    // `stats` says so too, with the reason.
+    let stats = store
+        .call(|c| dupdesk::stats::collect(c, Default::default()))
+        .await
+        .unwrap();
+    assert_eq!(stats.sent_back_total, 1);
+    assert_eq!(stats.sent_back[0].status, "stale");
+    let text = stats.render_text();
+    assert!(
+        text.contains("sent back for review before any merge: 1") && text.contains("Köln"),
+        "{text}"
+    );
+    assert!(
+        stats.alerts.iter().any(|a| a.contains("sent back")),
+        "{:?}",
+        stats.alerts
+    );
     // The cancelled job never runs again; the steward reviews the new value after a pull and
     // approves again, and that approval merges.
     let jobs = store.call(|c| journal::all_jobs(c)).await.unwrap();

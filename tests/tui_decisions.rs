@@ -738,3 +738,38 @@ async fn esc_clears_an_active_filter_before_it_quits() {
     keys(&mut app, &mut inbox, &[KeyCode::Esc]).await;
     assert!(app.should_quit());
 }
+
+#[tokio::test]
+async fn a_cluster_sent_back_by_the_executor_says_why_and_can_be_approved_again() {
+    let ws = workspace(false);
+    // As the executor leaves a cluster whose member changed in the CRM after the review.
+    ws.store
+        .call_blocking(|c| {
+            c.execute(
+                "UPDATE clusters SET status = 'stale', status_reason = 'changed in the CRM since the review: record 102: city is \"Köln\" in the CRM, the review showed \"Berlin\"' WHERE id = 1",
+                [],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    assert_eq!(open_id(&app), 1);
+    app.update(Action::Resize(120, 40));
+    let text = format!("{}", tui_support::frame(&mut app).backend());
+    assert!(
+        text.contains(
+            "sent back before any merge: changed in the CRM since the review: record 102"
+        ),
+        "{text}"
+    );
+    keys(&mut app, &mut inbox, &[KeyCode::Char('a')]).await;
+    assert_eq!(
+        query::<String>(
+            &ws,
+            "SELECT status || ':' || COALESCE(status_reason, '-') FROM clusters WHERE id = 1"
+        ),
+        ["approved:-"],
+        "a new approval answers the reason"
+    );
+}

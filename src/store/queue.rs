@@ -62,6 +62,22 @@ impl ClusterStatus {
         }
     }
 
+    /// As a steward reads it ("needs attention").
+    pub fn label(self) -> &'static str {
+        match self {
+            ClusterStatus::NeedsAttention => "needs attention",
+            other => other.as_str(),
+        }
+    }
+
+    /// At most nine characters, for the queue's status column.
+    pub fn short(self) -> &'static str {
+        match self {
+            ClusterStatus::NeedsAttention => "attention",
+            other => other.as_str(),
+        }
+    }
+
     /// Still waiting for a steward: what the review queue shows by default.
     pub fn is_open(self) -> bool {
         matches!(
@@ -526,6 +542,50 @@ pub fn cluster_job(conn: &Connection, cluster: i64) -> Result<Option<ClusterJob>
         )
         .optional()?;
     Ok(job)
+}
+
+/// A cluster the executor sent back to the queue before any merge, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentBack {
+    pub cluster_id: i64,
+    pub status: ClusterStatus,
+    pub reason: String,
+}
+
+/// Clusters that are `stale` or `needs_attention` with a reason the executor gave, newest
+/// first, at most `limit`, and how many there are in all.
+pub fn sent_back(conn: &Connection, limit: u64) -> Result<(Vec<SentBack>, u64)> {
+    let total: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM clusters
+         WHERE status IN ('stale', 'needs_attention') AND status_reason IS NOT NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, status, status_reason FROM clusters
+         WHERE status IN ('stale', 'needs_attention') AND status_reason IS NOT NULL
+         ORDER BY updated_at DESC, id LIMIT ?1",
+    )?;
+    let rows = stmt
+        .query_map([limit.min(i64::MAX as u64) as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (cluster_id, status, reason) in rows {
+        out.push(SentBack {
+            cluster_id,
+            status: status
+                .parse()
+                .map_err(|e: String| anyhow!("cluster {cluster_id}: {e}"))?,
+            reason,
+        });
+    }
+    Ok((out, total as u64))
 }
 
 /// An approved cluster with its merge job, if the executor has made one.

@@ -62,7 +62,7 @@ impl Theme {
         match status {
             "approved" | "merged" => self.fg(Color::Green),
             "rejected" => self.fg(Color::Magenta),
-            "failed" => self.fg(Color::Red).add_modifier(Modifier::BOLD),
+            "failed" | "needs_attention" => self.fg(Color::Red).add_modifier(Modifier::BOLD),
             "deferred" | "stale" => self.fg(Color::Yellow),
             "merging" | "running" => self.fg(Color::Blue),
             _ => Style::new(),

@@ -37,7 +37,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         }
         first = false;
         spans.push(Span::styled(
-            format!("{} {n}", status.as_str()),
+            format!("{} {n}", status.label()),
             theme.status(status.as_str()),
         ));
     }
@@ -48,7 +48,10 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         Span::raw(q.query.status.label()),
     ];
     if q.query.status == StatusFilter::Open {
-        f.push(Span::styled(" (pending, deferred, stale)", theme.dim()));
+        f.push(Span::styled(
+            " (pending, deferred, stale, attention)",
+            theme.dim(),
+        ));
     }
     if !q.query.text.is_empty() {
         f.push(Span::styled(" · matching ", theme.dim()));
@@ -99,7 +102,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 age(app.now, &row.created_at)
             )),
             Span::styled(
-                format!("{:<9} ", row.status.as_str()),
+                format!("{:<9} ", row.status.short()),
                 theme.status(row.status.as_str()),
             ),
             Span::raw(fit(&label, label_w)),
