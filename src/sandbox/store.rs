@@ -518,7 +518,7 @@ impl SandboxDb {
     /// against other contacts' additional emails too) is refused with 409 CONFLICT "Contact
     /// already exists. Existing ID: N"; a `hasUniqueValue` property with HubSpot's 400 "Cannot
     /// set PropertyValueCoordinates{...} on X. Y already has that value.". New records are
-    /// named by the ids they would get.
+    /// named by the ids they would get; a value a record already has is not checked again.
     fn refuse_duplicates(
         &self,
         t: ObjectType,
@@ -586,10 +586,16 @@ impl SandboxDb {
                     holders.entry(fold(v)).or_default().push(*id);
                 }
             }
-            for ((_, props), id) in writes.iter().zip(&targets) {
+            for ((target, props), id) in writes.iter().zip(&targets) {
                 let Some(value) = props.get(property).filter(|v| !v.trim().is_empty()) else {
                     continue;
                 };
+                // Re-sending the value a record has is no claim on it. (A seed can hold two
+                // live contacts with one email, which HubSpot itself never lets happen.)
+                let current = target.and_then(|t_id| self.get(t, t_id)?.value(property));
+                if current.is_some_and(|c| fold(c) == fold(value)) {
+                    continue;
+                }
                 let Some(existing) = holders
                     .get(&fold(value))
                     .and_then(|ids| ids.iter().find(|other| *other != id))
