@@ -779,8 +779,9 @@ fn is_decimal(value: &str) -> bool {
     digits(whole) && fraction.is_none_or(digits)
 }
 
-/// The top-level domains IANA lists, in their Unicode form (from Debian's `publicsuffix`
-/// package, 2023-02-09, the list's ICANN section).
+/// The top-level domains IANA lists, in their Unicode form: the last label of every entry of
+/// the ICANN section of Debian's `publicsuffix` package (2023-02-09), since some TLDs (`za`)
+/// appear there only under their second-level names.
 static TLDS: LazyLock<HashSet<&'static str>> =
     LazyLock::new(|| include_str!("tlds.txt").lines().collect());
 
@@ -845,6 +846,7 @@ mod tests {
             "x@test.design",
             "o'brien@example.ie",
             "user@email.삼성",
+            "jesus@crescentconstruction.co.za",
         ] {
             assert!(valid_email(ok), "{ok} should pass");
         }
