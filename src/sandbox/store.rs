@@ -150,6 +150,9 @@ pub struct MergeLogEntry {
     pub merged_at: String,
 }
 
+/// The records a batch update changed (live id and object), and the asked ids it did not find.
+pub type BatchUpdated = (Vec<(i64, StoredObject)>, Vec<String>);
+
 /// A page of objects in id order, and the id the next page starts at.
 pub type Page<'a> = (Vec<(i64, &'a StoredObject)>, Option<i64>);
 
@@ -652,7 +655,7 @@ impl SandboxDb {
         t: ObjectType,
         inputs: &[(String, BTreeMap<String, String>)],
         now: DateTime<Utc>,
-    ) -> Result<(Vec<(i64, StoredObject)>, Vec<String>), ApiError> {
+    ) -> Result<BatchUpdated, ApiError> {
         let mut seen = BTreeSet::new();
         let twice: Vec<&str> = inputs
             .iter()
