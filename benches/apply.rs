@@ -27,7 +27,7 @@ use dupdesk::config::{self, Secret};
 use dupdesk::crm::hubspot::{HubSpotConnector, HubSpotOptions};
 use dupdesk::crm::{BatchRead, Connector, CrmError, Page, ReadOutcome};
 use dupdesk::executor::{self, ExecEvent, ExecOptions};
-use dupdesk::model::{ObjectType, PropertyVersion, Record, parse_ts};
+use dupdesk::model::{ObjectType, PropertyDef, PropertyVersion, Record, parse_ts};
 use dupdesk::sandbox::seed::SeedData;
 use dupdesk::sandbox::{self, FaultSpec, RateLimit, SandboxOptions};
 use dupdesk::store::Store;
@@ -247,6 +247,25 @@ impl Connector for Recorded {
         loser: &str,
     ) -> Result<Record, CrmError> {
         let r = self.inner.merge(object, primary, loser).await;
+        self.note(r)
+    }
+
+    async fn properties(&self, object: ObjectType) -> Result<Vec<PropertyDef>, CrmError> {
+        let r = self.inner.properties(object).await;
+        self.note(r)
+    }
+
+    async fn search_equal(
+        &self,
+        object: ObjectType,
+        property: &str,
+        value: &str,
+        properties: &[String],
+    ) -> Result<Vec<Record>, CrmError> {
+        let r = self
+            .inner
+            .search_equal(object, property, value, properties)
+            .await;
         self.note(r)
     }
 }

@@ -1,5 +1,6 @@
 //! The HubSpot connector against the sandbox CRM over real HTTP on 127.0.0.1: paging, search,
-//! batch reads, reads of merged-away ids, updates, merges, error mapping and retries.
+//! batch reads, reads of merged-away ids, updates, merges, error mapping and retries, property
+//! definitions and search by a property's value.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -9,7 +10,7 @@ use chrono::{TimeZone, Utc};
 use dupdesk::config::Secret;
 use dupdesk::crm::hubspot::{HubSpotConnector, HubSpotOptions};
 use dupdesk::crm::{Connector, CrmError, ReadOutcome};
-use dupdesk::model::{ObjectType, PropertyVersion, Record, format_ts};
+use dupdesk::model::{ObjectType, PropertyKind, PropertyVersion, Record, format_ts};
 use dupdesk::sandbox::seed::SeedData;
 use dupdesk::sandbox::{self, FaultSpec, RateLimit, Sandbox, SandboxOptions};
 
@@ -228,6 +229,97 @@ async fn search_by_email_finds_the_contact() {
     assert_eq!(found[0].get("firstname"), Some("First7"));
     assert!(
         crm.search_by_email("nobody@example.com", &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn properties_decode_the_crms_definitions() {
+    let sandbox = roomy_sandbox(contacts(3, 1), "").await;
+    let crm = connector(&sandbox);
+    let defs = crm.properties(C).await.unwrap();
+    let def = |name: &str| {
+        defs.iter()
+            .find(|d| d.name == name)
+            .unwrap_or_else(|| panic!("no definition of {name}"))
+    };
+    let email = def("email");
+    assert_eq!(email.kind, PropertyKind::String);
+    assert!(
+        email.unique,
+        "a contact's email is unique although HubSpot does not say so"
+    );
+    assert!(email.writable());
+    for read_only in [
+        "createdate",
+        "lastmodifieddate",
+        "hs_object_id",
+        "hs_additional_emails",
+    ] {
+        assert!(def(read_only).read_only, "{read_only}");
+        assert!(!def(read_only).writable(), "{read_only}");
+    }
+    assert_eq!(def("createdate").kind, PropertyKind::Datetime);
+    let stage = def("lifecyclestage");
+    assert_eq!(stage.kind, PropertyKind::Enumeration);
+    assert_eq!(stage.field_type, "radio");
+    let values: Vec<&str> = stage.options.iter().map(|o| o.value.as_str()).collect();
+    assert_eq!(values.len(), 8);
+    assert_eq!(values[0], "subscriber");
+    assert!(values.contains(&"customer") && values.contains(&"other"));
+    assert_eq!(stage.options[2].label, "Marketing Qualified Lead");
+    let erp = def("erp_customer_id");
+    assert!(erp.writable() && !erp.unique && erp.kind == PropertyKind::String);
+
+    let companies = crm.properties(ObjectType::Companies).await.unwrap();
+    let industry = companies.iter().find(|d| d.name == "industry").unwrap();
+    assert_eq!(industry.kind, PropertyKind::Enumeration);
+    assert!(
+        industry
+            .options
+            .iter()
+            .any(|o| o.value == "COMPUTER_SOFTWARE")
+    );
+    let domain = companies.iter().find(|d| d.name == "domain").unwrap();
+    assert!(
+        !domain.unique,
+        "only a contact's email is unique by HubSpot's own rule"
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn search_equal_finds_records_whatever_the_case() {
+    let mut records = contacts(12, 1);
+    records[4]
+        .properties
+        .insert("erp_customer_id".into(), Some("ERP-5".into()));
+    records[9]
+        .properties
+        .insert("erp_customer_id".into(), Some("erp-5".into()));
+    let sandbox = roomy_sandbox(records, "").await;
+    let crm = connector(&sandbox);
+    let found = crm
+        .search_equal(C, "email", "PERSON7@Example.COM", &props(&["email"]))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, "7");
+    assert_eq!(found[0].get("email"), Some("person7@example.com"));
+    let mut ids: Vec<String> = crm
+        .search_equal(C, "erp_customer_id", "Erp-5", &props(&["erp_customer_id"]))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["10", "5"]);
+    assert!(
+        crm.search_equal(C, "erp_customer_id", "ERP-6", &[])
             .await
             .unwrap()
             .is_empty()

@@ -399,3 +399,82 @@ fn streaming_and_collecting_agree_and_scale() {
     assert_eq!(d.data.contacts.len(), 50);
     assert!(d.data.companies.is_empty());
 }
+
+/// Every value the generator gives a record is one the sandbox (as strict as HubSpot) takes
+/// back: a steward's field choices come from the members' current values, and dupdesk writes
+/// them to the survivor after the merge. Each record's writable values are PATCHed onto it
+/// over HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_takes_back_every_value_the_demo_generates() {
+    use dupdesk::sandbox::{self, RateLimit, SandboxOptions};
+    use serde_json::{Value, json};
+
+    let data = default_dataset().data;
+    let sb = sandbox::start(SandboxOptions {
+        seed: Some(data.clone()),
+        token: Some("demo".into()),
+        rate_limit: RateLimit {
+            max: 100_000,
+            interval: std::time::Duration::from_secs(10),
+            daily: 10_000_000,
+        },
+        ..SandboxOptions::default()
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let base = sb.base_url();
+    for t in ObjectType::ALL {
+        let defs: Value = http
+            .get(format!("{base}/crm/v3/properties/{t}"))
+            .bearer_auth("demo")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let writable: HashSet<&str> = defs["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["modificationMetadata"]["readOnlyValue"] == false)
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        let records = match t {
+            ObjectType::Contacts => &data.contacts,
+            ObjectType::Companies => &data.companies,
+        };
+        for r in records {
+            let props: serde_json::Map<String, Value> = r
+                .properties
+                .iter()
+                .filter(|(name, _)| writable.contains(name.as_str()))
+                .filter_map(|(name, v)| Some((name.clone(), json!(v.as_deref()?))))
+                .collect();
+            let resp = http
+                .patch(format!("{base}/crm/v3/objects/{t}/{}", r.id))
+                .bearer_auth("demo")
+                .json(&json!({ "properties": props }))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap();
+            assert!(status.is_success(), "{t} {}: {status} {body}", r.id);
+        }
+    }
+    sb.shutdown().await;
+
+    // The same rule over a larger, more varied set, without the round trips.
+    let big = generate(&DemoOptions::scaled(20_000)).data;
+    for r in &big.contacts {
+        if let Some(email) = r.get("email") {
+            assert!(
+                dupdesk::sandbox::properties::valid_email(email),
+                "contact {}: {email}",
+                r.id
+            );
+        }
+    }
+}

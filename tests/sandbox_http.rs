@@ -959,3 +959,538 @@ async fn companies_merge_with_hubspots_exceptions() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     sb.shutdown().await;
 }
+
+/// The per-property entries HubSpot puts, as JSON text, after "Property values were not
+/// valid: " in a validation error's message.
+fn invalid_entries(body: &Value) -> Vec<Value> {
+    let message = body["message"].as_str().unwrap();
+    let list = message
+        .strip_prefix("Property values were not valid: ")
+        .unwrap_or_else(|| panic!("not a property validation error: {message}"));
+    serde_json::from_str(list).unwrap()
+}
+
+fn codes(body: &Value) -> Vec<(String, String)> {
+    body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["context"]["propertyName"][0]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                e["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn properties_api_lists_hubspots_definitions_and_reads_one() {
+    let mut seed = small_seed();
+    seed.contacts[0]
+        .properties
+        .insert("favourite_colour".into(), Some("teal".into()));
+    let sb = sandbox::start(options(seed)).await.unwrap();
+    let c = Client::new(&sb);
+
+    let (status, body) = c.get("/crm/v3/properties/contacts").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("paging").is_none(), "HubSpot does not page it");
+    let results = body["results"].as_array().unwrap();
+    let by_name = |name: &str| {
+        results
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no property {name}"))
+            .clone()
+    };
+    // What HubSpot's own clients require of every definition.
+    for p in results {
+        for field in [
+            "name",
+            "label",
+            "type",
+            "fieldType",
+            "description",
+            "groupName",
+            "options",
+        ] {
+            assert!(p.get(field).is_some(), "{} lacks {field}", p["name"]);
+        }
+    }
+    let email = by_name("email");
+    assert_eq!(
+        (email["type"].as_str(), email["fieldType"].as_str()),
+        (Some("string"), Some("text"))
+    );
+    assert_eq!(
+        email["hasUniqueValue"], false,
+        "HubSpot's definition does not say so"
+    );
+    assert_eq!(email["modificationMetadata"]["readOnlyValue"], false);
+    let stage = by_name("lifecyclestage");
+    assert_eq!(stage["type"], "enumeration");
+    let values: Vec<&str> = stage["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        [
+            "subscriber",
+            "lead",
+            "marketingqualifiedlead",
+            "salesqualifiedlead",
+            "opportunity",
+            "customer",
+            "evangelist",
+            "other"
+        ]
+    );
+    assert_eq!(stage["options"][2]["label"], "Marketing Qualified Lead");
+    for read_only in [
+        "createdate",
+        "lastmodifieddate",
+        "hs_object_id",
+        "hs_merged_object_ids",
+        "hs_additional_emails",
+    ] {
+        assert_eq!(
+            by_name(read_only)["modificationMetadata"]["readOnlyValue"],
+            true,
+            "{read_only}"
+        );
+    }
+    assert_eq!(by_name("createdate")["type"], "datetime");
+    // The portal's own custom property, and one a seeded record brought.
+    for custom in ["erp_customer_id", "favourite_colour"] {
+        let p = by_name(custom);
+        assert_eq!(
+            (p["type"].as_str(), p["fieldType"].as_str()),
+            (Some("string"), Some("text"))
+        );
+        assert!(p.get("hubspotDefined").is_none(), "{custom}");
+    }
+
+    let (status, body) = c.get("/crm/v3/properties/companies/industry").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["type"].as_str(), body["fieldType"].as_str()),
+        (Some("enumeration"), Some("select"))
+    );
+    assert!(
+        body["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["value"] == "COMPUTER_SOFTWARE")
+    );
+    let (status, body) = c.get("/crm/v3/properties/companies").await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"hs_lastmodifieddate") && names.contains(&"hs_additional_domains"));
+    assert!(
+        !names.contains(&"favourite_colour"),
+        "a contact's property is not a company's"
+    );
+
+    let (status, body) = c.get("/crm/v3/properties/contacts/no_such_property").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error_shape(&body, "OBJECT_NOT_FOUND");
+    let (status, body) = c.get("/crm/v3/properties/contacts?archived=true").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["results"], json!([]));
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn writes_breaking_hubspots_value_rules_are_refused_with_its_codes() {
+    let sb = sandbox::start(options(small_seed())).await.unwrap();
+    let c = Client::new(&sb);
+    // Custom date and number properties, created through HubSpot's properties API.
+    for (name, kind, field) in [
+        ("renewal_date", "date", "date"),
+        ("seats", "number", "number"),
+    ] {
+        let (status, body) = c
+            .post(
+                "/crm/v3/properties/contacts",
+                json!({"name": name, "label": name, "type": kind, "fieldType": field,
+                       "groupName": "contactinformation"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["type"], kind);
+    }
+    let (status, body) = c
+        .post(
+            "/crm/v3/properties/contacts",
+            json!({"name": "seats", "label": "Seats", "type": "number", "fieldType": "number",
+                   "groupName": "contactinformation"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_error_shape(&body, "OBJECT_ALREADY_EXISTS");
+
+    let refused = |props: Value, want: &[(&str, &str)]| {
+        let c = &c;
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(n, code)| (n.to_string(), code.to_string()))
+            .collect();
+        async move {
+            let (status, body) = c
+                .patch("/crm/v3/objects/contacts/101", json!({"properties": props}))
+                .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert_error_shape(&body, "VALIDATION_ERROR");
+            assert_eq!(codes(&body), want, "{body}");
+            body
+        }
+    };
+    let body = refused(
+        json!({"lifecyclestage": "vip"}),
+        &[("lifecyclestage", "INVALID_OPTION")],
+    )
+    .await;
+    let entries = invalid_entries(&body);
+    assert_eq!(entries[0]["isValid"], false);
+    assert_eq!(entries[0]["error"], "INVALID_OPTION");
+    assert_eq!(entries[0]["name"], "lifecyclestage");
+    assert!(
+        entries[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("vip was not one of the allowed options: [subscriber, lead, ")
+    );
+    // Option values, not labels.
+    refused(
+        json!({"lifecyclestage": "Customer"}),
+        &[("lifecyclestage", "INVALID_OPTION")],
+    )
+    .await;
+    let body = refused(
+        json!({"email": "anna.berg@example.con"}),
+        &[("email", "INVALID_EMAIL")],
+    )
+    .await;
+    assert_eq!(
+        invalid_entries(&body)[0]["message"],
+        "Email address anna.berg@example.con is invalid"
+    );
+    refused(json!({"email": "anna.berg"}), &[("email", "INVALID_EMAIL")]).await;
+    let body = refused(
+        json!({"renewal_date": "1786334400000"}),
+        &[("renewal_date", "INVALID_DATE")],
+    )
+    .await;
+    assert_eq!(
+        invalid_entries(&body)[0]["message"],
+        "1786334400000 is at 4:0:0.0 UTC, not midnight!"
+    );
+    refused(
+        json!({"renewal_date": "2026-08-10T04:00:00Z"}),
+        &[("renewal_date", "INVALID_DATE")],
+    )
+    .await;
+    let body = refused(json!({"seats": "twelve"}), &[("seats", "INVALID_LONG")]).await;
+    assert_eq!(
+        invalid_entries(&body)[0]["message"],
+        "twelve was not a valid long."
+    );
+    // Every problem of one request is named, and nothing of it is applied.
+    refused(
+        json!({"city": "Köln", "lifecyclestage": "vip", "no_such_property": "x",
+               "hs_object_id": "7", "seats": "1,5"}),
+        &[
+            ("hs_object_id", "READ_ONLY_VALUE"),
+            ("lifecyclestage", "INVALID_OPTION"),
+            ("no_such_property", "PROPERTY_DOESNT_EXIST"),
+            ("seats", "INVALID_LONG"),
+        ],
+    )
+    .await;
+    let (_, body) = c.get("/crm/v3/objects/contacts/101?properties=city").await;
+    assert!(body["properties"]["city"].is_null(), "{body}");
+    // Creates are checked the same way.
+    let (status, body) = c
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "x@example", "lifecyclestage": "lead"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        codes(&body),
+        [("email".to_string(), "INVALID_EMAIL".to_string())]
+    );
+
+    // Valid values of each kind, and "" clearing whatever kind.
+    let (status, body) = c
+        .patch(
+            "/crm/v3/objects/contacts/101",
+            json!({"properties": {"lifecyclestage": "customer", "renewal_date": "2026-08-10",
+                                  "seats": "12.5", "email": "Anna.Berg@Example.COM"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["properties"]["lifecyclestage"], "customer");
+    let (status, body) = c
+        .patch(
+            "/crm/v3/objects/contacts/101",
+            json!({"properties": {"lifecyclestage": "", "renewal_date": "", "seats": "",
+                                  "email": ""}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, body) = c
+        .get("/crm/v3/objects/contacts/101?properties=lifecyclestage,seats,email")
+        .await;
+    for cleared in ["lifecyclestage", "seats", "email"] {
+        let v = &body["properties"][cleared];
+        assert!(v.is_null() || v == "", "{cleared}: {v}");
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_batch_with_one_bad_input_is_refused_whole() {
+    let sb = sandbox::start(options(small_seed())).await.unwrap();
+    let c = Client::new(&sb);
+    let (status, body) = c
+        .post(
+            "/crm/v3/objects/contacts/batch/update",
+            json!({"inputs": [
+                {"id": "202", "properties": {"city": "Köln"}},
+                {"id": "404", "properties": {"lifecyclestage": "vip"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        codes(&body),
+        [("lifecyclestage".to_string(), "INVALID_OPTION".to_string())]
+    );
+    let (_, body) = c.get("/crm/v3/objects/contacts/202?properties=city").await;
+    assert_eq!(
+        body["properties"]["city"], "Bonn",
+        "the good input was not applied"
+    );
+
+    let (status, body) = c
+        .post(
+            "/crm/v3/objects/contacts/batch/update",
+            json!({"inputs": [
+                {"id": "202", "properties": {"city": "Köln"}},
+                {"id": "202", "properties": {"city": "Bonn"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Duplicate IDs found in batch input")
+    );
+
+    // Valid inputs with an unknown id: the others are applied, the id reported with a 207.
+    let (status, body) = c
+        .post(
+            "/crm/v3/objects/contacts/batch/update",
+            json!({"inputs": [
+                {"id": "202", "properties": {"city": "Köln"}},
+                {"id": "999999", "properties": {"city": "Köln"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    assert_eq!(body["results"][0]["properties"]["city"], "Köln");
+    assert_eq!(body["errors"][0]["context"]["ids"], json!(["999999"]));
+
+    let (status, body) = c
+        .post(
+            "/crm/v3/objects/contacts/batch/create",
+            json!({"inputs": [
+                {"properties": {"email": "one@example.com"}},
+                {"properties": {"email": "two@example.com", "lifecyclestage": "vip"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (_, body) = c
+        .post(
+            "/crm/v3/objects/contacts/search",
+            json!({"filterGroups": [{"filters": [
+                {"propertyName": "email", "operator": "EQ", "value": "one@example.com"}]}]}),
+        )
+        .await;
+    assert_eq!(body["total"], 0, "nothing of a refused batch was created");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_contacts_email_stays_unique_on_patch_and_batch_update() {
+    let sb = sandbox::start(options(small_seed())).await.unwrap();
+    let c = Client::new(&sb);
+    // Another live contact's email, in another case: HubSpot's 409.
+    let (status, body) = c
+        .patch(
+            "/crm/v3/objects/contacts/404",
+            json!({"properties": {"email": "Anna.Berg@example.com"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_error_shape(&body, "CONFLICT");
+    assert_eq!(body["message"], "Contact already exists. Existing ID: 101");
+    let (_, body) = c.get("/crm/v3/objects/contacts/404").await;
+    assert_eq!(body["properties"]["email"], "bob@example.org");
+
+    // The seed holds 101 and 303 with one address (old data); re-sending a contact's own
+    // value is no new claim on it.
+    let (status, body) = c
+        .patch(
+            "/crm/v3/objects/contacts/303",
+            json!({"properties": {"email": "ANNA.BERG@example.com", "jobtitle": "CEO"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, body) = c
+        .post(
+            "/crm/v3/objects/contacts/batch/update",
+            json!({"inputs": [
+                {"id": "202", "properties": {"city": "Köln"}},
+                {"id": "404", "properties": {"email": "a.berg@EXAMPLE.com"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["message"], "Contact already exists. Existing ID: 202");
+    let (_, body) = c.get("/crm/v3/objects/contacts/202?properties=city").await;
+    assert_eq!(
+        body["properties"]["city"], "Bonn",
+        "nothing of the batch was applied"
+    );
+
+    // A merged-away address lives on as an additional email of the survivor: still taken.
+    let (status, merged) = c.merge("101", "202").await;
+    assert_eq!(status, StatusCode::OK, "{merged}");
+    let survivor = merged["id"].as_str().unwrap().to_string();
+    let (status, body) = c
+        .patch(
+            "/crm/v3/objects/contacts/404",
+            json!({"properties": {"email": "a.berg@example.com"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(
+        body["message"],
+        format!("Contact already exists. Existing ID: {survivor}")
+    );
+    // The survivor itself may take its absorbed address as its email.
+    let (status, body) = c
+        .patch(
+            &format!("/crm/v3/objects/contacts/{survivor}"),
+            json!({"properties": {"email": "a.berg@example.com"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Two inputs of one batch create cannot share an address either.
+    let (status, body) = c
+        .post(
+            "/crm/v3/objects/contacts/batch/create",
+            json!({"inputs": [
+                {"properties": {"email": "twin@example.com"}},
+                {"properties": {"email": "TWIN@example.com"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Contact already exists. Existing ID: ")
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_has_unique_value_property_refuses_a_value_another_record_has() {
+    let sb = sandbox::start(options(small_seed())).await.unwrap();
+    let c = Client::new(&sb);
+    let (status, body) = c
+        .post(
+            "/crm/v3/properties/contacts",
+            json!({"name": "customer_number", "label": "Customer number", "type": "string",
+                   "fieldType": "text", "groupName": "contactinformation",
+                   "hasUniqueValue": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, body) = c.get("/crm/v3/properties/contacts/customer_number").await;
+    assert_eq!(body["hasUniqueValue"], true);
+
+    let (status, _) = c
+        .patch(
+            "/crm/v3/objects/contacts/101",
+            json!({"properties": {"customer_number": "K-1"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = c
+        .patch(
+            "/crm/v3/objects/contacts/202",
+            json!({"properties": {"customer_number": "K-1"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error_shape(&body, "VALIDATION_ERROR");
+    assert_eq!(
+        body["message"],
+        format!(
+            "Cannot set PropertyValueCoordinates{{portalId={}, objectTypeId=0-1, propertyName=customer_number, value=K-1}} on 202. 101 already has that value.",
+            sandbox::properties::PORTAL_ID
+        )
+    );
+    let (status, body) = c
+        .post(
+            "/crm/v3/objects/contacts/batch/update",
+            json!({"inputs": [
+                {"id": "303", "properties": {"customer_number": "K-2"}},
+                {"id": "404", "properties": {"customer_number": "K-2"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("already has that value.")
+    );
+    // Once 101 lets the value go, 202 may have it.
+    let (status, _) = c
+        .post(
+            "/crm/v3/objects/contacts/batch/update",
+            json!({"inputs": [
+                {"id": "101", "properties": {"customer_number": ""}},
+                {"id": "202", "properties": {"customer_number": "K-1"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    sb.shutdown().await;
+}

@@ -1,6 +1,6 @@
-//! The sandbox's HTTP face: HubSpot CRM v3 object routes for contacts and companies, the auth
-//! check, the rate-limit headers and 429s, fault injection, and the unauthenticated
-//! `/_sandbox/*` admin routes. Handlers translate between HubSpot's wire format and the store;
+//! The sandbox's HTTP face: HubSpot CRM v3 object and property routes for contacts and
+//! companies, the auth check, the rate-limit headers and 429s, fault injection, and the
+//! unauthenticated `/_sandbox/*` admin routes. Handlers translate between HubSpot's wire format and the store;
 //! record rules (update, merge) live in the store, not here.
 
 use std::collections::BTreeMap;
@@ -27,7 +27,8 @@ use super::search;
 use super::store::{SandboxDb, StoredObject, not_found_message, singular};
 use crate::crm::hubspot::wire::{
     BatchReadRequest, BatchResponse, CollectionResponse, FilterGroup, MergeRequest, NextPage,
-    Paging, SearchResponse, SimplePublicObject, Sort, StandardError,
+    Paging, Property, PropertyCollection, PropertyCreate, SearchResponse, SimplePublicObject, Sort,
+    StandardError,
 };
 use crate::model::{ObjectType, format_ts};
 
@@ -84,6 +85,14 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/crm/v3/objects/{object_type}/search", post(search_objects))
         .route("/crm/v3/objects/{object_type}/merge", post(merge_objects))
+        .route(
+            "/crm/v3/properties/{object_type}",
+            get(list_properties).post(create_property),
+        )
+        .route(
+            "/crm/v3/properties/{object_type}/{property_name}",
+            get(read_property),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), gatekeeper));
     Router::new()
         .route("/_sandbox/merges", get(admin_merges))
@@ -441,11 +450,11 @@ async fn batch_create(
         .map(|i| property_strings(i.properties))
         .collect::<Result<Vec<_>, _>>()?;
     let mut db = state.db();
-    let mut results = Vec::new();
-    for props in &inputs {
-        let (id, o) = db.create(t, props, Utc::now())?;
+    let created = db.batch_create(t, &inputs, Utc::now())?;
+    let mut results = Vec::with_capacity(created.len());
+    for ((id, o), props) in created.iter().zip(&inputs) {
         let wanted: Vec<String> = props.keys().cloned().collect();
-        results.push(wire(&db, t, id, &o, &wanted, &[])?);
+        results.push(wire(&db, t, *id, o, &wanted, &[])?);
     }
     Ok((
         StatusCode::CREATED,
@@ -562,17 +571,15 @@ async fn batch_update(
         .map(|i| Ok((i.id, property_strings(i.properties)?)))
         .collect::<Result<Vec<_>, ApiError>>()?;
     let mut db = state.db();
-    let mut results = Vec::new();
-    let mut missing = Vec::new();
-    for (id, props) in &inputs {
-        match db.update(t, id, props, Utc::now()) {
-            Ok((live, o)) => {
-                let wanted: Vec<String> = props.keys().cloned().collect();
-                results.push(wire(&db, t, live, &o, &wanted, &[])?);
-            }
-            Err(ApiError::NotFound(_)) => missing.push(id.clone()),
-            Err(other) => return Err(other),
-        }
+    let (updated, missing) = db.batch_update(t, &inputs, Utc::now())?;
+    let mut results = Vec::with_capacity(updated.len());
+    for (live, o) in &updated {
+        let wanted: Vec<String> = inputs
+            .iter()
+            .find(|(id, _)| db.resolve(t, id).ok().flatten() == Some(*live))
+            .map(|(_, props)| props.keys().cloned().collect())
+            .unwrap_or_default();
+        results.push(wire(&db, t, *live, o, &wanted, &[])?);
     }
     let errors = if missing.is_empty() {
         Vec::new()
@@ -711,6 +718,78 @@ async fn merge_objects(
         return Ok(StatusCode::SERVICE_UNAVAILABLE.into_response());
     }
     Ok(Json(answer).into_response())
+}
+
+/// `archived=true` lists archived properties; the sandbox archives none.
+fn wants_archived(pairs: &[(String, String)]) -> Result<bool, ApiError> {
+    let mut archived = false;
+    for (key, value) in pairs {
+        if key == "archived" {
+            archived = match value.to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" | "" => false,
+                other => {
+                    return Err(ApiError::validation(format!(
+                        "archived must be true or false, not {other:?}"
+                    )));
+                }
+            };
+        }
+    }
+    Ok(archived)
+}
+
+async fn list_properties(
+    State(state): State<Shared>,
+    Path(raw_type): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<PropertyCollection>, ApiError> {
+    let t = object_type(&raw_type)?;
+    if wants_archived(&pairs)? {
+        return Ok(Json(PropertyCollection {
+            results: Vec::new(),
+        }));
+    }
+    let defs = state.db().definitions(t)?;
+    let mut results: Vec<Property> = defs.into_values().collect();
+    // HubSpot's own first, in their display order, then the custom ones by name.
+    results.sort_by_key(|p| {
+        (
+            p.hubspot_defined != Some(true),
+            p.display_order.filter(|o| *o >= 0).unwrap_or(i32::MAX),
+        )
+    });
+    Ok(Json(PropertyCollection { results }))
+}
+
+async fn read_property(
+    State(state): State<Shared>,
+    Path((raw_type, name)): Path<(String, String)>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Property>, ApiError> {
+    let t = object_type(&raw_type)?;
+    let missing = || {
+        ApiError::NotFound(format!(
+            "Unable to find property {name} for object type {}",
+            super::properties::object_type_id(t)
+        ))
+    };
+    if wants_archived(&pairs)? {
+        return Err(missing());
+    }
+    let mut defs = state.db().definitions(t)?;
+    defs.remove(&name).map(Json).ok_or_else(missing)
+}
+
+async fn create_property(
+    State(state): State<Shared>,
+    Path(raw_type): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Property>), ApiError> {
+    let t = object_type(&raw_type)?;
+    let input: PropertyCreate = parse_body(&body)?;
+    let def = state.db().create_property(t, input, Utc::now())?;
+    Ok((StatusCode::CREATED, Json(def)))
 }
 
 async fn admin_merges(State(state): State<Shared>) -> Result<Response, ApiError> {

@@ -19,6 +19,9 @@ pub enum ApiError {
     /// 409 CONFLICT.
     #[error("{0}")]
     Conflict(String),
+    /// 409 OBJECT_ALREADY_EXISTS (a property of that name exists already).
+    #[error("{0}")]
+    Exists(String),
     /// 401 INVALID_AUTHENTICATION.
     #[error("{0}")]
     Unauthorized(String),
@@ -51,7 +54,7 @@ impl ApiError {
         match self {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Validation { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::Exists(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -65,6 +68,7 @@ impl ApiError {
                 Some(errors.clone()).filter(|e| !e.is_empty()),
             ),
             ApiError::Conflict(_) => ("CONFLICT", None),
+            ApiError::Exists(_) => ("OBJECT_ALREADY_EXISTS", None),
             ApiError::Unauthorized(_) => ("INVALID_AUTHENTICATION", None),
             ApiError::Internal(_) => ("INTERNAL_ERROR", None),
         };

@@ -17,8 +17,17 @@
 //!   the absorbed email (contacts) or domain (companies) goes to `hs_additional_emails` /
 //!   `hs_additional_domains`, the lifecycle stage furthest down the funnel wins, and two records
 //!   included in a combined 250 merges cannot be merged.
-//! - Creating a contact whose email a live contact has already is refused with 409 CONFLICT;
-//!   updates do not check it.
+//! - Property definitions (`GET /crm/v3/properties/{objectType}[/{name}]`, and creating a
+//!   custom one with `POST`) come from one table that also drives the checks of every create,
+//!   update and batch: HubSpot's error codes (`PROPERTY_DOESNT_EXIST`, `READ_ONLY_VALUE`,
+//!   `INVALID_OPTION`, `INVALID_EMAIL`, `INVALID_DATE`, `INVALID_LONG`) in one 400 for the whole
+//!   request (see [`properties`]). Seeded records are stored as they come, unchecked, as a real
+//!   portal's old data is.
+//! - A write giving a contact an email another live contact has (also as an additional email)
+//!   is refused with 409 CONFLICT "Contact already exists. Existing ID: N", on create, update
+//!   and in batches alike; a `hasUniqueValue` property with HubSpot's 400 "Cannot set
+//!   PropertyValueCoordinates{...} on X. Y already has that value.". A batch with one such
+//!   input is refused whole; ids it cannot find are still reported with a 207.
 //! - Faults are drawn per authenticated request in arrival order (see [`faults`]); a request
 //!   whose client gives up while it is delayed is dropped and not applied.
 //! - The search-specific rate limit (about 4 requests per second) is not modelled.
@@ -31,6 +40,7 @@ mod api;
 mod error;
 pub mod faults;
 mod limits;
+pub mod properties;
 mod search;
 pub mod seed;
 mod store;

@@ -9,7 +9,8 @@ use std::cmp::Ordering;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::error::ApiError;
-use super::store::{StoredObject, is_date_property};
+use super::properties;
+use super::store::StoredObject;
 use crate::crm::hubspot::wire::{Filter, FilterGroup, Sort};
 use crate::model::ObjectType;
 
@@ -104,7 +105,7 @@ fn parse_instant(s: &str) -> Option<i64> {
 }
 
 fn key(property: &str, value: &str) -> Key {
-    if is_date_property(property)
+    if properties::is_instant(property)
         && let Some(ms) = parse_instant(value)
     {
         return Key::Number(ms as f64);

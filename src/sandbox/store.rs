@@ -1,7 +1,11 @@
 //! The sandbox CRM's own storage and record semantics: objects kept as one JSON row each in a
 //! small SQLite database (a file, so the data survives restarts, or memory), ids from a counter,
-//! redirects from merged-away ids, the merge log, and the rules of update and merge exactly as
-//! HubSpot applies them. It knows nothing of HTTP; it must never touch a dupdesk workspace.
+//! redirects from merged-away ids, the merge log, the portal's custom property definitions, and
+//! the rules of create, update and merge exactly as HubSpot applies them: every write passes
+//! the value rules of [`super::properties`] and HubSpot's uniqueness rules (a contact's email, a
+//! `hasUniqueValue` property) before anything is stored, and a batch is refused whole. Seeds
+//! are loaded without any of these checks, as a real portal's old data would be. It knows
+//! nothing of HTTP; it must never touch a dupdesk workspace.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -13,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::ApiError;
+use super::properties::{self, PORTAL_ID, Problem};
 use super::seed::SeedData;
-use crate::crm::hubspot::wire::{SimplePublicObject, ValueWithTimestamp};
+use crate::crm::hubspot::wire::{Property, PropertyCreate, SimplePublicObject, ValueWithTimestamp};
 use crate::model::{ObjectType, Record, format_ts};
 
 /// `sourceType` of a value written through the API. A private app's writes show as
@@ -31,54 +36,6 @@ pub const SEED_SOURCE_TYPE: &str = "IMPORT";
 /// HubSpot refuses to merge two records that were included in a combined total of this many
 /// merges already (its knowledge base: "a combined total of 250+ merges").
 pub const MAX_MERGES: u32 = 250;
-
-/// The properties every record of a type has in a fresh portal, plus the custom properties the
-/// sandbox portal is set up with. Seeded records may bring more custom properties.
-pub fn standard_properties(t: ObjectType) -> &'static [&'static str] {
-    match t {
-        ObjectType::Contacts => &[
-            "email",
-            "firstname",
-            "lastname",
-            "phone",
-            "mobilephone",
-            "company",
-            "jobtitle",
-            "website",
-            "address",
-            "city",
-            "state",
-            "zip",
-            "country",
-            "lifecyclestage",
-            "createdate",
-            "lastmodifieddate",
-            "hs_object_id",
-            "hs_merged_object_ids",
-            "hs_additional_emails",
-            "erp_customer_id",
-        ],
-        ObjectType::Companies => &[
-            "name",
-            "domain",
-            "website",
-            "phone",
-            "address",
-            "city",
-            "state",
-            "zip",
-            "country",
-            "industry",
-            "lifecyclestage",
-            "createdate",
-            "hs_lastmodifieddate",
-            "hs_object_id",
-            "hs_merged_object_ids",
-            "hs_additional_domains",
-            "erp_customer_id",
-        ],
-    }
-}
 
 /// Returned on every read whether asked for or not, as HubSpot does.
 pub fn default_properties(t: ObjectType) -> &'static [&'static str] {
@@ -99,29 +56,6 @@ pub fn default_properties(t: ObjectType) -> &'static [&'static str] {
             "hs_object_id",
         ],
     }
-}
-
-/// Properties only HubSpot itself writes.
-pub fn is_read_only(name: &str) -> bool {
-    matches!(
-        name,
-        "hs_object_id"
-            | "createdate"
-            | "lastmodifieddate"
-            | "hs_lastmodifieddate"
-            | "hs_merged_object_ids"
-            | "hs_additional_emails"
-            | "hs_additional_domains"
-            | "hs_createdate"
-    )
-}
-
-/// Properties holding a point in time, compared as timestamps by search.
-pub fn is_date_property(name: &str) -> bool {
-    matches!(
-        name,
-        "createdate" | "lastmodifieddate" | "hs_lastmodifieddate" | "hs_createdate"
-    )
 }
 
 /// One object as stored: current values, history newest first, and how many merges it took
@@ -216,6 +150,9 @@ pub struct MergeLogEntry {
     pub merged_at: String,
 }
 
+/// The records a batch update changed (live id and object), and the asked ids it did not find.
+pub type BatchUpdated = (Vec<(i64, StoredObject)>, Vec<String>);
+
 /// A page of objects in id order, and the id the next page starts at.
 pub type Page<'a> = (Vec<(i64, &'a StoredObject)>, Option<i64>);
 
@@ -259,6 +196,9 @@ impl SandboxDb {
              CREATE INDEX IF NOT EXISTS redirects_new ON redirects (type, new_id);
              CREATE TABLE IF NOT EXISTS custom_properties (
                  type TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (type, name)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS property_definitions (
+                 type TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
+                 PRIMARY KEY (type, name)) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS merge_log (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
         )
@@ -318,7 +258,7 @@ impl SandboxDb {
                 max_id = max_id.max(id);
                 let object = stored_from_record(record, id, &now);
                 for name in object.properties.keys() {
-                    if !standard_properties(t).contains(&name.as_str()) {
+                    if !properties::is_standard(t, name) {
                         custom.execute(params![t.as_str(), name])?;
                     }
                 }
@@ -340,9 +280,9 @@ impl SandboxDb {
 
     /// Every property name a record of this type may carry.
     pub fn known_properties(&self, t: ObjectType) -> Result<BTreeSet<String>> {
-        let mut names: BTreeSet<String> = standard_properties(t)
+        let mut names: BTreeSet<String> = properties::standard(t)
             .iter()
-            .map(|s| s.to_string())
+            .map(|p| p.name.clone())
             .collect();
         let mut stmt = self
             .conn
@@ -351,6 +291,104 @@ impl SandboxDb {
             names.insert(name?);
         }
         Ok(names)
+    }
+
+    /// The definitions of every property of a type, by name: the standard table, then the
+    /// custom properties (created through the properties API, or brought by seeded records as
+    /// custom text properties).
+    pub fn definitions(&self, t: ObjectType) -> Result<BTreeMap<String, Property>> {
+        let mut defs: BTreeMap<String, Property> = properties::standard(t)
+            .iter()
+            .map(|p| (p.name.clone(), p.clone()))
+            .collect();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT c.name, d.body FROM custom_properties c
+             LEFT JOIN property_definitions d ON d.type = c.type AND d.name = c.name
+             WHERE c.type = ?1",
+        )?;
+        let rows = stmt.query_map([t.as_str()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })?;
+        for row in rows {
+            let (name, body) = row?;
+            let def = match body {
+                Some(body) => serde_json::from_str(&body)
+                    .with_context(|| format!("sandbox data: {t} property {name} is unreadable"))?,
+                None => properties::custom_text(t, &name, &name),
+            };
+            defs.entry(name).or_insert(def);
+        }
+        Ok(defs)
+    }
+
+    /// `POST /crm/v3/properties/{objectType}`: a new custom property.
+    pub fn create_property(
+        &mut self,
+        t: ObjectType,
+        input: PropertyCreate,
+        now: DateTime<Utc>,
+    ) -> Result<Property, ApiError> {
+        let name = input.name.trim().to_string();
+        let valid_name = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid_name {
+            return Err(ApiError::validation(format!(
+                "Property name {name:?} is invalid: it must start with a lowercase letter and hold only lowercase letters, digits and underscores"
+            )));
+        }
+        if !matches!(
+            input.kind.as_str(),
+            "string" | "number" | "date" | "datetime" | "enumeration" | "bool"
+        ) {
+            return Err(ApiError::validation(format!(
+                "Unknown property type {:?} for property {name}",
+                input.kind
+            )));
+        }
+        if self.definitions(t)?.contains_key(&name) {
+            return Err(ApiError::Exists(format!(
+                "A property named '{name}' already exists."
+            )));
+        }
+        let mut options = input.options;
+        if input.kind == "bool" && options.is_empty() {
+            // HubSpot's bool properties carry these two options; values are checked against them.
+            for (i, (value, label)) in [("true", "Yes"), ("false", "No")].into_iter().enumerate() {
+                options.push(crate::crm::hubspot::wire::PropertyOption {
+                    label: label.to_string(),
+                    value: value.to_string(),
+                    description: None,
+                    display_order: Some(i32::try_from(i).unwrap_or(0)),
+                    hidden: false,
+                });
+            }
+        }
+        let ts = format_ts(&now);
+        let mut def = properties::custom_text(t, &name, &input.label);
+        def.kind = input.kind;
+        def.field_type = input.field_type;
+        def.group_name = input.group_name;
+        def.description = input.description.unwrap_or_default();
+        def.options = options;
+        def.display_order = input.display_order.or(Some(-1));
+        def.has_unique_value = input.has_unique_value;
+        def.hidden = input.hidden;
+        def.form_field = input.form_field;
+        def.created_at = Some(ts.clone());
+        def.updated_at = Some(ts);
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO custom_properties (type, name) VALUES (?1, ?2)",
+            params![t.as_str(), name],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO property_definitions (type, name, body) VALUES (?1, ?2, ?3)",
+            params![t.as_str(), name, serde_json::to_string(&def)?],
+        )?;
+        tx.commit()?;
+        Ok(def)
     }
 
     /// The live id an id stands for now: itself, or the record it was merged into.
@@ -418,52 +456,166 @@ impl SandboxDb {
         Ok(id)
     }
 
-    /// Check a property change the way HubSpot does: every name must exist and be writable.
-    fn check_properties(
-        &self,
+    /// Refuse a write the way HubSpot does when any property of any input breaks a value
+    /// rule: one 400 naming every problem, nothing applied.
+    fn refuse_invalid<'a>(
         t: ObjectType,
-        props: &BTreeMap<String, String>,
+        defs: &BTreeMap<String, Property>,
+        inputs: impl IntoIterator<Item = &'a BTreeMap<String, String>>,
     ) -> Result<(), ApiError> {
-        let known = self.known_properties(t)?;
-        let mut problems = Vec::new();
-        let mut errors = Vec::new();
-        for name in props.keys() {
-            let (message, code) = if !known.contains(name) {
-                (
-                    format!("Property \"{name}\" does not exist"),
-                    "PROPERTY_DOESNT_EXIST",
-                )
-            } else if is_read_only(name) {
-                (
-                    format!("\"{name}\" is a read only property; its value cannot be set."),
-                    "READ_ONLY_VALUE",
-                )
-            } else {
-                continue;
-            };
-            problems.push(json!({
-                "isValid": false,
-                "message": message,
-                "error": code,
-                "name": name,
-                "localizedErrorMessage": message,
-            }));
-            errors.push(json!({
-                "message": message,
-                "code": code,
-                "context": {"propertyName": [name]},
-            }));
-        }
+        let problems: Vec<Problem> = inputs
+            .into_iter()
+            .flat_map(|props| properties::check_write(t, defs, props))
+            .collect();
         if problems.is_empty() {
             return Ok(());
         }
+        let results: Vec<serde_json::Value> = problems
+            .iter()
+            .map(|p| {
+                json!({
+                    "isValid": false,
+                    "message": p.message,
+                    "error": p.code,
+                    "name": p.name,
+                    "localizedErrorMessage": p.message,
+                })
+            })
+            .collect();
+        let errors = problems
+            .iter()
+            .map(|p| {
+                json!({
+                    "message": p.message,
+                    "code": p.code,
+                    "context": {"propertyName": [p.name]},
+                })
+            })
+            .collect();
         Err(ApiError::Validation {
             message: format!(
                 "Property values were not valid: {}",
-                serde_json::Value::Array(problems)
+                serde_json::Value::Array(results)
             ),
             errors,
         })
+    }
+
+    /// The id the next created record gets, without taking it.
+    fn peek_next_id(&self) -> Result<i64> {
+        let last: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT value FROM counters WHERE name = 'last_id'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(last.unwrap_or(0) + 1)
+    }
+
+    /// HubSpot's uniqueness rules over a set of writes about to happen together (`None`: a
+    /// record to be created). The state they are checked against is the one after all of them:
+    /// a record a write moves away from a value no longer holds it, and two writes of one
+    /// batch cannot claim the same value. A contact's email (compared without case, and
+    /// against other contacts' additional emails too) is refused with 409 CONFLICT "Contact
+    /// already exists. Existing ID: N"; a `hasUniqueValue` property with HubSpot's 400 "Cannot
+    /// set PropertyValueCoordinates{...} on X. Y already has that value.". New records are
+    /// named by the ids they would get; a value a record already has is not checked again.
+    fn refuse_duplicates(
+        &self,
+        t: ObjectType,
+        defs: &BTreeMap<String, Property>,
+        writes: &[(Option<i64>, &BTreeMap<String, String>)],
+    ) -> Result<(), ApiError> {
+        let mut unique: Vec<&str> = defs
+            .values()
+            .filter(|d| d.has_unique_value)
+            .map(|d| d.name.as_str())
+            .collect();
+        let email_rule = t == ObjectType::Contacts;
+        if email_rule && !unique.contains(&"email") {
+            unique.insert(0, "email");
+        }
+        let next_id = self.peek_next_id()?;
+        let mut new_ids = next_id..;
+        let targets: Vec<i64> = writes
+            .iter()
+            .map(|(target, _)| target.unwrap_or_else(|| new_ids.next().unwrap_or(next_id)))
+            .collect();
+        for property in unique {
+            let fold = |v: &str| v.trim().to_lowercase();
+            let written: BTreeMap<i64, &str> = writes
+                .iter()
+                .zip(&targets)
+                .filter_map(|((_, props), id)| props.get(property).map(|v| (*id, v.as_str())))
+                .collect();
+            let wanted: BTreeSet<String> = written
+                .values()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| fold(v))
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            // Who holds each wanted value once every write is applied.
+            let mut holders: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+            for (id, object) in self.all(t) {
+                let value = written
+                    .get(&id)
+                    .copied()
+                    .or_else(|| object.value(property))
+                    .unwrap_or("");
+                let mut values = vec![value];
+                if property == "email" && email_rule {
+                    values.extend(
+                        object
+                            .value("hs_additional_emails")
+                            .unwrap_or("")
+                            .split(';'),
+                    );
+                }
+                for v in values {
+                    let v = fold(v);
+                    if wanted.contains(&v) {
+                        holders.entry(v).or_default().push(id);
+                    }
+                }
+            }
+            for ((target, _), id) in writes.iter().zip(&targets) {
+                if target.is_none()
+                    && let Some(v) = written.get(id).filter(|v| !v.trim().is_empty())
+                {
+                    holders.entry(fold(v)).or_default().push(*id);
+                }
+            }
+            for ((target, props), id) in writes.iter().zip(&targets) {
+                let Some(value) = props.get(property).filter(|v| !v.trim().is_empty()) else {
+                    continue;
+                };
+                // Re-sending the value a record has is no claim on it. (A seed can hold two
+                // live contacts with one email, which HubSpot itself never lets happen.)
+                let current = target.and_then(|t_id| self.get(t, t_id)?.value(property));
+                if current.is_some_and(|c| fold(c) == fold(value)) {
+                    continue;
+                }
+                let Some(existing) = holders
+                    .get(&fold(value))
+                    .and_then(|ids| ids.iter().find(|other| *other != id))
+                else {
+                    continue;
+                };
+                return Err(if property == "email" && email_rule {
+                    ApiError::Conflict(format!("Contact already exists. Existing ID: {existing}"))
+                } else {
+                    ApiError::validation(format!(
+                        "Cannot set PropertyValueCoordinates{{portalId={PORTAL_ID}, objectTypeId={}, propertyName={property}, value={value}}} on {id}. {existing} already has that value.",
+                        properties::object_type_id(t)
+                    ))
+                });
+            }
+        }
+        Ok(())
     }
 
     fn write(&mut self, t: ObjectType, id: i64, object: StoredObject) -> Result<()> {
@@ -475,7 +627,9 @@ impl SandboxDb {
     }
 
     /// PATCH: set the given values (`""` clears), each change a new history version, and bump
-    /// the last-modified date. A value equal to the current one is not a change.
+    /// the last-modified date. A value equal to the current one is not a change. Refused whole
+    /// when a value breaks HubSpot's rules (400) or another live record holds a unique value
+    /// (see [`Self::refuse_duplicates`]).
     pub fn update(
         &mut self,
         t: ObjectType,
@@ -483,11 +637,73 @@ impl SandboxDb {
         props: &BTreeMap<String, String>,
         now: DateTime<Utc>,
     ) -> Result<(i64, StoredObject), ApiError> {
-        self.check_properties(t, props)?;
-        let (live, mut object) = self
-            .find(t, id)?
-            .map(|(live, o)| (live, o.clone()))
+        let defs = self.definitions(t)?;
+        Self::refuse_invalid(t, &defs, [props])?;
+        let live = self
+            .resolve(t, id)?
+            .filter(|live| self.get(t, *live).is_some())
             .ok_or_else(|| ApiError::NotFound(not_found_message(t, id)))?;
+        self.refuse_duplicates(t, &defs, &[(Some(live), props)])?;
+        self.apply_update(t, live, props, now)
+    }
+
+    /// `batch/update`, as HubSpot answers it: ids it cannot find are reported (and the others
+    /// applied), but one invalid value or one duplicate of a unique value anywhere refuses the
+    /// whole batch, and so does an id given twice.
+    pub fn batch_update(
+        &mut self,
+        t: ObjectType,
+        inputs: &[(String, BTreeMap<String, String>)],
+        now: DateTime<Utc>,
+    ) -> Result<BatchUpdated, ApiError> {
+        let mut seen = BTreeSet::new();
+        let twice: Vec<&str> = inputs
+            .iter()
+            .map(|(id, _)| id.trim())
+            .filter(|id| !seen.insert(*id))
+            .collect();
+        if !twice.is_empty() {
+            return Err(ApiError::validation(format!(
+                "Duplicate IDs found in batch input: [{}]. IDs must be unique",
+                twice.join(", ")
+            )));
+        }
+        let defs = self.definitions(t)?;
+        Self::refuse_invalid(t, &defs, inputs.iter().map(|(_, props)| props))?;
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        for (id, props) in inputs {
+            match self
+                .resolve(t, id)?
+                .filter(|live| self.get(t, *live).is_some())
+            {
+                Some(live) => found.push((live, props)),
+                None => missing.push(id.clone()),
+            }
+        }
+        let writes: Vec<(Option<i64>, &BTreeMap<String, String>)> = found
+            .iter()
+            .map(|(live, props)| (Some(*live), *props))
+            .collect();
+        self.refuse_duplicates(t, &defs, &writes)?;
+        let mut results = Vec::with_capacity(found.len());
+        for (live, props) in found {
+            results.push(self.apply_update(t, live, props, now)?);
+        }
+        Ok((results, missing))
+    }
+
+    fn apply_update(
+        &mut self,
+        t: ObjectType,
+        live: i64,
+        props: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, StoredObject), ApiError> {
+        let mut object = self
+            .get(t, live)
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound(not_found_message(t, &live.to_string())))?;
         let ts = format_ts(&now);
         let mut changed = false;
         for (name, value) in props {
@@ -510,14 +726,6 @@ impl SandboxDb {
         Ok((live, object))
     }
 
-    /// The live contact with this email, compared case-insensitively (HubSpot keeps contact
-    /// emails unique when records are created through the API).
-    fn find_email(&self, email: &str) -> Result<Option<i64>> {
-        Ok(self
-            .find_by_property(ObjectType::Contacts, "email", email)
-            .map(|(id, _)| id))
-    }
-
     /// The live object whose `prop` equals `value` case-insensitively (HubSpot's `idProperty`
     /// reads, for unique properties such as `email`).
     pub fn find_by_property(
@@ -533,23 +741,45 @@ impl SandboxDb {
         })
     }
 
-    /// POST: a new record with a new id. Like HubSpot, a contact whose email another contact
-    /// already has is refused with 409.
+    /// POST: a new record with a new id, after HubSpot's value and uniqueness rules (a contact
+    /// whose email another contact already has is refused with 409).
     pub fn create(
         &mut self,
         t: ObjectType,
         props: &BTreeMap<String, String>,
         now: DateTime<Utc>,
     ) -> Result<(i64, StoredObject), ApiError> {
-        self.check_properties(t, props)?;
-        if t == ObjectType::Contacts
-            && let Some(email) = props.get("email").filter(|e| !e.trim().is_empty())
-            && let Some(existing) = self.find_email(email)?
-        {
-            return Err(ApiError::Conflict(format!(
-                "Contact already exists. Existing ID: {existing}"
-            )));
-        }
+        let mut created = self.batch_create(t, std::slice::from_ref(props), now)?;
+        created
+            .pop()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a create produced no record")))
+    }
+
+    /// `batch/create`: every input is checked before any is created, so one invalid value or
+    /// one duplicate of a unique value (also between two inputs) refuses the whole batch.
+    pub fn batch_create(
+        &mut self,
+        t: ObjectType,
+        inputs: &[BTreeMap<String, String>],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(i64, StoredObject)>, ApiError> {
+        let defs = self.definitions(t)?;
+        Self::refuse_invalid(t, &defs, inputs)?;
+        let writes: Vec<(Option<i64>, &BTreeMap<String, String>)> =
+            inputs.iter().map(|props| (None, props)).collect();
+        self.refuse_duplicates(t, &defs, &writes)?;
+        inputs
+            .iter()
+            .map(|props| self.apply_create(t, props, now))
+            .collect()
+    }
+
+    fn apply_create(
+        &mut self,
+        t: ObjectType,
+        props: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, StoredObject), ApiError> {
         let ts = format_ts(&now);
         let tx = self.conn.transaction()?;
         let id = Self::next_id(&tx)?;
@@ -762,17 +992,6 @@ impl SandboxDb {
     }
 }
 
-/// The lifecycle stages in funnel order; a merge keeps the stage furthest down.
-const LIFECYCLE_STAGES: &[&str] = &[
-    "subscriber",
-    "lead",
-    "marketingqualifiedlead",
-    "salesqualifiedlead",
-    "opportunity",
-    "customer",
-    "evangelist",
-];
-
 /// The properties HubSpot treats specially in a merge (its help pages list them): the
 /// absorbed record's email (contacts) or domain (companies) is kept as an additional one, and
 /// the lifecycle stage furthest down the funnel wins.
@@ -811,9 +1030,11 @@ fn apply_merge_exceptions(
     }
     let rank = |o: &StoredObject| {
         o.value("lifecyclestage").and_then(|v| {
-            LIFECYCLE_STAGES
+            // "other" is no stage of the funnel: it never wins.
+            properties::LIFECYCLE_STAGES
                 .iter()
-                .position(|s| s.eq_ignore_ascii_case(v))
+                .take_while(|(stage, _)| *stage != "other")
+                .position(|(stage, _)| stage.eq_ignore_ascii_case(v))
         })
     };
     if let (Some(a), Some(b)) = (rank(primary), rank(other))

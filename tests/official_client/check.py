@@ -20,6 +20,8 @@ from hubspot.crm.contacts.models import (
     BatchResponseSimplePublicObject,
     BatchResponseSimplePublicObjectWithErrors,
 )
+from hubspot.crm.properties import ApiException as PropertiesApiException
+from hubspot.crm.properties.models import CollectionResponsePropertyNoPaging, ModelProperty
 
 SEEDED = 230
 
@@ -84,6 +86,42 @@ def main(url, token):
         check(False, "unknown property raises")
     except ApiException as e:
         check(e.status == 400 and "VALIDATION_ERROR" in e.body, "unknown property is a 400")
+
+    # Property definitions, through the client's properties module and its own models.
+    properties = client.crm.properties.core_api
+    every = properties.get_all("contacts", archived=False)
+    check(isinstance(every, CollectionResponsePropertyNoPaging), "properties listing parses")
+    by_name = {p.name: p for p in every.results}
+    stage = by_name["lifecyclestage"]
+    check(stage.type == "enumeration" and stage.field_type == "radio", "lifecyclestage is an enumeration")
+    check([o.value for o in stage.options][:2] == ["subscriber", "lead"], "lifecyclestage options")
+    check(by_name["createdate"].modification_metadata.read_only_value, "createdate is read-only")
+    check(by_name["email"].has_unique_value is False, "email's definition does not say unique")
+    one = properties.get_by_name("contacts", "email")
+    check(isinstance(one, ModelProperty) and one.label == "Email", "one property by name")
+    try:
+        properties.get_by_name("contacts", "no_such_property")
+        check(False, "an unknown property raises")
+    except PropertiesApiException as e:
+        check(e.status == 404, "an unknown property is a 404")
+    companies_props = properties.get_all("companies")
+    check(any(p.name == "industry" for p in companies_props.results), "company properties")
+
+    # A value outside an enumeration's options: the client's own exception, HubSpot's code.
+    try:
+        contacts.basic_api.update(
+            "1001", SimplePublicObjectInput(properties={"lifecyclestage": "vip"})
+        )
+        check(False, "a bad option raises")
+    except ApiException as e:
+        check(
+            e.status == 400 and "VALIDATION_ERROR" in e.body and "INVALID_OPTION" in e.body,
+            "a bad option is a 400 INVALID_OPTION",
+        )
+    ok = contacts.basic_api.update(
+        "1001", SimplePublicObjectInput(properties={"lifecyclestage": "customer"})
+    )
+    check(ok.properties["lifecyclestage"] == "customer", "a good option is accepted")
 
     # Batch read, all found (200) and one missing (207).
     batch = contacts.batch_api.read(

@@ -24,7 +24,8 @@ const CORRELATION_ID: &str = "x-hubspot-correlation-id";
 
 /// One request to send, described well enough to send it again and to log it.
 pub(super) struct Call<'a> {
-    /// The operation, for the log: `list`, `search`, `batch_read`, `read`, `update`, `merge`.
+    /// The operation, for the log: `list`, `search`, `batch_read`, `read`, `update`, `merge`,
+    /// `properties`.
     pub op: &'static str,
     pub object: ObjectType,
     /// The record ids the call is about, for the log.

@@ -13,6 +13,11 @@
 //!   `since` counts only for the first page.
 //! - Search calls also pass a per-connector limiter of 4 per second (HubSpot's search limit);
 //!   the main limiter can be shared between connectors with [`HubSpotConnector::with_limiter`].
+//! - Property definitions come from `GET /crm/v3/properties/{objectType}`, all in one answer
+//!   (HubSpot does not page it). A contact's `email` is reported unique although HubSpot's
+//!   definition does not say so, because HubSpot refuses a second live contact with it.
+//! - [`Connector::search_equal`] is HubSpot's search `EQ`, which ignores case; it goes through
+//!   the same search limiter and stops at the search result cap.
 
 mod client;
 mod search;
@@ -34,13 +39,14 @@ use self::client::{Call, Http};
 use self::search::Cursor;
 use self::wire::{
     BatchReadRequest, BatchResponse, CollectionResponse, Filter, FilterGroup, IdInput,
-    MergeRequest, SearchRequest, SearchResponse, SimplePublicObject, UpdateInput,
+    MergeRequest, PropertyCollection, SearchRequest, SearchResponse, SimplePublicObject,
+    UpdateInput,
 };
 use super::ratelimit::RateLimiter;
 use super::retry::{Idempotency, RetryPolicy};
 use super::{BatchRead, Connector, CrmError, Page, ReadOutcome};
 use crate::config::{Config, Secret};
-use crate::model::{ObjectType, Record};
+use crate::model::{ObjectType, PropertyDef, Record};
 
 /// HubSpot's largest list page, and its largest when property history is asked for.
 const LIST_PAGE_LIMIT: u32 = 100;
@@ -159,6 +165,50 @@ impl HubSpotConnector {
             })
             .await?;
         parse(&reply.body, reply.status)
+    }
+
+    /// Every live record whose `property` equals `value` by HubSpot's search `EQ` (which
+    /// ignores case), page after page up to the search result cap.
+    async fn search_eq(
+        &self,
+        object: ObjectType,
+        property: &str,
+        value: &str,
+        properties: &[String],
+    ) -> Result<Vec<Record>, CrmError> {
+        let mut request = SearchRequest {
+            filter_groups: vec![FilterGroup {
+                filters: vec![Filter {
+                    property_name: property.to_string(),
+                    operator: "EQ".to_string(),
+                    value: Some(value.to_string()),
+                    high_value: None,
+                    values: None,
+                }],
+            }],
+            sorts: Vec::new(),
+            query: None,
+            properties: properties.to_vec(),
+            limit: Some(LIST_PAGE_LIMIT),
+            after: None,
+        };
+        let mut found = Vec::new();
+        loop {
+            let response = self.search(object, &[], &request).await?;
+            found.extend(response.results.into_iter().map(|o| o.into_record(object)));
+            // Far more than any real set of equal values: stop at the cap, not past it.
+            match response.paging.and_then(|p| p.next) {
+                Some(next)
+                    if next
+                        .after
+                        .parse::<u32>()
+                        .is_ok_and(|n| n + LIST_PAGE_LIMIT <= self.search_cap) =>
+                {
+                    request.after = Some(next.after);
+                }
+                _ => return Ok(found),
+            }
+        }
     }
 
     async fn batch_read_chunk(
@@ -374,40 +424,8 @@ impl Connector for HubSpotConnector {
         email: &str,
         properties: &[String],
     ) -> Result<Vec<Record>, CrmError> {
-        let object = ObjectType::Contacts;
-        let mut request = SearchRequest {
-            filter_groups: vec![FilterGroup {
-                filters: vec![Filter {
-                    property_name: "email".to_string(),
-                    operator: "EQ".to_string(),
-                    value: Some(email.to_string()),
-                    high_value: None,
-                    values: None,
-                }],
-            }],
-            sorts: Vec::new(),
-            query: None,
-            properties: properties.to_vec(),
-            limit: Some(LIST_PAGE_LIMIT),
-            after: None,
-        };
-        let mut found = Vec::new();
-        loop {
-            let response = self.search(object, &[], &request).await?;
-            found.extend(response.results.into_iter().map(|o| o.into_record(object)));
-            // Far more than any real set of same-email contacts: stop at the cap, not past it.
-            match response.paging.and_then(|p| p.next) {
-                Some(next)
-                    if next
-                        .after
-                        .parse::<u32>()
-                        .is_ok_and(|n| n + LIST_PAGE_LIMIT <= self.search_cap) =>
-                {
-                    request.after = Some(next.after);
-                }
-                _ => return Ok(found),
-            }
-        }
+        self.search_eq(ObjectType::Contacts, "email", email, properties)
+            .await
     }
 
     async fn merge(
@@ -436,6 +454,40 @@ impl Connector for HubSpotConnector {
             .await?;
         // The survivor is the record in the answer, with its new id, not `primary`.
         Ok(parse::<SimplePublicObject>(&reply.body, reply.status)?.into_record(object))
+    }
+
+    async fn properties(&self, object: ObjectType) -> Result<Vec<PropertyDef>, CrmError> {
+        let reply = self
+            .http
+            .execute(&Call {
+                op: "properties",
+                object,
+                ids: &[],
+                method: Method::GET,
+                path: vec!["crm", "v3", "properties", object.as_str()],
+                query: vec![("archived", "false".to_string())],
+                body: None,
+                idempotency: Idempotency::Idempotent,
+                search: false,
+            })
+            .await?;
+        let response: PropertyCollection = parse(&reply.body, reply.status)?;
+        Ok(response
+            .results
+            .into_iter()
+            .filter(|p| !p.archived)
+            .map(|p| p.into_def(object))
+            .collect())
+    }
+
+    async fn search_equal(
+        &self,
+        object: ObjectType,
+        property: &str,
+        value: &str,
+        properties: &[String],
+    ) -> Result<Vec<Record>, CrmError> {
+        self.search_eq(object, property, value, properties).await
     }
 }
 

@@ -1,5 +1,5 @@
-//! The HubSpot CRM v3 objects API wire format: the JSON bodies exactly as HubSpot sends and
-//! accepts them. Shared by the HubSpot connector (client side) and the sandbox CRM (server
+//! The HubSpot CRM v3 objects and properties API wire format: the JSON bodies exactly as
+//! HubSpot sends and accepts them. Shared by the HubSpot connector (client side) and the sandbox CRM (server
 //! side), so that the two cannot drift apart. Plain serde types; no I/O here.
 
 use std::collections::BTreeMap;
@@ -201,6 +201,156 @@ pub struct ErrorBody {
     pub context: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<serde_json::Value>>,
+}
+
+/// `Property` of the properties API (`GET /crm/v3/properties/{objectType}`): HubSpot's own
+/// definition of one property. The official clients require `name`, `label`, `type`,
+/// `fieldType`, `description`, `groupName` and `options` in every answer, so the sandbox always
+/// sends them; everything else is optional on the way in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Property {
+    pub name: String,
+    #[serde(default)]
+    pub label: String,
+    /// `string`, `number`, `date`, `datetime`, `enumeration`, `bool`, `phone_number`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `text`, `textarea`, `select`, `radio`, `checkbox`, `booleancheckbox`, `date`, ...
+    #[serde(default)]
+    pub field_type: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub group_name: String,
+    #[serde(default)]
+    pub options: Vec<PropertyOption>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_order: Option<i32>,
+    #[serde(default)]
+    pub calculated: bool,
+    /// The options live elsewhere (owners, teams): the `options` list is not the whole truth.
+    #[serde(default)]
+    pub external_options: bool,
+    #[serde(default)]
+    pub has_unique_value: bool,
+    #[serde(default)]
+    pub hidden: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hubspot_defined: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modification_metadata: Option<ModificationMetadata>,
+    #[serde(default)]
+    pub form_field: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    #[serde(default)]
+    pub archived: bool,
+}
+
+/// One option of an enumeration property (`Option` in HubSpot's API description).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PropertyOption {
+    pub label: String,
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_order: Option<i32>,
+    #[serde(default)]
+    pub hidden: bool,
+}
+
+/// `PropertyModificationMetadata`: what may change. `readOnlyValue` is what matters to a
+/// writer: the CRM refuses any value for such a property.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModificationMetadata {
+    #[serde(default)]
+    pub archivable: bool,
+    #[serde(default)]
+    pub read_only_definition: bool,
+    #[serde(default)]
+    pub read_only_value: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_options: Option<bool>,
+}
+
+/// `CollectionResponsePropertyNoPaging`: every property of a type in one answer, no paging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PropertyCollection {
+    pub results: Vec<Property>,
+}
+
+/// `PropertyCreate`: the body of `POST /crm/v3/properties/{objectType}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PropertyCreate {
+    pub name: String,
+    pub label: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub field_type: String,
+    pub group_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub options: Vec<PropertyOption>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_order: Option<i32>,
+    #[serde(default)]
+    pub has_unique_value: bool,
+    #[serde(default)]
+    pub hidden: bool,
+    #[serde(default)]
+    pub form_field: bool,
+}
+
+impl Property {
+    /// The model's view of this definition. A contact's `email` counts as unique although its
+    /// definition says `hasUniqueValue: false`: HubSpot refuses a second live contact with the
+    /// same address. An enumeration whose options are kept elsewhere (`externalOptions`, such
+    /// as `hubspot_owner_id`) is read as a type whose values dupdesk cannot check, since its
+    /// `options` list is not the set HubSpot validates against.
+    pub fn into_def(self, object: crate::model::ObjectType) -> crate::model::PropertyDef {
+        use crate::model::{ObjectType, PropertyDef, PropertyKind, PropertyOption as Opt};
+        let kind = match self.kind.as_str() {
+            _ if self.external_options => PropertyKind::Other,
+            "string" => PropertyKind::String,
+            "number" => PropertyKind::Number,
+            "date" => PropertyKind::Date,
+            "datetime" => PropertyKind::Datetime,
+            "enumeration" => PropertyKind::Enumeration,
+            "bool" => PropertyKind::Bool,
+            "phone_number" => PropertyKind::PhoneNumber,
+            _ => PropertyKind::Other,
+        };
+        let unique =
+            self.has_unique_value || (object == ObjectType::Contacts && self.name == "email");
+        PropertyDef {
+            read_only: self
+                .modification_metadata
+                .is_some_and(|m| m.read_only_value),
+            calculated: self.calculated,
+            unique,
+            kind,
+            label: self.label,
+            field_type: self.field_type,
+            options: self
+                .options
+                .into_iter()
+                .map(|o| Opt {
+                    value: o.value,
+                    label: o.label,
+                    hidden: o.hidden,
+                })
+                .collect(),
+            name: self.name,
+        }
+    }
 }
 
 impl SimplePublicObject {
