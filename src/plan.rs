@@ -72,6 +72,12 @@ pub fn check_value(object: ObjectType, def: &PropertyDef, value: &str) -> Result
         value: value.to_string(),
         expected,
     };
+    // HubSpot refuses leading or trailing whitespace in every value that is not text
+    // (LEADING_TRAILING_WHITESPACE).
+    let text = matches!(def.kind, PropertyKind::String | PropertyKind::PhoneNumber);
+    if !text && value.trim() != value {
+        return Err(bad("value without leading or trailing whitespace"));
+    }
     match def.kind {
         PropertyKind::Enumeration => {
             let allowed = |v: &str| def.options.iter().any(|o| o.value == v);
@@ -100,23 +106,17 @@ pub fn check_value(object: ObjectType, def: &PropertyDef, value: &str) -> Result
             }
         }
         PropertyKind::Number => {
-            let n: Option<f64> = value.parse().ok();
-            if !n.is_some_and(f64::is_finite) || value.trim() != value {
-                return Err(bad("number"));
+            if !is_decimal(value) {
+                return Err(bad("number (digits, an optional - and one decimal point)"));
             }
         }
         PropertyKind::Date => {
-            let ok = NaiveDate::parse_from_str(value, "%Y-%m-%d").is_ok()
-                || value.parse::<i64>().is_ok_and(|ms| ms % DAY_MS == 0);
-            if !ok {
-                return Err(bad("date (YYYY-MM-DD, or milliseconds at midnight UTC)"));
+            if !instant_millis(value).is_some_and(|ms| ms.rem_euclid(DAY_MS) == 0) {
+                return Err(bad("date (YYYY-MM-DD, or a time at midnight UTC)"));
             }
         }
         PropertyKind::Datetime => {
-            let ok = DateTime::parse_from_rfc3339(value).is_ok()
-                || NaiveDate::parse_from_str(value, "%Y-%m-%d").is_ok()
-                || value.parse::<i64>().is_ok();
-            if !ok {
+            if instant_millis(value).is_none() {
                 return Err(bad("date and time (ISO 8601, or epoch milliseconds)"));
             }
         }
@@ -127,10 +127,52 @@ pub fn check_value(object: ObjectType, def: &PropertyDef, value: &str) -> Result
         }
         PropertyKind::String | PropertyKind::PhoneNumber | PropertyKind::Other => {}
     }
-    if is_email_property(object, def) && !is_email(value) {
+    if is_email_property(object, def) && !(is_email(value) && known_tld(value)) {
         return Err(bad("valid email address"));
     }
     Ok(())
+}
+
+/// A point in time as HubSpot reads one: epoch milliseconds, RFC 3339, or a calendar day
+/// (midnight UTC); as epoch milliseconds.
+fn instant_millis(value: &str) -> Option<i64> {
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return value.parse().ok();
+    }
+    if let Ok(d) = DateTime::parse_from_rfc3339(value) {
+        return Some(d.timestamp_millis());
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()
+        .filter(|_| value.len() == 10)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc().timestamp_millis())
+}
+
+/// What a HubSpot number property takes: `-12`, `3.5` (no exponent, no spaces).
+fn is_decimal(value: &str) -> bool {
+    let unsigned = value.strip_prefix('-').unwrap_or(value);
+    let (whole, fraction) = match unsigned.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (unsigned, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(whole) && fraction.is_none_or(digits)
+}
+
+/// The top-level domains IANA lists (`assets/tlds.txt`): HubSpot refuses an email address
+/// whose domain ends in any other.
+static TLDS: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
+    std::sync::LazyLock::new(|| include_str!("../assets/tlds.txt").lines().collect());
+
+fn known_tld(email: &str) -> bool {
+    let tld = email
+        .rsplit('.')
+        .next()
+        .map(str::to_lowercase)
+        .unwrap_or_default();
+    tld.starts_with("xn--") || TLDS.contains(tld.as_str())
 }
 
 /// Whether the CRM checks this property's values as email addresses (HubSpot: a contact's
@@ -291,12 +333,15 @@ mod tests {
     fn formats_follow_the_property_type() {
         let n = def("employees", PropertyKind::Number, "number");
         assert_eq!(check_value(C, &n, "12.5"), Ok(()));
+        assert_eq!(check_value(C, &n, "-3"), Ok(()));
         assert!(check_value(C, &n, "twelve").is_err());
         assert!(check_value(C, &n, " 12").is_err());
         assert!(check_value(C, &n, "NaN").is_err());
+        assert!(check_value(C, &n, "1e3").is_err());
         let d = def("birthday", PropertyKind::Date, "date");
         assert_eq!(check_value(C, &d, "2026-03-01"), Ok(()));
         assert_eq!(check_value(C, &d, "1772323200000"), Ok(()));
+        assert_eq!(check_value(C, &d, "2026-03-01T00:00:00Z"), Ok(()));
         assert!(check_value(C, &d, "1772323200001").is_err(), "not midnight");
         assert!(check_value(C, &d, "2026-02-30").is_err());
         assert!(check_value(C, &d, "01.03.2026").is_err());
@@ -310,6 +355,12 @@ mod tests {
         assert_eq!(check_value(C, &e, "ana@example.com"), Ok(()));
         assert!(check_value(C, &e, "ana@@example").is_err());
         assert!(check_value(C, &e, "ana\u{200B}@example.com").is_err());
+        assert!(check_value(C, &e, "ana@example.notatld").is_err());
+        assert_eq!(check_value(C, &e, "ana@example.co.za"), Ok(()));
+        assert!(
+            check_value(C, &stage(), " lead").is_err(),
+            "no whitespace around an option"
+        );
         // A company's `email`-named text property is not checked as one.
         assert_eq!(check_value(ObjectType::Companies, &e, "n/a"), Ok(()));
         let long = "x".repeat(MAX_VALUE_CHARS + 1);

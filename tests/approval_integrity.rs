@@ -359,3 +359,386 @@ async fn a_member_edited_in_the_crm_after_the_review_is_not_merged() {
     assert_eq!(status_of(&store, cluster).await.0, "merged");
     sandbox.shutdown().await;
 }
+
+/// The sandbox, a connector, and a workspace pulled with `config` (which may read more
+/// properties than the default).
+async fn pulled_with(seed: SeedData, config: &dupdesk::config::Config) -> Fixture {
+    let sandbox = start_sandbox(seed, generous(), Default::default()).await;
+    let crm = connector(
+        &sandbox.base_url(),
+        1000,
+        Duration::from_secs(10),
+        Duration::from_secs(5),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("ws.db")).unwrap();
+    dupdesk::sync::pull(&store, crm.as_ref(), config, &|_| {})
+        .await
+        .unwrap();
+    Fixture {
+        sandbox,
+        crm,
+        dir,
+        store,
+    }
+}
+
+fn with_lifecycle_stage() -> dupdesk::config::Config {
+    let mut c = config();
+    c.objects
+        .get_mut("contacts")
+        .unwrap()
+        .properties
+        .push("lifecyclestage".into());
+    c
+}
+
+async fn draft_with(store: &Store, cluster: i64, config: &dupdesk::config::Config) -> ReviewDraft {
+    let config = config.clone();
+    let (detail, catalog) = store
+        .call(move |c| {
+            Ok((
+                queue::cluster(c, cluster)?.unwrap(),
+                properties::load(c, ObjectType::Contacts)?,
+            ))
+        })
+        .await
+        .unwrap();
+    let ctx = Arc::new(ReviewContext {
+        rules: Arc::new(Rules::for_config(&config).unwrap()),
+        sources: config.sources.clone(),
+        configured: config.properties(ObjectType::Contacts),
+        catalog,
+    });
+    ReviewDraft::new(ctx, &detail)
+}
+
+#[tokio::test]
+async fn a_value_outside_the_crms_options_is_refused_at_approval_and_before_any_merge() {
+    let mut seed = SeedData::default();
+    // The portal's old data holds a stage HubSpot no longer offers; it is the newest value.
+    seed.contacts.push(written(
+        2001,
+        "2026-05-01T09:00:00.000Z",
+        "CRM_UI",
+        &[
+            ("firstname", "Bo"),
+            ("lastname", "Berg"),
+            ("email", "bo@example.com"),
+            ("lifecyclestage", "banana"),
+        ],
+    ));
+    seed.contacts.push(written(
+        2002,
+        "2025-05-01T09:00:00.000Z",
+        "CRM_UI",
+        &[
+            ("firstname", "Bo"),
+            ("lastname", "Berg"),
+            ("email", "bo.berg@example.com"),
+            ("lifecyclestage", "lead"),
+        ],
+    ));
+    let config = with_lifecycle_stage();
+    let Fixture {
+        sandbox,
+        crm,
+        dir: _dir,
+        store,
+    } = pulled_with(seed, &config).await;
+    let cluster = cluster_of(&store, &["2001", "2002"]).await;
+
+    // The pull cached the CRM's definitions: the review refuses the approval and says why.
+    let mut draft = draft_with(&store, cluster, &config).await;
+    assert_eq!(
+        draft.choices()["lifecyclestage"].value.as_deref(),
+        Some("banana")
+    );
+    let err = draft.approve("ada", "").unwrap_err().to_string();
+    assert!(
+        err.contains("lifecyclestage: \"banana\" is not one of the CRM's options"),
+        "{err}"
+    );
+    assert!(draft.field("lifecyclestage").unwrap().problem.is_some());
+    draft.take("lifecyclestage", "2002").unwrap();
+    assert!(
+        draft.approve("ada", "").is_ok(),
+        "a valid stage can be approved"
+    );
+
+    // An approval made while the definitions were not known (a workspace never pulled with
+    // them) is refused by the executor's own check, before any merge.
+    store
+        .call(|c| {
+            properties::save(c, ObjectType::Contacts, &[], "2026-01-01T00:00:00.000Z")?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let blind = draft_with(&store, cluster, &config).await;
+    save(&store, blind.approve("ada", "").unwrap()).await;
+    let report = executor::apply(&store, crm.clone(), &config, quick(), Arc::new(|_| {}))
+        .await
+        .unwrap();
+    assert_eq!((report.merged, report.refused), (0, 1));
+    assert!(
+        sandbox.merge_log().await.unwrap().is_empty(),
+        "nothing was sent"
+    );
+    let (status, reason) = status_of(&store, cluster).await;
+    assert_eq!(status, "needs_attention");
+    assert!(
+        reason
+            .unwrap()
+            .contains("\"banana\" is not one of the CRM's options")
+    );
+    // The executor refreshed the cache: the next review knows the options again.
+    let again = draft_with(&store, cluster, &config).await;
+    assert!(again.approve("ada", "").is_err());
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_email_another_live_contact_holds_is_refused_before_any_merge() {
+    let mut seed = SeedData::default();
+    for (id, email) in [
+        (3001, "kim@example.com"),
+        (3002, "kim.ng@example.com"),
+        (3003, "team@example.com"),
+    ] {
+        seed.contacts.push(written(
+            id,
+            "2025-01-01T09:00:00.000Z",
+            "CRM_UI",
+            &[("firstname", "Kim"), ("lastname", "Ng"), ("email", email)],
+        ));
+    }
+    let Fixture {
+        sandbox,
+        crm,
+        dir: _dir,
+        store,
+    } = fixture(seed).await;
+    let cluster = cluster_of(&store, &["3001", "3002"]).await;
+    let mut draft = draft_of(&store, cluster).await;
+    // The steward types the team address, which 3003 (not in this merge) already has.
+    draft.type_value("email", "TEAM@example.com").unwrap();
+    save(&store, draft.approve("ada", "").unwrap()).await;
+    let report = apply(&store, &crm).await;
+    assert_eq!((report.merged, report.refused), (0, 1));
+    assert!(
+        sandbox.merge_log().await.unwrap().is_empty(),
+        "nothing was sent"
+    );
+    let (status, reason) = status_of(&store, cluster).await;
+    assert_eq!(status, "needs_attention");
+    let reason = reason.unwrap();
+    assert!(
+        reason.contains("contact 3003") && reason.contains("unique"),
+        "{reason}"
+    );
+    sandbox.shutdown().await;
+}
+
+/// A connector through which a colleague creates a contact with the very email the update is
+/// about to write, between the checks and the update: the CRM then refuses the update after
+/// the merges ran.
+struct Race {
+    inner: Arc<dyn Connector>,
+    base_url: String,
+    email: String,
+    raced: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Connector for Race {
+    fn system(&self) -> &str {
+        self.inner.system()
+    }
+    async fn list_page(
+        &self,
+        o: ObjectType,
+        a: Option<&str>,
+        p: &[String],
+        h: &[String],
+    ) -> Result<dupdesk::crm::Page, dupdesk::crm::CrmError> {
+        self.inner.list_page(o, a, p, h).await
+    }
+    async fn modified_since_page(
+        &self,
+        o: ObjectType,
+        s: &str,
+        a: Option<&str>,
+        p: &[String],
+    ) -> Result<dupdesk::crm::Page, dupdesk::crm::CrmError> {
+        self.inner.modified_since_page(o, s, a, p).await
+    }
+    async fn batch_read(
+        &self,
+        o: ObjectType,
+        ids: &[String],
+        p: &[String],
+        h: &[String],
+    ) -> Result<dupdesk::crm::BatchRead, dupdesk::crm::CrmError> {
+        self.inner.batch_read(o, ids, p, h).await
+    }
+    async fn read(
+        &self,
+        o: ObjectType,
+        id: &str,
+        p: &[String],
+    ) -> Result<ReadOutcome, dupdesk::crm::CrmError> {
+        self.inner.read(o, id, p).await
+    }
+    async fn update(
+        &self,
+        o: ObjectType,
+        id: &str,
+        p: &BTreeMap<String, String>,
+    ) -> Result<Record, dupdesk::crm::CrmError> {
+        if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let created = reqwest::Client::new()
+                .post(format!("{}/crm/v3/objects/contacts", self.base_url))
+                .bearer_auth(TOKEN)
+                .json(&serde_json::json!({"properties": {"email": self.email, "firstname": "Colleague"}}))
+                .send()
+                .await
+                .unwrap();
+            assert!(created.status().is_success(), "{created:?}");
+        }
+        self.inner.update(o, id, p).await
+    }
+    async fn search_by_email(
+        &self,
+        e: &str,
+        p: &[String],
+    ) -> Result<Vec<Record>, dupdesk::crm::CrmError> {
+        self.inner.search_by_email(e, p).await
+    }
+    async fn merge(
+        &self,
+        o: ObjectType,
+        a: &str,
+        b: &str,
+    ) -> Result<Record, dupdesk::crm::CrmError> {
+        self.inner.merge(o, a, b).await
+    }
+    async fn properties(
+        &self,
+        o: ObjectType,
+    ) -> Result<Vec<dupdesk::model::PropertyDef>, dupdesk::crm::CrmError> {
+        self.inner.properties(o).await
+    }
+    async fn search_equal(
+        &self,
+        o: ObjectType,
+        p: &str,
+        v: &str,
+        props: &[String],
+    ) -> Result<Vec<Record>, dupdesk::crm::CrmError> {
+        self.inner.search_equal(o, p, v, props).await
+    }
+}
+
+#[tokio::test]
+async fn a_job_whose_update_failed_after_its_merges_is_finished_by_an_amend() {
+    let Fixture {
+        sandbox,
+        crm,
+        dir: _dir,
+        store,
+    } = fixture(ann_lee()).await;
+    let cluster = cluster_of(&store, &["1001", "1002"]).await;
+    let mut draft = draft_of(&store, cluster).await;
+    draft.type_value("email", "ann.lee@newco.com").unwrap();
+    save(&store, draft.approve("ada", "").unwrap()).await;
+    let racing: Arc<dyn Connector> = Arc::new(Race {
+        inner: crm.clone(),
+        base_url: sandbox.base_url(),
+        email: "ann.lee@newco.com".into(),
+        raced: Default::default(),
+    });
+    let report = apply(&store, &racing).await;
+    assert_eq!((report.merged, report.failed), (0, 1));
+    assert_eq!(sandbox.merge_log().await.unwrap().len(), 1, "the merge ran");
+    let job = store
+        .call(|c| journal::all_jobs(c))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(job.status, "failed");
+    let err = job.last_error.clone().unwrap();
+    assert!(
+        err.contains("409") && err.contains(&format!("dupdesk amend {}", job.id)),
+        "the failure says what to do: {err}"
+    );
+    // Retrying fails the same way; an amend of the values is the way out.
+    let mut draft = draft_of(&store, cluster).await;
+    assert_eq!(draft.finishing_job(), Some(job.id));
+    assert!(draft.take("email", "1001").is_ok());
+    assert_eq!(
+        draft.toggle_exclude("1002"),
+        Err(DraftError::MergesDone(cluster)),
+        "the merges ran: only values can change"
+    );
+    // The steward amends from the command line: the same draft, the same checks.
+    let dupdesk = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dupdesk"))
+            .current_dir(_dir.path())
+            .env("XDG_CONFIG_HOME", _dir.path().join("config"))
+            .env("DUPDESK_LOGGING__DIR", _dir.path().join("logs"))
+            .arg("--workspace")
+            .arg(_dir.path().join("ws.db"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let job_arg = job.id.to_string();
+    let (code, text) = dupdesk(&["amend", &job_arg, "--set", "email=ann@@example"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("the CRM would refuse"), "{text}");
+    let (code, text) = dupdesk(&["amend", &job_arg, "--take", "email=1001"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("email = ann.lee@example.com"), "{text}");
+    let amend = store
+        .call(move |c| decisions::for_cluster(c, cluster))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(amend.action, "amend");
+    assert_eq!(amend.amends_job, Some(job.id));
+    assert_eq!(status_of(&store, cluster).await.0, "merging");
+
+    let report = apply(&store, &crm).await;
+    assert_eq!((report.merged, report.failed), (1, 0));
+    // Each merge exactly once: the amend resumed the job at its update.
+    assert_eq!(sandbox.merge_log().await.unwrap().len(), 1);
+    let job = store
+        .call(move |c| journal::get_job(c, job.id))
+        .await
+        .unwrap();
+    assert_eq!(job.status, "merged");
+    let survivor = live(&crm, job.survivor_id.as_deref().unwrap()).await;
+    assert_eq!(survivor.get("email"), Some("ann.lee@example.com"));
+    assert_eq!(status_of(&store, cluster).await.0, "merged");
+    let log: Vec<String> = store
+        .call(move |c| {
+            Ok(decisions::for_cluster(c, cluster)?
+                .into_iter()
+                .map(|d| d.action)
+                .collect())
+        })
+        .await
+        .unwrap();
+    assert_eq!(log, ["approve", "amend"]);
+    sandbox.shutdown().await;
+}

@@ -783,7 +783,7 @@ fn is_decimal(value: &str) -> bool {
 /// the ICANN section of Debian's `publicsuffix` package (2023-02-09), since some TLDs (`za`)
 /// appear there only under their second-level names.
 static TLDS: LazyLock<HashSet<&'static str>> =
-    LazyLock::new(|| include_str!("tlds.txt").lines().collect());
+    LazyLock::new(|| include_str!("../../assets/tlds.txt").lines().collect());
 
 /// HubSpot's documented rule for a contact's email: valid by RFC 5322 (dot-atom form), no
 /// quoted local part, and a domain that ends in a top-level domain IANA lists. Punycode TLDs
