@@ -111,7 +111,7 @@ pub fn check_value(object: ObjectType, def: &PropertyDef, value: &str) -> Result
             }
         }
         PropertyKind::Date => {
-            if !instant_millis(value).is_some_and(|ms| ms.rem_euclid(DAY_MS) == 0) {
+            if instant_millis(value).is_none_or(|ms| ms.rem_euclid(DAY_MS) != 0) {
                 return Err(bad("date (YYYY-MM-DD, or a time at midnight UTC)"));
             }
         }
