@@ -268,6 +268,10 @@ pub async fn dry_run(store: &Store, limit: Option<usize>) -> Result<Vec<String>>
                     a.losers.join(", "),
                     a.primary
                 ));
+                lines.push(
+                    "  first: re-read the members and compare them with what the review showed; check the values against the CRM's property definitions and unique values; send nothing if any check fails"
+                        .to_string(),
+                );
                 let mut all = vec![a.primary.clone()];
                 all.extend(a.losers.iter().cloned());
                 lines.push(format!(
@@ -464,10 +468,24 @@ async fn snapshot_step(
             .await;
         }
     };
-    let seen = shared
+    let approval = shared
         .store
-        .call(move |c| journal::seen_of_job(c, job_id))
+        .call(move |c| journal::approval_of_job(c, job_id))
         .await?;
+    // An approval written before the review draft existed could take a value from a record it
+    // excludes; such a plan is not what the rules now allow.
+    if let Some((field, c)) = approval.field_choices.iter().find(|(_, c)| {
+        c.record_id
+            .as_ref()
+            .is_some_and(|r| approval.excluded.contains(r))
+    }) {
+        let reason = format!(
+            "the approval takes {field} from record {}, which it excludes from the merge; review it again",
+            c.record_id.as_deref().unwrap_or("?")
+        );
+        return refuse(shared, job, step, Refusal::Invalid, reason).await;
+    }
+    let seen = approval.seen;
     // Whatever the steward was shown is read back, configured or not.
     let mut read_props: Vec<String> = props.to_vec();
     for values in seen.values() {

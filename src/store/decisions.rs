@@ -167,7 +167,8 @@ fn decode(raw: RawDecision) -> Result<Decision> {
     Ok(d)
 }
 
-fn get(conn: &Connection, id: i64) -> Result<Decision> {
+/// One decision by its id.
+pub fn get(conn: &Connection, id: i64) -> Result<Decision> {
     let raw = conn.query_row(
         &format!("SELECT {COLUMNS} FROM decisions WHERE id = ?1"),
         [id],

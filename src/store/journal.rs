@@ -552,15 +552,15 @@ pub fn cancel_job(
     Ok(())
 }
 
-/// What the steward was shown of the members when the approval behind `job` was made.
-pub fn seen_of_job(conn: &Connection, job: i64) -> Result<crate::plan::Seen> {
-    let text: String = conn.query_row(
-        "SELECT d.seen FROM merge_jobs j JOIN decisions d ON d.id = j.decision_id WHERE j.id = ?1",
+/// The approval behind `job`: what the steward was shown of the members, whom they excluded
+/// and what they chose.
+pub fn approval_of_job(conn: &Connection, job: i64) -> Result<super::decisions::Decision> {
+    let decision: i64 = conn.query_row(
+        "SELECT decision_id FROM merge_jobs WHERE id = ?1",
         [job],
         |r| r.get(0),
     )?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("merge job {job}: the approval's seen values"))
+    super::decisions::get(conn, decision).with_context(|| format!("merge job {job}: its approval"))
 }
 
 /// Store a snapshot of one record; a second snapshot of the same record for the same job is

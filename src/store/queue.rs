@@ -609,6 +609,8 @@ pub struct MergeJobRow {
     /// Steps done out of all steps.
     pub steps_done: u32,
     pub steps: u32,
+    /// The kind of the first step that failed (snapshot, merge, update, mapping), if one did.
+    pub failed_step: Option<String>,
 }
 
 /// Clusters past the steward (approved, merging, merged, failed) with their newest merge job,
@@ -618,7 +620,9 @@ pub fn merges(conn: &Connection, limit: u64) -> Result<Vec<MergeRow>> {
         "SELECT c.id, c.label, c.status, c.size,
                 j.id, j.status, j.attempts, j.survivor_id, j.last_error, j.updated_at,
                 (SELECT COUNT(*) FROM merge_steps s WHERE s.job_id = j.id AND s.state = 'done'),
-                (SELECT COUNT(*) FROM merge_steps s WHERE s.job_id = j.id)
+                (SELECT COUNT(*) FROM merge_steps s WHERE s.job_id = j.id),
+                (SELECT s.kind FROM merge_steps s WHERE s.job_id = j.id AND s.state = 'failed'
+                 ORDER BY s.seq LIMIT 1)
          FROM clusters c
          LEFT JOIN merge_jobs j ON j.id = (SELECT MAX(id) FROM merge_jobs WHERE cluster_id = c.id)
          WHERE c.status IN ('approved', 'merging', 'merged', 'failed')
@@ -645,6 +649,7 @@ pub fn merges(conn: &Connection, limit: u64) -> Result<Vec<MergeRow>> {
                         updated_at: r.get(9)?,
                         steps_done: u32::try_from(r.get::<_, i64>(10)?).unwrap_or(0),
                         steps: u32::try_from(r.get::<_, i64>(11)?).unwrap_or(0),
+                        failed_step: r.get(12)?,
                     }),
                 },
             ))

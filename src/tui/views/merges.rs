@@ -114,8 +114,13 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                     ),
                 ]));
                 if let Some(err) = &j.last_error {
+                    let at = j
+                        .failed_step
+                        .as_deref()
+                        .map(|s| format!("the {s} step failed: "))
+                        .unwrap_or_else(|| "CRM said: ".to_string());
                     d.push(Line::from(vec![
-                        Span::styled("CRM said: ", theme.error()),
+                        Span::styled(at, theme.error()),
                         Span::raw(sanitize(err).into_owned()),
                     ]));
                 }
