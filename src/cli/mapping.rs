@@ -47,31 +47,37 @@ pub fn show(ctx: &Ctx, id: &str, json: bool) -> Result<()> {
 }
 
 /// `dupdesk mapping conflicts [--all] [--json]`: the open conflicts (or every one), oldest
-/// first.
+/// first. A fresh demo workspace has over a hundred, so the list is often piped into `head`:
+/// a reader that stops early ends the listing quietly.
 pub fn list_conflicts(ctx: &Ctx, all: bool, json: bool) -> Result<()> {
+    use std::fmt::Write as _;
     let store = super::open_existing(ctx)?;
     let conflicts = store.call_blocking(move |c| mapping::conflicts(c, all))?;
+    let mut out = String::new();
     if json {
-        println!("{}", serde_json::to_string_pretty(&conflicts)?);
-        return Ok(());
-    }
-    if conflicts.is_empty() {
-        println!("no {}mapping conflicts", if all { "" } else { "open " });
-        return Ok(());
-    }
-    let open = conflicts.iter().filter(|c| c.is_open()).count();
-    println!(
-        "{open} open mapping conflicts{}:",
-        if all {
+        writeln!(out, "{}", serde_json::to_string_pretty(&conflicts)?)?;
+    } else if conflicts.is_empty() {
+        writeln!(
+            out,
+            "no {}mapping conflicts",
+            if all { "" } else { "open " }
+        )?;
+    } else {
+        let open = conflicts.iter().filter(|c| c.is_open()).count();
+        let resolved = if all {
             format!(", {} resolved", conflicts.len() - open)
         } else {
             String::new()
+        };
+        writeln!(out, "{open} open mapping conflicts{resolved}:")?;
+        for c in &conflicts {
+            writeln!(out, "  {}", conflict_line(c))?;
         }
-    );
-    for c in &conflicts {
-        println!("  {}", conflict_line(c));
     }
-    Ok(())
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// `#12 open shared_target  erp:ERP-1 is the id of 2 live crm contacts: 1001, 1005 (since ...)`
