@@ -80,7 +80,7 @@ pub fn list_conflicts(ctx: &Ctx, all: bool, json: bool) -> Result<()> {
     }
 }
 
-/// `#12 open shared_target  erp:ERP-1 is the id of 2 live crm contacts: 1001, 1005 (since ...)`
+/// `#12    shared_target erp:ERP-1 is the id of 2 live crm contacts: 1001, 1005 (open since ...)`
 fn conflict_line(c: &Conflict) -> String {
     let state = match (&c.resolved_at, &c.resolution) {
         (None, _) => format!("open since {}", c.created_at),

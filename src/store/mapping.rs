@@ -396,10 +396,15 @@ impl Conflict {
     /// One line for a person, e.g. `erp:ERP-1000122 is the id of 2 live crm contacts: 1001,
     /// 1005`. Ids come from the CRM: sanitize before printing to a terminal.
     pub fn summary(&self) -> String {
-        let system = self.source_system.as_deref().unwrap_or("crm");
+        // Merge conflicts recorded before migration 5 do not know their source system.
+        let system = self
+            .source_system
+            .as_deref()
+            .map(|s| format!("{s} "))
+            .unwrap_or_default();
         match self.kind {
             ConflictKind::SharedTarget => format!(
-                "{}:{} is the id of {} live {system} {}: {}",
+                "{}:{} is the id of {} live {system}{}: {}",
                 self.target_system,
                 self.target_ids.join(", "),
                 self.source_ids.len(),
@@ -407,7 +412,7 @@ impl Conflict {
                 self.source_ids.join(", ")
             ),
             ConflictKind::Merge => format!(
-                "{system} {} {} was merged from records mapped to different {} ids: {}{}",
+                "{system}{} {} was merged from records mapped to different {} ids: {}{}",
                 self.object_type,
                 self.survivor_id,
                 self.target_system,
