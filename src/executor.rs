@@ -894,6 +894,8 @@ async fn mapping_step(
             for id in merged_ids.iter().filter(|id| **id != survivor) {
                 records::mark_merged(&tx, object, id, &survivor)?;
             }
+            // After the losers are marked merged: records left out of the merge may share an id.
+            mapping::check_shared_targets(&tx, object, &source, &other, mapping.targets(), &now)?;
             tx.execute(
                 "UPDATE merge_steps SET state = 'done', updated_at = ?2 WHERE id = ?1",
                 rusqlite::params![step_id, now],

@@ -170,6 +170,8 @@ pub struct ImportReport {
     pub stats: UpsertStats,
     pub mappings_new: u64,
     pub mappings_changed: u64,
+    /// Ids in the other system that live records newly share, or no longer share.
+    pub shared_targets: crate::store::mapping::SharedCheck,
     /// Header → property, in file order, for the columns that were read.
     pub columns: Vec<(String, String)>,
     /// Headers no mapping knows, left out.
@@ -588,6 +590,7 @@ pub fn import_csv(
     report.stats = written_report.stats;
     report.mappings_new = written_report.mappings_new;
     report.mappings_changed = written_report.mappings_changed;
+    report.shared_targets = written_report.shared_targets;
     Ok(report)
 }
 
@@ -664,6 +667,11 @@ fn write_in_transaction(
     }
     if !ended {
         anyhow::bail!("the CSV reader stopped before the end of the file");
+    }
+    if opts.inverse_id.is_some() {
+        // One pass over the type's mappings: a file can move rows off ids as well as onto
+        // them, and a whole-file import is where a workspace's shares are first seen.
+        report.shared_targets = mapping::check_all_shared_targets(&tx, opts.object, &now)?;
     }
     tx.execute(
         "INSERT INTO sync_state (source, object_type, watermark, last_run_at, last_count, total_count)

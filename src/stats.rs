@@ -1,13 +1,17 @@
 //! Health figures of a workspace: records per system and type, the candidate duplicate rate,
-//! clusters per status, decisions per steward and day, merges done and failed, and alerts when
-//! the record count moved more than the configured share between the last two pulls (the seeds'
-//! 2%). Read-only queries; the figures a pull leaves behind are written by `sync`.
+//! clusters per status, decisions per steward and day, merges done and failed, open mapping
+//! conflicts per kind, and alerts when the record count moved more than the configured share
+//! between the last two pulls (the seeds' 2%), when merges failed, and while any mapping
+//! conflict is open (each one is an id in the other system the workspace cannot keep right by
+//! itself). Read-only queries; the figures a pull leaves behind are written by `sync`.
 
 use std::collections::BTreeMap;
 
 use anyhow::Result;
 use rusqlite::Connection;
 use serde::Serialize;
+
+use crate::store::mapping::{self, ConflictKind, OpenConflicts};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Stats {
@@ -23,11 +27,14 @@ pub struct Stats {
     pub merges_done: u64,
     pub merges_failed: u64,
     pub merges_pending: u64,
+    /// Open mapping conflicts of every kind.
     pub mapping_conflicts_open: u64,
     /// Approved clusters the executor sent back before any merge (`stale`, `needs_attention`),
     /// the newest few with their reasons, and how many in all.
     pub sent_back: Vec<SentBackCluster>,
     pub sent_back_total: u64,
+    /// kind (`merge`, `shared_target`) -> open conflicts.
+    pub mapping_conflicts: BTreeMap<String, u64>,
     pub alerts: Vec<String>,
 }
 
@@ -130,11 +137,12 @@ pub fn collect(conn: &Connection, thresholds: Thresholds) -> Result<Stats> {
     )?;
     (s.merges_done, s.merges_failed, s.merges_pending) =
         (done as u64, failed as u64, pending as u64);
-    s.mapping_conflicts_open = conn.query_row(
-        "SELECT COUNT(*) FROM mapping_conflicts WHERE resolved_at IS NULL",
-        [],
-        |r| r.get::<_, i64>(0),
-    )? as u64;
+    let conflicts = mapping::open_conflicts_by_kind(conn)?;
+    for open in &conflicts {
+        s.mapping_conflicts_open += open.count;
+        s.mapping_conflicts
+            .insert(open.kind.as_str().to_string(), open.count);
+    }
     let mut stmt = conn.prepare(
         "SELECT source, object_type, previous_total, total_count FROM sync_state ORDER BY 1, 2",
     )?;
@@ -193,7 +201,28 @@ pub fn collect(conn: &Connection, thresholds: Thresholds) -> Result<Stats> {
             s.merges_failed
         ));
     }
+    s.alerts.extend(conflicts.iter().map(conflict_alert));
     Ok(s)
+}
+
+/// One alert per kind of open conflict, naming how many and the oldest as an example.
+fn conflict_alert(open: &OpenConflicts) -> String {
+    let e = &open.oldest;
+    let s = if open.count == 1 { "" } else { "s" };
+    let what = match open.kind {
+        ConflictKind::SharedTarget => format!(
+            "{} {} id{s} shared by more than one live record",
+            open.count, e.target_system
+        ),
+        ConflictKind::Merge => format!(
+            "{} merge{s} of records mapped to different {} ids",
+            open.count, e.target_system
+        ),
+    };
+    format!(
+        "{what} (e.g. {}): see `dupdesk mapping conflicts`",
+        e.summary()
+    )
 }
 
 impl Stats {
@@ -221,9 +250,19 @@ impl Stats {
                 let _ = writeln!(out, "  {steward:<12} {day} {n:>6}");
             }
         }
+        let by_kind = if self.mapping_conflicts.is_empty() {
+            String::new()
+        } else {
+            let kinds: Vec<String> = self
+                .mapping_conflicts
+                .iter()
+                .map(|(kind, n)| format!("{n} {kind}"))
+                .collect();
+            format!(" ({})", kinds.join(", "))
+        };
         let _ = writeln!(
             out,
-            "merges: {} done, {} failed, {} queued; {} open mapping conflicts",
+            "merges: {} done, {} failed, {} queued; {} open mapping conflicts{by_kind}",
             self.merges_done, self.merges_failed, self.merges_pending, self.mapping_conflicts_open
         );
         if self.sent_back_total > 0 {
@@ -246,6 +285,7 @@ impl Stats {
                 );
             }
         }
+        // Alerts quote ids from the CRM.
         for a in &self.alerts {
             let _ = writeln!(out, "ALERT: {}", crate::sanitize::for_terminal(a));
         }

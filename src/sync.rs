@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use crate::config::Config;
 use crate::crm::Connector;
 use crate::model::{ObjectType, Record, format_ts};
-use crate::store::mapping::{self, Link};
+use crate::store::mapping::{self, Link, SharedCheck};
 use crate::store::records::{self, UpsertStats};
 use crate::store::{Store, now_ts};
 
@@ -29,6 +29,8 @@ pub struct ObjectPull {
     /// How many property definitions the CRM gave (cached for the review's and the
     /// executor's checks), or why it gave none.
     pub property_definitions: Option<Result<usize, String>>,
+    /// Ids in the other system that live records newly share, or no longer share.
+    pub shared_targets: SharedCheck,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -179,11 +181,12 @@ async fn pull_object(
                 newest = Some(ts);
             }
         }
-        let page_result = write_page(store, config, &source, records).await?;
+        let page_result = write_page(store, config, &source, object, records).await?;
         out.stats.add(page_result.stats);
         out.merged_away += page_result.merged_away;
         out.mappings_new += page_result.mappings_new;
         out.mappings_changed += page_result.mappings_changed;
+        out.shared_targets.add(page_result.shared_targets);
         progress(PullProgress::Fetched {
             object,
             so_far: out.fetched,
@@ -219,11 +222,15 @@ async fn pull_object(
 }
 
 /// Write one page in one transaction: the records, the merges they reveal, the id mappings
-/// their inverse-id property carries.
+/// their inverse-id property carries, and the conflicts of the ids in the other system whose
+/// live records this page may have changed. Checked per page rather than once at the end so
+/// that the cost follows what changed (an incremental pull of ten records checks ten ids, not
+/// the whole table) and an interrupted pull leaves conflicts that agree with what it wrote.
 async fn write_page(
     store: &Store,
     config: &Config,
     source: &str,
+    object: ObjectType,
     records: Vec<Record>,
 ) -> Result<ObjectPull> {
     let source = source.to_string();
@@ -237,19 +244,27 @@ async fn write_page(
                 stats: records::upsert_records(&tx, &source, &records, &now)?,
                 ..ObjectPull::default()
             };
+            // The ids the page's records and the records it shows merged away point to before
+            // this page: a record that moved off an id, or was merged away, may leave it
+            // shared by one record only.
+            let mut involved: Vec<String> = Vec::new();
             for r in &records {
-                if let Some(absorbed) = r.get("hs_merged_object_ids") {
-                    for old in absorbed.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                        if old != r.id
-                            && records::get_record(&tx, r.object_type, old)?
-                                .is_some_and(|s| s.merged_into.as_deref() != Some(r.id.as_str()))
-                        {
-                            records::mark_merged(&tx, r.object_type, old, &r.id)?;
-                            out.merged_away += 1;
-                        }
+                involved.push(r.id.clone());
+                involved.extend(absorbed_ids(r).map(str::to_string));
+            }
+            let mut touched = mapping::active_targets(&tx, object, &source, &involved, &other)?;
+            for r in &records {
+                for old in absorbed_ids(r) {
+                    if old != r.id
+                        && records::get_record(&tx, r.object_type, old)?
+                            .is_some_and(|s| s.merged_into.as_deref() != Some(r.id.as_str()))
+                    {
+                        records::mark_merged(&tx, r.object_type, old, &r.id)?;
+                        out.merged_away += 1;
                     }
                 }
                 if let Some(target) = r.get(&inverse) {
+                    touched.push(target.to_string());
                     let link = Link {
                         object_type: r.object_type,
                         source_system: &source,
@@ -264,8 +279,19 @@ async fn write_page(
                     }
                 }
             }
+            out.shared_targets =
+                mapping::check_shared_targets(&tx, object, &source, &other, &touched, &now)?;
             tx.commit()?;
             Ok(out)
         })
         .await
+}
+
+/// The ids a record says were merged into it (HubSpot's `hs_merged_object_ids`).
+fn absorbed_ids(r: &Record) -> impl Iterator<Item = &str> {
+    r.get("hs_merged_object_ids")
+        .unwrap_or("")
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }

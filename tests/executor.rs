@@ -322,3 +322,183 @@ async fn a_daily_limit_pauses_the_queue_instead_of_failing_jobs() {
     );
     sandbox.shutdown().await;
 }
+
+/// Approve one cluster as the review does, with members left out of the merge and the
+/// steward's field choices.
+async fn approve_excluding(
+    store: &dupdesk::store::Store,
+    members: &[&str],
+    excluded: &[&str],
+    choices: serde_json::Value,
+) {
+    let members: Vec<String> = members.iter().map(|s| s.to_string()).collect();
+    let excluded: Vec<String> = excluded.iter().map(|s| s.to_string()).collect();
+    store
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let now = dupdesk::store::now_ts();
+            tx.execute(
+                "INSERT INTO clusters (object_type, fingerprint, matcher, score, weakest, size, label, status, created_at, updated_at)
+                 VALUES ('contacts', ?1, 'test', 0.99, 0.95, ?2, 'Robert Tester', 'approved', ?3, ?3)",
+                rusqlite::params![format!("fp-{}", members.join("-")), members.len() as i64, now],
+            )?;
+            let cluster = tx.last_insert_rowid();
+            for id in &members {
+                tx.execute(
+                    "INSERT INTO cluster_members (cluster_id, rid) SELECT ?1, rid FROM records WHERE object_type = 'contacts' AND id = ?2",
+                    rusqlite::params![cluster, id],
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO decisions (cluster_id, steward, decided_at, action, primary_id, field_choices, excluded, members)
+                 VALUES (?1, 'tester', ?2, 'approve', ?3, ?4, ?5, ?6)",
+                rusqlite::params![
+                    cluster,
+                    now,
+                    members[0],
+                    choices.to_string(),
+                    serde_json::to_string(&excluded)?,
+                    serde_json::to_string(&members)?
+                ],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+/// Merges and ids shared across records: right after a merge, the conflict of an id that the
+/// survivor shares with a record the steward left out names the survivor (not the merged-away
+/// record), and the conflict of an id only the merged records shared is resolved. An approval
+/// that takes a left-out record's ERP id is refused before any merge; when a record comes to
+/// share a left-out record's ERP id in the CRM anyway, the next pull sees the two live records.
+#[tokio::test]
+async fn a_merge_keeps_shared_id_conflicts_right_for_the_records_it_left_out() {
+    let mut seed = dupdesk::sandbox::seed::SeedData::default();
+    for (id, erp) in [
+        // Kept sharing: 6003 is left out of the merge of 6001 and 6002.
+        (6001, Some("ERP-500")),
+        (6002, None),
+        (6003, Some("ERP-500")),
+        // Shared only inside the cluster: the merge ends it.
+        (6011, Some("ERP-600")),
+        (6012, Some("ERP-600")),
+        // Unmapped records whose survivor is given the left-out 6023's ERP id.
+        (6021, None),
+        (6022, None),
+        (6023, Some("ERP-1000122")),
+    ] {
+        let email = format!("p{id}@example.com");
+        let mut props = vec![("email", email.as_str()), ("lastname", "Tester")];
+        if let Some(e) = erp {
+            props.push(("erp_customer_id", e));
+        }
+        seed.contacts.push(contact(id, &props));
+    }
+    let Fixture {
+        sandbox,
+        crm,
+        dir: _dir,
+        store,
+    } = fixture(seed).await;
+    let conflicts = |store: &dupdesk::store::Store| {
+        let store = store.clone();
+        async move {
+            store
+                .call(|c| dupdesk::store::mapping::conflicts(c, true))
+                .await
+                .unwrap()
+        }
+    };
+    let before = conflicts(&store).await;
+    let on = |all: &[dupdesk::store::mapping::Conflict], erp: &str| {
+        let mine: Vec<_> = all
+            .iter()
+            .filter(|c| c.target_ids == [erp.to_string()])
+            .cloned()
+            .collect();
+        assert_eq!(mine.len(), 1, "one row for {erp}: {all:?}");
+        mine[0].clone()
+    };
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert_eq!(on(&before, "ERP-500").source_ids, ["6001", "6003"]);
+
+    approve_excluding(
+        &store,
+        &["6001", "6002", "6003"],
+        &["6003"],
+        serde_json::json!({}),
+    )
+    .await;
+    approve_excluding(&store, &["6011", "6012"], &[], serde_json::json!({})).await;
+    approve_excluding(
+        &store,
+        &["6021", "6022", "6023"],
+        &["6023"],
+        serde_json::json!({
+            "erp_customer_id": {"value": "ERP-1000122", "record_id": "6023", "system": "erp", "reason": "erp owns billing"}
+        }),
+    )
+    .await;
+    let report = executor::apply(&store, crm.clone(), &config(), quick(), Arc::new(|_| {}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.merged, report.failed, report.refused),
+        (2, 0, 1),
+        "{report:?}"
+    );
+    let jobs = store.call(|c| journal::all_jobs(c)).await.unwrap();
+    let survivor = |job: usize| jobs[job].survivor_id.clone().unwrap();
+
+    // Right after the merges, before any pull.
+    let after = conflicts(&store).await;
+    let kept = on(&after, "ERP-500");
+    assert_eq!(kept.id, on(&before, "ERP-500").id, "the same row, updated");
+    assert!(kept.is_open());
+    let mut expected = vec![survivor(0), "6003".to_string()];
+    expected.sort_by_key(|id| (id.len(), id.clone()));
+    assert_eq!(kept.source_ids, expected);
+    assert_eq!(kept.survivor_id, expected[0]);
+    let ended = on(&after, "ERP-600");
+    assert_eq!(
+        ended.resolution.as_deref(),
+        Some(dupdesk::store::mapping::NO_LONGER_SHARED)
+    );
+    assert_eq!(ended.source_ids, ["6011", "6012"]);
+    let stats = store
+        .call(|c| dupdesk::stats::collect(c, dupdesk::stats::Thresholds::default()))
+        .await
+        .unwrap();
+    assert_eq!(stats.mapping_conflicts.get("shared_target"), Some(&1));
+
+    // The third approval took 6023's ERP id although it excludes 6023: nothing of it was sent.
+    assert_eq!(jobs[2].status, "cancelled");
+    assert!(
+        jobs[2]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("from record 6023, which it excludes")),
+        "{:?}",
+        jobs[2].last_error
+    );
+    // A colleague gives 6021 that ERP id in the CRM: the next pull sees two live records
+    // sharing it.
+    let change: BTreeMap<String, String> =
+        [("erp_customer_id".to_string(), "ERP-1000122".to_string())].into();
+    crm.update(ObjectType::Contacts, "6021", &change)
+        .await
+        .unwrap();
+    dupdesk::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
+        .await
+        .unwrap();
+    let pulled = conflicts(&store).await;
+    assert_eq!(pulled.len(), 3, "{pulled:?}");
+    let taken = on(&pulled, "ERP-1000122");
+    assert!(taken.is_open());
+    assert_eq!(taken.source_ids, ["6021", "6023"]);
+    // And the pull leaves the executor's conflict as it was.
+    assert_eq!(on(&pulled, "ERP-500"), kept);
+    sandbox.shutdown().await;
+}

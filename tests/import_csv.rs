@@ -162,6 +162,48 @@ fn importing_the_same_file_twice_changes_nothing_the_second_time() {
     assert_eq!((third.stats.updated, third.stats.unchanged), (1, 2));
 }
 
+/// An export in which two contacts carry one ERP id: the import opens one `shared_target`
+/// conflict, the same file again leaves it alone, and a corrected export resolves it.
+#[test]
+fn an_export_with_two_contacts_on_one_erp_id_opens_one_conflict_until_corrected() {
+    let ws = workspace();
+    let shared = HUBSPOT_CONTACTS.replace(
+        "Berlin,Germany,2024-03-05 11:00,2026-01-15 08:45:12,,lead,\n",
+        "Berlin,Germany,2024-03-05 11:00,2026-01-15 08:45:12,,lead,ERP-7\n",
+    );
+    assert_ne!(shared, HUBSPOT_CONTACTS);
+    let file = ws.file("shared.csv", shared.as_bytes());
+    let first = ws.import(&file, contacts_opts()).unwrap();
+    assert_eq!(first.mappings_new, 2);
+    assert_eq!(
+        (first.shared_targets.opened, first.shared_targets.resolved),
+        (1, 0)
+    );
+    let open = |ws: &Ws| {
+        ws.store
+            .call_blocking(|c| dupdesk::store::mapping::conflicts(c, false))
+            .unwrap()
+    };
+    let conflicts = open(&ws);
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].source_ids, ["101", "102"]);
+    assert_eq!(conflicts[0].target_ids, ["ERP-7"]);
+    let again = ws.import(&file, contacts_opts()).unwrap();
+    assert!(
+        again.shared_targets.is_empty(),
+        "{:?}",
+        again.shared_targets
+    );
+    assert_eq!(open(&ws).len(), 1);
+    // The corrected export gives 102 an ERP id of its own.
+    let fixed = shared.replace(",lead,ERP-7\n", ",lead,ERP-8\n");
+    let file = ws.file("fixed.csv", fixed.as_bytes());
+    let fixed = ws.import(&file, contacts_opts()).unwrap();
+    assert_eq!(fixed.mappings_changed, 1);
+    assert_eq!(fixed.shared_targets.resolved, 1);
+    assert!(open(&ws).is_empty());
+}
+
 #[test]
 fn a_bad_file_is_refused_with_its_line_and_column_and_changes_nothing() {
     let ws = workspace();

@@ -121,3 +121,104 @@ async fn import_show_and_rebuild() {
     assert_eq!(hist[1].target_id, "ERP-NEW");
     sandbox.shutdown().await;
 }
+
+/// A mapping file that gives a second live contact an ERP id another one has: the import
+/// opens one conflict, `mapping conflicts`, `mapping show` and `stats` name it, and a rebuild
+/// from the CRM (where the second contact has no ERP id) resolves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_shared_erp_id_is_a_conflict_until_a_rebuild_resolves_it() {
+    let (seed, planted) = planted_clusters(3);
+    let Fixture {
+        sandbox,
+        crm: _crm,
+        dir,
+        store,
+    } = fixture(seed).await;
+    let ws = store.path().to_path_buf();
+    drop(store);
+    let url = sandbox.base_url();
+    let (holder, other) = (&planted[1].ids[0], &planted[1].ids[1]);
+    let erp = planted[1].erp[0].clone().unwrap();
+
+    let out = dupdesk(&ws, &url, &["mapping", "conflicts"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(text(&out).trim(), "no open mapping conflicts");
+
+    let file = dir.path().join("shared.csv");
+    std::fs::write(
+        &file,
+        format!("source_system,source_id,target_system,target_id\ncrm,{other},erp,{erp}\n"),
+    )
+    .unwrap();
+    let out = dupdesk(&ws, &url, &["mapping", "import", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("ids shared by several live records: 1 new, 0 changed, 0 no longer shared"),
+        "{}",
+        text(&out)
+    );
+    let summary = format!("erp:{erp} is the id of 2 live crm contacts: {holder}, {other}");
+    let out = dupdesk(&ws, &url, &["mapping", "conflicts"]);
+    let listed = text(&out);
+    assert!(listed.starts_with("1 open mapping conflicts:"), "{listed}");
+    assert!(
+        listed.contains("shared_target")
+            && listed.contains(&summary)
+            && listed.contains("open since"),
+        "{listed}"
+    );
+    let out = dupdesk(&ws, &url, &["mapping", "show", other]);
+    let shown = text(&out);
+    assert!(
+        shown.contains(&format!("crm:{other} -> erp:{erp}"))
+            && shown.contains(&format!("mapping conflicts naming {other}:"))
+            && shown.contains(&summary),
+        "{shown}"
+    );
+    let out = dupdesk(&ws, &url, &["stats"]);
+    let stats = text(&out);
+    assert!(
+        stats.contains("1 open mapping conflicts (1 shared_target)")
+            && stats.contains(&format!(
+                "ALERT: 1 erp id shared by more than one live record (e.g. {summary})"
+            )),
+        "{stats}"
+    );
+    // Importing the same file again changes nothing.
+    let out = dupdesk(&ws, &url, &["mapping", "import", file.to_str().unwrap()]);
+    assert!(text(&out).contains("1 unchanged"), "{}", text(&out));
+    assert!(!text(&out).contains("ids shared"), "{}", text(&out));
+    let out = dupdesk(&ws, &url, &["mapping", "conflicts", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["kind"], "shared_target");
+    assert_eq!(listed[0]["survivor_id"], holder.as_str());
+    assert_eq!(listed[0]["source_ids"], serde_json::json!([holder, other]));
+    assert_eq!(listed[0]["target_ids"], serde_json::json!([erp]));
+
+    // The CRM never gave the second contact that ERP id: a rebuild takes the row away again.
+    let out = dupdesk(&ws, &url, &["mapping", "rebuild"]);
+    let rebuilt = text(&out);
+    assert!(
+        rebuilt.contains("0 new, 0 changed, 1 deactivated")
+            && rebuilt.contains("0 new, 0 changed, 1 no longer shared"),
+        "{rebuilt}"
+    );
+    let out = dupdesk(&ws, &url, &["mapping", "conflicts"]);
+    assert_eq!(text(&out).trim(), "no open mapping conflicts");
+    let out = dupdesk(&ws, &url, &["mapping", "conflicts", "--all"]);
+    let all = text(&out);
+    assert!(
+        all.starts_with("0 open mapping conflicts, 1 resolved:")
+            && all.contains(": no longer shared"),
+        "{all}"
+    );
+    let store = Store::open(&ws).unwrap();
+    let rows = store
+        .call(|c| Ok(mapping::conflicts(c, true)?.len()))
+        .await
+        .unwrap();
+    assert_eq!(rows, 1, "one row, resolved in place");
+    sandbox.shutdown().await;
+}

@@ -157,3 +157,165 @@ async fn a_pull_that_fails_midway_keeps_what_it_got_and_completes_on_rerun() {
     assert_eq!(n, total, "every record exactly once after the reruns");
     sandbox.shutdown().await;
 }
+
+/// Live contacts that carry one ERP id are one open `shared_target` conflict per id, opened by
+/// the pull that first sees them, left alone by a pull that sees nothing new, updated when a
+/// third contact takes the id, resolved when a contact moves to another id or when merges in
+/// the CRM leave one record with it.
+#[tokio::test]
+async fn contacts_sharing_an_erp_id_are_one_conflict_per_id_until_no_longer_shared() {
+    let (mut seed, planted) = planted_clusters(2);
+    for (id, erp) in [
+        (5001, "ERP-1000122"),
+        (5002, "ERP-1000122"),
+        (5003, "ERP-77"),
+        (5004, "ERP-77"),
+    ] {
+        let email = format!("shared{id}@example.com");
+        seed.contacts.push(contact(
+            id,
+            &[("email", email.as_str()), ("erp_customer_id", erp)],
+        ));
+    }
+    let sandbox = start_sandbox(seed, generous(), FaultSpec::default()).await;
+    let crm = connector(
+        &sandbox.base_url(),
+        10_000,
+        Duration::from_secs(10),
+        Duration::from_secs(5),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = dupdesk::store::Store::open(dir.path().join("ws.db")).unwrap();
+    let config = config();
+    let shared = |report: &dupdesk::sync::PullReport| {
+        let s = report.objects[&ObjectType::Contacts].shared_targets;
+        (s.opened, s.changed, s.resolved)
+    };
+    let open = |store: &dupdesk::store::Store| {
+        let store = store.clone();
+        async move {
+            store
+                .call(|c| {
+                    Ok(mapping::conflicts(c, false)?
+                        .into_iter()
+                        .map(|c| (c.target_ids.join(","), c.source_ids))
+                        .collect::<Vec<_>>())
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    let first = dupdesk::sync::pull(&store, crm.as_ref(), &config, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(shared(&first), (2, 0, 0));
+    assert_eq!(
+        open(&store).await,
+        vec![
+            ("ERP-1000122".to_string(), ids(&["5001", "5002"])),
+            ("ERP-77".to_string(), ids(&["5003", "5004"])),
+        ]
+    );
+    let c = store
+        .call(|c| mapping::conflicts(c, false))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(c.kind, mapping::ConflictKind::SharedTarget);
+    assert_eq!(c.survivor_id, "5001");
+    assert_eq!(c.source_system.as_deref(), Some("crm"));
+    assert_eq!(c.target_system, "erp");
+
+    let second = dupdesk::sync::pull(&store, crm.as_ref(), &config, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(shared(&second), (0, 0, 0));
+    let rows = || {
+        let store = store.clone();
+        async move {
+            store
+                .call(|c| Ok(mapping::conflicts(c, true)?.len()))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(rows().await, 2, "pulling again adds no row");
+
+    // In the CRM: a third contact takes ERP-1000122.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let third = planted[1].ids[1].clone();
+    let set_erp = |id: String, erp: &str| {
+        let crm = crm.clone();
+        let mut props = BTreeMap::new();
+        props.insert("erp_customer_id".to_string(), erp.to_string());
+        async move { crm.update(ObjectType::Contacts, &id, &props).await.unwrap() }
+    };
+    set_erp(third.clone(), "ERP-1000122").await;
+    let grown = dupdesk::sync::pull(&store, crm.as_ref(), &config, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(shared(&grown), (0, 1, 0));
+    assert_eq!(
+        open(&store).await[0],
+        (
+            "ERP-1000122".to_string(),
+            ids(&[third.as_str(), "5001", "5002"])
+        )
+    );
+
+    // 5004 moves to another ERP id; this pull reads 5004 alone, not 5003, so only the id
+    // 5004 left tells it that ERP-77 is no longer shared.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    set_erp("5004".to_string(), "ERP-78").await;
+    let moved = dupdesk::sync::pull(&store, crm.as_ref(), &config, &|_| {})
+        .await
+        .unwrap();
+    assert!(
+        moved.objects[&ObjectType::Contacts].fetched <= 2,
+        "{moved:?}"
+    );
+    assert_eq!(shared(&moved), (0, 0, 1));
+    assert_eq!(
+        open(&store).await,
+        vec![(
+            "ERP-1000122".to_string(),
+            ids(&[third.as_str(), "5001", "5002"])
+        )]
+    );
+
+    // Someone merges the three in the CRM: one live record is left with the id.
+    let once = crm
+        .merge(ObjectType::Contacts, "5001", "5002")
+        .await
+        .unwrap();
+    let twice = crm
+        .merge(ObjectType::Contacts, &once.id, &third)
+        .await
+        .unwrap();
+    let merged = dupdesk::sync::pull(&store, crm.as_ref(), &config, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(shared(&merged), (0, 0, 1));
+    assert!(open(&store).await.is_empty());
+    let all = store.call(|c| mapping::conflicts(c, true)).await.unwrap();
+    assert_eq!(all.len(), 2, "each id kept its one row");
+    assert!(
+        all.iter()
+            .all(|c| c.resolution.as_deref() == Some(mapping::NO_LONGER_SHARED))
+    );
+    // The survivor of the CRM's merges holds the id alone.
+    let holders = store
+        .call(|c| {
+            Ok(mapping::active_rows(c, ObjectType::Contacts)?
+                .into_iter()
+                .filter(|r| r.target_id == "ERP-1000122")
+                .map(|r| r.source_id)
+                .collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
+    assert!(holders.contains(&twice.id), "{holders:?}");
+    sandbox.shutdown().await;
+}

@@ -41,7 +41,8 @@ async fn export_round_trips_every_kind_of_decision_in_both_formats() {
         dir: _dir,
         store,
     } = fixture(seed).await;
-    // Clusters 1-3 approved, of which 3 names a record the CRM does not know (it will fail);
+    // Clusters 1-3 approved, of which 3 names a record the CRM does not know (it is sent back
+    // for review before any merge);
     // cluster 4 rejected; cluster 5 deferred.
     let mut approved = planted[..3].to_vec();
     approved[2].ids.push("424242".into());
@@ -76,7 +77,7 @@ async fn export_round_trips_every_kind_of_decision_in_both_formats() {
     )
     .await
     .unwrap();
-    assert_eq!((report.merged, report.failed), (2, 1));
+    assert_eq!((report.merged, report.failed, report.refused), (2, 0, 1));
 
     let rows = store
         .call(|c| export::rows(c, &Filter::default()))
@@ -125,8 +126,9 @@ async fn export_round_trips_every_kind_of_decision_in_both_formats() {
         get(0, "field_choices")["firstname"]["record_id"],
         merged.ids[1].as_str()
     );
-    // The failed one says why.
-    assert_eq!(get(2, "job_status"), "failed");
+    // The refused one says why.
+    assert_eq!(get(2, "job_status"), "cancelled");
+    assert_eq!(get(2, "cluster_status"), "stale");
     assert!(get(2, "job_error").as_str().unwrap().contains("424242"));
     assert_eq!(get(2, "survivor_id"), serde_json::Value::Null);
     // Reject and defer rows.

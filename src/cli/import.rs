@@ -61,6 +61,9 @@ pub fn run(
             report.mappings_new, report.mappings_changed
         );
     }
+    if let Some(line) = super::mapping::shared_line(&report.shared_targets) {
+        println!("{line}");
+    }
     if !report.ignored.is_empty() {
         println!(
             "ignored columns (map them with --map \"HEADER=property\"): {}",

@@ -1,30 +1,115 @@
-//! `dupdesk mapping import FILE | rebuild | show ID`: the id mapping table.
+//! `dupdesk mapping import FILE | rebuild | show ID | conflicts`: the id mapping table and
+//! the cross-system conflicts the steward must settle. Every command that changes mappings
+//! checks the ids it may have left shared by several live records before it commits.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
 use super::Ctx;
 use crate::model::ObjectType;
-use crate::store::mapping::{self, Link, Observed};
+use crate::sanitize::for_terminal;
+use crate::store::mapping::{self, Conflict, Link, Observed, SharedCheck};
 use crate::store::{Store, now_ts};
 
-/// Show every row in which `id` appears, oldest first, with what superseded what.
+/// Show every row in which `id` appears, oldest first, with what superseded what, then the
+/// conflicts that name it. `--json` prints the rows only, as it always has.
 pub fn show(ctx: &Ctx, id: &str, json: bool) -> Result<()> {
     let store = super::open_existing(ctx)?;
     let id = id.to_string();
-    let rows = {
+    let (rows, conflicts) = {
         let id = id.clone();
-        store.call_blocking(move |c| mapping::rows_for_id(c, &id))?
+        store.call_blocking(move |c| {
+            Ok((
+                mapping::rows_for_id(c, &id)?,
+                mapping::conflicts_for_id(c, &id)?,
+            ))
+        })?
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
+    let id = for_terminal(&id);
     if rows.is_empty() {
         println!("no id mapping mentions {id}");
-        return Ok(());
+    } else {
+        print_rows(&id, rows);
     }
+    if !conflicts.is_empty() {
+        println!("mapping conflicts naming {id}:");
+        for c in &conflicts {
+            println!("  {}", conflict_line(c));
+        }
+    }
+    Ok(())
+}
+
+/// `dupdesk mapping conflicts [--all] [--json]`: the open conflicts (or every one), oldest
+/// first. A fresh demo workspace has over a hundred, so the list is often piped into `head`:
+/// a reader that stops early ends the listing quietly.
+pub fn list_conflicts(ctx: &Ctx, all: bool, json: bool) -> Result<()> {
+    use std::fmt::Write as _;
+    let store = super::open_existing(ctx)?;
+    let conflicts = store.call_blocking(move |c| mapping::conflicts(c, all))?;
+    let mut out = String::new();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&conflicts)?)?;
+    } else if conflicts.is_empty() {
+        writeln!(
+            out,
+            "no {}mapping conflicts",
+            if all { "" } else { "open " }
+        )?;
+    } else {
+        let open = conflicts.iter().filter(|c| c.is_open()).count();
+        let resolved = if all {
+            format!(", {} resolved", conflicts.len() - open)
+        } else {
+            String::new()
+        };
+        writeln!(out, "{open} open mapping conflicts{resolved}:")?;
+        for c in &conflicts {
+            writeln!(out, "  {}", conflict_line(c))?;
+        }
+    }
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+/// `#12    shared_target erp:ERP-1 is the id of 2 live crm contacts: 1001, 1005 (open since ...)`
+fn conflict_line(c: &Conflict) -> String {
+    let state = match (&c.resolved_at, &c.resolution) {
+        (None, _) => format!("open since {}", c.created_at),
+        (Some(at), Some(why)) => format!("resolved {at}: {}", for_terminal(why)),
+        (Some(at), None) => format!("resolved {at}"),
+    };
+    format!(
+        "#{:<5} {:<13} {} ({state}{})",
+        c.id,
+        c.kind.as_str(),
+        for_terminal(&c.summary()),
+        c.job_id
+            .map(|j| format!(", merge job {j}"))
+            .unwrap_or_default()
+    )
+}
+
+/// What a check changed, for the line a command prints after it; None when nothing did.
+pub(super) fn shared_line(check: &SharedCheck) -> Option<String> {
+    if check.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "ids shared by several live records: {} new, {} changed, {} no longer shared (see `dupdesk mapping conflicts`)",
+        check.opened, check.changed, check.resolved
+    ))
+}
+
+fn print_rows(id: &str, rows: Vec<mapping::MappingRow>) {
     println!("id mapping history of {id}:");
     for r in rows {
         println!(
@@ -52,7 +137,6 @@ pub fn show(ctx: &Ctx, id: &str, json: bool) -> Result<()> {
             }
         );
     }
-    Ok(())
 }
 
 /// One row of a mapping file.
@@ -143,11 +227,12 @@ fn read_file(path: &Path, default_object: ObjectType) -> Result<Vec<FileRow>> {
     Ok(rows)
 }
 
-/// Import a mapping file in one transaction.
+/// Import a mapping file in one transaction, with a check of every id of the object types it
+/// names for records now sharing one (a file can move rows off ids as well as onto them).
 pub fn import(ctx: &Ctx, path: &Path, object: ObjectType) -> Result<()> {
     let rows = read_file(path, object)?;
     let store = Store::open(ctx.workspace_path())?;
-    let (new, changed, unchanged) = store.call_blocking(move |c| {
+    let (new, changed, unchanged, shared) = store.call_blocking(move |c| {
         let tx = c.transaction()?;
         let now = now_ts();
         let (mut new, mut changed, mut unchanged) = (0, 0, 0);
@@ -165,19 +250,27 @@ pub fn import(ctx: &Ctx, path: &Path, object: ObjectType) -> Result<()> {
                 Observed::Unchanged => unchanged += 1,
             }
         }
+        let objects: BTreeSet<ObjectType> = rows.iter().map(|r| r.object_type).collect();
+        let mut shared = SharedCheck::default();
+        for object in objects {
+            shared.add(mapping::check_all_shared_targets(&tx, object, &now)?);
+        }
         tx.commit()?;
-        Ok((new, changed, unchanged))
+        Ok((new, changed, unchanged, shared))
     })?;
     println!(
         "mapping import: {new} new, {changed} changed (old rows superseded), {unchanged} unchanged"
     );
+    if let Some(line) = shared_line(&shared) {
+        println!("{line}");
+    }
     Ok(())
 }
 
 /// Rebuild the active rows from the CRM: every record's inverse-id property is observed (new
 /// links added, changed ones superseded), and active rows of records that no longer carry one,
-/// or no longer exist, are deactivated. One transaction at the end, so a failed read changes
-/// nothing.
+/// or no longer exist, are deactivated, and every id is checked for records sharing it. One
+/// transaction at the end, so a failed read changes nothing.
 pub async fn rebuild(ctx: &Ctx) -> Result<()> {
     let store = Store::open(ctx.workspace_path())?;
     let conn = super::connect::connect(&ctx.config, &store).await?;
@@ -209,7 +302,7 @@ pub async fn rebuild(ctx: &Ctx) -> Result<()> {
         }
     }
     conn.close().await;
-    let (new, changed, dropped) = store
+    let (new, changed, dropped, shared) = store
         .call(move |c| {
             let tx = c.transaction()?;
             let now = now_ts();
@@ -238,21 +331,29 @@ pub async fn rebuild(ctx: &Ctx) -> Result<()> {
                         && row.target_system == other
                         && !with_target.contains(&(object, row.source_id.clone()))
                     {
-                        tx.execute(
-                            "UPDATE id_mapping SET active = 0, deactivated_at = ?2,
-                                    note = 'no inverse id in the CRM at rebuild' WHERE id = ?1",
-                            rusqlite::params![row.id, now],
+                        mapping::deactivate(
+                            &tx,
+                            row.id,
+                            &now,
+                            "no inverse id in the CRM at rebuild",
                         )?;
                         dropped += 1;
                     }
                 }
             }
+            let mut shared = SharedCheck::default();
+            for object in ObjectType::ALL {
+                shared.add(mapping::check_all_shared_targets(&tx, object, &now)?);
+            }
             tx.commit()?;
-            Ok((new, changed, dropped))
+            Ok((new, changed, dropped, shared))
         })
         .await?;
     println!(
         "mapping rebuild: {new} new, {changed} changed, {dropped} deactivated (no inverse id in the CRM)"
     );
+    if let Some(line) = shared_line(&shared) {
+        println!("{line}");
+    }
     Ok(())
 }

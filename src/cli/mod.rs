@@ -221,9 +221,19 @@ pub enum MappingAction {
     },
     /// Rebuild the active rows from the inverse-id property of every record in the CRM.
     Rebuild,
-    /// The whole history of one id: every row it appears in, active or not.
+    /// The whole history of one id: every row it appears in, active or not, and the
+    /// conflicts that name it.
     Show {
         id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The open cross-system conflicts: merges of records mapped to different ids in the
+    /// other system, and ids shared by several live records.
+    Conflicts {
+        /// Resolved ones too.
+        #[arg(long)]
+        all: bool,
         #[arg(long)]
         json: bool,
     },
@@ -363,6 +373,7 @@ fn run(cli: Cli) -> Result<()> {
             MappingAction::Import { file, object } => mapping::import(&ctx, &file, object),
             MappingAction::Show { id, json } => mapping::show(&ctx, &id, json),
             MappingAction::Rebuild => runtime()?.block_on(mapping::rebuild(&ctx)),
+            MappingAction::Conflicts { all, json } => mapping::list_conflicts(&ctx, all, json),
         },
         Some(Command::Match {
             clusters,

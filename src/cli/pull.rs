@@ -79,5 +79,8 @@ pub fn print_report(report: &PullReport) {
                 p.merged_away, p.mappings_new, p.mappings_changed
             );
         }
+        if let Some(line) = super::mapping::shared_line(&p.shared_targets) {
+            println!("{object}: {line}");
+        }
     }
 }

@@ -318,6 +318,18 @@ CREATE TABLE crm_properties (
 ALTER TABLE mapping_conflicts ADD COLUMN kind TEXT NOT NULL DEFAULT 'merge';
 ALTER TABLE mapping_conflicts ADD COLUMN source_ids TEXT NOT NULL DEFAULT '[]';
 "#,
+    // 5: a pull checks the ids in another system that each page touched for records sharing
+    // them, and looks up the open conflict of each such id: without an index that is a scan of
+    // `mapping_conflicts` per id, per page. The unique index also holds the rule of one open
+    // `shared_target` conflict per shared id. `source_system` is part of that key (records of
+    // two systems sharing an ERP id are two separate questions) and names whose ids
+    // `source_ids` are.
+    r#"
+ALTER TABLE mapping_conflicts ADD COLUMN source_system TEXT;
+CREATE UNIQUE INDEX mapping_conflicts_shared_open
+    ON mapping_conflicts (object_type, source_system, target_system, target_ids)
+    WHERE kind = 'shared_target' AND resolved_at IS NULL;
+"#,
 ];
 
 /// Migrations that rebuild tables other tables refer to: they run with foreign keys off (a
@@ -441,6 +453,28 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM cluster_members", [], |r| r.get(0))
             .unwrap();
         assert_eq!(members, 2);
+    }
+
+    /// One open `shared_target` conflict per shared id: a second is refused, a resolved one
+    /// does not count, and merge conflicts are not held to it.
+    #[test]
+    fn migration_5_keeps_one_open_shared_target_conflict_per_id() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let insert = |conn: &Connection, kind: &str, resolved: Option<&str>| {
+            conn.execute(
+                "INSERT INTO mapping_conflicts (object_type, survivor_id, source_system, target_system,
+                                                target_ids, source_ids, kind, created_at, resolved_at)
+                 VALUES ('contacts', '101', 'crm', 'erp', '[\"E-1\"]', '[\"101\",\"102\"]', ?1, 't', ?2)",
+                rusqlite::params![kind, resolved],
+            )
+        };
+        insert(&conn, "shared_target", None).unwrap();
+        let err = insert(&conn, "shared_target", None).unwrap_err();
+        assert!(err.to_string().contains("UNIQUE"), "{err}");
+        insert(&conn, "shared_target", Some("t2")).unwrap();
+        insert(&conn, "merge", None).unwrap();
+        insert(&conn, "merge", None).unwrap();
     }
 
     #[test]
