@@ -209,6 +209,9 @@ impl ReviewDraft {
         draft
     }
 
+    pub fn context(&self) -> &Arc<ReviewContext> {
+        &self.ctx
+    }
     pub fn cluster_id(&self) -> i64 {
         self.cluster_id
     }

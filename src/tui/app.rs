@@ -256,17 +256,7 @@ pub struct ClusterState {
 impl ClusterState {
     /// The screen state of a loaded cluster; the draft picks up where the standing decision
     /// left off (primary, exclusions, picked values).
-    pub fn new(detail: ClusterDetail, catalog: PropertyCatalog, opts: &Options) -> ClusterState {
-        let ctx = Arc::new(ReviewContext {
-            rules: opts.rules.clone(),
-            sources: opts.sources.clone(),
-            configured: opts
-                .properties
-                .get(&detail.row.object_type)
-                .cloned()
-                .unwrap_or_default(),
-            catalog,
-        });
+    pub fn new(detail: ClusterDetail, ctx: Arc<ReviewContext>) -> ClusterState {
         let draft = ReviewDraft::new(ctx, &detail);
         let mut state = ClusterState {
             detail,
@@ -346,6 +336,16 @@ impl ClusterState {
     }
 }
 
+/// What a review draft of `object` needs from the options and the workspace.
+fn review_context(opts: &Options, object: ObjectType, catalog: PropertyCatalog) -> ReviewContext {
+    ReviewContext {
+        rules: opts.rules.clone(),
+        sources: opts.sources.clone(),
+        configured: opts.properties.get(&object).cloned().unwrap_or_default(),
+        catalog,
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct MergesState {
     pub rows: Vec<MergeRow>,
@@ -386,6 +386,9 @@ pub struct App {
     pub(crate) confirm: Option<Confirmation>,
     /// Questions asked so far (numbers them).
     questions: u64,
+    /// What drafts of each object type are built with (the CRM's property definitions read
+    /// once, not per cluster); dropped when a background task may have refreshed them.
+    contexts: BTreeMap<ObjectType, Arc<ReviewContext>>,
     quit: bool,
     dirty: bool,
 }
@@ -469,6 +472,7 @@ impl App {
             shown: Shown::default(),
             confirm: None,
             questions: 0,
+            contexts: BTreeMap::new(),
             quit: false,
             dirty: true,
         };
@@ -941,17 +945,23 @@ impl App {
         self.opening = true;
         let store = self.store.clone();
         let opts = self.opts.clone();
+        let contexts = self.contexts.clone();
         self.spawn(async move {
             let cluster = store
                 .call(move |c| {
                     let Some(d) = queue::cluster(c, id)? else {
                         return Ok(None);
                     };
-                    let catalog = properties::load(c, d.row.object_type)?;
-                    Ok(Some((d, catalog)))
+                    let object = d.row.object_type;
+                    let ctx = match contexts.get(&object) {
+                        Some(ctx) => ctx.clone(),
+                        None => {
+                            Arc::new(review_context(&opts, object, properties::load(c, object)?))
+                        }
+                    };
+                    Ok(Some(Box::new(ClusterState::new(d, ctx))))
                 })
-                .await
-                .map(|d| d.map(|(d, catalog)| Box::new(ClusterState::new(d, catalog, &opts))));
+                .await;
             Outcome::Cluster { index, cluster }
         });
     }
@@ -1246,6 +1256,10 @@ impl App {
         match msg {
             Msg::Progress(p) => {
                 let finished = matches!(p.stage, Stage::Done | Stage::Failed);
+                if finished {
+                    // A pull or an apply refreshes the CRM's property definitions.
+                    self.contexts.clear();
+                }
                 self.progress = Some(p);
                 if finished && self.screen == Screen::Queue {
                     self.reload_queue();
@@ -1337,6 +1351,8 @@ impl App {
                 self.opening = false;
                 match cluster {
                     Ok(Some(cl)) => {
+                        self.contexts
+                            .insert(cl.draft.object_type(), cl.draft.context().clone());
                         if let Some(i) = index {
                             self.queue.cursor = i;
                         }
