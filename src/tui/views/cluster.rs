@@ -140,7 +140,8 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
         let (sv, why) = match &fr.survivor {
             Some(c) => (
                 sanitize(c.value.as_deref().unwrap_or("")).into_owned(),
-                c.reason.clone(),
+                // Reasons name record ids, which are as untrusted as values.
+                sanitize(&c.reason).into_owned(),
             ),
             None => (String::new(), String::new()),
         };
@@ -299,7 +300,7 @@ fn draw_detail(frame: &mut Frame, area: Rect, cl: &ClusterState, theme: Theme) {
                     "  from {} ({}) · {}",
                     sanitize(c.record_id.as_deref().unwrap_or("the steward")),
                     sanitize(c.system.as_deref().unwrap_or("typed")),
-                    c.reason
+                    sanitize(&c.reason)
                 ),
                 theme.dim(),
             ),
