@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 
 use super::Ctx;
 use crate::model::ObjectType;
+use crate::sanitize::for_terminal as t;
 use crate::store::mapping::{self, Link, Observed};
 use crate::store::{Store, now_ts};
 
@@ -18,29 +19,30 @@ pub fn show(ctx: &Ctx, id: &str, json: bool) -> Result<()> {
         store.call_blocking(move |c| mapping::rows_for_id(c, &id))?
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!("{}", crate::sanitize::json_pretty(&rows)?);
         return Ok(());
     }
+    // Every part of a row may come from a mapping file or the CRM: all of it is sanitized.
     if rows.is_empty() {
-        println!("no id mapping mentions {id}");
+        println!("no id mapping mentions {}", t(&id));
         return Ok(());
     }
-    println!("id mapping history of {id}:");
+    println!("id mapping history of {}:", t(&id));
     for r in rows {
         println!(
             "  #{:<5} {} {}:{} -> {}:{}  {}  created {} by {}{}{}{}",
             r.id,
             r.object_type,
-            r.source_system,
-            crate::sanitize::for_terminal(&r.source_id),
-            r.target_system,
-            crate::sanitize::for_terminal(&r.target_id),
+            t(&r.source_system),
+            t(&r.source_id),
+            t(&r.target_system),
+            t(&r.target_id),
             if r.active { "active" } else { "inactive" },
-            r.created_at,
-            r.created_by,
+            t(&r.created_at),
+            t(&r.created_by),
             r.deactivated_at
                 .as_deref()
-                .map(|d| format!(", deactivated {d}"))
+                .map(|d| format!(", deactivated {}", t(d)))
                 .unwrap_or_default(),
             r.superseded_by
                 .map(|s| format!(", superseded by #{s}"))
@@ -48,7 +50,7 @@ pub fn show(ctx: &Ctx, id: &str, json: bool) -> Result<()> {
             if r.note.is_empty() {
                 String::new()
             } else {
-                format!(" ({})", crate::sanitize::for_terminal(&r.note))
+                format!(" ({})", t(&r.note))
             }
         );
     }
