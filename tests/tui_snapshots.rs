@@ -303,6 +303,8 @@ async fn invisible_characters_and_mark_only_differences_are_visible() {
                         ("lastname", "Be\u{200C}rg"),
                         ("company", "Acme\u{2060} GmbH"),
                         ("jobtitle", "Head of\u{2028}Sales"),
+                        // A property no configuration lists: its name is shown too.
+                        ("fa\u{200B}x", "+49 30 1"),
                     ],
                 ),
             ];
@@ -340,6 +342,7 @@ async fn invisible_characters_and_mark_only_differences_are_visible() {
         "Be\\u{200C}rg",
         "Acme\\u{2060} GmbH",
         "Head of\\u{2028}Sales",
+        "fa\\u{200B}x",
         // The NFC record against the NFD survivor: the precomposed letter is spelled out.
         "Jos\\u{00E9}",
         // The detail line, for the record under the cursor.

@@ -53,10 +53,11 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
     let total_w = usize::from(area.width);
     // The detail line always has the whole reason; wide terminals show more of it in place.
     let why_w = if total_w >= 120 { 18 } else { 12 };
+    // Field names come from the records too (a property no configuration lists).
     let field_w = cl
         .rows
         .iter()
-        .map(|r| width(&r.name))
+        .map(|r| width(&sanitize(&r.name)))
         .max()
         .unwrap_or(5)
         .clamp(5, 14);
@@ -128,7 +129,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
         let mut spans = vec![
             Span::styled(marker, row_style),
             Span::styled(
-                fit(&fr.name, field_w),
+                fit(&sanitize(&fr.name), field_w),
                 if on_row {
                     row_style.patch(theme.cursor())
                 } else {
@@ -276,7 +277,7 @@ fn draw_detail(frame: &mut Frame, area: Rect, cl: &ClusterState, theme: Theme) {
             .and_then(|c| c.value.as_deref())
             .map(|v| sanitize(v).into_owned());
         lines.push(Line::from(vec![
-            Span::styled(format!("{} ", fr.name), theme.header()),
+            Span::styled(format!("{} ", sanitize(&fr.name)), theme.header()),
             Span::styled(
                 format!(
                     "of {} ({}): ",
@@ -351,17 +352,17 @@ fn draw_explain(frame: &mut Frame, area: Rect, cl: &ClusterState, theme: Theme) 
             theme.dim(),
         ),
     ])];
-    let agree: Vec<&str> = cl
+    let agree: Vec<String> = cl
         .rows
         .iter()
         .filter(|r| r.agreement == FieldAgreement::Same)
-        .map(|r| r.name.as_str())
+        .map(|r| sanitize(&r.name).into_owned())
         .collect();
-    let differ: Vec<&str> = cl
+    let differ: Vec<String> = cl
         .rows
         .iter()
         .filter(|r| r.agreement.differs())
-        .map(|r| r.name.as_str())
+        .map(|r| sanitize(&r.name).into_owned())
         .collect();
     lines.push(Line::from(vec![
         Span::styled("agree:  ", theme.ok()),
