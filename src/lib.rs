@@ -22,13 +22,15 @@
 //! - [`demo`]: the seeded generator of realistic records with planted duplicates.
 //! - [`import`]: records from a CRM's CSV export.
 //! - [`matcher`]: normalization, blocking, scoring and clustering of candidate duplicates.
-//! - [`precedence`]: which value survives per field, which record is primary, and why.
+//! - [`precedence`]: which value survives per field, which record is primary, and why; junk
+//!   values set aside and the survivor's whitespace normalized.
 //! - [`diff`]: field- and character-level differences between records.
 //! - [`approve`]: bulk approval of high-confidence clusters by rule, as ordinary decisions.
 //! - [`executor`]: approved decisions executed as journaled CRM merges, exactly once.
 //! - [`export`], [`lineage`], [`stats`]: the decision log, where a record's data came from,
 //!   and health figures.
-//! - [`sanitize`]: untrusted record values made safe for a terminal.
+//! - [`sanitize`]: untrusted record values made safe for a terminal: controls, invisible and
+//!   text-moving characters shown as escapes, in text and in JSON.
 //! - [`sync`]: pulling records from a CRM into the workspace.
 //! - [`tui`]: the review terminal UI (ratatui + crossterm), a view over the layers above.
 //! - [`cli`]: the command line; every arrow above can be run from it by itself.
