@@ -232,9 +232,11 @@ fn is_ideograph(c: char) -> bool {
         | '\u{20000}'..='\u{3FFFF}')
 }
 
-/// Emoji as the first half of a ZWJ sequence: an emoji, or what ends one (VS16, a skin tone).
+/// What a ZWJ sequence's joiner may follow: a pictographic emoji (they all sit from U+1F000
+/// on; older symbols such as ❤ or ⛹ join only with VS16 after them, and a joiner between two
+/// ™ would hide itself), VS16, or a skin tone.
 fn is_emoji_piece(c: char) -> bool {
-    c == VS16 || is_pictograph(c)
+    c == VS16 || (u32::from(c) >= 0x1F000 && c.is_emoji_char())
 }
 
 /// Emoji other than the ASCII characters that only become emoji in a keycap.
@@ -478,6 +480,8 @@ mod tests {
         assert_eq!(shown("a\u{E0100}"), "a\\u{E0100}");
         assert_eq!(shown("👩\u{200D}"), "👩\\u{200D}");
         assert_eq!(shown("👩\u{200D}a"), "👩\\u{200D}a");
+        assert_eq!(shown("™\u{200D}™"), "™\\u{200D}™");
+        assert_eq!(shown("❤\u{FE0F}\u{200D}🔥"), "❤\u{FE0F}\u{200D}🔥");
     }
 
     #[test]
