@@ -2,7 +2,13 @@
 //! in both (CSV carries the nested parts as JSON text). For an executed merge a row also carries
 //! the CRM calls the journal made, the ids merged away and the new id. Read-only; it must not
 //! lose a column between formats, and tokens never reach it (the workspace holds none).
+//!
+//! Exported values are record values, so untrusted: a CSV text cell never starts a spreadsheet
+//! formula (one starting with `=`, `+`, `-`, `@`, a tab, CR or LF gets a leading `'`, which
+//! [`read_csv`] takes off again), JSON Lines escape what a terminal must not see (losslessly),
+//! and [`for_terminal`] makes a CSV export printed to a terminal safe to look at.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use anyhow::{Context, Result, bail};
@@ -307,6 +313,60 @@ fn crm_calls(conn: &Connection, job: i64) -> Result<(Value, Value)> {
     Ok((Value::Array(calls), Value::Array(merged)))
 }
 
+/// Characters that make a spreadsheet read a cell as a formula (or, for tab, CR and LF, that
+/// some spreadsheets skip before looking for one).
+const FORMULA_STARTS: &[char] = &['=', '+', '-', '@', '\t', '\r', '\n'];
+
+/// Whether a text cell needs the leading `'`: it starts a formula, or it starts with `'`
+/// before what [`unguard_cell`] would take for a guard (so that guarding can be undone).
+fn needs_guard(s: &str) -> bool {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if FORMULA_STARTS.contains(&c) => true,
+        Some('\'') => chars
+            .next()
+            .is_some_and(|c| c == '\'' || FORMULA_STARTS.contains(&c)),
+        _ => false,
+    }
+}
+
+/// A text cell as it is written to CSV: with a leading `'` when it would start a spreadsheet
+/// formula (`=HYPERLINK(...)`, `+1-2`, `@SUM`), the mitigation OWASP recommends.
+pub fn guard_cell(s: &str) -> Cow<'_, str> {
+    if needs_guard(s) {
+        Cow::Owned(format!("'{s}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// The text of a cell written by [`guard_cell`]; any other text is returned as it is.
+pub fn unguard_cell(s: &str) -> &str {
+    match s.strip_prefix('\'') {
+        Some(rest) if needs_guard(rest) => rest,
+        _ => s,
+    }
+}
+
+/// A CSV export as it may be shown on a terminal: each line through the terminal sanitizer
+/// (the line breaks between records stay, one inside a quoted cell is shown as `\n`). Not
+/// for files: the data itself is written unchanged there.
+pub fn for_terminal(csv: &str) -> String {
+    let mut out = String::with_capacity(csv.len());
+    for line in csv.split_inclusive('\n') {
+        let (text, end) = match line.strip_suffix("\r\n") {
+            Some(t) => (t, "\n"),
+            None => match line.strip_suffix('\n') {
+                Some(t) => (t, "\n"),
+                None => (line, ""),
+            },
+        };
+        out.push_str(&crate::sanitize::for_terminal(text));
+        out.push_str(end);
+    }
+    out
+}
+
 /// Write decision rows in a format. Returns the number written.
 pub fn write(rows: &[Row], format: Format, out: &mut dyn Write) -> Result<usize> {
     write_columns(rows, COLUMNS, format, out)
@@ -322,7 +382,7 @@ pub fn write_columns(
     match format {
         Format::Jsonl => {
             for r in rows {
-                serde_json::to_writer(&mut *out, &r.0)?;
+                crate::sanitize::json_line(&mut *out, &r.0)?;
                 out.write_all(b"\n")?;
             }
         }
@@ -334,7 +394,9 @@ pub fn write_columns(
                     .iter()
                     .map(|c| match r.0.get(*c) {
                         None | Some(Value::Null) => String::new(),
-                        Some(Value::String(s)) => s.clone(),
+                        Some(Value::String(s)) => guard_cell(s).into_owned(),
+                        // Numbers, booleans and JSON text (`[`, `{`) start no formula; a
+                        // negative number would, and none of the columns holds one.
                         Some(v) => v.to_string(),
                     })
                     .collect();
@@ -370,11 +432,82 @@ pub fn read_csv(input: &mut dyn std::io::Read) -> Result<Vec<Row>> {
                         .with_context(|| format!("line {}: column {col}", i + 2))?,
                 )
             } else {
-                Value::from(val)
+                Value::from(unguard_cell(val))
             };
             m.insert((*col).to_string(), v);
         }
         out.push(Row(m));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_text_cell_starts_a_formula_and_guarding_is_undone_exactly() {
+        for (value, written) in [
+            (
+                "=HYPERLINK(\"http://x\",\"y\")",
+                "'=HYPERLINK(\"http://x\",\"y\")",
+            ),
+            ("+49 30 123", "'+49 30 123"),
+            ("-1+2", "'-1+2"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("\nx", "'\nx"),
+            ("'=x", "''=x"),
+            ("''", "'''"),
+            ("'plain", "'plain"),
+            ("'", "'"),
+            ("Anna", "Anna"),
+            ("", ""),
+        ] {
+            assert_eq!(guard_cell(value), written, "{value:?}");
+            assert_eq!(unguard_cell(&guard_cell(value)), value, "{value:?}");
+            assert!(
+                !guard_cell(value).starts_with(FORMULA_STARTS),
+                "{value:?} starts a formula"
+            );
+        }
+    }
+
+    #[test]
+    fn a_csv_export_round_trips_and_starts_no_formula() {
+        let mut m = serde_json::Map::new();
+        for (i, c) in COLUMNS.iter().enumerate() {
+            let v = match *c {
+                "decision_id" | "cluster_id" => Value::from(i as i64),
+                "undoes" | "job_id" | "primary_id" | "survivor_id" | "job_error" => Value::Null,
+                "members" | "excluded" | "merged_ids" | "crm_calls" => {
+                    serde_json::json!(["=1+1", "-2"])
+                }
+                "field_choices" => serde_json::json!({"f": {"value": "=cmd|' /C calc'!A0"}}),
+                "note" => Value::from("=cmd|' /C calc'!A0"),
+                "steward" => Value::from("@steward"),
+                "action" => Value::from("-approve"),
+                _ => Value::from("+x\u{1b}[2J"),
+            };
+            m.insert((*c).to_string(), v);
+        }
+        let rows = vec![Row(m)];
+        let mut csv = Vec::new();
+        write(&rows, Format::Csv, &mut csv).unwrap();
+        let mut reader = csv::Reader::from_reader(csv.as_slice());
+        for rec in reader.records() {
+            for cell in rec.unwrap().iter() {
+                assert!(!cell.starts_with(FORMULA_STARTS), "{cell:?}");
+            }
+        }
+        assert_eq!(read_csv(&mut csv.as_slice()).unwrap(), rows);
+        // Printed to a terminal, the escape sequence is shown, not sent.
+        let shown = for_terminal(&String::from_utf8(csv).unwrap());
+        assert!(
+            !shown.contains('\u{1b}') && shown.contains("+x\\e[2J"),
+            "{shown}"
+        );
+        assert!(shown.ends_with('\n') && !shown.contains('\r'));
+    }
 }

@@ -22,7 +22,8 @@
 //! - [`demo`]: the seeded generator of realistic records with planted duplicates.
 //! - [`import`]: records from a CRM's CSV export.
 //! - [`matcher`]: normalization, blocking, scoring and clustering of candidate duplicates.
-//! - [`precedence`]: which value survives per field, which record is primary, and why.
+//! - [`precedence`]: which value survives per field, which record is primary, and why; junk
+//!   values set aside and the survivor's whitespace normalized.
 //! - [`diff`]: field- and character-level differences between records.
 //! - [`review`]: the review draft, the one way a decision about a cluster is built (what can
 //!   be chosen, what exclusion does, what is checked before an approval).
@@ -31,7 +32,8 @@
 //! - [`executor`]: approved decisions executed as journaled CRM merges, exactly once.
 //! - [`export`], [`lineage`], [`stats`]: the decision log, where a record's data came from,
 //!   and health figures.
-//! - [`sanitize`]: untrusted record values made safe for a terminal.
+//! - [`sanitize`]: untrusted record values made safe for a terminal: controls, invisible and
+//!   text-moving characters shown as escapes, in text and in JSON.
 //! - [`sync`]: pulling records from a CRM into the workspace.
 //! - [`tui`]: the review terminal UI (ratatui + crossterm), a view over the layers above.
 //! - [`cli`]: the command line; every arrow above can be run from it by itself.

@@ -218,17 +218,22 @@ fn merged_record(
 }
 
 impl Lineage {
+    /// The lineage as text for a terminal. Every id, property name, value, system and reason
+    /// comes from records or decisions, so each goes through the terminal sanitizer.
     pub fn render_text(&self) -> String {
+        use crate::sanitize::for_terminal as t;
         use std::fmt::Write as _;
         let mut out = String::new();
         if self.asked != self.current {
             let _ = writeln!(
                 out,
                 "{} {} was merged away; it lives on as {}",
-                self.object_type, self.asked, self.current
+                self.object_type,
+                t(&self.asked),
+                t(&self.current)
             );
         }
-        let _ = writeln!(out, "{} {}", self.object_type, self.current);
+        let _ = writeln!(out, "{} {}", self.object_type, t(&self.current));
         if self.merged_from.is_empty() {
             let _ = writeln!(out, "merged from: nothing");
         } else {
@@ -237,8 +242,8 @@ impl Lineage {
                 let _ = writeln!(
                     out,
                     "  {} -> {}{}{}",
-                    m.id,
-                    m.into,
+                    t(&m.id),
+                    t(&m.into),
                     m.job_id.map(|j| format!("  (job {j}")).unwrap_or_default()
                         + &m.decision_id
                             .map(|d| format!(", decision {d})"))
@@ -249,14 +254,13 @@ impl Lineage {
                             }),
                     m.merged_at
                         .as_deref()
-                        .map(|t| format!(" at {t}"))
+                        .map(|at| format!(" at {}", t(at)))
                         .unwrap_or_default()
                 );
                 if let Some(Value::Object(props)) = &m.snapshot {
                     for (k, v) in props {
                         if let Some(s) = v.as_str().filter(|s| !s.is_empty()) {
-                            let _ =
-                                writeln!(out, "      {k}: {}", crate::sanitize::for_terminal(s));
+                            let _ = writeln!(out, "      {}: {}", t(k), t(s));
                         }
                     }
                 }
@@ -269,16 +273,66 @@ impl Lineage {
             };
             let _ = writeln!(
                 out,
-                "  {k}: {}  <- {}{}{}",
-                crate::sanitize::for_terminal(v),
-                f.system.as_deref().unwrap_or("?"),
+                "  {}: {}  <- {}{} ({})",
+                t(k),
+                t(v),
+                t(f.system.as_deref().unwrap_or("?")),
                 f.from_record
                     .as_deref()
-                    .map(|r| format!(", record {r}"))
+                    .map(|r| format!(", record {}", t(r)))
                     .unwrap_or_default(),
-                format_args!(" ({})", f.reason)
+                t(&f.reason)
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_shows_every_untrusted_part_escaped() {
+        let evil = "9\u{1b}[2J\u{202E}\u{200B}";
+        let l = Lineage {
+            object_type: ObjectType::Contacts,
+            asked: evil.into(),
+            current: "77\u{7}".into(),
+            properties: BTreeMap::new(),
+            merged_from: vec![MergedRecord {
+                id: evil.into(),
+                into: "77\u{7}".into(),
+                job_id: Some(1),
+                decision_id: Some(2),
+                merged_at: Some("2026\u{2028}".into()),
+                snapshot: Some(serde_json::json!({"first\u{1b}name": "Mal\u{0}lory"})),
+            }],
+            fields: BTreeMap::from([(
+                "city\u{2060}".to_string(),
+                FieldOrigin {
+                    value: Some("Bonn\u{9b}".into()),
+                    from_record: Some(evil.into()),
+                    system: Some("crm\u{200C}".into()),
+                    reason: "chosen at merge: steward: from 9\u{1b}[31m".into(),
+                },
+            )]),
+        };
+        let text = l.render_text();
+        assert!(
+            !text
+                .chars()
+                .any(|c| c != '\n' && !crate::sanitize::is_clean(&c.to_string())),
+            "{text}"
+        );
+        for shown in [
+            "9\\e[2J\\u{202E}\\u{200B} was merged away; it lives on as 77\\u{0007}",
+            "first\\ename: Mal\\0lory",
+            " at 2026\\u{2028}",
+            "city\\u{2060}: Bonn\\u{009B}  <- crm\\u{200C}, record 9\\e[2J",
+            "(chosen at merge: steward: from 9\\e[31m)",
+        ] {
+            assert!(text.contains(shown), "{shown} missing from\n{text}");
+        }
     }
 }

@@ -226,13 +226,16 @@ fn conflict_alert(open: &OpenConflicts) -> String {
 }
 
 impl Stats {
+    /// The figures as text for a terminal. System, object type, status and steward names come
+    /// from the workspace (an imported file, a CRM), so they go through the terminal sanitizer.
     pub fn render_text(&self) -> String {
+        use crate::sanitize::for_terminal as t;
         use std::fmt::Write as _;
         let mut out = String::new();
         let _ = writeln!(out, "records (live): {}", self.live_records);
         for (system, objects) in &self.records {
             for (object, n) in objects {
-                let _ = writeln!(out, "  {system:<12} {object:<10} {n:>9}");
+                let _ = writeln!(out, "  {:<12} {:<10} {n:>9}", t(system), t(object));
             }
         }
         let _ = writeln!(
@@ -242,12 +245,12 @@ impl Stats {
         );
         let _ = writeln!(out, "clusters:");
         for (status, n) in &self.clusters {
-            let _ = writeln!(out, "  {status:<10} {n:>9}");
+            let _ = writeln!(out, "  {:<10} {n:>9}", t(status));
         }
         let _ = writeln!(out, "decisions:");
         for (steward, days) in &self.decisions {
             for (day, n) in days {
-                let _ = writeln!(out, "  {steward:<12} {day} {n:>6}");
+                let _ = writeln!(out, "  {:<12} {} {n:>6}", t(steward), t(day));
             }
         }
         let by_kind = if self.mapping_conflicts.is_empty() {
@@ -287,8 +290,38 @@ impl Stats {
         }
         // Alerts quote ids from the CRM.
         for a in &self.alerts {
-            let _ = writeln!(out, "ALERT: {}", crate::sanitize::for_terminal(a));
+            let _ = writeln!(out, "ALERT: {}", t(a));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_the_workspace_are_shown_escaped() {
+        let mut s = Stats::default();
+        s.records
+            .entry("crm\u{1b}[2J".into())
+            .or_default()
+            .insert("contacts".into(), 3);
+        s.decisions
+            .entry("ana\u{202E}\u{200B}".into())
+            .or_default()
+            .insert("2026-01-01".into(), 1);
+        s.alerts.push("contacts from erp\u{7}: moved".into());
+        let text = s.render_text();
+        assert!(text.contains("  crm\\e[2J     contacts"), "{text}");
+        assert!(
+            text.contains("  ana\\u{202E}\\u{200B} 2026-01-01"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ALERT: contacts from erp\\u{0007}: moved"),
+            "{text}"
+        );
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'));
     }
 }

@@ -222,3 +222,53 @@ async fn an_imported_shared_erp_id_is_a_conflict_until_a_rebuild_resolves_it() {
     assert_eq!(rows, 1, "one row, resolved in place");
     sandbox.shutdown().await;
 }
+
+#[test]
+fn hostile_ids_are_shown_escaped_in_show_and_in_the_errors_of_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws.db");
+    let url = "http://127.0.0.1:9";
+    let id = "77\u{1b}[2J\u{202E}";
+    let safe = |o: &Output| {
+        let t = text(o);
+        for line in t.lines() {
+            assert!(dupdesk::sanitize::is_clean(line), "{line:?} printed raw");
+        }
+        t
+    };
+    // A file that maps the same hostile id twice is refused, and the message shows it escaped.
+    let twice = dir.path().join("twice.csv");
+    std::fs::write(
+        &twice,
+        format!(
+            "source_system,source_id,target_system,target_id\ncrm\u{200B},{id},erp,E-1\ncrm\u{200B},{id},erp,E-2\n"
+        ),
+    )
+    .unwrap();
+    let out = dupdesk(&ws, url, &["mapping", "import", twice.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let msg = safe(&out);
+    assert!(
+        msg.contains("crm\\u{200B}:77\\e[2J\\u{202E} is mapped to erp twice"),
+        "{msg}"
+    );
+    let good = dir.path().join("good.csv");
+    std::fs::write(
+        &good,
+        format!("source_system,source_id,target_system,target_id\ncrm\u{200B},{id},erp\u{2060},E\u{7}1\n"),
+    )
+    .unwrap();
+    let out = dupdesk(&ws, url, &["mapping", "import", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = safe(&dupdesk(&ws, url, &["mapping", "show", id]));
+    assert!(
+        shown.contains("id mapping history of 77\\e[2J\\u{202E}:"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("crm\\u{200B}:77\\e[2J\\u{202E} -> erp\\u{2060}:E\\u{0007}1"),
+        "{shown}"
+    );
+    let none = safe(&dupdesk(&ws, url, &["mapping", "show", "x\u{1b}[31m"]));
+    assert!(none.contains("no id mapping mentions x\\e[31m"), "{none}");
+}

@@ -239,7 +239,95 @@ fn cases() -> Vec<Case> {
             at: "\"eldest\"",
             says: "unknown primary criterion",
         },
+        Case {
+            name: "a length cap that leaves no room for a value",
+            edit: ("", "\n[values]\nmax_chars = 0\n"),
+            kind: Invalid,
+            at: "0\n",
+            says: "values.max_chars must be at least 1",
+        },
+        Case {
+            name: "a negative length cap in a rule",
+            edit: ("owner = \"erp\"", "owner = \"erp\"\nmax_chars = -5"),
+            kind: Invalid,
+            at: "-5",
+            says: "rules.billing.max_chars must be at least 1 (got -5)",
+        },
+        Case {
+            name: "an unknown key of the value policy",
+            edit: ("", "\n[values]\ntrimm = true\n"),
+            kind: Syntax,
+            at: "trimm",
+            says: "trimm",
+        },
+        Case {
+            name: "a value policy key of the wrong type",
+            edit: ("", "\n[values]\ntrim = \"yes\"\n"),
+            kind: Syntax,
+            at: "\"yes\"",
+            says: "",
+        },
     ]
+}
+
+#[test]
+fn the_value_policy_defaults_to_trimming_and_rules_override_it_key_by_key() {
+    use dupdesk::precedence::ValuePolicy;
+    let plain = Rules::parse(BASE, "base.toml").unwrap();
+    assert_eq!(plain.values(), ValuePolicy::DEFAULT);
+    // The embedded default file spells out the same policy.
+    assert_eq!(
+        Rules::load(None).unwrap().values(),
+        ValuePolicy {
+            max_chars: 1000,
+            trim: true,
+            collapse_spaces: false,
+            line_breaks: false
+        }
+    );
+    let text = format!(
+        "{BASE}\n[values]\ncollapse_spaces = true\nmax_chars = 300\n\n[rules.notes]\nmax_chars = 20000\nline_breaks = true\n\n[rules.phone]\ntrim = false\n"
+    );
+    let rules = Rules::parse(&text, "values.toml").unwrap();
+    let policy = |f: &str| rules.policy(f).values;
+    // A field no rule names: the [values] table over the defaults.
+    assert_eq!(
+        policy("favourite_colour"),
+        ValuePolicy {
+            max_chars: 300,
+            trim: true,
+            collapse_spaces: true,
+            line_breaks: false
+        }
+    );
+    // A rule sets only the keys it names.
+    assert_eq!(
+        policy("notes"),
+        ValuePolicy {
+            max_chars: 20000,
+            trim: true,
+            collapse_spaces: true,
+            line_breaks: true
+        }
+    );
+    // A field rule overrides the keys it names and keeps the rest.
+    assert!(!policy("phone").trim);
+    assert_eq!(policy("phone").max_chars, 300);
+    assert!(policy("email").trim, "email's group rule sets no value key");
+}
+
+#[test]
+fn a_group_rule_hands_its_value_keys_to_its_fields() {
+    let text = BASE.replace(
+        "strategies = [\"valid_format\", \"most_recent\"]\n",
+        "strategies = [\"valid_format\", \"most_recent\"]\ncollapse_spaces = true\n\n[rules.phone]\nmax_chars = 40\n",
+    );
+    let rules = Rules::parse(&text, "group.toml").unwrap();
+    assert!(rules.policy("email").values.collapse_spaces);
+    let phone = rules.policy("phone").values;
+    assert!(phone.collapse_spaces, "inherited from rules.identity");
+    assert_eq!(phone.max_chars, 40);
+    assert_eq!(rules.policy("city").values.max_chars, 1000);
 }
 
 #[test]

@@ -1115,3 +1115,433 @@ fn the_default_rules_follow_the_seeds_policy() {
     assert_eq!(pick("phone").reason, "only value");
     assert!(s.field("hs_object_id").unwrap().read_only);
 }
+
+// ---- value hygiene: junk is set aside, the survivor is normalized ------------------------------
+
+/// The test rules with more TOML after them (a `[values]` table, more rules).
+fn rules_with(strategies: &str, extra: &str) -> Rules {
+    let text = format!(
+        r#"read_only = ["hs_object_id", "createdate"]
+[systems]
+ranking = ["erp", "crm", "marketing"]
+[systems.only]
+marketing = ["engagement"]
+[groups]
+billing = ["city", "zip"]
+engagement = ["lifecyclestage"]
+[formats]
+email = ["email"]
+phone = ["phone"]
+[default]
+strategies = [{strategies}]
+[rules.billing]
+owner = "erp"
+[rules.engagement]
+owner = "marketing"
+[primary]
+system = "crm"
+rule = ["oldest"]
+{extra}
+"#
+    );
+    Rules::parse(&text, "test rules").unwrap()
+}
+
+struct HygieneCase {
+    name: &'static str,
+    rules: Rules,
+    records: Vec<Record>,
+    field: &'static str,
+    value: Option<String>,
+    from: Option<&'static str>,
+    reason: &'static str,
+    /// The value as the record held it, when the normalizer changed it.
+    raw: Option<String>,
+}
+
+fn hygiene_cases() -> Vec<HygieneCase> {
+    let newest = || rules_with(r#""most_recent""#, "");
+    let long_junk = "x".repeat(10_000);
+    vec![
+        HygieneCase {
+            name: "newest 'Ander ' and older 'Ander' agree once trimmed",
+            rules: newest(),
+            records: vec![
+                rec("1")
+                    .set("firstname", "Ander", "2025-01-01", By::Crm)
+                    .build(),
+                rec("2")
+                    .set("firstname", "Ander ", "2026-03-01", By::Crm)
+                    .build(),
+            ],
+            field: "firstname",
+            value: Some("Ander".into()),
+            from: Some("2"),
+            reason: "same in 2 records · trimmed",
+            raw: Some("Ander ".into()),
+        },
+        HygieneCase {
+            name: "untrimmed fields set 'Ander ' aside as junk",
+            rules: rules_with(r#""most_recent""#, "[values]\ntrim = false"),
+            records: vec![
+                rec("1")
+                    .set("firstname", "Ander", "2025-01-01", By::Crm)
+                    .build(),
+                rec("2")
+                    .set("firstname", "Ander ", "2026-03-01", By::Crm)
+                    .build(),
+            ],
+            field: "firstname",
+            value: Some("Ander".into()),
+            from: Some("1"),
+            reason: "set aside: edge spaces",
+            raw: None,
+        },
+        HygieneCase {
+            name: "the only value with a trailing space is trimmed, and says so",
+            rules: newest(),
+            records: vec![
+                rec("1")
+                    .set("firstname", "Ander ", "2026-03-01", By::Crm)
+                    .build(),
+                rec("2").build(),
+            ],
+            field: "firstname",
+            value: Some("Ander".into()),
+            from: Some("1"),
+            reason: "only value · trimmed",
+            raw: Some("Ander ".into()),
+        },
+        HygieneCase {
+            name: "longest never picks control characters over a clean value",
+            rules: rules_with(r#""longest""#, ""),
+            records: vec![
+                rec("1")
+                    .set("jobtitle", "CFO", "2025-01-01", By::Crm)
+                    .build(),
+                rec("2")
+                    .set(
+                        "jobtitle",
+                        "Chief\u{1b}[2J\u{7} Financial\tOfficer",
+                        "2026-03-01",
+                        By::Crm,
+                    )
+                    .build(),
+            ],
+            field: "jobtitle",
+            value: Some("CFO".into()),
+            from: Some("1"),
+            reason: "set aside: control chars",
+            raw: None,
+        },
+        HygieneCase {
+            name: "longest never picks a 10,000-character string over a clean value",
+            rules: rules_with(r#""longest""#, ""),
+            records: vec![
+                rec("1")
+                    .set("jobtitle", "Head of Finance", "2025-01-01", By::Crm)
+                    .build(),
+                rec("2")
+                    .set("jobtitle", &long_junk, "2026-03-01", By::Crm)
+                    .build(),
+                rec("3")
+                    .set("jobtitle", "Head", "2024-01-01", By::Crm)
+                    .build(),
+            ],
+            field: "jobtitle",
+            value: Some("Head of Finance".into()),
+            from: Some("1"),
+            reason: "longest · set aside: over 1000 chars",
+            raw: None,
+        },
+        HygieneCase {
+            name: "an email with U+200B is not valid and its twin wins",
+            rules: rules_with(r#""valid_format", "most_recent""#, ""),
+            records: vec![
+                rec("1")
+                    .set("email", "anna\u{200B}@example.com", "2026-03-01", By::Crm)
+                    .build(),
+                rec("2")
+                    .set("email", "anna@example.com", "2025-01-01", By::Crm)
+                    .build(),
+            ],
+            field: "email",
+            value: Some("anna@example.com".into()),
+            from: Some("2"),
+            reason: "set aside: invisible chars",
+            raw: None,
+        },
+        HygieneCase {
+            name: "the owner's junk loses to a clean value of another system",
+            rules: newest(),
+            records: vec![
+                rec("1")
+                    .set("city", "Bonn\u{2060}", "2026-03-01", By::Erp)
+                    .build(),
+                rec("2").set("city", "Bonn", "2025-01-01", By::Crm).build(),
+            ],
+            field: "city",
+            value: Some("Bonn".into()),
+            from: Some("2"),
+            reason: "set aside: invisible chars",
+            raw: None,
+        },
+        HygieneCase {
+            name: "junk that is the only value still wins, and says so",
+            rules: newest(),
+            records: vec![
+                rec("1")
+                    .set("firstname", "Ander\u{200C}", "2026-03-01", By::Crm)
+                    .build(),
+                rec("2").build(),
+            ],
+            field: "firstname",
+            value: Some("Ander\u{200C}".into()),
+            from: Some("1"),
+            reason: "no clean value: invisible chars",
+            raw: None,
+        },
+        HygieneCase {
+            name: "among junk only, the strategies decide and the winner's junk is named",
+            rules: newest(),
+            records: vec![
+                rec("1")
+                    .set("firstname", "An\u{7}der", "2025-01-01", By::Crm)
+                    .build(),
+                rec("2")
+                    .set("firstname", "Ander\u{2060}", "2026-03-01", By::Crm)
+                    .build(),
+            ],
+            field: "firstname",
+            value: Some("Ander\u{2060}".into()),
+            from: Some("2"),
+            reason: "newest · no clean value: invisible chars",
+            raw: None,
+        },
+        HygieneCase {
+            name: "an eligible junk value beats a clean one from a system kept out of the field",
+            rules: newest(),
+            records: vec![
+                rec("1")
+                    .set("zip", "53225\u{200B}", "2025-01-01", By::Erp)
+                    .build(),
+                rec("2").set("zip", "53225", "2026-03-01", By::Form).build(),
+            ],
+            field: "zip",
+            value: Some("53225\u{200B}".into()),
+            from: Some("1"),
+            reason: "no clean value: invisible chars",
+            raw: None,
+        },
+        HygieneCase {
+            name: "a line separator at the end is whitespace: trimmed, not junk",
+            rules: newest(),
+            records: vec![
+                rec("1")
+                    .set("firstname", "An\u{7}der", "2026-03-01", By::Crm)
+                    .build(),
+                rec("2")
+                    .set("firstname", "Ander\u{2028}", "2025-01-01", By::Crm)
+                    .build(),
+            ],
+            field: "firstname",
+            value: Some("Ander".into()),
+            from: Some("2"),
+            reason: "set aside: control chars · trimmed",
+            raw: Some("Ander\u{2028}".into()),
+        },
+        HygieneCase {
+            name: "two kinds of junk set aside",
+            rules: newest(),
+            records: vec![
+                rec("1")
+                    .set("company", "Acme\u{0}", "2026-03-01", By::Crm)
+                    .build(),
+                rec("2")
+                    .set("company", "Acme\u{200B}", "2026-02-01", By::Crm)
+                    .build(),
+                rec("3")
+                    .set("company", "Acme", "2020-01-01", By::Crm)
+                    .build(),
+            ],
+            field: "company",
+            value: Some("Acme".into()),
+            from: Some("3"),
+            reason: "set aside: junk of 2+ kinds",
+            raw: None,
+        },
+        HygieneCase {
+            name: "collapsing is configured: inner runs of spaces agree",
+            rules: rules_with(r#""most_recent""#, "[values]\ncollapse_spaces = true"),
+            records: vec![
+                rec("1")
+                    .set("company", "Acme  GmbH", "2026-03-01", By::Crm)
+                    .build(),
+                rec("2")
+                    .set("company", "Acme GmbH", "2025-01-01", By::Crm)
+                    .build(),
+            ],
+            field: "company",
+            value: Some("Acme GmbH".into()),
+            from: Some("1"),
+            reason: "same in 2 records · spaces collapsed",
+            raw: Some("Acme  GmbH".into()),
+        },
+        HygieneCase {
+            name: "a field of prose sets its own length cap and keeps its lines",
+            rules: rules_with(
+                r#""longest""#,
+                "[rules.notes]\nmax_chars = 20000\nline_breaks = true",
+            ),
+            records: vec![
+                rec("1")
+                    .set("notes", "Called.", "2025-01-01", By::Crm)
+                    .build(),
+                rec("2")
+                    .set(
+                        "notes",
+                        &format!("Called.\n{}", "Long talk. ".repeat(200).trim_end()),
+                        "2024-01-01",
+                        By::Crm,
+                    )
+                    .build(),
+            ],
+            field: "notes",
+            value: Some(format!("Called.\n{}", "Long talk. ".repeat(200).trim_end())),
+            from: Some("2"),
+            reason: "longest (2207 chars)",
+            raw: None,
+        },
+        HygieneCase {
+            name: "nothing but whitespace clears the field",
+            rules: newest(),
+            records: vec![
+                rec("1")
+                    .set("company", "   ", "2026-03-01", By::Crm)
+                    .build(),
+                rec("2").build(),
+            ],
+            field: "company",
+            value: None,
+            from: None,
+            reason: "only blank values · trimmed",
+            raw: Some("   ".into()),
+        },
+    ]
+}
+
+#[test]
+fn junk_is_set_aside_when_a_clean_value_exists_and_survivors_are_normalized() {
+    for case in hygiene_cases() {
+        let all = fields(&[
+            "firstname",
+            "company",
+            "jobtitle",
+            "email",
+            "city",
+            "zip",
+            "notes",
+        ]);
+        let s = suggest(&case.records, &case.rules, &sources(), &all).unwrap();
+        let f = s.field(case.field).unwrap();
+        let chosen = f.chosen.as_ref().unwrap();
+        assert_eq!(chosen.value, case.value, "{}", case.name);
+        assert_eq!(chosen.record_id.as_deref(), case.from, "{}", case.name);
+        assert_eq!(chosen.reason, case.reason, "{}", case.name);
+        assert_eq!(chosen.raw(), case.raw.as_deref(), "{}", case.name);
+        check_reason(&chosen.reason);
+        // The candidates stay as the records hold them, junk included.
+        for r in &case.records {
+            assert_eq!(
+                f.value_of(&r.id).map(|c| c.value.as_str()),
+                r.get(case.field),
+                "{}",
+                case.name
+            );
+        }
+    }
+}
+
+#[test]
+fn an_email_with_an_invisible_character_is_not_a_valid_email() {
+    use dupdesk::precedence::{Format, is_email};
+    for twin in [
+        "anna\u{200B}@example.com",
+        "anna@example.com\u{200B}",
+        "anna@exam\u{2060}ple.com",
+        "\u{FEFF}anna@example.com",
+        "anna\u{AD}@example.com",
+    ] {
+        assert!(!is_email(twin), "{twin:?}");
+        assert!(!Format::Email.is_valid(twin), "{twin:?}");
+    }
+    assert!(is_email("anna@example.com"));
+}
+
+#[test]
+fn overrides_go_through_the_normalizer_and_keep_what_the_steward_picked() {
+    let records = vec![
+        rec("1")
+            .set("firstname", "Ander ", "2026-03-01", By::Crm)
+            .set("company", "Acme\u{200B}", "2026-03-01", By::Crm)
+            .build(),
+        rec("2")
+            .set("firstname", "Anders", "2025-01-01", By::Crm)
+            .set("company", "Acme", "2025-01-01", By::Crm)
+            .build(),
+    ];
+    let s = suggest(
+        &records,
+        &rules(r#""most_recent""#, r#""oldest""#),
+        &sources(),
+        &fields(&["firstname", "company", "jobtitle"]),
+    )
+    .unwrap();
+    let choices = apply_overrides(
+        &s,
+        &BTreeMap::from([
+            (
+                "firstname".to_string(),
+                Override::TakeFrom {
+                    record_id: "1".into(),
+                },
+            ),
+            (
+                "company".to_string(),
+                Override::TakeFrom {
+                    record_id: "1".into(),
+                },
+            ),
+            (
+                "jobtitle".to_string(),
+                Override::Typed {
+                    value: "  Head of Finance\t".into(),
+                },
+            ),
+        ]),
+    )
+    .unwrap();
+    let first = &choices["firstname"];
+    assert_eq!(first.value.as_deref(), Some("Ander"));
+    assert_eq!(first.reason, "steward: from 1 · trimmed");
+    assert_eq!(first.raw(), Some("Ander "));
+    assert_eq!(first.decided_by, DecidedBy::Steward);
+    // Junk the steward chose to keep stays (whitespace only is ever changed), and is named.
+    let company = &choices["company"];
+    assert_eq!(company.value.as_deref(), Some("Acme\u{200B}"));
+    assert_eq!(company.reason, "steward: from 1 · has invisible chars");
+    assert_eq!(company.raw(), None);
+    let typed = &choices["jobtitle"];
+    assert_eq!(typed.value.as_deref(), Some("Head of Finance"));
+    assert_eq!(typed.reason, "steward: typed · trimmed");
+    assert_eq!(typed.raw(), Some("  Head of Finance\t"));
+    for c in choices.values() {
+        check_reason(&c.reason);
+    }
+    // Stored, the raw value travels with the choice; old decisions without it still read.
+    let json = serde_json::to_value(first).unwrap();
+    assert_eq!(json["raw"], "Ander ");
+    assert_eq!(json["value"], "Ander");
+    let back: FieldChoice = serde_json::from_value(json).unwrap();
+    assert_eq!(&back, first);
+}

@@ -334,3 +334,220 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+// ---- a hostile record through every command that echoes it -----------------------------------
+
+/// The record id, values and a header of a CSV export that try to steer the terminal, hide a
+/// difference or start a spreadsheet formula.
+const EVIL_ID: &str = "=1+1\u{1b}[31m";
+const EVIL_NAME: &str = "Mallory\u{1b}[2J\u{200B}";
+const EVIL_STEWARD: &str = "ana\u{1b}]0;pwned\u{7}";
+const EVIL_NOTE: &str = "=cmd|' /C calc'!A0";
+
+fn run_in(dir: &std::path::Path, ws: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_dupdesk"))
+        .current_dir(dir)
+        .arg("--workspace")
+        .arg(ws)
+        .args(args)
+        .env("DUPDESK_LOGGING__DIR", dir.join("logs"))
+        .output()
+        .unwrap()
+}
+
+/// Every line is what the terminal sanitizer leaves as it is: no control character but the
+/// line breaks, no invisible one.
+fn assert_terminal_safe(what: &str, text: &str) {
+    for line in text.lines() {
+        assert!(
+            dupdesk::sanitize::is_clean(line),
+            "{what} printed {line:?} raw"
+        );
+    }
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[test]
+fn a_hostile_record_reaches_no_command_output_raw_and_no_export_starts_a_formula() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws.db");
+    let csv = dir.path().join("hostile.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "Record ID,First Name,Last Name,Email,X\u{1b}[31mEvil\u{202E}Header\n\
+             \"{EVIL_ID}\",{EVIL_NAME},Evil\u{0},\u{202E}moc.elpmaxe@yrollam,x\n\
+             902,Mallory,Evil,mallory@example.com,y\n"
+        ),
+    )
+    .unwrap();
+    let import = run_in(dir.path(), &ws, &["import", csv.to_str().unwrap()]);
+    assert!(import.status.success(), "{import:?}");
+    let text = stdout(&import);
+    assert_terminal_safe("import", &text);
+    assert!(
+        text.contains(
+            "ignored columns (map them with --map \"HEADER=property\"): X\\e[31mEvil\\u{202E}Header"
+        ),
+        "{text}"
+    );
+
+    // A cluster of the two, and an id mapping quoting the hostile id.
+    let conn = rusqlite::Connection::open(&ws).unwrap();
+    conn.execute(
+        "INSERT INTO clusters (object_type, fingerprint, matcher, score, weakest, size, label, status, created_at, updated_at)
+         VALUES ('contacts', 'fp', 'test', 0.99, 0.95, 2, ?1, 'pending', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+        [format!("{EVIL_NAME} / Mallory")],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO cluster_members (cluster_id, rid) SELECT 1, rid FROM records",
+        [],
+    )
+    .unwrap();
+    let mapping = dir.path().join("mapping.csv");
+    std::fs::write(
+        &mapping,
+        format!(
+            "source_system,source_id,target_system,target_id\ncrm,\"{EVIL_ID}\",erp,E\u{202E}-1\n"
+        ),
+    )
+    .unwrap();
+    let out = run_in(
+        dir.path(),
+        &ws,
+        &["mapping", "import", mapping.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{out:?}");
+
+    // approve --dry-run echoes the primary and the label.
+    let out = run_in(
+        dir.path(),
+        &ws,
+        &["approve", "--min-score", "0.5", "--dry-run"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    assert_terminal_safe("approve", &text);
+    assert!(text.contains("Mallory\\e[2J\\u{200B} / Mallory"), "{text}");
+
+    // A decision quoting them: steward, note, primary, a choice with its reason.
+    let choices = serde_json::json!({
+        "firstname": {"value": EVIL_NAME, "record_id": EVIL_ID, "system": "crm",
+                      "reason": format!("steward: from {EVIL_ID}"), "decided_by": "steward"},
+    });
+    conn.execute(
+        "INSERT INTO decisions (cluster_id, steward, decided_at, action, primary_id, field_choices, members, note)
+         VALUES (1, ?1, '2026-01-02T00:00:00.000Z', 'approve', ?2, ?3, ?4, ?5)",
+        rusqlite::params![
+            EVIL_STEWARD,
+            EVIL_ID,
+            choices.to_string(),
+            serde_json::json!([EVIL_ID, "902"]).to_string(),
+            EVIL_NOTE
+        ],
+    )
+    .unwrap();
+    conn.execute("UPDATE clusters SET status = 'approved'", [])
+        .unwrap();
+    drop(conn);
+
+    for args in [
+        vec!["stats"],
+        vec!["lineage", EVIL_ID],
+        vec!["mapping", "show", EVIL_ID],
+    ] {
+        let out = run_in(dir.path(), &ws, &args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert_terminal_safe(&format!("{args:?}"), &stdout(&out));
+    }
+    let lineage = stdout(&run_in(dir.path(), &ws, &["lineage", EVIL_ID]));
+    assert!(lineage.contains("contacts =1+1\\e[31m\n"), "{lineage}");
+    assert!(
+        lineage.contains("firstname: Mallory\\e[2J\\u{200B}"),
+        "{lineage}"
+    );
+    assert!(
+        lineage.contains("email: \\u{202E}moc.elpmaxe@yrollam"),
+        "{lineage}"
+    );
+    let mapping = stdout(&run_in(dir.path(), &ws, &["mapping", "show", EVIL_ID]));
+    assert!(
+        mapping.contains("crm:=1+1\\e[31m -> erp:E\\u{202E}-1"),
+        "{mapping}"
+    );
+    let stats = stdout(&run_in(dir.path(), &ws, &["stats"]));
+    assert!(stats.contains("ana\\e]0;pwned\\u{0007}"), "{stats}");
+
+    // JSON output is safe to print and parses back to the very same data.
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = run_in(dir.path(), &ws, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let text = stdout(&out);
+        assert_terminal_safe(&format!("{args:?}"), &text);
+        serde_json::from_str(&text).unwrap()
+    };
+    let l = json(&["lineage", EVIL_ID, "--json"]);
+    assert_eq!(l["properties"]["firstname"], EVIL_NAME);
+    assert_eq!(l["properties"]["lastname"], "Evil\u{0}");
+    let s = json(&["stats", "--json"]);
+    assert!(s["decisions"].get(EVIL_STEWARD).is_some(), "{s}");
+    let m = json(&["mapping", "show", EVIL_ID, "--json"]);
+    assert_eq!(m[0]["source_id"], EVIL_ID);
+
+    // The exports: JSON Lines safe to print; CSV cells never start a formula and read back.
+    let out = run_in(
+        dir.path(),
+        &ws,
+        &["export", "decisions", "--format", "jsonl"],
+    );
+    let jsonl = stdout(&out);
+    assert_terminal_safe("export jsonl", &jsonl);
+    let rows: Vec<export::Row> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows[0].0["steward"], EVIL_STEWARD);
+    assert_eq!(rows[0].0["note"], EVIL_NOTE);
+    let out = run_in(dir.path(), &ws, &["export", "decisions", "--format", "csv"]);
+    let csv_text = out.stdout.clone();
+    for rec in csv::Reader::from_reader(csv_text.as_slice()).records() {
+        for cell in rec.unwrap().iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r', '\n']),
+                "a CSV cell starts a formula: {cell:?}"
+            );
+        }
+    }
+    assert_eq!(export::read_csv(&mut csv_text.as_slice()).unwrap(), rows);
+    let out = run_in(dir.path(), &ws, &["export", "clusters", "--format", "csv"]);
+    let clusters = stdout(&out);
+    assert!(clusters.contains(&format!("1,'{EVIL_ID}")), "{clusters}");
+
+    // An error quoting a hostile argument is one sanitized line on stderr.
+    let out = run_in(dir.path(), &ws, &["lineage", "nope\u{1b}[2J"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_terminal_safe("lineage error", &err);
+    assert!(err.contains("nope\\e[2J"), "{err}");
+
+    // On a terminal (a pty from util-linux `script`), the CSV export is shown escaped.
+    let cmd = format!(
+        "{} --workspace {} export decisions --format csv",
+        env!("CARGO_BIN_EXE_dupdesk"),
+        ws.display()
+    );
+    let out = Command::new("script")
+        .current_dir(dir.path())
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .env("DUPDESK_LOGGING__DIR", dir.path().join("logs"))
+        .output()
+        .expect("script (util-linux) runs a command on a pty");
+    assert!(out.status.success(), "{out:?}");
+    let shown = String::from_utf8(out.stdout).unwrap().replace("\r\n", "\n");
+    assert_terminal_safe("export csv on a terminal", &shown);
+    assert!(shown.contains("ana\\e]0;pwned\\u{0007}"), "{shown}");
+}

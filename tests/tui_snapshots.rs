@@ -274,3 +274,105 @@ async fn wide_and_combining_characters_keep_columns_aligned() {
         insta::assert_snapshot!(format!("wide_chars_{w}x{h}"), backend);
     }
 }
+
+#[tokio::test]
+async fn invisible_characters_and_mark_only_differences_are_visible() {
+    let ws = workspace(false);
+    ws.store
+        .call_blocking(|c| {
+            let recs = vec![
+                tui_support::contact(
+                    "601",
+                    "2024-01-01T00:00:00.000Z",
+                    "CRM_UI",
+                    &[
+                        ("email", "anna@example.com"),
+                        ("firstname", "Jos\u{e9}"),
+                        ("lastname", "Berg"),
+                        ("company", "Acme GmbH"),
+                        ("jobtitle", "Head of Sales"),
+                    ],
+                ),
+                tui_support::contact(
+                    "602",
+                    "2024-02-01T00:00:00.000Z",
+                    "CRM_UI",
+                    &[
+                        // Each twin differs only by what a terminal would not show.
+                        ("email", "anna\u{200B}@example.com"),
+                        ("firstname", "Jose\u{301}"),
+                        ("lastname", "Be\u{200C}rg"),
+                        ("company", "Acme\u{2060} GmbH"),
+                        ("jobtitle", "Head of\u{2028}Sales"),
+                        // A property no configuration lists: its name is shown too.
+                        ("fa\u{200B}x", "+49 30 1"),
+                    ],
+                ),
+            ];
+            dupdesk::store::records::upsert_records(c, "crm", &recs, tui_support::NOW)?;
+            tui_support::insert_cluster(
+                c,
+                "Anna Berg",
+                0.999,
+                0.9,
+                tui_support::NOW,
+                &["601", "602"],
+            );
+            Ok(())
+        })
+        .unwrap();
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter, KeyCode::Char('l')]).await;
+    assert_eq!(app.cluster().unwrap().detail.row.label, "Anna Berg");
+    let backend = render(&mut app, 120, 40);
+    // A decomposed accent on its letter is drawn as the letter it is; the invisible
+    // characters never reach the screen.
+    for cell in backend.buffer().content() {
+        assert!(
+            !cell
+                .symbol()
+                .chars()
+                .any(|c| matches!(c, '\u{200B}' | '\u{200C}' | '\u{2060}' | '\u{2028}')),
+            "{:?} reached the screen raw",
+            cell.symbol()
+        );
+    }
+    let text = format!("{backend}");
+    for shown in [
+        "anna\\u{200B}@example.com",
+        "Be\\u{200C}rg",
+        "Acme\\u{2060} GmbH",
+        "Head of\\u{2028}Sales",
+        "fa\\u{200B}x",
+        // The NFC record against the NFD survivor: the precomposed letter is spelled out.
+        "Jos\\u{00E9}",
+        // The detail line, for the record under the cursor.
+        "email of 602 (crm): anna\\u{200B}@example.com",
+    ] {
+        assert!(text.contains(shown), "{shown} missing from\n{text}");
+    }
+    // The junk twins are set aside for their clean values.
+    let cl = app.cluster().unwrap();
+    let survivor = |f: &str| {
+        cl.rows
+            .iter()
+            .find(|r| r.name == f)
+            .and_then(|r| r.survivor.clone())
+            .unwrap()
+    };
+    assert_eq!(survivor("email").value.as_deref(), Some("anna@example.com"));
+    assert_eq!(survivor("email").reason, "set aside: invisible chars");
+    assert_eq!(survivor("jobtitle").value.as_deref(), Some("Head of Sales"));
+    insta::assert_snapshot!("invisible_120x40", backend);
+
+    // The same difference of a combining mark alone, the other way round: the survivor is
+    // the NFD value, so record 601's precomposed é is what is marked.
+    let firstname = cl.rows.iter().find(|r| r.name == "firstname").unwrap();
+    let marked: String = firstname.cells[0]
+        .segments
+        .iter()
+        .filter(|s| s.changed)
+        .map(|s| s.text.as_str())
+        .collect();
+    assert_eq!(marked, "\\u{00E9}");
+}

@@ -59,7 +59,9 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
             } => {
                 bar.inc(1);
                 bar.println(format!(
-                    "merged  job {job} cluster {cluster}: survivor {survivor} ({mapping})"
+                    "merged  job {job} cluster {cluster}: survivor {} ({})",
+                    crate::sanitize::for_terminal(&survivor),
+                    crate::sanitize::for_terminal(&mapping)
                 ));
             }
             ExecEvent::JobFailed {
@@ -74,7 +76,10 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
                 ));
             }
             ExecEvent::Paused { job, reason } => {
-                bar.println(format!("PAUSED  job {job}: {reason}"));
+                bar.println(format!(
+                    "PAUSED  job {job}: {}",
+                    crate::sanitize::for_terminal(&reason)
+                ));
             }
             ExecEvent::JobRefused {
                 job,

@@ -72,7 +72,10 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
     let summary = store.call(|c| crate::store::records::counts(c)).await?;
     println!("workspace {} holds:", ws.display());
     for (system, object, n) in summary {
-        println!("  {n:>7} {object} from {system}");
+        println!(
+            "  {n:>7} {object} from {}",
+            crate::sanitize::for_terminal(&system)
+        );
     }
     let mappings: i64 = store
         .call(|c| {

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::Ctx;
 use crate::import::{self, ImportOptions};
 use crate::model::ObjectType;
+use crate::sanitize::for_terminal as t;
 use crate::store::Store;
 
 pub fn run(
@@ -38,7 +39,7 @@ pub fn run(
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        bar.set_message(format!("importing {}", file.display()));
+        bar.set_message(format!("importing {}", t(&file.display().to_string())));
         bar
     } else {
         ProgressBar::hidden()
@@ -48,12 +49,13 @@ pub fn run(
     bar.finish_and_clear();
     let report = report?;
     println!(
-        "imported {}: {} {object} rows, {} new, {} updated, {} unchanged (system {system})",
-        file.display(),
+        "imported {}: {} {object} rows, {} new, {} updated, {} unchanged (system {})",
+        t(&file.display().to_string()),
         report.rows,
         report.stats.inserted,
         report.stats.updated,
-        report.stats.unchanged
+        report.stats.unchanged,
+        t(system)
     );
     if report.mappings_new + report.mappings_changed > 0 {
         println!(
@@ -65,9 +67,10 @@ pub fn run(
         println!("{line}");
     }
     if !report.ignored.is_empty() {
+        // The headers are the file's own text.
         println!(
             "ignored columns (map them with --map \"HEADER=property\"): {}",
-            report.ignored.join(", ")
+            t(&report.ignored.join(", "))
         );
     }
     Ok(())

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use super::Ctx;
 use crate::model::ObjectType;
-use crate::sanitize::for_terminal;
+use crate::sanitize::for_terminal as t;
 use crate::store::mapping::{self, Conflict, Link, Observed, SharedCheck};
 use crate::store::{Store, now_ts};
 
@@ -28,10 +28,10 @@ pub fn show(ctx: &Ctx, id: &str, json: bool) -> Result<()> {
         })?
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!("{}", crate::sanitize::json_pretty(&rows)?);
         return Ok(());
     }
-    let id = for_terminal(&id);
+    let id = t(&id);
     if rows.is_empty() {
         println!("no id mapping mentions {id}");
     } else {
@@ -84,14 +84,14 @@ pub fn list_conflicts(ctx: &Ctx, all: bool, json: bool) -> Result<()> {
 fn conflict_line(c: &Conflict) -> String {
     let state = match (&c.resolved_at, &c.resolution) {
         (None, _) => format!("open since {}", c.created_at),
-        (Some(at), Some(why)) => format!("resolved {at}: {}", for_terminal(why)),
+        (Some(at), Some(why)) => format!("resolved {at}: {}", t(why)),
         (Some(at), None) => format!("resolved {at}"),
     };
     format!(
         "#{:<5} {:<13} {} ({state}{})",
         c.id,
         c.kind.as_str(),
-        for_terminal(&c.summary()),
+        t(&c.summary()),
         c.job_id
             .map(|j| format!(", merge job {j}"))
             .unwrap_or_default()
@@ -116,16 +116,16 @@ fn print_rows(id: &str, rows: Vec<mapping::MappingRow>) {
             "  #{:<5} {} {}:{} -> {}:{}  {}  created {} by {}{}{}{}",
             r.id,
             r.object_type,
-            r.source_system,
-            crate::sanitize::for_terminal(&r.source_id),
-            r.target_system,
-            crate::sanitize::for_terminal(&r.target_id),
+            t(&r.source_system),
+            t(&r.source_id),
+            t(&r.target_system),
+            t(&r.target_id),
             if r.active { "active" } else { "inactive" },
-            r.created_at,
-            r.created_by,
+            t(&r.created_at),
+            t(&r.created_by),
             r.deactivated_at
                 .as_deref()
-                .map(|d| format!(", deactivated {d}"))
+                .map(|d| format!(", deactivated {}", t(d)))
                 .unwrap_or_default(),
             r.superseded_by
                 .map(|s| format!(", superseded by #{s}"))
@@ -133,7 +133,7 @@ fn print_rows(id: &str, rows: Vec<mapping::MappingRow>) {
             if r.note.is_empty() {
                 String::new()
             } else {
-                format!(" ({})", crate::sanitize::for_terminal(&r.note))
+                format!(" ({})", t(&r.note))
             }
         );
     }

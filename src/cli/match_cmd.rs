@@ -38,12 +38,12 @@ pub fn run(
         let object = object.unwrap_or(ObjectType::Contacts);
         let report = matcher::import_clusters(&store, file, object)?;
         if json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            println!("{}", crate::sanitize::json_pretty(&report)?);
         } else {
             println!(
                 "{object}: imported {} clusters from {} ({} format, {} rows; {} single records skipped, {} split for not-duplicates)",
                 report.clusters,
-                file.display(),
+                crate::sanitize::for_terminal(&file.display().to_string()),
                 report.format.as_str(),
                 report.rows,
                 report.singletons,
@@ -68,7 +68,7 @@ pub fn run(
         reports.push(run_one(&store, &cfg, mode)?);
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        println!("{}", crate::sanitize::json_pretty(&reports)?);
     } else {
         for r in &reports {
             print_report(r);

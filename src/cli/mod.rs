@@ -264,13 +264,14 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(()) => 0,
         Err(e) => {
-            // One line: the cause chain joined, outermost first.
+            // One line: the cause chain joined, outermost first. Causes quote record ids and
+            // values (a duplicate id on line 7, a CRM's error message), so it is sanitized.
             let msg = e
                 .chain()
                 .map(|c| c.to_string())
                 .collect::<Vec<_>>()
                 .join(": ");
-            eprintln!("dupdesk: {msg}");
+            eprintln!("dupdesk: {}", crate::sanitize::for_terminal(&msg));
             1
         }
     }

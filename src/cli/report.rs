@@ -1,6 +1,6 @@
 //! Read-only reports: `dupdesk export decisions|clusters`, `dupdesk lineage ID`, `dupdesk stats`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -23,7 +23,10 @@ pub fn export_decisions(
         export::write_columns(&rows, export::COLUMNS, format, w)
     })?;
     if let Some(path) = out {
-        eprintln!("exported {n} decisions to {}", path.display());
+        eprintln!(
+            "exported {n} decisions to {}",
+            crate::sanitize::for_terminal(&path.display().to_string())
+        );
     }
     Ok(())
 }
@@ -48,14 +51,16 @@ pub fn export_clusters(
         eprintln!(
             "exported {} clusters ({n} member records) to {}",
             clusters.len(),
-            path.display()
+            crate::sanitize::for_terminal(&path.display().to_string())
         );
     }
     Ok(())
 }
 
 /// Run `write` on `out`, or on standard output. A file is written beside its target and
-/// renamed, so a failed export never leaves half a file.
+/// renamed, so a failed export never leaves half a file. On a terminal the export is shown
+/// through the sanitizer (JSON Lines are safe already; CSV carries the values raw), while a
+/// pipe or a file gets the data as it is.
 fn write_out(
     out: Option<&std::path::Path>,
     write: impl FnOnce(&mut dyn Write) -> Result<usize>,
@@ -76,7 +81,14 @@ fn write_out(
         None => {
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
-            let n = write(&mut lock)?;
+            let n = if lock.is_terminal() {
+                let mut buf = Vec::new();
+                let n = write(&mut buf)?;
+                lock.write_all(export::for_terminal(&String::from_utf8_lossy(&buf)).as_bytes())?;
+                n
+            } else {
+                write(&mut lock)?
+            };
             lock.flush()?;
             Ok(n)
         }
@@ -89,7 +101,7 @@ pub fn lineage(ctx: &Ctx, id: &str, object: Option<ObjectType>, json: bool) -> R
     let id = id.to_string();
     let l = store.call_blocking(move |c| crate::lineage::lineage(c, object, &id, &sources))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&l)?);
+        println!("{}", crate::sanitize::json_pretty(&l)?);
     } else {
         print!("{}", l.render_text());
     }
@@ -104,7 +116,7 @@ pub fn stats(ctx: &Ctx, json: bool) -> Result<()> {
     };
     let s = store.call_blocking(move |c| stats::collect(c, thresholds))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        println!("{}", crate::sanitize::json_pretty(&s)?);
     } else {
         print!("{}", s.render_text());
     }

@@ -149,8 +149,11 @@ pub fn read_clusters(path: &Path) -> Result<ExternalClusters, ExternalError> {
         let row = row.map_err(csv_err)?;
         let line = row.position().map_or(0, |p| p.line());
         rows += 1;
-        let cluster = row.get(cluster_col).unwrap_or("").trim().to_string();
-        let id = row.get(id_col).unwrap_or("").trim().to_string();
+        // `dupdesk export clusters` guards cells that would start a spreadsheet formula.
+        let cell =
+            |i: usize| crate::export::unguard_cell(row.get(i).unwrap_or("").trim()).to_string();
+        let cluster = cell(cluster_col);
+        let id = cell(id_col);
         if id.is_empty() {
             return Err(ExternalError::Csv {
                 path: path.to_path_buf(),
@@ -345,6 +348,34 @@ mod tests {
         let twice = write(dir.path(), "t.csv", "cluster_id,record_id\n1,10\n2,10\n");
         let e = read_clusters(&twice).unwrap_err().to_string();
         assert!(e.contains("line 3") && e.contains("\"10\""), "{e}");
+    }
+
+    #[test]
+    fn ids_guarded_by_the_cluster_export_read_back_as_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = ["-7", "=8", "@9"].map(|id| {
+            let mut m = serde_json::Map::new();
+            m.insert("cluster_id".into(), 1.into());
+            m.insert("record_id".into(), id.into());
+            crate::export::Row(m)
+        });
+        let mut csv = Vec::new();
+        crate::export::write_columns(
+            &rows,
+            &["cluster_id", "record_id"],
+            crate::export::Format::Csv,
+            &mut csv,
+        )
+        .unwrap();
+        let text = String::from_utf8(csv).unwrap();
+        assert!(text.contains("'-7") && text.contains("'=8"), "{text}");
+        let file = write(dir.path(), "clusters.csv", &text);
+        let got = read_clusters(&file).unwrap();
+        let ids: Vec<&str> = got.clusters["1"]
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect();
+        assert_eq!(ids, ["-7", "=8", "@9"]);
     }
 
     #[test]

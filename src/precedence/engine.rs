@@ -1,14 +1,21 @@
 //! The suggestion engine: applies [`Rules`] to the records of one cluster. Deterministic by
 //! construction: every tie ends in an order on record ids, so the same records give the same
-//! answer whatever order they were loaded in. Must stay pure (no I/O, no clock).
+//! answer whatever order they were loaded in. Values are compared as the field's normalizer
+//! leaves them (`"Ander "` and `"Ander"` agree when the field is trimmed), and junk is set
+//! aside before the owner and the strategies look at the values, so no strategy can prefer
+//! it to a clean value. Must stay pure (no I/O, no clock).
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use super::hygiene::{Junk, Tidied, junk, normalize};
 use super::rules::{FieldPolicy, PrimaryStrategy, Rules, Strategy};
-use super::{Candidate, DecidedBy, FieldChoice, FieldSuggestion, PrimaryChoice, Suggestion};
+use super::{
+    Candidate, DecidedBy, FieldChoice, FieldSuggestion, PrimaryChoice, Reason, Suggestion,
+    compose_reason,
+};
 use crate::config::SourcesConfig;
 use crate::model::Record;
 
@@ -99,13 +106,25 @@ impl<'a> Cluster<'a> {
             .map(|field| {
                 let candidates = self.candidates(field);
                 let read_only = self.rules.is_read_only(field);
+                let policy = self.rules.policy(field);
                 let chosen = (!read_only).then(|| {
-                    let policy = self.rules.policy(field);
+                    // The values as they would be written; blank ones count as none.
+                    let tidy: Vec<Candidate> = candidates
+                        .iter()
+                        .filter_map(|c| {
+                            let (value, _) = normalize(&c.value, &policy.values);
+                            (!value.is_empty()).then(|| Candidate {
+                                value: value.into_owned(),
+                                ..c.clone()
+                            })
+                        })
+                        .collect();
                     FieldRun {
                         cluster: self,
                         policy: &policy,
                         primary: &primary.record_id,
-                        all: &candidates,
+                        all: &tidy,
+                        raw: &candidates,
                     }
                     .choose()
                 });
@@ -114,6 +133,7 @@ impl<'a> Cluster<'a> {
                     read_only,
                     chosen,
                     candidates,
+                    values: policy.values,
                 }
             })
             .collect();
@@ -237,30 +257,82 @@ struct FieldRun<'r> {
     cluster: &'r Cluster<'r>,
     policy: &'r FieldPolicy,
     primary: &'r str,
+    /// The candidates with their values normalized, blank ones left out.
     all: &'r [Candidate],
+    /// The candidates as the records hold them.
+    raw: &'r [Candidate],
+}
+
+/// What value hygiene did before the strategies ran, for the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hygiene {
+    Clean,
+    /// Junk was set aside: the kind, when all of it was of one kind.
+    SetAside(Option<Junk>),
+    /// Every candidate is junk, so junk had to win.
+    NoClean,
+}
+
+impl Hygiene {
+    /// The note for the reason; `winner` is what the surviving value itself is wrong with.
+    fn note(self, winner: Option<Junk>) -> Option<String> {
+        match (self, winner) {
+            (Hygiene::Clean, _) => None,
+            (Hygiene::SetAside(Some(kind)), _) => Some(format!("set aside: {}", kind.describe())),
+            (Hygiene::SetAside(None), _) => Some("set aside: junk of 2+ kinds".to_string()),
+            (Hygiene::NoClean, Some(kind)) => Some(format!("no clean value: {}", kind.describe())),
+            (Hygiene::NoClean, None) => Some("no clean value".to_string()),
+        }
+    }
 }
 
 impl FieldRun<'_> {
     fn choose(&self) -> FieldChoice {
         let eligible: Vec<&Candidate> = self.all.iter().filter(|c| c.eligible).collect();
         let restricted = eligible.is_empty();
-        let mut live = if restricted {
+        let pool: Vec<&Candidate> = if restricted {
             // Only systems the rules keep out of this field have a value. Dropping it would
             // clear data the merge would otherwise keep; the reason says where it is from.
             self.all.iter().collect()
         } else {
             eligible
         };
+        if pool.is_empty() {
+            return self.nothing();
+        }
+        // Junk is set aside when a clean value exists, like the values of a system kept out
+        // of the field; it can still win when nothing else is left, and then the reason says
+        // what is wrong with it.
+        let values = &self.policy.values;
+        let (clean, dirty): (Vec<&Candidate>, Vec<&Candidate>) =
+            pool.iter().partition(|c| junk(&c.value, values).is_none());
+        let (mut live, hygiene) = if dirty.is_empty() {
+            (clean, Hygiene::Clean)
+        } else if clean.is_empty() {
+            (dirty, Hygiene::NoClean)
+        } else {
+            let mut kinds: Vec<Junk> = dirty
+                .iter()
+                .filter_map(|c| junk(&c.value, values))
+                .collect();
+            kinds.sort_by_key(|j| severity(*j));
+            kinds.dedup();
+            let one = (kinds.len() == 1).then(|| kinds[0]);
+            (clean, Hygiene::SetAside(one))
+        };
         let Some(first) = live.first() else {
-            return FieldChoice {
-                value: None,
-                record_id: None,
-                system: None,
-                reason: "no record has a value".to_string(),
-                decided_by: DecidedBy::Rules,
-            };
+            return self.nothing();
         };
         if distinct(&live) == 1 {
+            if hygiene != Hygiene::Clean {
+                // What was set aside (or wrong) matters more here than the usual wording.
+                let long = if matches!(hygiene, Hygiene::SetAside(_)) {
+                    "only clean value"
+                } else {
+                    "only value"
+                };
+                return self.decided(&live, long, "", hygiene);
+            }
             let ignored = self
                 .all
                 .iter()
@@ -286,7 +358,16 @@ impl FieldRun<'_> {
             } else {
                 format!("same in {} records", live.len())
             };
-            return self.decided(&live, reason);
+            let short = if restricted {
+                "not its field"
+            } else if ignored.is_some() {
+                "eligible value"
+            } else if live.len() == 1 {
+                "only value"
+            } else {
+                "same value"
+            };
+            return self.decided(&live, &reason, short, hygiene);
         }
 
         if let Some(owner) = &self.policy.owner {
@@ -299,7 +380,7 @@ impl FieldRun<'_> {
                 live = owned;
                 if distinct(&live) == 1 {
                     let reason = format!("{owner} owns {}", self.policy.owner_scope);
-                    return self.decided(&live, reason);
+                    return self.decided(&live, &reason, "owner's value", hygiene);
                 }
             }
         }
@@ -311,7 +392,7 @@ impl FieldRun<'_> {
             live = kept;
             if distinct(&live) == 1 {
                 let reason = self.reason(*strategy, &live);
-                return self.decided(&live, reason);
+                return self.decided(&live, &reason, short_reason(*strategy), hygiene);
             }
         }
 
@@ -319,18 +400,39 @@ impl FieldRun<'_> {
         live.sort_by_key(|c| self.tie_order(c));
         let winner = live[0];
         let runner_up = live.iter().find(|c| c.value != winner.value);
-        let reason = match runner_up {
-            Some(r) if self.rank(winner) != self.rank(r) => format!(
-                "tie, {} ranked higher",
-                winner.system.as_deref().unwrap_or("?")
+        let (reason, short) = match runner_up {
+            Some(r) if self.rank(winner) != self.rank(r) => (
+                format!(
+                    "tie, {} ranked higher",
+                    winner.system.as_deref().unwrap_or("?")
+                ),
+                "tie, rank",
             ),
             Some(r) if (winner.record_id == self.primary) != (r.record_id == self.primary) => {
-                "tie, from primary".to_string()
+                ("tie, from primary".to_string(), "tie, primary")
             }
-            _ => "tie, lowest record id".to_string(),
+            _ => ("tie, lowest record id".to_string(), "tie, lowest id"),
         };
         live.retain(|c| c.value == winner.value);
-        self.decided(&live, reason)
+        self.decided(&live, &reason, short, hygiene)
+    }
+
+    fn nothing(&self) -> FieldChoice {
+        // Every record's value was blank: the field ends empty, and the reason says why.
+        let blank = self.raw.first();
+        FieldChoice {
+            value: None,
+            record_id: None,
+            system: None,
+            reason: match blank {
+                None => "no record has a value".into(),
+                Some(b) => Reason {
+                    text: "only blank values · trimmed".to_string(),
+                    raw: Some(b.value.clone()),
+                },
+            },
+            decided_by: DecidedBy::Rules,
+        }
     }
 
     /// The candidates a strategy prefers, or `None` when it cannot tell them apart.
@@ -389,13 +491,33 @@ impl FieldRun<'_> {
         }
     }
 
-    fn decided(&self, live: &[&Candidate], reason: String) -> FieldChoice {
+    /// The choice of the value `live` holds, credited to its representative, with the reason
+    /// (`long`, or `short` when the notes need the room) and the notes of value hygiene and of
+    /// the normalizer.
+    fn decided(
+        &self,
+        live: &[&Candidate],
+        long: &str,
+        short: &str,
+        hygiene: Hygiene,
+    ) -> FieldChoice {
         let best = self.representative(live);
+        let raw = self
+            .raw
+            .iter()
+            .find(|c| c.record_id == best.record_id)
+            .map(|c| c.value.as_str());
+        let tidied = raw.and_then(|r| normalize(r, &self.policy.values).1);
+        let note = hygiene.note(junk(&best.value, &self.policy.values));
+        let text = compose_reason(long, short, note.as_deref(), tidied.map(Tidied::describe));
         FieldChoice {
             value: Some(best.value.clone()),
             record_id: Some(best.record_id.clone()),
             system: best.system.clone(),
-            reason,
+            reason: Reason {
+                text,
+                raw: raw.filter(|r| *r != best.value).map(str::to_string),
+            },
             decided_by: DecidedBy::Rules,
         }
     }
@@ -434,6 +556,29 @@ impl FieldRun<'_> {
 
     fn count(&self, value: &str) -> usize {
         self.all.iter().filter(|c| c.value == value).count()
+    }
+}
+
+/// The few words a strategy's reason shrinks to when notes need the room.
+fn short_reason(strategy: Strategy) -> &'static str {
+    match strategy {
+        Strategy::MostRecent => "newest",
+        Strategy::MostComplete => "most complete",
+        Strategy::ValidFormat => "valid format",
+        Strategy::MostCommon => "most common",
+        Strategy::Longest => "longest",
+        Strategy::FromPrimary => "from primary",
+        Strategy::SourceRank => "higher rank",
+    }
+}
+
+/// Junk kinds, most serious first.
+fn severity(j: Junk) -> u8 {
+    match j {
+        Junk::Control => 0,
+        Junk::Invisible => 1,
+        Junk::TooLong { .. } => 2,
+        Junk::EdgeSpace => 3,
     }
 }
 

@@ -6,6 +6,11 @@
 //! carries a short reason a steward can read in a table cell, the losing values stay listed, and
 //! the steward's overrides replace a suggestion while keeping where the value came from.
 //!
+//! Value hygiene ([`hygiene`]): a value with control or invisible characters, spaces at its
+//! ends or an absurd length is set aside whenever a clean one exists, and the surviving value,
+//! suggested or overridden, goes through the field's normalizer (whitespace only); a choice the
+//! normalizer changed says so in its reason and keeps the value as it was ([`Reason::raw`]).
+//!
 //! This module is pure computation over [`Record`]s: it must not call a CRM, touch SQLite or
 //! know about the terminal.
 //!
@@ -19,15 +24,19 @@
 
 mod engine;
 mod formats;
+pub mod hygiene;
 mod rules;
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Deref;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use engine::{PrecedenceError, suggest, suggest_with_primary};
 pub use formats::{Format, is_domain, is_email, normalize_phone};
+pub use hygiene::{Junk, Tidied, ValuePolicy, junk, normalize};
 pub use rules::{
     DEFAULT_ORIGIN, DEFAULT_RULES, FieldPolicy, PrimaryRule, PrimaryStrategy, Rules, RulesError,
     RulesErrorKind, Strategy,
@@ -45,6 +54,10 @@ pub enum DecidedBy {
     Steward,
 }
 
+/// How long a reason may be: what the cluster view's detail line and a narrow table column
+/// can show without wrapping.
+pub const REASON_MAX_CHARS: usize = 40;
+
 /// The surviving value of one field, where it came from and why. This is what a decision
 /// stores per field and what the executor writes: `value: None` means the field ends empty
 /// (PATCH it as `""`).
@@ -55,10 +68,128 @@ pub struct FieldChoice {
     pub record_id: Option<String>,
     /// The source system that wrote the value, from its property history.
     pub system: Option<String>,
-    /// Short enough for a table cell: "erp owns billing", "newest: 2026-03-01 from crm".
-    pub reason: String,
+    /// Why: "erp owns billing", "newest: 2026-03-01 from crm · trimmed". Stored flat, as the
+    /// `reason` and `raw` keys of the choice.
+    #[serde(flatten)]
+    pub reason: Reason,
     #[serde(default)]
     pub decided_by: DecidedBy,
+}
+
+impl FieldChoice {
+    /// The value as the record (or the steward) had it, when the normalizer changed it.
+    pub fn raw(&self) -> Option<&str> {
+        self.reason.raw.as_deref()
+    }
+}
+
+/// Why a value survives, short enough for a table cell, and the value it was normalized from.
+/// It reads as its text (`choice.reason == "only value"`, `&*choice.reason`). The raw value
+/// sits here because normalizing is part of how the surviving value came about, and so that
+/// a choice built field by field (`reason: "steward".into()`) still means "not normalized".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    #[serde(rename = "reason")]
+    pub text: String,
+    /// The value before the normalizer tidied it; absent when it was kept as it was (and in
+    /// decisions stored before there was a normalizer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+}
+
+impl Reason {
+    pub fn new(text: impl Into<String>) -> Reason {
+        Reason {
+            text: text.into(),
+            raw: None,
+        }
+    }
+}
+
+impl Deref for Reason {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl AsRef<str> for Reason {
+    fn as_ref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl From<&str> for Reason {
+    fn from(text: &str) -> Reason {
+        Reason::new(text)
+    }
+}
+
+impl From<String> for Reason {
+    fn from(text: String) -> Reason {
+        Reason::new(text)
+    }
+}
+
+impl PartialEq<str> for Reason {
+    fn eq(&self, other: &str) -> bool {
+        self.text == other
+    }
+}
+
+impl PartialEq<&str> for Reason {
+    fn eq(&self, other: &&str) -> bool {
+        self.text == *other
+    }
+}
+
+impl PartialEq<String> for Reason {
+    fn eq(&self, other: &String) -> bool {
+        &self.text == other
+    }
+}
+
+/// A reason of at most [`REASON_MAX_CHARS`], from a base (`long`, or its `short` form), the
+/// notes that must be kept (what was set aside) and one that may be dropped (what the
+/// normalizer did, which `raw` records anyway). Tried in order: everything with the long base,
+/// with the short base, then without the dropped note, then the notes alone.
+pub(crate) fn compose_reason(
+    long: &str,
+    short: &str,
+    must: Option<&str>,
+    may: Option<&str>,
+) -> String {
+    let join = |parts: &[Option<&str>]| {
+        parts
+            .iter()
+            .flatten()
+            .filter(|p| !p.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" · ")
+    };
+    let (long, short) = (Some(long), Some(short));
+    let tries = [
+        join(&[long, must, may]),
+        join(&[short, must, may]),
+        join(&[long, must]),
+        join(&[short, must]),
+        join(&[must, may]),
+        join(&[must]),
+    ];
+    let fits = |t: &&String| !t.is_empty() && t.chars().count() <= REASON_MAX_CHARS;
+    tries
+        .iter()
+        .find(fits)
+        .or_else(|| tries.iter().rev().find(|t| !t.is_empty()))
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// One record's value of one field.
@@ -83,8 +214,12 @@ pub struct FieldSuggestion {
     /// Never written back; `chosen` is `None` and overrides are refused.
     pub read_only: bool,
     pub chosen: Option<FieldChoice>,
-    /// Every record's value in cluster order; records without one are left out.
+    /// Every record's value in cluster order, as the records hold it (not normalized);
+    /// records without one are left out.
     pub candidates: Vec<Candidate>,
+    /// How this field's values are judged and tidied; overrides are normalized the same way.
+    #[serde(default)]
+    pub values: ValuePolicy,
 }
 
 impl FieldSuggestion {
@@ -193,41 +328,66 @@ pub fn apply_overrides(
                     });
                 }
                 match f.value_of(record_id) {
-                    Some(c) => FieldChoice {
-                        value: Some(c.value.clone()),
-                        record_id: Some(record_id.clone()),
-                        system: c.system.clone(),
-                        reason: format!("steward: from {record_id}"),
-                        decided_by: DecidedBy::Steward,
-                    },
+                    Some(c) => steward_choice(
+                        &c.value,
+                        &f.values,
+                        Some(record_id.clone()),
+                        c.system.clone(),
+                        &format!("steward: from {record_id}"),
+                        "steward: taken",
+                    ),
                     None => FieldChoice {
                         value: None,
                         record_id: Some(record_id.clone()),
                         system: None,
-                        reason: format!("steward: empty as in {record_id}"),
+                        reason: format!("steward: empty as in {record_id}").into(),
                         decided_by: DecidedBy::Steward,
                     },
                 }
             }
-            Override::Typed { value } => {
-                let blank = value.trim().is_empty();
-                FieldChoice {
-                    value: (!blank).then(|| value.clone()),
-                    record_id: None,
-                    system: None,
-                    reason: if blank {
-                        "steward: cleared"
-                    } else {
-                        "steward: typed"
-                    }
-                    .to_string(),
-                    decided_by: DecidedBy::Steward,
-                }
-            }
+            Override::Typed { value } => steward_choice(
+                value,
+                &f.values,
+                None,
+                None,
+                "steward: typed",
+                "steward: typed",
+            ),
         };
         out.insert(field.clone(), choice);
     }
     Ok(out)
+}
+
+/// A value the steward picked, through the field's normalizer: it says what the normalizer
+/// did and keeps what the steward picked, and names junk the steward chose to keep. A value
+/// that is blank once tidied clears the field.
+fn steward_choice(
+    picked: &str,
+    values: &ValuePolicy,
+    record_id: Option<String>,
+    system: Option<String>,
+    long: &str,
+    short: &str,
+) -> FieldChoice {
+    let (tidy, tidied) = normalize(picked, values);
+    let blank = tidy.trim().is_empty();
+    let raw = tidied.map(|_| picked.to_string());
+    let text = if blank && record_id.is_none() {
+        "steward: cleared".to_string()
+    } else if blank {
+        compose_reason(long, short, Some("blank"), tidied.map(Tidied::describe))
+    } else {
+        let junk = junk(&tidy, values).map(|j| format!("has {}", j.describe()));
+        compose_reason(long, short, junk.as_deref(), tidied.map(Tidied::describe))
+    };
+    FieldChoice {
+        value: (!blank).then(|| tidy.into_owned()),
+        record_id,
+        system,
+        reason: Reason { text, raw },
+        decided_by: DecidedBy::Steward,
+    }
 }
 
 #[cfg(test)]
@@ -252,6 +412,7 @@ mod tests {
             read_only: false,
             chosen: None,
             candidates: vec![candidate("1", "Bonn"), candidate("2", "Bonn")],
+            values: ValuePolicy::DEFAULT,
         };
         assert!(!f.conflicting(2));
         assert!(f.conflicting(3), "a third record without a city");
@@ -259,5 +420,83 @@ mod tests {
         assert!(f.conflicting(3));
         f.candidates.clear();
         assert!(!f.conflicting(3), "nobody has one: nothing to resolve");
+    }
+
+    #[test]
+    fn reasons_keep_what_was_set_aside_within_the_budget() {
+        assert_eq!(compose_reason("only value", "", None, None), "only value");
+        assert_eq!(
+            compose_reason(
+                "newest: 2026-03-01 from crm",
+                "newest",
+                None,
+                Some("trimmed")
+            ),
+            "newest: 2026-03-01 from crm · trimmed"
+        );
+        assert_eq!(
+            compose_reason(
+                "newest: 2026-03-01 from marketing",
+                "newest",
+                None,
+                Some("trimmed")
+            ),
+            "newest · trimmed"
+        );
+        assert_eq!(
+            compose_reason(
+                "newest: 2026-03-01 from crm",
+                "newest",
+                Some("set aside: invisible chars"),
+                None
+            ),
+            "newest · set aside: invisible chars"
+        );
+        assert_eq!(
+            compose_reason(
+                "only clean value",
+                "",
+                Some("set aside: invisible chars"),
+                Some("trimmed")
+            ),
+            "set aside: invisible chars · trimmed"
+        );
+        assert_eq!(
+            compose_reason(
+                "most complete record (12 fields)",
+                "most complete",
+                Some("no clean value: invisible chars"),
+                Some("spaces tidied")
+            ),
+            "no clean value: invisible chars"
+        );
+    }
+
+    #[test]
+    fn a_reason_reads_as_its_text_and_stores_flat() {
+        let old = r#"{"value":"Bonn","record_id":"1","system":"erp","reason":"erp owns billing"}"#;
+        let c: FieldChoice = serde_json::from_str(old).unwrap();
+        assert_eq!(c.reason, "erp owns billing");
+        assert_eq!(c.raw(), None);
+        assert_eq!(c.decided_by, DecidedBy::Rules);
+        let tidied = FieldChoice {
+            reason: Reason {
+                text: "only value · trimmed".into(),
+                raw: Some("Bonn ".into()),
+            },
+            ..c
+        };
+        let json = serde_json::to_value(&tidied).unwrap();
+        assert_eq!(json["reason"], "only value · trimmed");
+        assert_eq!(json["raw"], "Bonn ");
+        assert_eq!(serde_json::from_value::<FieldChoice>(json).unwrap(), tidied);
+        assert!(
+            !serde_json::to_string(&FieldChoice {
+                reason: "x".into(),
+                ..tidied
+            })
+            .unwrap()
+            .contains("raw")
+        );
     }
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::formats::Format;
+use super::hygiene::ValuePolicy;
 use crate::config::SourcesConfig;
 
 /// The embedded default rules.
@@ -159,6 +160,8 @@ pub struct FieldPolicy {
     pub owner_scope: String,
     pub strategies: Vec<Strategy>,
     pub format: Option<Format>,
+    /// How the field's values are judged (junk) and tidied (the normalizer).
+    pub values: ValuePolicy,
 }
 
 /// How the primary record is chosen.
@@ -181,6 +184,8 @@ pub struct Rules {
     group_of: BTreeMap<String, String>,
     formats: BTreeMap<String, Format>,
     default: Vec<Strategy>,
+    /// `[values]`: the value policy of fields whose rules leave it out.
+    values: ValuePolicy,
     /// Rules by field or group name, inheritance resolved.
     rules: BTreeMap<String, Resolved>,
     primary: PrimaryRule,
@@ -190,6 +195,37 @@ pub struct Rules {
 struct Resolved {
     owner: Option<(String, String)>,
     strategies: Vec<Strategy>,
+    values: ValueKeys,
+}
+
+/// The value-policy keys one table sets; the rest come from further up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ValueKeys {
+    max_chars: Option<usize>,
+    trim: Option<bool>,
+    collapse_spaces: Option<bool>,
+    line_breaks: Option<bool>,
+}
+
+impl ValueKeys {
+    /// These keys, with the ones they leave out taken from `further`.
+    fn or(self, further: ValueKeys) -> ValueKeys {
+        ValueKeys {
+            max_chars: self.max_chars.or(further.max_chars),
+            trim: self.trim.or(further.trim),
+            collapse_spaces: self.collapse_spaces.or(further.collapse_spaces),
+            line_breaks: self.line_breaks.or(further.line_breaks),
+        }
+    }
+
+    fn over(self, base: ValuePolicy) -> ValuePolicy {
+        ValuePolicy {
+            max_chars: self.max_chars.unwrap_or(base.max_chars),
+            trim: self.trim.unwrap_or(base.trim),
+            collapse_spaces: self.collapse_spaces.unwrap_or(base.collapse_spaces),
+            line_breaks: self.line_breaks.unwrap_or(base.line_breaks),
+        }
+    }
 }
 
 impl Rules {
@@ -290,6 +326,11 @@ impl Rules {
         &self.primary
     }
 
+    /// The `[values]` policy: what fields without a value rule of their own get.
+    pub fn values(&self) -> ValuePolicy {
+        self.values
+    }
+
     /// The policy for one field: its own rule, else its group's, else the default list.
     pub fn policy(&self, field: &str) -> FieldPolicy {
         let rule = self
@@ -308,6 +349,9 @@ impl Rules {
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| self.default.clone()),
             format: self.formats.get(field).copied(),
+            values: rule
+                .map_or(ValueKeys::default(), |r| r.values)
+                .over(self.values),
         }
     }
 }
@@ -329,6 +373,8 @@ struct RawRules {
     formats: BTreeMap<Name, Vec<Name>>,
     default: RawDefault,
     #[serde(default)]
+    values: RawValues,
+    #[serde(default)]
     rules: BTreeMap<Name, RawRule>,
     primary: RawPrimary,
 }
@@ -347,12 +393,27 @@ struct RawDefault {
     strategies: NameList,
 }
 
+/// `[values]`, and the same keys in a rule (serde cannot flatten them into a table that
+/// refuses unknown keys, so they are listed twice).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawValues {
+    max_chars: Option<Spanned<i64>>,
+    trim: Option<bool>,
+    collapse_spaces: Option<bool>,
+    line_breaks: Option<bool>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
     owner: Option<Name>,
     strategies: Option<NameList>,
     inherits: Option<Name>,
+    max_chars: Option<Spanned<i64>>,
+    trim: Option<bool>,
+    collapse_spaces: Option<bool>,
+    line_breaks: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -490,11 +551,15 @@ impl Checker<'_> {
         }
 
         let default = self.strategies(&raw.default.strategies, "default.strategies")?;
+        let values = self
+            .value_keys(&raw.values, "values")?
+            .over(ValuePolicy::DEFAULT);
 
         // Each rule as written, then resolved along its inheritance chain.
         struct Own {
             owner: Option<String>,
             strategies: Vec<Strategy>,
+            values: ValueKeys,
             parent: Option<String>,
             explicit: Option<Name>,
             at: Range<usize>,
@@ -523,6 +588,15 @@ impl Checker<'_> {
                 Some(list) => self.strategies(list, &format!("rules.{}", name.get_ref()))?,
                 None => Vec::new(),
             };
+            let values = self.value_keys(
+                &RawValues {
+                    max_chars: rule.max_chars.clone(),
+                    trim: rule.trim,
+                    collapse_spaces: rule.collapse_spaces,
+                    line_breaks: rule.line_breaks,
+                },
+                &format!("rules.{}", name.get_ref()),
+            )?;
             if let Some(target) = &rule.inherits
                 && !raw.rules.contains_key(target.get_ref().as_str())
             {
@@ -552,6 +626,7 @@ impl Checker<'_> {
                 Own {
                     owner,
                     strategies,
+                    values,
                     parent,
                     explicit: rule.inherits.clone(),
                     at: name.span(),
@@ -567,6 +642,7 @@ impl Checker<'_> {
             let mut chain = vec![name.clone()];
             let mut owner = None;
             let mut strategies = Vec::new();
+            let mut values = ValueKeys::default();
             let mut at = Some(name);
             while let Some(current) = at {
                 let Some(rule) = own.get(current) else { break };
@@ -576,6 +652,7 @@ impl Checker<'_> {
                 if strategies.is_empty() {
                     strategies = rule.strategies.clone();
                 }
+                values = values.or(rule.values);
                 at = rule.parent.as_ref();
                 if let Some(next) = at {
                     if let Some(start) = chain.iter().position(|c| c == next) {
@@ -611,7 +688,14 @@ impl Checker<'_> {
                     ));
                 }
             }
-            rules.insert(name.clone(), Resolved { owner, strategies });
+            rules.insert(
+                name.clone(),
+                Resolved {
+                    owner,
+                    strategies,
+                    values,
+                },
+            );
         }
 
         let primary = self.primary(&raw.primary, &known_system)?;
@@ -626,8 +710,32 @@ impl Checker<'_> {
             group_of,
             formats,
             default,
+            values,
             rules,
             primary,
+        })
+    }
+
+    /// The value-policy keys a table sets; `max_chars` must leave room for a value.
+    fn value_keys(&self, raw: &RawValues, what: &str) -> Result<ValueKeys, RulesError> {
+        let max_chars = match &raw.max_chars {
+            None => None,
+            Some(n) => match usize::try_from(*n.get_ref()) {
+                Ok(v) if v > 0 => Some(v),
+                _ => {
+                    return Err(self.error(
+                        n.span(),
+                        RulesErrorKind::Invalid,
+                        format!("{what}.max_chars must be at least 1 (got {})", n.get_ref()),
+                    ));
+                }
+            },
+        };
+        Ok(ValueKeys {
+            max_chars,
+            trim: raw.trim,
+            collapse_spaces: raw.collapse_spaces,
+            line_breaks: raw.line_breaks,
         })
     }
 

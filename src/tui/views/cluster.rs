@@ -66,10 +66,11 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
     let total_w = usize::from(area.width);
     // The detail line always has the whole reason; wide terminals show more of it in place.
     let why_w = if total_w >= 120 { 18 } else { 12 };
+    // Field names come from the records too (a property no configuration lists).
     let field_w = cl
         .rows
         .iter()
-        .map(|r| width(&r.name))
+        .map(|r| width(&sanitize(&r.name)))
         .max()
         .unwrap_or(5)
         .clamp(5, 14);
@@ -141,7 +142,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
         let mut spans = vec![
             Span::styled(marker, row_style),
             Span::styled(
-                fit(&fr.name, field_w),
+                fit(&sanitize(&fr.name), field_w),
                 if on_row {
                     row_style.patch(theme.cursor())
                 } else {
@@ -156,7 +157,8 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
                     Some(v) => sanitize(v).into_owned(),
                     None => "∅ (cleared)".to_string(),
                 },
-                c.reason.clone(),
+                // Reasons name record ids, which are as untrusted as values.
+                sanitize(&c.reason).into_owned(),
             ),
             None if fr.locked.is_some() => ("·".to_string(), "read-only".to_string()),
             None => (String::new(), String::new()),
@@ -294,7 +296,7 @@ fn draw_detail(frame: &mut Frame, area: Rect, cl: &ClusterState, theme: Theme) {
             .and_then(|c| c.value.as_deref())
             .map(|v| sanitize(v).into_owned());
         lines.push(Line::from(vec![
-            Span::styled(format!("{} ", fr.name), theme.header()),
+            Span::styled(format!("{} ", sanitize(&fr.name)), theme.header()),
             Span::styled(
                 format!(
                     "of {} ({}): ",
@@ -326,7 +328,7 @@ fn draw_detail(frame: &mut Frame, area: Rect, cl: &ClusterState, theme: Theme) {
                     "  from {} ({}) · {}",
                     sanitize(c.record_id.as_deref().unwrap_or("the steward")),
                     sanitize(c.system.as_deref().unwrap_or("typed")),
-                    c.reason
+                    sanitize(&c.reason)
                 ),
                 theme.dim(),
             ),
@@ -424,17 +426,17 @@ fn draw_explain(frame: &mut Frame, area: Rect, cl: &ClusterState, theme: Theme) 
             theme.dim(),
         ),
     ])];
-    let agree: Vec<&str> = cl
+    let agree: Vec<String> = cl
         .rows
         .iter()
         .filter(|r| r.agreement == FieldAgreement::Same)
-        .map(|r| r.name.as_str())
+        .map(|r| sanitize(&r.name).into_owned())
         .collect();
-    let differ: Vec<&str> = cl
+    let differ: Vec<String> = cl
         .rows
         .iter()
         .filter(|r| r.agreement.differs())
-        .map(|r| r.name.as_str())
+        .map(|r| sanitize(&r.name).into_owned())
         .collect();
     lines.push(Line::from(vec![
         Span::styled("agree:  ", theme.ok()),
