@@ -26,7 +26,7 @@ use crate::crm::{Connector, CrmError, ReadOutcome};
 use crate::model::ObjectType;
 use crate::model::PropertyCatalog;
 use crate::plan;
-use crate::store::journal::{self, Job, Refusal, Step, StepKind, StepRequest, StepState};
+use crate::store::journal::{self, Executor, Job, Refusal, Step, StepKind, StepRequest, StepState};
 use crate::store::mapping::{self, MergeMapping};
 use crate::store::{Store, now_ts};
 use crate::store::{properties, records};
@@ -41,6 +41,13 @@ pub struct ExecOptions {
     pub merge_attempts: u32,
     /// First back-off between merge attempts; doubles each time, with jitter.
     pub retry_base: Duration,
+    /// How long a claim on a job lasts without a heartbeat (renewed every third of it).
+    pub lease: Duration,
+    /// While the CRM does not answer, the queue waits and probes it with back-off, up to
+    /// this long in all; then `apply` stops, paused, and the next run goes on.
+    pub outage_patience: Duration,
+    /// The longest wait between two probes of an unreachable CRM.
+    pub probe_cap: Duration,
 }
 
 impl Default for ExecOptions {
@@ -50,6 +57,9 @@ impl Default for ExecOptions {
             limit: None,
             merge_attempts: 6,
             retry_base: Duration::from_millis(500),
+            lease: Duration::from_secs(60),
+            outage_patience: Duration::from_secs(30 * 60),
+            probe_cap: Duration::from_secs(30),
         }
     }
 }
@@ -85,6 +95,13 @@ pub enum ExecEvent {
         job: i64,
         reason: String,
     },
+    /// The CRM does not answer: no job starts until it does; it is probed again after `wait`.
+    CrmUnreachable {
+        reason: String,
+        wait: Duration,
+    },
+    /// The CRM answers again; the queue goes on.
+    CrmBack,
     /// The checks before the first merge refused the plan; nothing was sent and the cluster
     /// is back in the queue (`stale` or `needs_attention`) with the reason.
     JobRefused {
@@ -111,6 +128,10 @@ enum JobOutcome {
     Failed,
     Refused,
     Paused,
+    /// The CRM did not answer: the job went back to the queue, to go on when it does.
+    Unreachable(String),
+    /// Another executor holds the job now (this one's lease ran out); it is theirs.
+    Lost,
 }
 
 pub type Events = Arc<dyn Fn(ExecEvent) + Send + Sync>;
@@ -126,17 +147,24 @@ struct Shared {
     events: Events,
     /// The CRM's property definitions, read once per run (and saved to the workspace).
     catalogs: tokio::sync::Mutex<BTreeMap<ObjectType, PropertyCatalog>>,
+    /// This run, as the owner of the jobs it claims.
+    me: Executor,
 }
 
-/// Create jobs for approved clusters that have none yet.
+/// Create jobs for approved clusters that have none yet. Each is planned only if its approval
+/// still stands when the job is written (an undo a moment ago, or another executor that
+/// planned it first, leaves it out).
 pub async fn plan(store: &Store, limit: Option<usize>) -> Result<Vec<i64>> {
     store
         .call(move |c| {
             let approvals = journal::unplanned_approvals(c, limit)?;
-            approvals
-                .iter()
-                .map(|a| journal::plan_job(c, a))
-                .collect::<Result<Vec<_>>>()
+            let mut planned = Vec::new();
+            for a in &approvals {
+                if let Some(job) = journal::plan_job(c, a)? {
+                    planned.push(job);
+                }
+            }
+            Ok(planned)
         })
         .await
 }
@@ -153,10 +181,6 @@ pub async fn apply(
     events(ExecEvent::Planned {
         jobs: planned.len(),
     });
-    let limit = opts.limit;
-    let jobs = store
-        .call(move |c| journal::runnable_jobs(c, limit))
-        .await?;
     let shared = Arc::new(Shared {
         store: store.clone(),
         crm,
@@ -170,30 +194,127 @@ pub async fn apply(
         paused: AtomicBool::new(false),
         events,
         catalogs: tokio::sync::Mutex::new(BTreeMap::new()),
+        me: Executor::new(),
     });
     let mut report = ExecReport {
         planned: planned.len(),
         ..ExecReport::default()
     };
-    let mut pending = jobs.into_iter();
+    // The heartbeat: every claim of this run is renewed well before it could run out.
+    let heartbeat = {
+        let (store, me, lease) = (store.clone(), shared.me.clone(), opts.lease);
+        tokio::spawn(async move {
+            let every = (lease / 3).max(Duration::from_millis(50));
+            loop {
+                tokio::time::sleep(every).await;
+                let me = me.clone();
+                if let Err(e) = store
+                    .call(move |c| journal::renew_claims(c, &me, lease))
+                    .await
+                {
+                    tracing::warn!(error = %format!("{e:#}"), "renewing merge job claims");
+                }
+            }
+        })
+    };
+    let result = run_queue(&shared, &mut report).await;
+    heartbeat.abort();
+    // What this run still holds (a job stopped by an error) is released for the next one.
+    let me = shared.me.clone();
+    store.call(move |c| journal::release_claims(c, &me)).await?;
+    result?;
+    Ok(report)
+}
+
+/// Claim and run jobs until none is left that this executor may take. When the CRM stops
+/// answering, no job starts; once the running ones are back in the queue the CRM is probed
+/// with back-off, and the queue goes on when it answers (or stops, paused, after
+/// `outage_patience`).
+async fn run_queue(shared: &Arc<Shared>, report: &mut ExecReport) -> Result<()> {
+    let opts = &shared.opts;
+    let mut started = 0usize;
+    let mut outage: Option<String> = None;
     let mut running = JoinSet::new();
     loop {
-        while running.len() < opts.concurrency.max(1) && !shared.paused.load(Ordering::SeqCst) {
-            let Some(job) = pending.next() else { break };
+        while outage.is_none()
+            && running.len() < opts.concurrency.max(1)
+            && !shared.paused.load(Ordering::SeqCst)
+            && opts.limit.is_none_or(|l| started < l)
+        {
+            let (me, lease) = (shared.me.clone(), opts.lease);
+            let Some(job) = shared
+                .store
+                .call(move |c| journal::claim_next(c, &me, lease))
+                .await?
+            else {
+                break;
+            };
+            started += 1;
             let shared = shared.clone();
             running.spawn(async move { run_job(&shared, job).await });
         }
         let Some(done) = running.join_next().await else {
-            break;
+            match outage.take() {
+                Some(reason) => {
+                    if !wait_for_crm(shared, &reason).await? {
+                        report.paused = true;
+                        return Ok(());
+                    }
+                    continue;
+                }
+                None => return Ok(()),
+            }
         };
         match done.context("a merge job task panicked")?? {
             JobOutcome::Merged => report.merged += 1,
             JobOutcome::Failed => report.failed += 1,
             JobOutcome::Refused => report.refused += 1,
             JobOutcome::Paused => report.paused = true,
+            JobOutcome::Unreachable(reason) => {
+                started = started.saturating_sub(1);
+                outage.get_or_insert(reason);
+            }
+            JobOutcome::Lost => {}
         }
     }
-    Ok(report)
+}
+
+/// Probe the CRM with back-off until it answers; `false` when it did not within the
+/// patience.
+async fn wait_for_crm(shared: &Shared, reason: &str) -> Result<bool> {
+    let opts = &shared.opts;
+    let deadline = std::time::Instant::now() + opts.outage_patience;
+    let mut wait = opts.retry_base.max(Duration::from_millis(100));
+    loop {
+        (shared.events)(ExecEvent::CrmUnreachable {
+            reason: reason.to_string(),
+            wait,
+        });
+        tracing::warn!(
+            reason,
+            wait_ms = wait.as_millis() as u64,
+            "the CRM does not answer; merges wait"
+        );
+        if std::time::Instant::now() + wait > deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(wait).await;
+        // Any answer about an id (a 404 included) means the CRM is back.
+        match shared.crm.read(ObjectType::Contacts, "0", &[]).await {
+            Ok(_) => {
+                (shared.events)(ExecEvent::CrmBack);
+                tracing::info!("the CRM answers again; merges go on");
+                return Ok(true);
+            }
+            Err(CrmError::Transient { .. }) => {}
+            Err(e) if e.is_retryable() => {}
+            Err(_) => {
+                (shared.events)(ExecEvent::CrmBack);
+                return Ok(true);
+            }
+        }
+        wait = (wait * 2).min(opts.probe_cap);
+    }
 }
 
 /// What `apply` would do now: for the question the review asks before `A` runs the merges.
@@ -304,6 +425,7 @@ pub async fn dry_run(store: &Store, limit: Option<usize>) -> Result<Vec<String>>
         .await
 }
 
+/// Run a claimed job (its claim set it `running`).
 async fn run_job(shared: &Shared, job: Job) -> Result<JobOutcome> {
     let job_id = job.id;
     let cluster = job.cluster_id;
@@ -311,12 +433,25 @@ async fn run_job(shared: &Shared, job: Job) -> Result<JobOutcome> {
         job: job_id,
         cluster,
     });
-    shared
-        .store
-        .call(move |c| journal::set_job_status(c, job_id, "running", None))
-        .await?;
-    match run_steps(shared, &job).await? {
+    let outcome = match run_steps(shared, &job).await {
+        Ok(o) => o,
+        Err(e) if e.downcast_ref::<journal::LostClaim>().is_some() => {
+            tracing::warn!(job = job_id, error = %e, "merge job taken over by another executor");
+            return Ok(JobOutcome::Lost);
+        }
+        Err(e) => return Err(e),
+    };
+    match outcome {
         Ok(()) => Ok(JobOutcome::Merged),
+        Err(StepFailure::Unreachable(reason)) => {
+            // Back in the queue as it is: its journal says where it goes on.
+            let r = reason.clone();
+            shared
+                .store
+                .call(move |c| journal::set_job_status(c, job_id, "pending", Some(&r)))
+                .await?;
+            Ok(JobOutcome::Unreachable(reason))
+        }
         Err(StepFailure::Paused(reason)) => {
             shared.paused.store(true, Ordering::SeqCst);
             let r = reason.clone();
@@ -370,6 +505,9 @@ async fn run_job(shared: &Shared, job: Job) -> Result<JobOutcome> {
 enum StepFailure {
     Failed(String),
     Paused(String),
+    /// The CRM did not answer (no response, or only server errors, after the connector's
+    /// retries): nothing is wrong with the job.
+    Unreachable(String),
     /// The checks before the first merge refused the plan; the job is already cancelled and
     /// its cluster back in the queue.
     Refused {
@@ -378,11 +516,15 @@ enum StepFailure {
     },
 }
 
+/// A CRM error as the job's fate: a daily limit pauses the queue, no answer (or only server
+/// errors) waits for the CRM, and an answer about this job fails it.
 fn crm_failure(what: &str, e: &CrmError) -> StepFailure {
     if e.is_daily_limit() {
         StepFailure::Paused(format!(
             "{what}: {e} (the queue resumes with the next apply)"
         ))
+    } else if matches!(e, CrmError::Transient { .. }) {
+        StepFailure::Unreachable(format!("{what}: {e}"))
     } else {
         StepFailure::Failed(format!("{what}: {e}"))
     }
@@ -454,7 +596,10 @@ async fn snapshot_step(
     let object = job.object_type;
     shared
         .store
-        .call(move |c| journal::mark_sent(c, step_id))
+        .call({
+            let owner = shared.me.id.clone();
+            move |c| journal::mark_sent(c, step_id, &owner)
+        })
         .await?;
     let catalog = match catalog(shared, object).await? {
         Ok(c) => c,
@@ -668,7 +813,7 @@ async fn step_error(
     failure: StepFailure,
 ) -> Result<Result<(), StepFailure>> {
     let msg = match &failure {
-        StepFailure::Failed(m) | StepFailure::Paused(m) => m.clone(),
+        StepFailure::Failed(m) | StepFailure::Paused(m) | StepFailure::Unreachable(m) => m.clone(),
         StepFailure::Refused { reason, .. } => reason.clone(),
     };
     shared
@@ -736,7 +881,10 @@ async fn merge_step(
         }
         shared
             .store
-            .call(move |c| journal::mark_sent(c, step_id))
+            .call({
+                let owner = shared.me.id.clone();
+                move |c| journal::mark_sent(c, step_id, &owner)
+            })
             .await?;
         outcome_unknown = true;
         match shared.crm.merge(object, survivor, loser).await {
@@ -837,7 +985,10 @@ async fn update_step(
     }
     shared
         .store
-        .call(move |c| journal::mark_sent(c, step_id))
+        .call({
+            let owner = shared.me.id.clone();
+            move |c| journal::mark_sent(c, step_id, &owner)
+        })
         .await?;
     match shared.crm.update(object, survivor, &properties).await {
         Ok(record) => {

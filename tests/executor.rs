@@ -165,7 +165,7 @@ async fn two_hundred_clusters_merge_exactly_once_under_faults() {
 }
 
 #[tokio::test]
-async fn a_failed_job_is_visible_and_retryable_and_dry_run_sends_nothing() {
+async fn an_unreachable_crm_pauses_the_queue_and_a_member_gone_is_sent_back() {
     let (seed, planted) = planted_clusters(3);
     let Fixture {
         sandbox,
@@ -196,17 +196,38 @@ async fn a_failed_job_is_visible_and_retryable_and_dry_run_sends_nothing() {
     );
     assert!(sandbox.merge_log().await.unwrap().is_empty());
 
-    // The CRM is unreachable: every job fails at its first step, visibly, and nothing merges.
+    // The CRM is unreachable: no job fails (nothing is wrong with them); the queue waits and
+    // probes, and after its patience this run stops, paused, with nothing merged.
     let down = connector(
         "http://127.0.0.1:9",
         1000,
         Duration::from_secs(10),
         Duration::from_millis(200),
     );
-    let report = executor::apply(&store, down, &config(), quick(), Arc::new(|_| {}))
-        .await
-        .unwrap();
-    assert_eq!((report.merged, report.failed, report.refused), (0, 3, 0));
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let report = executor::apply(
+        &store,
+        down,
+        &config(),
+        ExecOptions {
+            outage_patience: Duration::from_millis(600),
+            ..quick()
+        },
+        Arc::new(move |e| seen.lock().unwrap().push(e)),
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.merged, report.failed, report.refused), (0, 0, 0));
+    assert!(report.paused);
+    assert!(
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, executor::ExecEvent::CrmUnreachable { .. })),
+        "it says the CRM does not answer"
+    );
     let statuses = |store: &dupdesk::store::Store| {
         let store = store.clone();
         async move {
@@ -221,24 +242,20 @@ async fn a_failed_job_is_visible_and_retryable_and_dry_run_sends_nothing() {
                 .unwrap()
         }
     };
-    assert_eq!(statuses(&store).await, ["failed:", "failed:", "failed:"]);
-    let failed = store.call(|c| journal::all_jobs(c)).await.unwrap();
+    assert_eq!(statuses(&store).await, ["merging:", "merging:", "merging:"]);
+    let waiting = store.call(|c| journal::all_jobs(c)).await.unwrap();
+    assert!(waiting.iter().all(|j| j.status == "pending"), "{waiting:?}");
     assert!(
-        failed.iter().all(|j| j.status == "failed"
-            && j.last_error
-                .as_deref()
-                .is_some_and(|e| e.contains("transient"))),
-        "{failed:?}"
+        waiting[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("transient") && e.contains("Connection refused")),
+        "the first job says why it waits: {waiting:?}"
     );
     assert!(sandbox.merge_log().await.unwrap().is_empty());
 
-    // Retrying queues them again; with the CRM back two merge and the third is refused: its
-    // member 99999 does not exist, so nothing of it was sent.
-    let n = store
-        .call(|c| journal::retry_failed(c, None))
-        .await
-        .unwrap();
-    assert_eq!(n, 3);
+    // With the CRM back two merge and the third is refused: its member 99999 does not exist,
+    // so nothing of it was sent.
     let report = executor::apply(&store, crm.clone(), &config(), quick(), Arc::new(|_| {}))
         .await
         .unwrap();

@@ -7,30 +7,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use common::*;
 use dupdesk::sandbox::FaultSpec;
 use dupdesk::store::journal;
 use rand::{Rng, SeedableRng};
-
-fn apply_command(ws: &std::path::Path, base_url: &str, logs: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dupdesk"));
-    cmd.arg("--workspace")
-        .arg(ws)
-        .arg("apply")
-        .env("HUBSPOT_ACCESS_TOKEN", TOKEN)
-        .env("DUPDESK_CRM__KIND", "hubspot")
-        .env("DUPDESK_CRM__BASE_URL", base_url)
-        .env("DUPDESK_CRM__TIMEOUT_SECS", "1")
-        .env("DUPDESK_CRM__RATE_LIMIT", "100000")
-        .env("DUPDESK_LOGGING__DIR", logs)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    cmd
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_apply_ten_times_never_merges_twice_nor_loses_a_merge() {

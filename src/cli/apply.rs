@@ -97,6 +97,14 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
             ExecEvent::StepDone { job, seq, kind, .. } => {
                 bar.set_message(format!("job {job} step {seq} {}", kind.as_str()));
             }
+            ExecEvent::CrmUnreachable { reason, wait } => {
+                bar.println(format!(
+                    "WAITING the CRM does not answer ({}); no merge starts until it does; next try in {} s",
+                    crate::sanitize::for_terminal(&reason),
+                    wait.as_secs().max(1)
+                ));
+            }
+            ExecEvent::CrmBack => bar.println("the CRM answers again; merges go on"),
             ExecEvent::JobStarted { .. } => {}
         })
     };

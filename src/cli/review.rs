@@ -118,6 +118,14 @@ async fn run_merges(
                     format!("cluster {cluster} sent back for review, nothing sent: {reason}"),
                 ),
                 ExecEvent::Paused { reason, .. } => (false, reason),
+                ExecEvent::CrmUnreachable { reason, wait } => (
+                    false,
+                    format!(
+                        "the CRM does not answer ({reason}); merges wait, next try in {} s",
+                        wait.as_secs().max(1)
+                    ),
+                ),
+                ExecEvent::CrmBack => (false, "the CRM answers again".to_string()),
                 ExecEvent::StepDone { job, seq, kind, .. } => {
                     (false, format!("job {job} step {seq} {}", kind.as_str()))
                 }

@@ -359,7 +359,7 @@ pub fn run_match(
     // free for the steward's decisions while a large workspace streams in (WAL lets readers
     // and the writer go on together).
     let mut reader = crate::store::open_connection(store.path())?;
-    let snapshot = reader.transaction()?;
+    let snapshot = reader.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
     let Loaded {
         model: stored_model,
         watermark,

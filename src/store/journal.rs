@@ -208,9 +208,25 @@ fn cluster_member_ids(conn: &Connection, cluster_id: i64) -> Result<Vec<String>>
 }
 
 /// Create the job and its steps for an approval and move the cluster to `merging`, in one
-/// transaction. The unique `decision_id` makes a second plan of the same approval impossible.
-pub fn plan_job(conn: &mut Connection, a: &Approval) -> Result<i64> {
+/// transaction, if the approval still stands when the job is written: the cluster is still
+/// `approved`, the decision is still its newest approval that no undo names, and no job exists
+/// for it yet (another executor may have planned it a moment ago). `None` when it no longer
+/// stands; nothing is written then.
+pub fn plan_job(conn: &mut Connection, a: &Approval) -> Result<Option<i64>> {
     let tx = conn.transaction()?;
+    let stands: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM clusters c
+            WHERE c.id = ?1 AND c.status = 'approved'
+              AND ?2 = (SELECT MAX(d.id) FROM decisions d
+                        WHERE d.cluster_id = c.id AND d.action = 'approve'
+                          AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id))
+              AND NOT EXISTS (SELECT 1 FROM merge_jobs j WHERE j.decision_id = ?2))",
+        params![a.cluster_id, a.decision_id],
+        |r| r.get(0),
+    )?;
+    if !stands {
+        return Ok(None);
+    }
     let now = now_ts();
     tx.execute(
         "INSERT INTO merge_jobs (cluster_id, decision_id, object_type, status, survivor_id, created_at, updated_at)
@@ -254,7 +270,7 @@ pub fn plan_job(conn: &mut Connection, a: &Approval) -> Result<i64> {
         params![a.cluster_id, now],
     )?;
     tx.commit()?;
-    Ok(job)
+    Ok(Some(job))
 }
 
 const JOB_COLUMNS: &str = "id, cluster_id, decision_id, object_type, status, survivor_id, attempts, last_error, updated_at";
@@ -349,6 +365,8 @@ pub fn steps(conn: &Connection, job_id: i64) -> Result<Vec<Step>> {
     Ok(out)
 }
 
+/// Set a job's status. Every status but `running` also releases the job's claim: a job that
+/// ended, paused or waits for the CRM is anybody's to take up again.
 pub fn set_job_status(
     conn: &Connection,
     job: i64,
@@ -357,20 +375,168 @@ pub fn set_job_status(
 ) -> Result<()> {
     conn.execute(
         "UPDATE merge_jobs SET status = ?2, last_error = COALESCE(?3, last_error), updated_at = ?4,
-                attempts = attempts + (?2 = 'running')
+                attempts = attempts + (?2 = 'running'),
+                owner = CASE WHEN ?2 = 'running' THEN owner END,
+                lease_until = CASE WHEN ?2 = 'running' THEN lease_until END
          WHERE id = ?1",
         params![job, status, error, now_ts()],
     )?;
     Ok(())
 }
 
-/// Record that a step is about to be sent. Must be committed before the call goes out.
-pub fn mark_sent(conn: &Connection, step: i64) -> Result<()> {
-    conn.execute(
-        "UPDATE merge_steps SET state = 'sent', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
-        params![step, now_ts()],
+/// A step was about to be sent by an executor that no longer holds its job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "merge job {job} is no longer claimed by this executor (its lease ran out); nothing was sent"
+)]
+pub struct LostClaim {
+    pub job: i64,
+}
+
+/// Record that a step is about to be sent, by `owner`, who must still hold the step's job:
+/// the claim is checked in the same statement, so an executor whose lease ran out (and whose
+/// job another one took up) never sends. Must be committed before the call goes out.
+pub fn mark_sent(conn: &Connection, step: i64, owner: &str) -> Result<()> {
+    let changed = conn.execute(
+        "UPDATE merge_steps SET state = 'sent', attempts = attempts + 1, updated_at = ?2
+         WHERE id = ?1 AND (SELECT owner FROM merge_jobs WHERE id = merge_steps.job_id) = ?3",
+        params![step, now_ts(), owner],
     )?;
+    if changed == 0 {
+        let job: i64 = conn.query_row(
+            "SELECT job_id FROM merge_steps WHERE id = ?1",
+            [step],
+            |r| r.get(0),
+        )?;
+        return Err(LostClaim { job }.into());
+    }
     Ok(())
+}
+
+/// Who runs merge jobs: one `apply` run (or one run of the review's background merges), named
+/// by its host, its process and a random part, so that a job's owner tells whether it is
+/// still alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executor {
+    pub id: String,
+    host: String,
+}
+
+impl Executor {
+    pub fn new() -> Executor {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty() && !h.contains(':'))
+            .unwrap_or_else(|| "localhost".to_string());
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        Executor {
+            id: format!("{host}:{}:{}", std::process::id(), &run[..12]),
+            host,
+        }
+    }
+
+    /// Whether `owner`'s claim still stands as far as this machine can tell: a process of this
+    /// host that is gone holds nothing any more. Another host's claim, and one of a live
+    /// process (this one included: two runs may go on in one process), stands until its lease
+    /// ends.
+    fn owner_alive(&self, owner: &str) -> bool {
+        let mut parts = owner.split(':');
+        let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
+            return false;
+        };
+        if host != self.host {
+            return true;
+        }
+        let Ok(pid) = pid.parse::<u32>() else {
+            return false;
+        };
+        // A process that exited but was not yet reaped (a zombie) holds nothing either.
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => !matches!(
+                stat.rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.chars().next()),
+                Some('Z' | 'X')
+            ),
+            Err(_) => false,
+        }
+    }
+}
+
+impl Default for Executor {
+    fn default() -> Self {
+        Executor::new()
+    }
+}
+
+fn lease_end(lease: std::time::Duration) -> String {
+    let end = chrono::Utc::now()
+        + chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::seconds(60));
+    crate::model::format_ts(&end)
+}
+
+/// Claim the next job that has work and that no live executor holds, for `lease`: the fresh
+/// row, read in the claiming transaction (its survivor is what the journal says now). `None`
+/// when every such job is held by someone else, or there is none.
+pub fn claim_next(
+    conn: &mut Connection,
+    me: &Executor,
+    lease: std::time::Duration,
+) -> Result<Option<Job>> {
+    let tx = conn.transaction()?;
+    let now = now_ts();
+    let candidates: Vec<(i64, Option<String>, Option<String>)> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT id, owner, lease_until FROM merge_jobs
+             WHERE status IN ('pending', 'running', 'paused') ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    // A job this run holds is running already; one held by a live executor is theirs until
+    // their lease runs out.
+    let free = candidates
+        .into_iter()
+        .find(|(_, owner, until)| match owner {
+            None => true,
+            Some(o) if *o == me.id => false,
+            Some(o) => until.as_deref().is_none_or(|u| u < now.as_str()) || !me.owner_alive(o),
+        });
+    let Some((id, _, _)) = free else {
+        return Ok(None);
+    };
+    tx.execute(
+        "UPDATE merge_jobs SET owner = ?2, lease_until = ?3, status = 'running',
+                attempts = attempts + 1, updated_at = ?4
+         WHERE id = ?1",
+        params![id, me.id, lease_end(lease), now],
+    )?;
+    let raw = tx.query_row(
+        &format!("SELECT {JOB_COLUMNS} FROM merge_jobs WHERE id = ?1"),
+        [id],
+        job_from_row,
+    )?;
+    tx.commit()?;
+    finish_job(raw).map(Some)
+}
+
+/// Give up every claim `me` holds, at the end of its run: a job it left `running` (stopped by
+/// a workspace error) goes back to `pending`, to resume from its journal.
+pub fn release_claims(conn: &Connection, me: &Executor) -> Result<usize> {
+    Ok(conn.execute(
+        "UPDATE merge_jobs SET owner = NULL, lease_until = NULL,
+                status = CASE WHEN status = 'running' THEN 'pending' ELSE status END
+         WHERE owner = ?1",
+        [&me.id],
+    )?)
+}
+
+/// Renew the lease of every job `me` runs. The heartbeat of a running executor.
+pub fn renew_claims(conn: &Connection, me: &Executor, lease: std::time::Duration) -> Result<usize> {
+    Ok(conn.execute(
+        "UPDATE merge_jobs SET lease_until = ?2 WHERE owner = ?1 AND status = 'running'",
+        params![me.id, lease_end(lease)],
+    )?)
 }
 
 /// Record a step's outcome; for a merge, the returned id becomes the job's survivor in the same

@@ -330,6 +330,14 @@ CREATE UNIQUE INDEX mapping_conflicts_shared_open
     ON mapping_conflicts (object_type, source_system, target_system, target_ids)
     WHERE kind = 'shared_target' AND resolved_at IS NULL;
 "#,
+    // 6: executors claim jobs. A job is run by one executor at a time: the one whose id is in
+    // `owner`, for as long as its lease (`lease_until`, renewed by a heartbeat) lasts or its
+    // process lives. Another executor takes a job over only when the lease expired or the
+    // owner's process is gone, so two `apply` processes never run one job at once.
+    r#"
+ALTER TABLE merge_jobs ADD COLUMN owner TEXT;
+ALTER TABLE merge_jobs ADD COLUMN lease_until TEXT;
+"#,
 ];
 
 /// Migrations that rebuild tables other tables refer to: they run with foreign keys off (a

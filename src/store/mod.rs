@@ -38,7 +38,7 @@ impl std::fmt::Debug for Store {
 
 /// Open a connection with the per-connection settings every workspace connection needs.
 pub fn open_connection(path: &Path) -> Result<Connection> {
-    let conn =
+    let mut conn =
         Connection::open(path).with_context(|| format!("opening workspace {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     // Only takes effect when the file is created. Records with their property history run
@@ -54,6 +54,11 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
             path.display()
         ));
     }
+    // Every write transaction takes the write lock when it begins (BEGIN IMMEDIATE). A
+    // deferred one reads first and then asks for the lock; if another process wrote
+    // meanwhile, SQLite must refuse at once (SQLITE_BUSY_SNAPSHOT) instead of waiting out the
+    // busy timeout. Read-only snapshots ask for `Deferred` explicitly.
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     // FULL: a decision acknowledged to the steward survives power loss, not just a crash.
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")?;
     // Statement journals and sorts in memory rather than in temporary files: a large write
@@ -106,6 +111,28 @@ impl Store {
             .map_err(|_| anyhow!("the store thread dropped a request"))?
     }
 
+    /// [`Store::call`] for a steward's decision, which is never refused because another
+    /// process holds the workspace's write lock: while SQLite says busy (after its own busy
+    /// timeout), it waits a moment and runs `f` again. `f` must be one transaction, so that a
+    /// busy attempt wrote nothing.
+    pub async fn call_waiting<F, R>(&self, f: F) -> Result<R>
+    where
+        F: Fn(&mut Connection) -> Result<R> + Send + Sync + 'static,
+        R: Send + 'static,
+    {
+        let f = std::sync::Arc::new(f);
+        loop {
+            let attempt = f.clone();
+            match self.call(move |c| attempt(c)).await {
+                Err(e) if is_busy(&e) => {
+                    tracing::info!("the workspace is busy (another process writes); waiting");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Run `f` on the store thread and block until it returns. For synchronous callers only;
     /// never from inside an async task (use [`Store::call`] there).
     pub fn call_blocking<F, R>(&self, f: F) -> Result<R>
@@ -154,6 +181,17 @@ pub fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
         params![key, value],
     )?;
     Ok(())
+}
+
+/// Whether an error is SQLite's "busy" or "locked": another connection holds the lock.
+pub fn is_busy(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<rusqlite::Error>(),
+            Some(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    })
 }
 
 pub fn now_ts() -> String {

@@ -1158,7 +1158,7 @@ impl App {
         let store = self.store.clone();
         self.spawn(async move {
             let result = store
-                .call(move |c| {
+                .call_waiting(move |c| {
                     let d = decisions::record(c, &new)?;
                     Ok((d, queue::status_counts(c)?))
                 })
@@ -1181,7 +1181,7 @@ impl App {
         let steward = self.opts.steward.clone();
         self.spawn(async move {
             let result = store
-                .call(move |c| {
+                .call_waiting(move |c| {
                     let u = decisions::undo_last(c, &steward)?;
                     Ok((u, queue::status_counts(c)?))
                 })

@@ -241,3 +241,26 @@ pub async fn fixture(seed: SeedData) -> Fixture {
         store,
     }
 }
+
+/// The real `dupdesk apply` on `ws`, talking to the sandbox at `base_url` as to a HubSpot
+/// portal (a one-second timeout, no client-side rate limit), logging into `logs`.
+pub fn apply_command(
+    ws: &std::path::Path,
+    base_url: &str,
+    logs: &std::path::Path,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dupdesk"));
+    cmd.arg("--workspace")
+        .arg(ws)
+        .arg("apply")
+        .env("HUBSPOT_ACCESS_TOKEN", TOKEN)
+        .env("DUPDESK_CRM__KIND", "hubspot")
+        .env("DUPDESK_CRM__BASE_URL", base_url)
+        .env("DUPDESK_CRM__TIMEOUT_SECS", "1")
+        .env("DUPDESK_CRM__RATE_LIMIT", "100000")
+        .env("DUPDESK_LOGGING__DIR", logs)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
