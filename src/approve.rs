@@ -91,12 +91,12 @@ pub fn approve(
             Some(ctx) => ctx.clone(),
             None => {
                 let catalog = store.call_blocking(move |c| properties::load(c, object))?;
-                let ctx = Arc::new(ReviewContext {
-                    rules: rules.clone(),
-                    sources: config.sources.clone(),
-                    configured: config.properties(object),
+                let ctx = Arc::new(ReviewContext::for_config(
+                    config,
+                    rules.clone(),
+                    object,
                     catalog,
-                });
+                ));
                 contexts.insert(object, ctx.clone());
                 ctx
             }

@@ -108,6 +108,19 @@ pub struct ObjectConfig {
 pub struct MappingConfig {
     pub inverse_id_property: String,
     pub other_system: String,
+    /// What a merge writes into the inverse-id property when its records map to different
+    /// ids in the other system: `keep` leaves what the merge left (the primary's), `clear`
+    /// empties it. Either way the conflict is the steward's to settle.
+    #[serde(default)]
+    pub on_conflict: OnConflict,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnConflict {
+    #[default]
+    Keep,
+    Clear,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -142,6 +142,7 @@ struct Shared {
     properties: BTreeMap<ObjectType, Vec<String>>,
     inverse_property: String,
     other_system: String,
+    on_conflict: crate::config::OnConflict,
     opts: ExecOptions,
     paused: AtomicBool,
     events: Events,
@@ -190,6 +191,7 @@ pub async fn apply(
             .collect(),
         inverse_property: config.mapping.inverse_id_property.clone(),
         other_system: config.mapping.other_system.clone(),
+        on_conflict: config.mapping.on_conflict,
         opts: opts.clone(),
         paused: AtomicBool::new(false),
         events,
@@ -800,8 +802,21 @@ async fn planned_update(shared: &Shared, job: &Job) -> Result<BTreeMap<String, S
         .store
         .call(move |c| mapping::active_targets(c, object, &source, &merged_ids, &other))
         .await?;
-    if let [only] = targets.as_slice() {
-        properties.insert(inverse, only.clone());
+    match targets.as_slice() {
+        [] => {}
+        [only] => {
+            properties.insert(inverse, only.clone());
+        }
+        // The records map to different ids: none is written (whatever the choices say); the
+        // mapping step records the conflict for the steward to settle.
+        _ => match shared.on_conflict {
+            crate::config::OnConflict::Keep => {
+                properties.remove(&inverse);
+            }
+            crate::config::OnConflict::Clear => {
+                properties.insert(inverse, String::new());
+            }
+        },
     }
     Ok(properties)
 }
@@ -997,7 +1012,16 @@ async fn update_step(
             shared
                 .store
                 .call(move |c| {
-                    records::upsert_records(c, &system, std::slice::from_ref(&record), &now_ts())?;
+                    // In a write transaction: a pull in another process may be writing the
+                    // same record, and the upsert reads before it inserts.
+                    let tx = c.transaction()?;
+                    records::upsert_records(
+                        &tx,
+                        &system,
+                        std::slice::from_ref(&record),
+                        &now_ts(),
+                    )?;
+                    tx.commit()?;
                     journal::mark_done(c, job_id, step_id, Some(&id), None)
                 })
                 .await?;

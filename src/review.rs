@@ -26,7 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::config::SourcesConfig;
+use crate::config::{Config, MappingConfig, SourcesConfig};
 use crate::model::{ObjectType, PropertyCatalog, Record};
 use crate::plan::{self, Seen, ValueProblem};
 use crate::precedence::{self, DecidedBy, FieldChoice, FieldSuggestion, Override, Rules};
@@ -52,6 +52,26 @@ pub struct ReviewContext {
     pub sources: SourcesConfig,
     pub configured: Vec<String>,
     pub catalog: PropertyCatalog,
+    /// The property that holds the other system's id, and that system's name.
+    pub mapping: Option<MappingConfig>,
+}
+
+impl ReviewContext {
+    /// The context of `object`'s drafts under `config`.
+    pub fn for_config(
+        config: &Config,
+        rules: Arc<Rules>,
+        object: ObjectType,
+        catalog: PropertyCatalog,
+    ) -> ReviewContext {
+        ReviewContext {
+            rules,
+            sources: config.sources.clone(),
+            configured: config.properties(object),
+            catalog,
+            mapping: Some(config.mapping.clone()),
+        }
+    }
 }
 
 /// A steward's pick for one field.
@@ -290,10 +310,29 @@ impl ReviewDraft {
             .collect()
     }
 
-    /// Why a field cannot be chosen: the rules or the CRM say it is never written.
+    /// Why a field cannot be chosen: the rules or the CRM say it is never written, or it holds
+    /// the other system's id and the included records hold different ones (a mapping conflict
+    /// the steward settles after the merge, with `dupdesk mapping resolve`).
     pub fn locked(&self, field: &str) -> Option<String> {
         if self.ctx.rules.is_read_only(field) {
             return Some("read-only (precedence rules)".to_string());
+        }
+        if let Some(m) = &self.ctx.mapping
+            && m.inverse_id_property == field
+        {
+            let ids: BTreeSet<&str> = self
+                .members
+                .iter()
+                .filter(|r| !self.excluded.contains(&r.record.id))
+                .filter_map(|r| r.record.get(field))
+                .collect();
+            if ids.len() > 1 {
+                return Some(format!(
+                    "the records map to different {} ids ({}): settled after the merge",
+                    m.other_system,
+                    ids.into_iter().collect::<Vec<_>>().join(", ")
+                ));
+            }
         }
         if !self.ctx.catalog.is_known() {
             return None;

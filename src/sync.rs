@@ -263,7 +263,13 @@ async fn write_page(
                         out.merged_away += 1;
                     }
                 }
-                if let Some(target) = r.get(&inverse) {
+                // The survivor of a merge whose records mapped to different ids is the
+                // steward's to settle (`dupdesk mapping resolve`): what the CRM shows for it
+                // (the primary's id, kept by the merge) is not taken for a choice.
+                let held =
+                    mapping::open_merge_conflict(&tx, r.object_type, &source, &r.id, &other)?
+                        .is_some();
+                if let Some(target) = r.get(&inverse).filter(|_| !held) {
                     touched.push(target.to_string());
                     let link = Link {
                         object_type: r.object_type,

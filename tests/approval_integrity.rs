@@ -113,12 +113,12 @@ async fn draft_of(store: &Store, cluster: i64) -> ReviewDraft {
         })
         .await
         .unwrap();
-    let ctx = Arc::new(ReviewContext {
-        rules: Arc::new(Rules::for_config(&config).unwrap()),
-        sources: config.sources.clone(),
-        configured: config.properties(ObjectType::Contacts),
+    let ctx = Arc::new(ReviewContext::for_config(
+        &config,
+        Arc::new(Rules::for_config(&config).unwrap()),
+        ObjectType::Contacts,
         catalog,
-    });
+    ));
     ReviewDraft::new(ctx, &detail)
 }
 
@@ -404,12 +404,12 @@ async fn draft_with(store: &Store, cluster: i64, config: &dupdesk::config::Confi
         })
         .await
         .unwrap();
-    let ctx = Arc::new(ReviewContext {
-        rules: Arc::new(Rules::for_config(&config).unwrap()),
-        sources: config.sources.clone(),
-        configured: config.properties(ObjectType::Contacts),
+    let ctx = Arc::new(ReviewContext::for_config(
+        &config,
+        Arc::new(Rules::for_config(&config).unwrap()),
+        ObjectType::Contacts,
         catalog,
-    });
+    ));
     ReviewDraft::new(ctx, &detail)
 }
 
@@ -740,5 +740,138 @@ async fn a_job_whose_update_failed_after_its_merges_is_finished_by_an_amend() {
         .await
         .unwrap();
     assert_eq!(log, ["approve", "amend"]);
+    sandbox.shutdown().await;
+}
+
+/// Two records that map to different ERP customers: the draft does not let the steward (or the
+/// rules) pick one, the merge writes none, the conflict stays open through a pull (which does
+/// not take the CRM's leftover value for a choice), and `dupdesk mapping resolve` settles it.
+#[tokio::test]
+async fn a_merge_of_records_with_different_erp_ids_writes_none_until_the_steward_settles_it() {
+    let mut seed = SeedData::default();
+    for (id, erp) in [(5001, "ERP-7"), (5002, "ERP-8")] {
+        seed.contacts.push(written(
+            id,
+            "2025-01-01T09:00:00.000Z",
+            "INTEGRATION",
+            &[
+                ("firstname", "Lu"),
+                ("lastname", "Wei"),
+                ("email", &format!("lu{id}@example.com")),
+                ("erp_customer_id", erp),
+            ],
+        ));
+    }
+    let Fixture {
+        sandbox,
+        crm,
+        dir,
+        store,
+    } = fixture(seed).await;
+    let cluster = cluster_of(&store, &["5001", "5002"]).await;
+    let mut draft = draft_of(&store, cluster).await;
+    let locked = draft.field("erp_customer_id").unwrap().locked.unwrap();
+    assert!(
+        locked.contains("different erp ids (ERP-7, ERP-8)"),
+        "{locked}"
+    );
+    assert!(!draft.choices().contains_key("erp_customer_id"));
+    assert!(matches!(
+        draft.take("erp_customer_id", "5002"),
+        Err(DraftError::NotWritable { .. })
+    ));
+    save(&store, draft.approve("ada", "").unwrap()).await;
+    let report = apply(&store, &crm).await;
+    assert_eq!((report.merged, report.failed), (1, 0));
+
+    let log = sandbox.merge_log().await.unwrap();
+    let survivor = log[0].new_id.clone();
+    // Nothing dupdesk sent wrote the property: no API write of it on the survivor.
+    let read = crm
+        .batch_read(
+            ObjectType::Contacts,
+            std::slice::from_ref(&survivor),
+            &["erp_customer_id".to_string()],
+            &["erp_customer_id".to_string()],
+        )
+        .await
+        .unwrap();
+    let history = &read.found[0].history["erp_customer_id"];
+    assert!(
+        history
+            .iter()
+            .all(|v| v.source_id.as_deref() != Some("sandbox-private-app")),
+        "{history:?}"
+    );
+    let open = |store: &Store| {
+        let store = store.clone();
+        async move {
+            store
+                .call(|c| dupdesk::store::mapping::conflicts(c, false))
+                .await
+                .unwrap()
+        }
+    };
+    let conflicts = open(&store).await;
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(conflicts[0].target_ids, ["ERP-7", "ERP-8"]);
+    assert_eq!(conflicts[0].survivor_id, survivor);
+    // A pull sees the merge's leftover id on the survivor and does not take it for a choice.
+    dupdesk::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
+        .await
+        .unwrap();
+    let active = |store: &Store, id: String| {
+        let store = store.clone();
+        async move {
+            store
+                .call(move |c| {
+                    Ok(dupdesk::store::mapping::rows_for_id(c, &id)?
+                        .into_iter()
+                        .filter(|r| r.active && r.source_id == id)
+                        .map(|r| r.target_id)
+                        .collect::<Vec<_>>())
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert!(active(&store, survivor.clone()).await.is_empty());
+    assert_eq!(open(&store).await.len(), 1, "the conflict stays open");
+
+    // The steward settles it from the command line; the chosen id is written and mapped.
+    // The binary runs off the runtime's threads: the sandbox it talks to is served on them.
+    let resolve = |target: &str| {
+        let mut cmd = dupdesk_command(store.path(), &sandbox.base_url(), dir.path());
+        cmd.args([
+            "mapping",
+            "resolve",
+            &conflicts[0].id.to_string(),
+            "--target",
+            target,
+        ]);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let out = resolve("ERP-9").await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an id that is not one of them is refused"
+    );
+    let out = resolve("ERP-8").await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        live(&crm, &survivor).await.get("erp_customer_id"),
+        Some("ERP-8")
+    );
+    assert_eq!(active(&store, survivor.clone()).await, ["ERP-8"]);
+    assert!(open(&store).await.is_empty());
+    dupdesk::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(active(&store, survivor.clone()).await, ["ERP-8"]);
     sandbox.shutdown().await;
 }

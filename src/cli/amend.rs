@@ -47,12 +47,12 @@ pub fn run(ctx: &Ctx, args: AmendArgs) -> Result<()> {
         Ok((detail, catalog))
     })?;
     let object = detail.row.object_type;
-    let draft_ctx = Arc::new(ReviewContext {
-        rules: Arc::new(Rules::for_config(&ctx.config)?),
-        sources: ctx.config.sources.clone(),
-        configured: ctx.config.properties(object),
+    let draft_ctx = Arc::new(ReviewContext::for_config(
+        &ctx.config,
+        Arc::new(Rules::for_config(&ctx.config)?),
+        object,
         catalog,
-    });
+    ));
     let mut draft = ReviewDraft::new(draft_ctx, &detail);
     match draft.finishing_job() {
         Some(j) if j == job => {}

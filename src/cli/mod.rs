@@ -22,6 +22,7 @@ mod mapping;
 mod match_cmd;
 mod pull;
 mod report;
+mod resolve;
 
 mod review;
 
@@ -237,6 +238,15 @@ pub enum MappingAction {
         #[arg(long)]
         json: bool,
     },
+    /// Settle a merge whose records mapped to different ids in the other system: the chosen
+    /// id is written into the survivor's inverse-id property and becomes its mapping.
+    Resolve {
+        /// The conflict's number (from `mapping conflicts`).
+        conflict: i64,
+        /// The id in the other system the survivor keeps.
+        #[arg(long)]
+        target: String,
+    },
 }
 
 /// Everything a command handler needs: the loaded configuration.
@@ -375,6 +385,9 @@ fn run(cli: Cli) -> Result<()> {
             MappingAction::Show { id, json } => mapping::show(&ctx, &id, json),
             MappingAction::Rebuild => runtime()?.block_on(mapping::rebuild(&ctx)),
             MappingAction::Conflicts { all, json } => mapping::list_conflicts(&ctx, all, json),
+            MappingAction::Resolve { conflict, target } => {
+                runtime()?.block_on(resolve::run(&ctx, conflict, &target))
+            }
         },
         Some(Command::Match {
             clusters,

@@ -326,6 +326,114 @@ pub fn supersede_after_merge(
 }
 
 /// Deactivate one row that no longer holds, saying why in its note.
+/// The open `merge` conflict whose survivor is `source_id`, if there is one.
+pub fn open_merge_conflict(
+    conn: &Connection,
+    object_type: ObjectType,
+    source_system: &str,
+    source_id: &str,
+    target_system: &str,
+) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM mapping_conflicts
+             WHERE kind = 'merge' AND resolved_at IS NULL AND object_type = ?1
+               AND survivor_id = ?3 AND target_system = ?4
+               AND (source_system IS NULL OR source_system = ?2)
+             ORDER BY id LIMIT 1",
+        )?
+        .query_row(
+            params![
+                object_type.as_str(),
+                source_system,
+                source_id,
+                target_system
+            ],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// One open `merge` conflict, read to be settled.
+pub fn conflict(conn: &Connection, id: i64) -> Result<Option<Conflict>> {
+    Ok(conflicts(conn, true)?.into_iter().find(|c| c.id == id))
+}
+
+/// The steward settled a `merge` conflict: the survivor maps to `target_id` (one of the ids
+/// its records mapped to, already written into the CRM by the caller). Its active row to that
+/// system, if any, is superseded by the new one, and the conflict is resolved, in one
+/// transaction.
+pub fn settle_merge_conflict(
+    conn: &mut Connection,
+    conflict_id: i64,
+    target_id: &str,
+    steward: &str,
+    now: &str,
+) -> Result<i64> {
+    let tx = conn.transaction()?;
+    let c = conflict(&tx, conflict_id)?
+        .ok_or_else(|| anyhow::anyhow!("there is no mapping conflict #{conflict_id}"))?;
+    if c.kind != ConflictKind::Merge || !c.is_open() {
+        anyhow::bail!(
+            "mapping conflict #{conflict_id} is {} {}; only an open merge conflict is settled this way",
+            if c.is_open() { "an open" } else { "a resolved" },
+            c.kind.as_str()
+        );
+    }
+    if !c.target_ids.iter().any(|t| t == target_id) {
+        anyhow::bail!(
+            "{target_id:?} is not one of the ids the merged records mapped to ({})",
+            c.target_ids.join(", ")
+        );
+    }
+    let object_type: ObjectType = c
+        .object_type
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    let source_system = c.source_system.clone().unwrap_or_else(|| "crm".to_string());
+    let old: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM id_mapping WHERE object_type = ?1 AND source_system = ?2
+             AND source_id = ?3 AND target_system = ?4 AND active = 1",
+            params![
+                object_type.as_str(),
+                source_system,
+                c.survivor_id,
+                c.target_system
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(old) = old {
+        deactivate(&tx, old, now, &format!("conflict #{conflict_id} settled"))?;
+    }
+    let row = insert(
+        &tx,
+        &Link {
+            object_type,
+            source_system: &source_system,
+            source_id: &c.survivor_id,
+            target_system: &c.target_system,
+            target_id,
+        },
+        steward,
+        now,
+        &format!("conflict #{conflict_id} settled by {steward}"),
+    )?;
+    if let Some(old) = old {
+        tx.execute(
+            "UPDATE id_mapping SET superseded_by = ?2 WHERE id = ?1",
+            params![old, row],
+        )?;
+    }
+    tx.execute(
+        "UPDATE mapping_conflicts SET resolved_at = ?2, resolution = ?3 WHERE id = ?1",
+        params![conflict_id, now, format!("{steward} chose {target_id}")],
+    )?;
+    tx.commit()?;
+    Ok(row)
+}
+
 pub fn deactivate(conn: &Connection, row: i64, now: &str, note: &str) -> Result<()> {
     conn.prepare_cached(
         "UPDATE id_mapping SET active = 0, deactivated_at = ?2, note = ?3 WHERE id = ?1",

@@ -133,6 +133,8 @@ pub struct Options {
     pub apply: Option<mpsc::UnboundedSender<()>>,
     /// `A` asks before it runs the merges (`review.confirm_apply`).
     pub confirm_apply: bool,
+    /// Which property holds the other system's id.
+    pub mapping: crate::config::MappingConfig,
 }
 
 impl Options {
@@ -151,6 +153,7 @@ impl Options {
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
             apply: None,
             confirm_apply: config.review.confirm_apply,
+            mapping: config.mapping.clone(),
         })
     }
 }
@@ -343,6 +346,7 @@ fn review_context(opts: &Options, object: ObjectType, catalog: PropertyCatalog) 
         sources: opts.sources.clone(),
         configured: opts.properties.get(&object).cloned().unwrap_or_default(),
         catalog,
+        mapping: Some(opts.mapping.clone()),
     }
 }
 

@@ -249,10 +249,23 @@ pub fn apply_command(
     base_url: &str,
     logs: &std::path::Path,
 ) -> std::process::Command {
+    let mut cmd = dupdesk_command(ws, base_url, logs);
+    cmd.arg("apply");
+    cmd
+}
+
+/// The real `dupdesk --workspace WS` (a subcommand to add), talking to the sandbox at
+/// `base_url` as to a HubSpot portal.
+pub fn dupdesk_command(
+    ws: &std::path::Path,
+    base_url: &str,
+    logs: &std::path::Path,
+) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dupdesk"));
-    cmd.arg("--workspace")
+    cmd.current_dir(logs)
+        .env("XDG_CONFIG_HOME", logs.join("config"))
+        .arg("--workspace")
         .arg(ws)
-        .arg("apply")
         .env("HUBSPOT_ACCESS_TOKEN", TOKEN)
         .env("DUPDESK_CRM__KIND", "hubspot")
         .env("DUPDESK_CRM__BASE_URL", base_url)
