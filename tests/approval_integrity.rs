@@ -50,9 +50,9 @@ fn written(id: u64, at: &str, source: &str, props: &[(&str, &str)]) -> Record {
     r
 }
 
-/// Ann Lee three times. 1003's values come from the ERP, so the rules would take its ERP id
-/// (the ERP owns billing), and its phone and company (no other record has one), if it were
-/// in the merge.
+/// Ann Lee three times. 1003's values come from the ERP: if it were in the merge the rules
+/// would take its phone and company (no other record has one), and its ERP id would make the
+/// ERP id a conflict.
 fn ann_lee() -> SeedData {
     let mut seed = SeedData::default();
     seed.contacts.push(written(
@@ -178,9 +178,11 @@ async fn an_excluded_record_is_not_merged_and_gives_no_value() {
     let cluster = cluster_of(&store, &["1001", "1002", "1003"]).await;
 
     let mut draft = draft_of(&store, cluster).await;
-    // Included, 1003 wins the ERP id (the ERP owns billing) and brings its phone and company.
+    // Included, 1003 brings its phone and company, and its ERP id makes the ERP id a conflict
+    // (ERP-1 against ERP-2) that the merge would leave to the steward.
     let c = draft.choices();
-    assert_eq!(c["erp_customer_id"].value.as_deref(), Some("ERP-2"));
+    assert!(!c.contains_key("erp_customer_id"));
+    assert!(draft.field("erp_customer_id").unwrap().locked.is_some());
     assert_eq!(c["phone"].record_id.as_deref(), Some("1003"));
     assert_eq!(c["company"].record_id.as_deref(), Some("1003"));
     assert_eq!(draft.toggle_exclude("1003"), Ok(true));
