@@ -11,7 +11,7 @@ use super::Ctx;
 use crate::model::ObjectType;
 use crate::sanitize::for_terminal;
 use crate::store::mapping::{self, Conflict, Link, Observed, SharedCheck};
-use crate::store::{Store, now_ts};
+use crate::store::now_ts;
 
 /// Show every row in which `id` appears, oldest first, with what superseded what, then the
 /// conflicts that name it. `--json` prints the rows only, as it always has.
@@ -231,7 +231,7 @@ fn read_file(path: &Path, default_object: ObjectType) -> Result<Vec<FileRow>> {
 /// names for records now sharing one (a file can move rows off ids as well as onto them).
 pub fn import(ctx: &Ctx, path: &Path, object: ObjectType) -> Result<()> {
     let rows = read_file(path, object)?;
-    let store = Store::open(ctx.workspace_path())?;
+    let store = super::open_existing(ctx)?;
     let (new, changed, unchanged, shared) = store.call_blocking(move |c| {
         let tx = c.transaction()?;
         let now = now_ts();
@@ -272,7 +272,7 @@ pub fn import(ctx: &Ctx, path: &Path, object: ObjectType) -> Result<()> {
 /// or no longer exist, are deactivated, and every id is checked for records sharing it. One
 /// transaction at the end, so a failed read changes nothing.
 pub async fn rebuild(ctx: &Ctx) -> Result<()> {
-    let store = Store::open(ctx.workspace_path())?;
+    let store = super::open_existing(ctx)?;
     let conn = super::connect::connect(&ctx.config, &store).await?;
     let inverse = ctx.config.mapping.inverse_id_property.clone();
     let other = ctx.config.mapping.other_system.clone();
