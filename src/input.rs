@@ -43,17 +43,35 @@ pub const MAX_ID_CHARS: usize = 256;
 /// How many characters of a bad value an error quotes.
 pub const QUOTE_CHARS: usize = 80;
 
-/// A value as an error shows it: in double quotes, made safe for a terminal, and cut to
-/// [`QUOTE_CHARS`] characters with its full length in bytes when longer. Only the kept prefix is
-/// sanitized, so quoting a huge value costs no more than quoting a short one.
+/// A value as an error shows it: in double quotes, made safe for a terminal
+/// ([`for_terminal`]), the characters [`check_id`] refuses shown as escapes too (an id that looks
+/// like a good one should not read as one), and cut to [`QUOTE_CHARS`] characters with its full
+/// length in bytes when longer. Only the kept prefix is looked at, so quoting a huge value costs
+/// no more than quoting a short one.
 pub fn quote(value: &str) -> String {
-    match value.char_indices().nth(QUOTE_CHARS) {
-        None => format!("\"{}\"", for_terminal(value)),
-        Some((cut, _)) => format!(
-            "\"{}…\" ({} bytes)",
-            for_terminal(&value[..cut]),
-            value.len()
-        ),
+    let cut = value.char_indices().nth(QUOTE_CHARS).map(|(i, _)| i);
+    let mut out = String::from("\"");
+    for c in value[..cut.unwrap_or(value.len())].chars() {
+        push_shown(&mut out, c);
+    }
+    match cut {
+        Some(_) => out.push_str(&format!("…\" ({} bytes)", value.len())),
+        None => out.push('"'),
+    }
+    out
+}
+
+/// Append one character as [`quote`] and [`BadId`] show it: the escapes the rest of dupdesk shows
+/// (`\0`, `\t`, `\u{202E}`), characters a terminal would show as nothing or as a plain space by
+/// their code point, the rest as themselves.
+fn push_shown(out: &mut String, c: char) {
+    if crate::sanitize::is_unsafe(c) {
+        let mut buf = [0u8; 4];
+        out.push_str(&for_terminal(c.encode_utf8(&mut buf)));
+    } else if CharKind::of(c).is_some() {
+        out.push_str(&format!("\\u{{{:04X}}}", c as u32));
+    } else {
+        out.push(c);
     }
 }
 
@@ -149,14 +167,8 @@ pub fn check_id(id: &str) -> Result<(), BadId> {
             });
         }
         if let Some(kind) = CharKind::of(c) {
-            let mut buf = [0u8; 4];
-            // The escapes the rest of dupdesk shows (`\0`, `\t`, `\u{202E}`); characters a
-            // terminal would show as themselves (a no-break space) by their code point.
-            let shown = if crate::sanitize::is_unsafe(c) {
-                for_terminal(c.encode_utf8(&mut buf)).into_owned()
-            } else {
-                format!("\\u{{{:04X}}}", c as u32)
-            };
+            let mut shown = String::new();
+            push_shown(&mut shown, c);
             return Err(BadId::Character {
                 kind,
                 at: i + 1,
@@ -256,6 +268,31 @@ impl RecordError {
             RecordError::TooLong { line } => Some(*line),
             RecordError::Csv(e) => e.position().map(|p| p.line()),
         }
+    }
+
+    /// What went wrong, for a message that names the file and line itself.
+    pub fn message(&self) -> String {
+        match self {
+            RecordError::TooLong { .. } => TOO_LONG.to_string(),
+            RecordError::Csv(e) => csv_message(e),
+        }
+    }
+}
+
+/// A CSV reader's error as a person reads it, without the position the caller already names.
+/// None of the crate's messages quote the file's bytes.
+pub fn csv_message(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::Utf8 { .. } => {
+            "a value is not valid UTF-8 (save the file as UTF-8)".to_string()
+        }
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!(
+            "{len} fields where the header has {expected_len} (a stray delimiter or an unclosed quote?)"
+        ),
+        csv::ErrorKind::Io(io) => format!("reading failed: {io}"),
+        _ => e.to_string(),
     }
 }
 
@@ -398,6 +435,8 @@ mod tests {
     fn quotes_are_short_and_safe() {
         assert_eq!(quote("E-1"), "\"E-1\"");
         assert_eq!(quote("a\0b\u{1b}[2J"), "\"a\\0b\\e[2J\"");
+        assert_eq!(quote("E-1\u{200B}\u{A0}"), "\"E-1\\u{200B}\\u{00A0}\"");
+        assert_eq!(quote("Zoë 顧客"), "\"Zoë 顧客\"");
         let long = format!("{}\u{1b}", "é".repeat(1000));
         let q = quote(&long);
         assert_eq!(q, format!("\"{}…\" (2001 bytes)", "é".repeat(QUOTE_CHARS)));

@@ -24,7 +24,7 @@ use thiserror::Error;
 
 use super::cluster::{self, ClusterLimits, Edge};
 use super::persist::{ApplyStats, PlannedCluster, apply_clusters, fingerprint};
-use crate::input::{self, CsvRecords, RecordError, quote};
+use crate::input::{CsvRecords, RecordError, quote};
 use crate::model::ObjectType;
 use crate::store::Store;
 
@@ -156,10 +156,7 @@ pub fn read_clusters(path: &Path) -> Result<ExternalClusters, ExternalError> {
     let csv_err = |e: RecordError| ExternalError::Csv {
         path: path.to_path_buf(),
         line: e.line().unwrap_or(0),
-        message: match e {
-            RecordError::TooLong { .. } => input::TOO_LONG.to_string(),
-            RecordError::Csv(e) => e.to_string(),
-        },
+        message: e.message(),
     };
     let headers: Vec<String> = reader
         .headers()
