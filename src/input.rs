@@ -75,6 +75,29 @@ fn push_shown(out: &mut String, c: char) {
     }
 }
 
+/// How many characters of a parser's message about a file an error keeps: such messages quote
+/// the names they complain about, and a name can be as long as the file.
+pub const MESSAGE_CHARS: usize = 400;
+
+/// A message built from a file's content, as an error shows it: its lines joined into one
+/// (errors are one line), made safe for a terminal and cut to `max_chars` characters, with `…`
+/// where it was cut.
+pub fn excerpt(text: &str, max_chars: usize) -> String {
+    let cut = text.char_indices().nth(max_chars).map(|(i, _)| i);
+    let kept = &text[..cut.unwrap_or(text.len())];
+    let joined = kept
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut out = for_terminal(&joined).into_owned();
+    if cut.is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// What is wrong with an id read from a file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BadId {
@@ -440,6 +463,15 @@ mod tests {
         let long = format!("{}\u{1b}", "é".repeat(1000));
         let q = quote(&long);
         assert_eq!(q, format!("\"{}…\" (2001 bytes)", "é".repeat(QUOTE_CHARS)));
+        assert_eq!(
+            excerpt("unknown field `a\u{1b}b`", 40),
+            "unknown field `a\\eb`"
+        );
+        assert_eq!(excerpt("abcdef", 3), "abc…");
+        assert_eq!(
+            excerpt("unknown field `foo`\nin `crm`\n", 400),
+            "unknown field `foo` in `crm`"
+        );
     }
 
     #[test]
