@@ -226,7 +226,11 @@ fn read_file(path: &Path, default_object: ObjectType) -> Result<Vec<FileRow>> {
                     BadId::Empty => "empty".to_string(),
                     bad => format!(
                         "{} {} {bad}",
-                        if i % 2 == 0 { "system" } else { "id" },
+                        if name.ends_with("_system") {
+                            "system"
+                        } else {
+                            "id"
+                        },
                         quote(v)
                     ),
                 };

@@ -66,14 +66,14 @@ pub enum ExternalError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cluster file {path}, line {line}: {message}")]
+    #[error("cluster file {path}, line {line}: {message}; nothing was imported")]
     Csv {
         path: PathBuf,
         line: u64,
         message: String,
     },
     #[error(
-        "cluster file {path}: no known header (expected cluster_id,unique_id from Splink, a \"Cluster ID\" column from csvdedupe with an id column, or cluster_id,record_id); found {}",
+        "cluster file {path}: no known header (expected cluster_id,unique_id from Splink, a \"Cluster ID\" column from csvdedupe with an id column, or cluster_id,record_id); found {}; nothing was imported",
         headers_list(found)
     )]
     UnknownHeader { path: PathBuf, found: Vec<String> },
@@ -100,7 +100,7 @@ pub enum ExternalError {
         rows: u64,
     },
     #[error(
-        "cluster file {path}, line {line}: record id {} is in clusters {} and {}",
+        "cluster file {path}, line {line}: record id {} is in clusters {} and {}; nothing was imported",
         quote(id),
         quote(first),
         quote(second)
