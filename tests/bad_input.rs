@@ -420,6 +420,22 @@ fn no_command_but_demo_pull_and_import_creates_a_workspace() {
         assert_eq!(std::fs::metadata(&ws.path).unwrap().len(), 0, "{args:?}");
     }
     std::fs::remove_file(&ws.path).unwrap();
+    // An import or a pull may create one, but never write one into a file that is not one.
+    let csv = ws.file("export.csv", b"Record ID,Email\n1,a@x.com\n");
+    for args in [&["import", csv.to_str().unwrap()][..], &["pull"]] {
+        let out = ws.command_on(&csv, args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("export.csv is not a dupdesk workspace (not an SQLite file)"),
+            "{args:?}: {}",
+            text(&out)
+        );
+        assert_eq!(
+            std::fs::read(&csv).unwrap(),
+            b"Record ID,Email\n1,a@x.com\n"
+        );
+    }
+    std::fs::remove_file(&csv).unwrap();
     // An import may create one, but not for a file it refuses.
     let bad = ws.file("bad.csv", b"Record ID,Email\n1,a@x.com\n1,b@x.com\n");
     let out = ws.run(&["import", bad.to_str().unwrap()]);

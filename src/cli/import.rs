@@ -46,7 +46,7 @@ pub fn run(
     };
     let path = ctx.workspace_path();
     let fresh = Fresh::before(&path);
-    let store = Store::open(&path)?;
+    let store = Store::open_or_create(&path)?;
     let report = import::import_csv(&store, file, &opts, &|bytes| bar.set_position(bytes));
     bar.finish_and_clear();
     let report = match (report, fresh) {

@@ -150,6 +150,16 @@ impl Store {
         Store::open(path)
     }
 
+    /// For the commands that make a workspace (`pull`, `import`): create it when nothing is at
+    /// `path`, open it when it is one, and refuse anything else as it is (a CSV file or another
+    /// program's database given as `--workspace` would otherwise get a schema written into it).
+    pub fn open_or_create(path: impl AsRef<Path>) -> Result<Store> {
+        match check_workspace(path.as_ref()) {
+            Ok(()) | Err(OpenError::Missing { .. }) => Store::open(path),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Open (creating if needed) and migrate the workspace at `path`, and start its thread.
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
