@@ -90,7 +90,7 @@ pub enum Unvouched {
         object: ObjectType,
         id: String,
     },
-    #[error("{} is the id of a {other} record, not a {system} one", quote(id))]
+    #[error("{} is the id of a record of {other}, not of {system}", quote(id))]
     OtherSystem {
         system: String,
         object: ObjectType,
