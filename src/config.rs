@@ -270,10 +270,22 @@ pub fn load(sources: &Sources) -> Result<Config> {
     let mut merged: toml::Table =
         toml::from_str(DEFAULT_CONFIG).context("the embedded default configuration")?;
     if let Some(path) = &sources.file {
-        let text = std::fs::read_to_string(path)
+        // Read whole to be parsed, so capped: a config file is a few KiB.
+        let text = crate::input::read_small_text(path, crate::input::MAX_TOML_BYTES)
             .with_context(|| format!("reading config file {}", path.display()))?;
-        let user: toml::Table =
-            toml::from_str(&text).map_err(|e| anyhow!("config file {}: {e}", path.display()))?;
+        let user: toml::Table = toml::from_str(&text).map_err(|e| {
+            // One line, without the snippet of the file toml's own message draws.
+            let at = e.span().map_or(0, |s| s.start).min(text.len());
+            let before = text.get(..at).unwrap_or_default();
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            anyhow!(
+                "config file {}, line {}, column {}: {}",
+                path.display(),
+                before.matches('\n').count() + 1,
+                before.get(line_start..).map_or(0, |s| s.chars().count()) + 1,
+                crate::input::excerpt(e.message().trim(), crate::input::MESSAGE_CHARS)
+            )
+        })?;
         if user.get("crm").and_then(|c| c.get("token")).is_some() {
             check_private(path)?;
         }
@@ -296,9 +308,12 @@ pub fn load(sources: &Sources) -> Result<Config> {
         .as_ref()
         .map(|p| format!("config file {} (with defaults, env and flags)", p.display()))
         .unwrap_or_else(|| "configuration (defaults, env and flags)".to_string());
-    let config: Config = toml::Value::Table(merged)
-        .try_into()
-        .map_err(|e| anyhow!("{origin}: {e}"))?;
+    let config: Config = toml::Value::Table(merged).try_into().map_err(|e| {
+        anyhow!(
+            "{origin}: {}",
+            crate::input::excerpt(&e.to_string(), crate::input::MESSAGE_CHARS)
+        )
+    })?;
     validate(&config)?;
     Ok(config)
 }
@@ -418,6 +433,34 @@ mod tests {
         .to_string();
         assert!(err.contains("rate_limt"), "{err}");
         assert!(err.contains("c.toml"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    const MAX: usize = crate::input::MAX_TOML_BYTES as usize;
+
+    #[test]
+    fn a_broken_file_is_one_line_naming_line_and_column_without_quoting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        let long = "x".repeat(100_000);
+        std::fs::write(&file, format!("[crm]\nbase_url = \"{long}\n")).unwrap();
+        let err = load(&Sources {
+            file: Some(file.clone()),
+            ..Sources::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("c.toml, line 2, column"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.len() < 600, "{} bytes", err.len());
+        // Over the cap, refused before it is parsed.
+        std::fs::write(&file, vec![b'#'; MAX + 1]).unwrap();
+        let err = load(&Sources {
+            file: Some(file),
+            ..Sources::default()
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("1048577 bytes"), "{err:#}");
     }
 
     #[cfg(unix)]

@@ -8,12 +8,14 @@
 //! a wrong field count, a missing or repeated id, an unreadable date, invalid UTF-8) is
 //! reported with its file, line and column and leaves the workspace as it was. Streaming the
 //! rows into the transaction, rather than collecting them first, keeps memory flat for large
-//! exports. This module knows nothing about the command line or the terminal.
+//! exports, and reading them through [`crate::input`] keeps it flat for a file that is not one:
+//! no record may run over 4 MiB, record ids must pass [`check_id`], and errors quote values
+//! short. This module knows nothing about the command line or the terminal.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -21,6 +23,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rusqlite::Connection;
 
+use crate::input::{self, BadId, CsvRecords, RecordError, check_id, quote};
 use crate::model::{ObjectType, Record, format_ts, parse_ts};
 use crate::store::Store;
 use crate::store::history::{self, VersionRef};
@@ -157,7 +160,7 @@ impl fmt::Display for CsvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: line {}", self.file.display(), self.line)?;
         if let Some(c) = &self.column {
-            write!(f, ", column {c:?}")?;
+            write!(f, ", column {}", quote(c))?;
         }
         write!(f, ": {} (nothing was imported)", self.message)
     }
@@ -233,7 +236,12 @@ fn layout(file: &Path, headers: &[String], opts: &ImportOptions) -> Result<Layou
         {
             return Err(err(
                 Some(h),
-                format!("columns {other:?} and {h:?} both hold property {p}"),
+                format!(
+                    "columns {} and {} both hold property {}",
+                    quote(other),
+                    quote(h),
+                    quote(p)
+                ),
             ));
         }
         properties.push(property);
@@ -292,7 +300,7 @@ pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
 /// Reads a file row by row into records, checking as it goes.
 struct RowReader<R: Read> {
     file: PathBuf,
-    reader: csv::Reader<R>,
+    reader: CsvRecords<R>,
     layout: Layout,
     opts: ImportOptions,
     /// Used as the time of values on rows with no dates, so re-importing an unchanged file
@@ -312,13 +320,13 @@ impl<R: Read> RowReader<R> {
         opts: &ImportOptions,
         fallback_time: DateTime<Utc>,
     ) -> Result<Self, CsvError> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(false)
-            .from_reader(input);
+        let mut reader = CsvRecords::new(
+            csv::ReaderBuilder::new().has_headers(true).flexible(false),
+            input,
+        );
         let headers: Vec<String> = reader
             .headers()
-            .map_err(|e| csv_error(file, &e, None))?
+            .map_err(|e| record_error(file, e, None))?
             .iter()
             .map(|h| h.trim_start_matches('\u{feff}').trim().to_string())
             .collect();
@@ -358,26 +366,38 @@ impl<R: Read> RowReader<R> {
             self.error(
                 line,
                 c,
-                format!("{raw:?} is not a date (use YYYY-MM-DD HH:MM[:SS] or RFC 3339)"),
+                format!(
+                    "{} is not a date (use YYYY-MM-DD HH:MM[:SS] or RFC 3339)",
+                    quote(raw)
+                ),
             )
         })
     }
 
     /// A quote left open swallows the rest of the file into one value without the CSV reader
     /// noticing when the field count still matches; it can only happen in the last record, and
-    /// shows as an odd number of quote characters in that record's bytes.
+    /// shows as an odd number of quote characters in that record's bytes. Counted as they are
+    /// read: the tail is the last record and what follows it, at most a few MiB.
     fn check_last_record_closed(&self) -> Result<(), CsvError> {
         let Some((start, line)) = self.last_start else {
             return Ok(());
         };
-        let mut tail = Vec::new();
-        File::open(&self.file)
-            .and_then(|mut f| {
-                f.seek(SeekFrom::Start(start))?;
-                f.read_to_end(&mut tail)
-            })
+        let count_quotes = || -> std::io::Result<usize> {
+            let mut f = File::open(&self.file)?;
+            f.seek(SeekFrom::Start(start))?;
+            let mut tail = f.take(2 * input::MAX_RECORD_BYTES + input::CSV_BUFFER_BYTES as u64);
+            let mut buf = vec![0u8; input::CSV_BUFFER_BYTES];
+            let mut quotes = 0;
+            loop {
+                match tail.read(&mut buf)? {
+                    0 => return Ok(quotes),
+                    n => quotes += buf[..n].iter().filter(|b| **b == b'"').count(),
+                }
+            }
+        };
+        let quotes = count_quotes()
             .map_err(|e| CsvError::internal(&self.file, &format!("reading failed: {e}")))?;
-        if tail.iter().filter(|b| **b == b'"').count() % 2 == 1 {
+        if quotes % 2 == 1 {
             return Err(CsvError {
                 file: self.file.clone(),
                 line,
@@ -391,10 +411,10 @@ impl<R: Read> RowReader<R> {
 
     /// The next row, checked and encoded; `None` at the end of the file.
     fn next_record(&mut self) -> Result<Option<ImportedRow>, CsvError> {
-        match self.reader.read_record(&mut self.row) {
+        match self.reader.read(&mut self.row) {
             Ok(false) => return self.check_last_record_closed().map(|()| None),
             Ok(true) => {}
-            Err(e) => return Err(csv_error(&self.file, &e, Some(&self.layout.headers))),
+            Err(e) => return Err(record_error(&self.file, e, Some(&self.layout.headers))),
         }
         let line = self.row.position().map(|p| p.line()).unwrap_or(0);
         self.last_start = self.row.position().map(|p| (p.byte(), p.line()));
@@ -404,14 +424,24 @@ impl<R: Read> RowReader<R> {
             .unwrap_or("")
             .trim()
             .to_string();
-        if id.is_empty() {
-            return Err(self.error(line, self.layout.id, "the record id is empty".into()));
+        match check_id(&id) {
+            Ok(()) => {}
+            Err(BadId::Empty) => {
+                return Err(self.error(line, self.layout.id, "the record id is empty".into()));
+            }
+            Err(bad) => {
+                return Err(self.error(
+                    line,
+                    self.layout.id,
+                    format!("the record id {} {bad}", quote(&id)),
+                ));
+            }
         }
         if let Some(first) = self.ids.insert(id.clone(), line) {
             return Err(self.error(
                 line,
                 self.layout.id,
-                format!("id {id} appears again (first on line {first})"),
+                format!("id {} appears again (first on line {first})", quote(&id)),
             ));
         }
         let created = self.date(line, self.layout.created)?;
@@ -480,6 +510,18 @@ struct ImportedRow {
     inverse_id: Option<String>,
 }
 
+fn record_error(file: &Path, e: RecordError, headers: Option<&[String]>) -> CsvError {
+    match e {
+        RecordError::TooLong { line } => CsvError {
+            file: file.to_path_buf(),
+            line,
+            column: None,
+            message: input::TOO_LONG.to_string(),
+        },
+        RecordError::Csv(e) => csv_error(file, &e, headers),
+    }
+}
+
 fn csv_error(file: &Path, e: &csv::Error, headers: Option<&[String]>) -> CsvError {
     let line = e.position().map(|p| p.line()).unwrap_or(1);
     let (column, message) = match e.kind() {
@@ -496,7 +538,7 @@ fn csv_error(file: &Path, e: &csv::Error, headers: Option<&[String]>) -> CsvErro
             ),
         ),
         csv::ErrorKind::Io(io) => (None, format!("reading failed: {io}")),
-        _ => (None, e.to_string()),
+        _ => (None, input::csv_message(e)),
     };
     CsvError {
         file: file.to_path_buf(),
@@ -526,12 +568,7 @@ pub fn import_csv(
         .and_then(|m| m.modified())
         .map(DateTime::<Utc>::from)
         .unwrap_or_default();
-    let mut rows = RowReader::new(
-        file,
-        BufReader::with_capacity(1 << 16, handle),
-        opts,
-        fallback_time,
-    )?;
+    let mut rows = RowReader::new(file, handle, opts, fallback_time)?;
     let mut report = ImportReport::default();
     for (h, p) in rows.layout.headers.iter().zip(&rows.layout.properties) {
         match p {

@@ -21,6 +21,7 @@
 //! - [`sandbox`]: a HubSpot-compatible CRM on loopback, for the demo and the tests.
 //! - [`demo`]: the seeded generator of realistic records with planted duplicates.
 //! - [`import`]: records from a CRM's CSV export.
+//! - [`input`]: files a user hands dupdesk, read within fixed bounds, and the ids in them checked.
 //! - [`matcher`]: normalization, blocking, scoring and clustering of candidate duplicates.
 //! - [`precedence`]: which value survives per field, which record is primary, and why; junk
 //!   values set aside and the survivor's whitespace normalized.
@@ -57,6 +58,7 @@ pub mod diff;
 pub mod executor;
 pub mod export;
 pub mod import;
+pub mod input;
 pub mod lineage;
 pub mod logging;
 pub mod matcher;

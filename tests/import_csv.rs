@@ -300,6 +300,30 @@ fn a_bad_file_is_refused_with_its_line_and_column_and_changes_nothing() {
             Some("First Name"),
             "UTF-8",
         ),
+        (
+            "record-over-4-mib.csv",
+            format!(
+                "{header}\n{}\n202,\"{}\",Lee,a@x.com,,,,,,2024-01-01,2025-01-01,,,\n",
+                row("201", "2024-01-01"),
+                "Ann\n".repeat(1 << 20)
+            )
+            .into_bytes(),
+            3,
+            None,
+            "longer than 4 MiB",
+        ),
+        (
+            "nul-in-id.csv",
+            format!(
+                "{header}\n{}\n{}\n",
+                row("201", "2024-01-01"),
+                row("2\u{0}2", "2024-01-01")
+            )
+            .into_bytes(),
+            3,
+            Some("Record ID"),
+            "the record id \"2\\02\" holds a control character (\\0) at character 2",
+        ),
     ];
     for (name, content, line, column, message) in cases {
         let file = ws.file(name, &content);

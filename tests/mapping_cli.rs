@@ -224,9 +224,11 @@ async fn an_imported_shared_erp_id_is_a_conflict_until_a_rebuild_resolves_it() {
 }
 
 #[test]
-fn hostile_ids_are_shown_escaped_in_show_and_in_the_errors_of_import() {
+fn hostile_ids_are_refused_with_their_escapes_and_shown_escaped() {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("ws.db");
+    // A workspace that exists (mapping import never creates one).
+    drop(dupdesk::store::Store::open(&ws).unwrap());
     let url = "http://127.0.0.1:9";
     let id = "77\u{1b}[2J\u{202E}";
     let safe = |o: &Output| {
@@ -236,39 +238,30 @@ fn hostile_ids_are_shown_escaped_in_show_and_in_the_errors_of_import() {
         }
         t
     };
-    // A file that maps the same hostile id twice is refused, and the message shows it escaped.
-    let twice = dir.path().join("twice.csv");
-    std::fs::write(
-        &twice,
-        format!(
-            "source_system,source_id,target_system,target_id\ncrm\u{200B},{id},erp,E-1\ncrm\u{200B},{id},erp,E-2\n"
+    // A file whose ids hold escape sequences, bidi overrides and invisible characters is
+    // refused, and the message shows each of them escaped.
+    for (row, shown) in [
+        (
+            "crm\u{200B},1001,erp,E-1".to_string(),
+            "system \"crm\\u{200B}\" holds an invisible character",
         ),
-    )
-    .unwrap();
-    let out = dupdesk(&ws, url, &["mapping", "import", twice.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    let msg = safe(&out);
-    assert!(
-        msg.contains("crm\\u{200B}:77\\e[2J\\u{202E} is mapped to erp twice"),
-        "{msg}"
-    );
-    let good = dir.path().join("good.csv");
-    std::fs::write(
-        &good,
-        format!("source_system,source_id,target_system,target_id\ncrm\u{200B},{id},erp\u{2060},E\u{7}1\n"),
-    )
-    .unwrap();
-    let out = dupdesk(&ws, url, &["mapping", "import", good.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
-    let shown = safe(&dupdesk(&ws, url, &["mapping", "show", id]));
-    assert!(
-        shown.contains("id mapping history of 77\\e[2J\\u{202E}:"),
-        "{shown}"
-    );
-    assert!(
-        shown.contains("crm\\u{200B}:77\\e[2J\\u{202E} -> erp\\u{2060}:E\\u{0007}1"),
-        "{shown}"
-    );
+        (
+            "crm,1001,erp,E\u{7}1".to_string(),
+            "id \"E\\u{0007}1\" holds a control character",
+        ),
+        (format!("crm,{id},erp,E-2"), "77\\e[2J\\u{202E}"),
+    ] {
+        let file = dir.path().join("hostile.csv");
+        std::fs::write(
+            &file,
+            format!("source_system,source_id,target_system,target_id\n{row}\n"),
+        )
+        .unwrap();
+        let out = dupdesk(&ws, url, &["mapping", "import", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let msg = safe(&out);
+        assert!(msg.contains(shown), "{msg}");
+    }
     let none = safe(&dupdesk(&ws, url, &["mapping", "show", "x\u{1b}[31m"]));
     assert!(none.contains("no id mapping mentions x\\e[31m"), "{none}");
 }

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use dupdesk::config;
 use dupdesk::demo::{DemoOptions, generate};
 use dupdesk::matcher::persist::StoredExplanation;
-use dupdesk::matcher::{self, MatchConfig, MatchMode};
+use dupdesk::matcher::{self, EmptyFile, MatchConfig, MatchMode};
 use dupdesk::model::{ObjectType, Record};
 use dupdesk::store::records::upsert_records;
 use dupdesk::store::{Store, now_ts};
@@ -314,7 +314,7 @@ fn external_clusters_are_imported_or_refused_whole() {
         ),
     )
     .unwrap();
-    let err = matcher::import_clusters(&store, &bad, ObjectType::Contacts)
+    let err = matcher::import_clusters(&store, &bad, ObjectType::Contacts, EmptyFile::Refuse)
         .unwrap_err()
         .to_string();
     assert!(err.contains("\"4242424242\""), "{err}");
@@ -330,7 +330,8 @@ fn external_clusters_are_imported_or_refused_whole() {
         ),
     )
     .unwrap();
-    let report = matcher::import_clusters(&store, &splink, ObjectType::Contacts).unwrap();
+    let report =
+        matcher::import_clusters(&store, &splink, ObjectType::Contacts, EmptyFile::Refuse).unwrap();
     assert_eq!(report.clusters, 2);
     assert_eq!(report.singletons, 1);
     assert_eq!(report.applied.new, 2);
@@ -340,8 +341,38 @@ fn external_clusters_are_imported_or_refused_whole() {
     c.sort();
     assert!(sets.contains(&c));
     // The same file again changes nothing.
-    let again = matcher::import_clusters(&store, &splink, ObjectType::Contacts).unwrap();
+    let again =
+        matcher::import_clusters(&store, &splink, ObjectType::Contacts, EmptyFile::Refuse).unwrap();
     assert_eq!((again.applied.new, again.applied.unchanged), (0, 2));
+
+    // A file with no cluster is refused, unless it is said to mean "no duplicates".
+    let empty = dir.path().join("empty.csv");
+    for (content, no_rows) in [
+        ("cluster_id,unique_id\n", true),
+        (
+            &*format!("cluster_id,unique_id\nA,{}\nB,{}\n", ids[0], ids[1]),
+            false,
+        ),
+    ] {
+        std::fs::write(&empty, content).unwrap();
+        let err = matcher::import_clusters(&store, &empty, ObjectType::Contacts, EmptyFile::Refuse)
+            .unwrap_err();
+        match err.downcast_ref() {
+            Some(matcher::ExternalError::NoRows { .. }) => assert!(no_rows, "{err}"),
+            Some(matcher::ExternalError::NoClusters { rows: 2, .. }) => assert!(!no_rows, "{err}"),
+            _ => panic!("{err}"),
+        }
+        assert_eq!(clusters(&store).len(), 2, "{err}");
+    }
+    let report = matcher::import_clusters(
+        &store,
+        &empty,
+        ObjectType::Contacts,
+        EmptyFile::MeansNoClusters,
+    )
+    .unwrap();
+    assert_eq!((report.clusters, report.applied.removed), (0, 2));
+    assert!(clusters(&store).is_empty());
 }
 
 /// A workspace with none, one or two records of a type (a portal without companies, say)

@@ -379,7 +379,7 @@ fn a_hostile_record_reaches_no_command_output_raw_and_no_export_starts_a_formula
         &csv,
         format!(
             "Record ID,First Name,Last Name,Email,X\u{1b}[31mEvil\u{202E}Header\n\
-             \"{EVIL_ID}\",{EVIL_NAME},Evil\u{0},\u{202E}moc.elpmaxe@yrollam,x\n\
+             901,{EVIL_NAME},Evil\u{0},\u{202E}moc.elpmaxe@yrollam,x\n\
              902,Mallory,Evil,mallory@example.com,y\n"
         ),
     )
@@ -395,8 +395,12 @@ fn a_hostile_record_reaches_no_command_output_raw_and_no_export_starts_a_formula
         "{text}"
     );
 
-    // A cluster of the two, and an id mapping quoting the hostile id.
+    // An import refuses such an id; a CRM can still deliver one (a pull takes ids as they
+    // come), so the record gets it here. Then a cluster of the two, and an id mapping quoting
+    // the hostile id.
     let conn = rusqlite::Connection::open(&ws).unwrap();
+    conn.execute("UPDATE records SET id = ?1 WHERE id = '901'", [EVIL_ID])
+        .unwrap();
     conn.execute(
         "INSERT INTO clusters (object_type, fingerprint, matcher, score, weakest, size, label, status, created_at, updated_at)
          VALUES ('contacts', 'fp', 'test', 0.99, 0.95, 2, ?1, 'pending', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
@@ -408,20 +412,13 @@ fn a_hostile_record_reaches_no_command_output_raw_and_no_export_starts_a_formula
         [],
     )
     .unwrap();
-    let mapping = dir.path().join("mapping.csv");
-    std::fs::write(
-        &mapping,
-        format!(
-            "source_system,source_id,target_system,target_id\ncrm,\"{EVIL_ID}\",erp,E\u{202E}-1\n"
-        ),
+    conn.execute(
+        "INSERT INTO id_mapping (object_type, source_system, source_id, target_system, target_id,
+                                 created_at, created_by, last_seen_at)
+         VALUES ('contacts', 'crm', ?1, 'erp', 'E\u{202E}-1', 't', 'pull', 't')",
+        [EVIL_ID],
     )
     .unwrap();
-    let out = run_in(
-        dir.path(),
-        &ws,
-        &["mapping", "import", mapping.to_str().unwrap()],
-    );
-    assert!(out.status.success(), "{out:?}");
 
     // approve --dry-run echoes the primary and the label.
     let out = run_in(

@@ -118,7 +118,8 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
 /// Remove a previous demo's workspace and sandbox data; refuse to touch anything else.
 fn prepare_fresh(ws: &std::path::Path, data: &std::path::Path) -> Result<()> {
     if ws.exists() {
-        let is_demo = Store::open(ws)
+        // open_existing: a file that is no workspace is refused as it is, not given a schema.
+        let is_demo = Store::open_existing(ws)
             .and_then(|s| s.call_blocking(|c| store::get_meta(c, META_DEMO)))
             .ok()
             .flatten()

@@ -1,8 +1,9 @@
 //! `dupdesk import FILE.csv [--object contacts|companies] [--map "Header=property"]...
-//! [--system NAME]`: a CRM export into the workspace, with a progress bar on a terminal.
+//! [--system NAME]`: a CRM export into the workspace, with a progress bar on a terminal. It may
+//! create the workspace, but a refused file leaves no trace: not even an empty workspace.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -44,10 +45,21 @@ pub fn run(
     } else {
         ProgressBar::hidden()
     };
-    let store = Store::open(ctx.workspace_path())?;
+    let path = ctx.workspace_path();
+    let fresh = Fresh::before(&path);
+    let store = Store::open_or_create(&path)?;
     let report = import::import_csv(&store, file, &opts, &|bytes| bar.set_position(bytes));
     bar.finish_and_clear();
-    let report = report?;
+    let report = match (report, fresh) {
+        (Ok(report), _) => report,
+        (Err(e), Some(fresh)) => {
+            if let Err(cleanup) = fresh.remove(store) {
+                tracing::warn!(error = %format!("{cleanup:#}"), "removing the workspace a refused import created");
+            }
+            return Err(e);
+        }
+        (Err(e), None) => return Err(e),
+    };
     println!(
         "imported {}: {} {object} rows, {} new, {} updated, {} unchanged (system {})",
         t(&file.display().to_string()),
@@ -74,4 +86,51 @@ pub fn run(
         );
     }
     Ok(())
+}
+
+/// A workspace this command is about to create: its file and the folders above it that do not
+/// exist yet, to take away again if the command fails.
+struct Fresh {
+    path: PathBuf,
+    /// Deepest first.
+    folders: Vec<PathBuf>,
+}
+
+impl Fresh {
+    /// `None` when there is something at `path` already (then nothing is ever removed).
+    fn before(path: &Path) -> Option<Fresh> {
+        if path.exists() || path.is_symlink() {
+            return None;
+        }
+        let mut folders = Vec::new();
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            folders.push(d.to_path_buf());
+            dir = d.parent();
+        }
+        Some(Fresh {
+            path: path.to_path_buf(),
+            folders,
+        })
+    }
+
+    /// Close the store and remove what was created: the file, the WAL and its index, and the
+    /// folders, each only if empty (something else may have been put there meanwhile).
+    fn remove(self, store: Store) -> Result<()> {
+        store.close()?;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = self.path.clone().into_os_string();
+            p.push(suffix);
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("removing {}", p.display()));
+                }
+                _ => {}
+            }
+        }
+        for d in &self.folders {
+            let _ = std::fs::remove_dir(d);
+        }
+        Ok(())
+    }
 }

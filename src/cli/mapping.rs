@@ -1,17 +1,20 @@
 //! `dupdesk mapping import FILE | rebuild | show ID | conflicts`: the id mapping table and
 //! the cross-system conflicts the steward must settle. Every command that changes mappings
-//! checks the ids it may have left shared by several live records before it commits.
+//! checks the ids it may have left shared by several live records before it commits, and an
+//! import refuses a file whole for one row the workspace cannot vouch for.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use super::Ctx;
+use crate::input::{BadId, CsvRecords, RecordError, check_id, quote};
 use crate::model::ObjectType;
+use crate::sanitize::for_terminal;
 use crate::sanitize::for_terminal as t;
-use crate::store::mapping::{self, Conflict, Link, Observed, SharedCheck};
-use crate::store::{Store, now_ts};
+use crate::store::mapping::{self, Conflict, End, Link, Observed, SharedCheck};
+use crate::store::now_ts;
 
 /// Show every row in which `id` appears, oldest first, with what superseded what, then the
 /// conflicts that name it. `--json` prints the rows only, as it always has.
@@ -150,60 +153,122 @@ struct FileRow {
     target_id: String,
 }
 
-/// Read `source_system,source_id,target_system,target_id[,object_type]` rows; any bad row
-/// refuses the whole file, naming its line and column.
+impl FileRow {
+    fn link(&self) -> Link<'_> {
+        Link {
+            object_type: self.object_type,
+            source_system: &self.source_system,
+            source_id: &self.source_id,
+            target_system: &self.target_system,
+            target_id: &self.target_id,
+        }
+    }
+}
+
+/// A mapping file refused whole, with where in it and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: line {line}{}: {message} (nothing was imported)", path.display(), column.map(|c| format!(", column {c}")).unwrap_or_default())]
+pub struct FileError {
+    pub path: PathBuf,
+    pub line: u64,
+    pub column: Option<&'static str>,
+    pub message: String,
+}
+
+const COLUMNS: [&str; 4] = ["source_system", "source_id", "target_system", "target_id"];
+
+/// Read `source_system,source_id,target_system,target_id[,object_type]` rows, within
+/// [`crate::input`]'s bounds; any bad row refuses the whole file, naming its line and column.
+/// Systems and ids must pass [`check_id`]: the other system's ids cannot be checked against
+/// anything in the workspace, only their form. A source mapped twice to one system, or a system
+/// mapped to itself, is refused too.
 fn read_file(path: &Path, default_object: ObjectType) -> Result<Vec<FileRow>> {
-    let mut reader = csv::Reader::from_path(path)
+    let file = std::fs::File::open(path)
         .with_context(|| format!("reading mapping file {}", path.display()))?;
-    let headers = reader
-        .headers()
-        .with_context(|| format!("{}: line 1: header", path.display()))?
-        .clone();
-    let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    let err = |line: u64, column: Option<&'static str>, message: String| FileError {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message,
     };
-    let required = ["source_system", "source_id", "target_system", "target_id"];
-    let mut idx = Vec::new();
-    for name in required {
-        idx.push(col(name).with_context(|| {
-            format!(
-                "{}: line 1: no column {name} (expected {}[,object_type])",
-                path.display(),
-                required.join(",")
+    let record_err = |e: RecordError| err(e.line().unwrap_or(0), None, e.message());
+    let mut reader = CsvRecords::new(&mut csv::ReaderBuilder::new(), file);
+    let headers = reader.headers().map_err(record_err)?;
+    let col = |name: &str| {
+        headers.iter().position(|h| {
+            h.trim()
+                .trim_start_matches('\u{feff}')
+                .eq_ignore_ascii_case(name)
+        })
+    };
+    let mut idx = [0; 4];
+    for (i, name) in COLUMNS.into_iter().enumerate() {
+        idx[i] = col(name).ok_or_else(|| {
+            err(
+                1,
+                None,
+                format!(
+                    "no column {name} (expected {}[,object_type])",
+                    COLUMNS.join(",")
+                ),
             )
-        })?);
+        })?;
     }
     let object_col = col("object_type");
     let mut rows = Vec::new();
-    for rec in reader.records() {
-        let rec = rec.map_err(|e| {
-            let line = e.position().map(|p| p.line()).unwrap_or(0);
-            anyhow::anyhow!("{}: line {line}: {e}", path.display())
-        })?;
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
-        let get = |i: usize, name: &str| -> Result<String> {
-            let v = rec.get(i).unwrap_or("").trim();
-            if v.is_empty() {
-                bail!("{}: line {line}, column {name}: empty", path.display());
-            }
+    let mut rec = csv::StringRecord::new();
+    while reader.read(&mut rec).map_err(record_err)? {
+        let line = rec.position().map_or(0, |p| p.line());
+        let get = |i: usize| -> Result<String, FileError> {
+            let name = COLUMNS[i];
+            let v = rec.get(idx[i]).unwrap_or("").trim();
+            check_id(v).map_err(|bad| {
+                let message = match bad {
+                    BadId::Empty => "empty".to_string(),
+                    bad => format!(
+                        "{} {} {bad}",
+                        if name.ends_with("_system") {
+                            "system"
+                        } else {
+                            "id"
+                        },
+                        quote(v)
+                    ),
+                };
+                err(line, Some(name), message)
+            })?;
             Ok(v.to_string())
         };
         let object_type = match object_col {
-            Some(i) => rec.get(i).unwrap_or("").parse().map_err(|e: String| {
-                anyhow::anyhow!("{}: line {line}, column object_type: {e}", path.display())
-            })?,
+            Some(i) => {
+                let raw = rec.get(i).unwrap_or("");
+                raw.parse().map_err(|_: String| {
+                    err(
+                        line,
+                        Some("object_type"),
+                        format!("object type {} is not contacts or companies", quote(raw)),
+                    )
+                })?
+            }
             None => default_object,
         };
-        rows.push(FileRow {
+        let row = FileRow {
             line,
             object_type,
-            source_system: get(idx[0], "source_system")?,
-            source_id: get(idx[1], "source_id")?,
-            target_system: get(idx[2], "target_system")?,
-            target_id: get(idx[3], "target_id")?,
-        });
+            source_system: get(0)?,
+            source_id: get(1)?,
+            target_system: get(2)?,
+            target_id: get(3)?,
+        };
+        if row.source_system == row.target_system {
+            return Err(err(
+                line,
+                None,
+                format!("maps {} to itself", for_terminal(&row.source_system)),
+            )
+            .into());
+        }
+        rows.push(row);
     }
     let mut seen = std::collections::HashMap::new();
     for r in &rows {
@@ -214,37 +279,52 @@ fn read_file(path: &Path, default_object: ObjectType) -> Result<Vec<FileRow>> {
             &r.target_system,
         );
         if let Some(first) = seen.insert(key, r.line) {
-            bail!(
-                "{}: line {}: {}:{} is mapped to {} twice (first on line {first})",
-                path.display(),
+            return Err(err(
                 r.line,
-                r.source_system,
-                r.source_id,
-                r.target_system
-            );
+                None,
+                format!(
+                    "{}:{} is mapped to {} twice (first on line {first})",
+                    for_terminal(&r.source_system),
+                    quote(&r.source_id),
+                    for_terminal(&r.target_system)
+                ),
+            )
+            .into());
         }
     }
     Ok(rows)
 }
 
-/// Import a mapping file in one transaction, with a check of every id of the object types it
-/// names for records now sharing one (a file can move rows off ids as well as onto them).
+/// Import a mapping file in one transaction. Every id of a system whose records the workspace
+/// holds must be a live record of it first: an old export must not bring back the rows of an id
+/// merged away since (they moved to the survivor with the merge), nor map ids no record has.
+/// Then every id of the object types the file names is checked for records now sharing one (a
+/// file can move rows off ids as well as onto them).
 pub fn import(ctx: &Ctx, path: &Path, object: ObjectType) -> Result<()> {
     let rows = read_file(path, object)?;
-    let store = Store::open(ctx.workspace_path())?;
+    let store = super::open_existing(ctx)?;
+    let file = path.to_path_buf();
     let (new, changed, unchanged, shared) = store.call_blocking(move |c| {
-        let tx = c.transaction()?;
+        // Immediate: the records checked are the records written against, whatever else runs.
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let systems = mapping::record_systems(&tx)?;
+        for r in &rows {
+            for (end, column) in [(End::Source, "source_id"), (End::Target, "target_id")] {
+                if let Some(why) = mapping::vouch(&tx, &r.link(), end, &systems)? {
+                    return Err(FileError {
+                        path: file.clone(),
+                        line: r.line,
+                        column: Some(column),
+                        message: why.to_string(),
+                    }
+                    .into());
+                }
+            }
+        }
         let now = now_ts();
         let (mut new, mut changed, mut unchanged) = (0, 0, 0);
         for r in &rows {
-            let link = Link {
-                object_type: r.object_type,
-                source_system: &r.source_system,
-                source_id: &r.source_id,
-                target_system: &r.target_system,
-                target_id: &r.target_id,
-            };
-            match mapping::observe(&tx, &link, "import", &now)? {
+            match mapping::observe(&tx, &r.link(), "import", &now)? {
                 Observed::New => new += 1,
                 Observed::Changed => changed += 1,
                 Observed::Unchanged => unchanged += 1,
@@ -272,7 +352,7 @@ pub fn import(ctx: &Ctx, path: &Path, object: ObjectType) -> Result<()> {
 /// or no longer exist, are deactivated, and every id is checked for records sharing it. One
 /// transaction at the end, so a failed read changes nothing.
 pub async fn rebuild(ctx: &Ctx) -> Result<()> {
-    let store = Store::open(ctx.workspace_path())?;
+    let store = super::open_existing(ctx)?;
     let conn = super::connect::connect(&ctx.config, &store).await?;
     let inverse = ctx.config.mapping.inverse_id_property.clone();
     let other = ctx.config.mapping.other_system.clone();

@@ -1,6 +1,7 @@
 //! `dupdesk match`: run the built-in matcher over the workspace (incrementally when it can),
-//! or import the clusters of an external matcher with `--clusters FILE`. Prints what changed in
-//! the review queue; progress goes to stderr.
+//! or import the clusters of an external matcher with `--clusters FILE` (a file proposing no
+//! cluster only with `--allow-empty`). Prints what changed in the review queue; progress goes to
+//! stderr.
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Ctx, open_existing};
-use crate::matcher::{self, MatchConfig, MatchMode, MatchProgress, MatchReport};
+use crate::matcher::{self, EmptyFile, MatchConfig, MatchMode, MatchProgress, MatchReport};
 use crate::model::ObjectType;
 
 /// The object types to match: the one asked for, else every type with a matcher schema.
@@ -29,6 +30,7 @@ fn objects(ctx: &Ctx, object: Option<ObjectType>) -> Vec<ObjectType> {
 pub fn run(
     ctx: &Ctx,
     clusters: Option<&Path>,
+    empty: EmptyFile,
     object: Option<ObjectType>,
     full: bool,
     json: bool,
@@ -36,7 +38,7 @@ pub fn run(
     let store = open_existing(ctx)?;
     if let Some(file) = clusters {
         let object = object.unwrap_or(ObjectType::Contacts);
-        let report = matcher::import_clusters(&store, file, object)?;
+        let report = matcher::import_clusters(&store, file, object, empty)?;
         if json {
             println!("{}", crate::sanitize::json_pretty(&report)?);
         } else {

@@ -166,6 +166,11 @@ pub enum Command {
         /// plain cluster_id,record_id.
         #[arg(long, value_name = "FILE")]
         clusters: Option<PathBuf>,
+        /// With --clusters: a file that proposes no cluster (no rows, or only single records)
+        /// means "no duplicates", and every pending cluster of the type leaves the queue.
+        /// Without it such a file is refused, since it is more often a failed export.
+        #[arg(long, requires = "clusters")]
+        allow_empty: bool,
         /// Only this object type (default: every type with a [matcher] schema; contacts for
         /// --clusters).
         #[arg(long)]
@@ -391,10 +396,18 @@ fn run(cli: Cli) -> Result<()> {
         },
         Some(Command::Match {
             clusters,
+            allow_empty,
             object,
             full,
             json,
-        }) => match_cmd::run(&ctx, clusters.as_deref(), object, full, json),
+        }) => {
+            let empty = if allow_empty {
+                crate::matcher::EmptyFile::MeansNoClusters
+            } else {
+                crate::matcher::EmptyFile::Refuse
+            };
+            match_cmd::run(&ctx, clusters.as_deref(), empty, object, full, json)
+        }
         Some(Command::Sandbox(args)) => sandbox::run(&args),
         // The review is what a steward runs all day: it is the default.
         None => review::review(&ctx.config),

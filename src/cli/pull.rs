@@ -12,7 +12,7 @@ use crate::store::Store;
 use crate::sync::{self, PullProgress, PullReport};
 
 pub async fn run(ctx: &Ctx) -> Result<()> {
-    let store = Store::open(ctx.workspace_path())?;
+    let store = Store::open_or_create(ctx.workspace_path())?;
     let conn = connect(&ctx.config, &store).await?;
     let report = pull_with_progress(ctx, &store, &conn).await;
     conn.close().await;

@@ -123,13 +123,8 @@ pub fn stats(ctx: &Ctx, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Opened only if it exists: a report on a mistyped path should say so, not create a file.
+/// Opened only if it is a workspace already: a report on a mistyped path should say so, not
+/// create a file.
 pub fn open_existing_store(path: &std::path::Path) -> Result<Store> {
-    if !path.exists() {
-        anyhow::bail!(
-            "no workspace at {} (run `dupdesk demo`, `dupdesk pull` or `dupdesk import` first, or pass --workspace)",
-            path.display()
-        );
-    }
-    Store::open(path)
+    Store::open_existing(path)
 }

@@ -25,15 +25,9 @@ pub async fn review_async(config: &Config) -> Result<()> {
         bail!("dupdesk review needs an interactive terminal (stdin and stdout are not one)");
     }
     let path = config.workspace.path.clone();
-    if !path.exists() {
-        bail!(
-            "workspace {} does not exist; run `dupdesk demo`, or `dupdesk pull` and `dupdesk match` first",
-            path.display()
-        );
-    }
+    let store = Store::open_existing(&path)?;
     let log = crate::logging::init(config)?;
     tracing::info!(workspace = %path.display(), "review started");
-    let store = Store::open(&path)?;
     let (ask, asks) = mpsc::unbounded_channel();
     let (progress, progress_rx) = mpsc::channel(64);
     let worker = tokio::spawn(merge_worker(store.clone(), config.clone(), asks, progress));

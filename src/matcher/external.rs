@@ -7,8 +7,12 @@
 //! - a plain `cluster_id,record_id` file.
 //!
 //! The whole file is checked before anything is written: a record id the workspace does not
-//! hold refuses the import with the id and its line. Pairs in `not_duplicates` are split apart
-//! as in the built-in clustering. This module must not score pairs.
+//! hold refuses the import with the id and its line. A file that proposes no cluster at all is
+//! refused too unless the caller says it means "no duplicates" ([`EmptyFile`]): read as the
+//! matcher's whole answer, it would empty the review queue, and a header-only file is far more
+//! often a failed export than a finding. The file is read record by record within
+//! [`crate::input`]'s bounds, and errors quote ids through [`quote`]. Pairs in `not_duplicates`
+//! are split apart as in the built-in clustering. This module must not score pairs.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -20,8 +24,20 @@ use thiserror::Error;
 
 use super::cluster::{self, ClusterLimits, Edge};
 use super::persist::{ApplyStats, PlannedCluster, apply_clusters, fingerprint};
+use crate::input::{CsvRecords, RecordError, quote};
 use crate::model::ObjectType;
 use crate::store::Store;
+
+/// What a file that proposes no cluster of two or more records means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmptyFile {
+    /// Refuse it, changing nothing.
+    #[default]
+    Refuse,
+    /// The matcher found no duplicates: every pending cluster of the type leaves the queue
+    /// (`dupdesk match --clusters FILE --allow-empty`).
+    MeansNoClusters,
+}
 
 /// Which shape the file had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,18 +66,20 @@ pub enum ExternalError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cluster file {path}, line {line}: {message}")]
+    #[error("cluster file {path}, line {line}: {message}; nothing was imported")]
     Csv {
         path: PathBuf,
         line: u64,
         message: String,
     },
     #[error(
-        "cluster file {path}: no known header (expected cluster_id,unique_id from Splink, a \"Cluster ID\" column from csvdedupe with an id column, or cluster_id,record_id); found {found:?}"
+        "cluster file {path}: no known header (expected cluster_id,unique_id from Splink, a \"Cluster ID\" column from csvdedupe with an id column, or cluster_id,record_id); found {}; nothing was imported",
+        headers_list(found)
     )]
     UnknownHeader { path: PathBuf, found: Vec<String> },
     #[error(
-        "cluster file {path}, line {line}: record id {id:?} is not a live {object} record in the workspace; nothing was imported"
+        "cluster file {path}, line {line}: record id {} is not a live {object} record in the workspace; nothing was imported",
+        quote(id)
     )]
     UnknownRecord {
         path: PathBuf,
@@ -70,7 +88,22 @@ pub enum ExternalError {
         object: ObjectType,
     },
     #[error(
-        "cluster file {path}, line {line}: record id {id:?} is in clusters {first:?} and {second:?}"
+        "cluster file {path} has no rows after its header: read as \"no clusters\" it would take every pending {object} cluster out of the review queue; nothing was changed (pass --allow-empty if it means that)"
+    )]
+    NoRows { path: PathBuf, object: ObjectType },
+    #[error(
+        "cluster file {path} proposes no cluster of two or more records ({rows} rows, each alone in its cluster or in none): read as \"no clusters\" it would take every pending {object} cluster out of the review queue; nothing was changed (pass --allow-empty if it means that)"
+    )]
+    NoClusters {
+        path: PathBuf,
+        object: ObjectType,
+        rows: u64,
+    },
+    #[error(
+        "cluster file {path}, line {line}: record id {} is in clusters {} and {}; nothing was imported",
+        quote(id),
+        quote(first),
+        quote(second)
     )]
     TwoClusters {
         path: PathBuf,
@@ -79,6 +112,16 @@ pub enum ExternalError {
         first: String,
         second: String,
     },
+}
+
+/// Headers as an error shows them: a few, each quoted short.
+fn headers_list(found: &[String]) -> String {
+    const SHOWN: usize = 12;
+    let mut list: Vec<String> = found.iter().take(SHOWN).map(|h| quote(h)).collect();
+    if found.len() > SHOWN {
+        list.push(format!("and {} more", found.len() - SHOWN));
+    }
+    format!("[{}]", list.join(", "))
 }
 
 /// What an import did.
@@ -109,11 +152,11 @@ pub fn read_clusters(path: &Path) -> Result<ExternalClusters, ExternalError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(file);
-    let csv_err = |e: csv::Error| ExternalError::Csv {
+    let mut reader = CsvRecords::new(csv::ReaderBuilder::new().flexible(false), file);
+    let csv_err = |e: RecordError| ExternalError::Csv {
         path: path.to_path_buf(),
-        line: e.position().map_or(0, |p| p.line()),
-        message: e.to_string(),
+        line: e.line().unwrap_or(0),
+        message: e.message(),
     };
     let headers: Vec<String> = reader
         .headers()
@@ -145,8 +188,8 @@ pub fn read_clusters(path: &Path) -> Result<ExternalClusters, ExternalError> {
     let mut clusters: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut rows = 0;
-    for row in reader.records() {
-        let row = row.map_err(csv_err)?;
+    let mut row = csv::StringRecord::new();
+    while reader.read(&mut row).map_err(csv_err)? {
         let line = row.position().map_or(0, |p| p.line());
         rows += 1;
         // `dupdesk export clusters` guards cells that would start a spreadsheet formula.
@@ -188,10 +231,28 @@ pub fn read_clusters(path: &Path) -> Result<ExternalClusters, ExternalError> {
 }
 
 /// Import the clusters of an external matcher for `object`. Nothing is written unless every
-/// record id in the file is a live record of the workspace.
-pub fn import_clusters(store: &Store, path: &Path, object: ObjectType) -> Result<ImportReport> {
+/// record id in the file is a live record of the workspace, and, unless `empty` says a file
+/// without clusters means "no duplicates", the file proposes at least one cluster.
+pub fn import_clusters(
+    store: &Store,
+    path: &Path,
+    object: ObjectType,
+    empty: EmptyFile,
+) -> Result<ImportReport> {
     let ext = read_clusters(path)?;
     let path = path.to_path_buf();
+    if empty == EmptyFile::Refuse && !ext.clusters.values().any(|m| m.len() > 1) {
+        return Err(if ext.rows == 0 {
+            ExternalError::NoRows { path, object }
+        } else {
+            ExternalError::NoClusters {
+                path,
+                object,
+                rows: ext.rows,
+            }
+        }
+        .into());
+    }
     let now = crate::store::now_ts();
     store.call_blocking(move |conn| {
         // rid, changed_at of every live record, by id
@@ -376,6 +437,29 @@ mod tests {
             .map(|(id, _)| id.as_str())
             .collect();
         assert_eq!(ids, ["-7", "=8", "@9"]);
+    }
+
+    #[test]
+    fn errors_show_a_few_short_headers_and_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let many: Vec<String> = (0..30).map(|i| format!("col{i}")).collect();
+        let wide = write(
+            dir.path(),
+            "w.csv",
+            &format!("{},{}\n", many.join(","), "h".repeat(5000)),
+        );
+        let e = read_clusters(&wide).unwrap_err().to_string();
+        assert!(e.contains("\"col11\", and 19 more]"), "{e}");
+        assert!(!e.contains("col12"), "{e}");
+        let long = "9".repeat(5000);
+        let twice = write(
+            dir.path(),
+            "t.csv",
+            &format!("cluster_id,record_id\n1,{long}\n2,{long}\n"),
+        );
+        let e = read_clusters(&twice).unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("(5000 bytes)"), "{e}");
+        assert!(e.len() < 400, "{e}");
     }
 
     #[test]

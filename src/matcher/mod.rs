@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 pub use blocking::Blocks;
 pub use cluster::{Cluster, ClusterLimits, Edge, Flags};
 pub use em::Model;
-pub use external::{ExternalError, ImportReport, import_clusters};
+pub use external::{EmptyFile, ExternalError, ImportReport, import_clusters};
 pub use features::Table;
 pub use persist::{MatchMode, MatchReport, run_match};
 pub use schema::{FieldKind, FieldSpec, MatchConfig, MatcherSettings, ObjectSchemaConfig};

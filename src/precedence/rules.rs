@@ -234,7 +234,8 @@ impl Rules {
         match path {
             None => Ok(Rules::parse(DEFAULT_RULES, DEFAULT_ORIGIN)?),
             Some(path) => {
-                let text = std::fs::read_to_string(path)
+                // Read whole to be parsed, so capped: a rules file is a few KiB.
+                let text = crate::input::read_small_text(path, crate::input::MAX_TOML_BYTES)
                     .with_context(|| format!("reading precedence rules {}", path.display()))?;
                 Ok(Rules::parse(&text, &path.display().to_string())?)
             }
@@ -257,7 +258,7 @@ impl Rules {
             line: Position::of(text, e.span().map_or(0, |s| s.start)).line,
             column: Position::of(text, e.span().map_or(0, |s| s.start)).column,
             kind: RulesErrorKind::Syntax,
-            message: e.message().trim().to_string(),
+            message: crate::input::excerpt(e.message().trim(), crate::input::MESSAGE_CHARS),
         })?;
         Checker { text, origin }.build(raw)
     }
@@ -446,7 +447,8 @@ impl Checker<'_> {
             line: at.line,
             column: at.column,
             kind,
-            message,
+            // The messages quote the file's names, which may be as long as the file.
+            message: crate::input::excerpt(&message, crate::input::MESSAGE_CHARS),
         }
     }
 

@@ -3,16 +3,21 @@
 //! `mapping_conflicts` the steward must settle, because guessing would make the table wrong:
 //! a merge of records mapped to different ids in another system (`merge`), and live records
 //! that share one id in another system (`shared_target`), kept to one open row per shared id
-//! by [`check_shared_targets`] wherever mappings or the records behind them change.
+//! by [`check_shared_targets`] wherever mappings or the records behind them change. Links read
+//! from a file are first checked against the records ([`vouch`]), so an old export cannot bring
+//! back the rows of a merged-away id or map ids no record has.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use super::records::{self, IdState};
+use crate::input::quote;
 use crate::model::ObjectType;
+use crate::sanitize::for_terminal;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MappingRow {
@@ -39,6 +44,107 @@ pub struct Link<'a> {
     pub source_id: &'a str,
     pub target_system: &'a str,
     pub target_id: &'a str,
+}
+
+/// What `pull` (the HubSpot connector) and `import` (by default) call the CRM's records.
+pub const CRM_SYSTEM: &str = "crm";
+
+/// One end of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Source,
+    Target,
+}
+
+/// Why the workspace cannot vouch for one end of a link read from a file. Ids are quoted or
+/// sanitized for the terminal in the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unvouched {
+    #[error(
+        "{system} {object} {} was merged into {} (map the record it lives on in, {}, instead)",
+        for_terminal(id),
+        for_terminal(survivor),
+        for_terminal(survivor)
+    )]
+    MergedAway {
+        system: String,
+        object: ObjectType,
+        id: String,
+        survivor: String,
+    },
+    #[error(
+        "{system} {object} {} was deleted in the CRM (archived)",
+        for_terminal(id)
+    )]
+    Archived {
+        system: String,
+        object: ObjectType,
+        id: String,
+    },
+    #[error(
+        "no {system} {object} record has the id {} in the workspace (pull or import it first)",
+        quote(id)
+    )]
+    Missing {
+        system: String,
+        object: ObjectType,
+        id: String,
+    },
+    #[error("{} is the id of a record of {other}, not of {system}", quote(id))]
+    OtherSystem {
+        system: String,
+        object: ObjectType,
+        id: String,
+        other: String,
+    },
+}
+
+/// The systems whose ids the workspace can vouch for: those it holds records of, and always
+/// the CRM's, so that a workspace with no records yet refuses CRM ids it cannot know rather than
+/// taking them on trust. Ids of other systems (an ERP's, a marketing tool's) cannot be checked
+/// against anything here, only their form ([`crate::input::check_id`]).
+pub fn record_systems(conn: &Connection) -> Result<BTreeSet<String>> {
+    let mut systems = records::systems(conn)?;
+    systems.insert(CRM_SYSTEM.to_string());
+    Ok(systems)
+}
+
+/// Check one end of `link`: when its system is one of `systems` ([`record_systems`]), its id
+/// must be a live record of the link's type. `None` when the workspace vouches for it or cannot
+/// tell.
+pub fn vouch(
+    conn: &Connection,
+    link: &Link<'_>,
+    end: End,
+    systems: &BTreeSet<String>,
+) -> Result<Option<Unvouched>> {
+    let (system, id) = match end {
+        End::Source => (link.source_system, link.source_id),
+        End::Target => (link.target_system, link.target_id),
+    };
+    if !systems.contains(system) {
+        return Ok(None);
+    }
+    let (system, object, id) = (system.to_string(), link.object_type, id.to_string());
+    Ok(
+        match records::id_state(conn, link.object_type, &system, &id)? {
+            IdState::Live => None,
+            IdState::MergedInto(survivor) => Some(Unvouched::MergedAway {
+                system,
+                object,
+                id,
+                survivor,
+            }),
+            IdState::Archived => Some(Unvouched::Archived { system, object, id }),
+            IdState::Missing => Some(Unvouched::Missing { system, object, id }),
+            IdState::OtherSystem(other) => Some(Unvouched::OtherSystem {
+                system,
+                object,
+                id,
+                other,
+            }),
+        },
+    )
 }
 
 /// What observing a link changed.
@@ -944,6 +1050,57 @@ mod tests {
             changed,
             resolved,
         }
+    }
+
+    #[test]
+    fn a_file_link_is_vouched_for_only_with_live_records_of_the_systems_held() {
+        let (_dir, store) = store();
+        let verdicts = store
+            .call_blocking(|c| {
+                mapped(c, "crm", &[("1001", "E-1"), ("1002", "E-2")])?;
+                records::mark_merged(c, ObjectType::Contacts, "1002", "1001")?;
+                let systems = record_systems(c)?;
+                let link = |source_system, source_id, target_system, target_id| Link {
+                    object_type: ObjectType::Contacts,
+                    source_system,
+                    source_id,
+                    target_system,
+                    target_id,
+                };
+                Ok([
+                    vouch(c, &link("crm", "1001", "erp", "E-9"), End::Source, &systems)?,
+                    // The ERP's ids are no records here: nothing to check them against.
+                    vouch(c, &link("crm", "1001", "erp", "E-9"), End::Target, &systems)?,
+                    vouch(c, &link("crm", "1002", "erp", "E-2"), End::Source, &systems)?,
+                    vouch(
+                        c,
+                        &link("marketing", "M-1", "crm", "7"),
+                        End::Target,
+                        &systems,
+                    )?,
+                ])
+            })
+            .unwrap();
+        assert_eq!(verdicts[..2], [None, None]);
+        let merged = verdicts[2].clone().unwrap();
+        assert_eq!(
+            merged,
+            Unvouched::MergedAway {
+                system: "crm".into(),
+                object: ObjectType::Contacts,
+                id: "1002".into(),
+                survivor: "1001".into(),
+            }
+        );
+        assert!(
+            merged.to_string().contains("1002 was merged into 1001"),
+            "{merged}"
+        );
+        assert!(
+            matches!(&verdicts[3], Some(Unvouched::Missing { id, .. }) if id == "7"),
+            "{:?}",
+            verdicts[3]
+        );
     }
 
     #[test]

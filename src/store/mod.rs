@@ -22,11 +22,17 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// What the store thread is asked to do: run a job, or close the connection and stop.
+enum Message {
+    Job(Job),
+    Close(mpsc::SyncSender<rusqlite::Result<()>>),
+}
+
 /// A handle to the workspace's connection-owning thread. Cheap to clone; the thread ends when
 /// the last handle is dropped.
 #[derive(Clone)]
 pub struct Store {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Message>,
     path: PathBuf,
 }
 
@@ -67,7 +73,98 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Why [`Store::open_existing`] refused a path.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(
+        "no workspace at {} (run `dupdesk demo`, `dupdesk pull` or `dupdesk import` first, or pass --workspace)",
+        path.display()
+    )]
+    Missing { path: PathBuf },
+    #[error(
+        "{} is not a dupdesk workspace ({why}); pass --workspace with the workspace's file",
+        path.display()
+    )]
+    NotAWorkspace { path: PathBuf, why: String },
+}
+
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Refuse `path` unless it is a workspace already: an SQLite file with dupdesk's schema. Only
+/// reads: an empty file or another program's database is left exactly as it was, where opening it
+/// as a workspace would have written a schema into it.
+fn check_workspace(path: &Path) -> Result<(), OpenError> {
+    use std::io::Read;
+    let not = |why: String| OpenError::NotAWorkspace {
+        path: path.to_path_buf(),
+        why,
+    };
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(OpenError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(not(e.to_string())),
+    };
+    if !file.metadata().map_err(|e| not(e.to_string()))?.is_file() {
+        return Err(not("not a file".into()));
+    }
+    let mut magic = Vec::with_capacity(SQLITE_MAGIC.len());
+    (&mut file)
+        .take(SQLITE_MAGIC.len() as u64)
+        .read_to_end(&mut magic)
+        .map_err(|e| not(e.to_string()))?;
+    if magic.is_empty() {
+        return Err(not("an empty file".into()));
+    }
+    if magic != SQLITE_MAGIC {
+        return Err(not("not an SQLite file".into()));
+    }
+    drop(file);
+    // Without SQLITE_OPEN_CREATE, and only reading: a WAL a crashed run left is read, not lost.
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| not(e.to_string()))?;
+    let found = (|| -> rusqlite::Result<(i64, i64)> {
+        let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let tables = conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('records', 'id_mapping', 'clusters')",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok((version, tables))
+    })()
+    .map_err(|e| not(e.to_string()))?;
+    if found.0 < 1 || found.1 < 3 {
+        return Err(not("an SQLite database without dupdesk's tables".into()));
+    }
+    Ok(())
+}
+
 impl Store {
+    /// Open the workspace at `path` only if it is one already ([`OpenError`] otherwise), then
+    /// migrate it and start its thread. Every command but those that make a workspace (`demo`,
+    /// `pull`, `import`) opens it this way, so a mistyped path is an error, not a new workspace.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Store> {
+        check_workspace(path.as_ref())?;
+        Store::open(path)
+    }
+
+    /// For the commands that make a workspace (`pull`, `import`): create it when nothing is at
+    /// `path`, open it when it is one, and refuse anything else as it is (a CSV file or another
+    /// program's database given as `--workspace` would otherwise get a schema written into it).
+    pub fn open_or_create(path: impl AsRef<Path>) -> Result<Store> {
+        match check_workspace(path.as_ref()) {
+            Ok(()) | Err(OpenError::Missing { .. }) => Store::open(path),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Open (creating if needed) and migrate the workspace at `path`, and start its thread.
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
@@ -78,16 +175,36 @@ impl Store {
         let mut conn = open_connection(&path)?;
         migrations::migrate(&mut conn)
             .with_context(|| format!("migrating workspace {}", path.display()))?;
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<Message>();
         thread::Builder::new()
             .name("dupdesk-store".into())
             .spawn(move || {
-                for job in rx {
-                    job(&mut conn);
+                for message in rx {
+                    match message {
+                        Message::Job(job) => job(&mut conn),
+                        Message::Close(reply) => {
+                            let _ = reply.send(conn.close().map_err(|(_, e)| e));
+                            return;
+                        }
+                    }
                 }
             })
             .context("starting the store thread")?;
         Ok(Store { tx, path })
+    }
+
+    /// Close the connection now, rather than when the last handle is dropped, and wait for it:
+    /// the WAL is checkpointed and the file is whole, to be removed or moved. Every later call,
+    /// through any clone, fails with "the store thread has stopped".
+    pub fn close(self) -> Result<()> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.tx
+            .send(Message::Close(reply))
+            .map_err(|_| anyhow!("the store thread has stopped"))?;
+        answer
+            .recv()
+            .map_err(|_| anyhow!("the store thread dropped a request"))?
+            .with_context(|| format!("closing workspace {}", self.path.display()))
     }
 
     pub fn path(&self) -> &Path {
@@ -102,9 +219,9 @@ impl Store {
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.tx
-            .send(Box::new(move |conn| {
+            .send(Message::Job(Box::new(move |conn| {
                 let _ = reply.send(f(conn));
-            }))
+            })))
             .map_err(|_| anyhow!("the store thread has stopped"))?;
         answer
             .await
@@ -142,9 +259,9 @@ impl Store {
     {
         let (reply, answer) = mpsc::sync_channel(1);
         self.tx
-            .send(Box::new(move |conn| {
+            .send(Message::Job(Box::new(move |conn| {
                 let _ = reply.send(f(conn));
-            }))
+            })))
             .map_err(|_| anyhow!("the store thread has stopped"))?;
         answer
             .recv()
@@ -222,6 +339,51 @@ mod tests {
         let store = Store::open(&path).unwrap();
         let v = store.call_blocking(|c| get_meta(c, "crm.kind")).unwrap();
         assert_eq!(v.as_deref(), Some("sandbox"));
+    }
+
+    #[test]
+    fn open_existing_opens_workspaces_and_creates_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ws.db");
+        let e = Store::open_existing(&path).unwrap_err();
+        assert!(
+            matches!(e.downcast_ref(), Some(OpenError::Missing { .. })),
+            "{e}"
+        );
+        assert!(!path.exists());
+        let nested = dir.path().join("a").join("ws.db");
+        assert!(Store::open_existing(&nested).is_err());
+        assert!(!dir.path().join("a").exists());
+
+        for (content, why) in [
+            (&b""[..], "an empty file"),
+            (b"Record ID,Email\n", "not an SQLite file"),
+        ] {
+            std::fs::write(&path, content).unwrap();
+            let e = Store::open_existing(&path).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+            assert_eq!(std::fs::read(&path).unwrap(), content);
+        }
+        std::fs::remove_file(&path).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("CREATE TABLE notes (t TEXT)").unwrap();
+        drop(other);
+        let before = std::fs::read(&path).unwrap();
+        let e = Store::open_existing(&path).unwrap_err().to_string();
+        assert!(e.contains("without dupdesk's tables"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        std::fs::remove_file(&path).unwrap();
+
+        let store = Store::open(&path).unwrap();
+        store.call_blocking(|c| set_meta(c, "k", "v")).unwrap();
+        let again = store.clone();
+        store.close().unwrap();
+        assert!(again.call_blocking(|c| get_meta(c, "k")).is_err());
+        // Closed means checkpointed: the WAL is gone and the value is in the file.
+        assert!(!dir.path().join("ws.db-wal").exists());
+        let store = Store::open_existing(&path).unwrap();
+        let v = store.call_blocking(|c| get_meta(c, "k")).unwrap();
+        assert_eq!(v.as_deref(), Some("v"));
     }
 
     #[test]

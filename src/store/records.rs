@@ -349,6 +349,73 @@ pub fn counts(conn: &Connection) -> Result<Vec<(String, ObjectType, u64)>> {
     Ok(out)
 }
 
+/// What the workspace holds under one id of one system: for checking an id a file names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdState {
+    /// A live record of that system.
+    Live,
+    /// Merged away: the record it lives on in now (the end of its `merged_into` chain, as far as
+    /// the workspace holds it).
+    MergedInto(String),
+    /// Deleted in the CRM (archived by a pull).
+    Archived,
+    /// The id is a record of another system.
+    OtherSystem(String),
+    /// No record has it.
+    Missing,
+}
+
+/// The state of `id` among the `object_type` records of `system`.
+pub fn id_state(
+    conn: &Connection,
+    object_type: ObjectType,
+    system: &str,
+    id: &str,
+) -> Result<IdState> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT system, archived, merged_into FROM records WHERE object_type = ?1 AND id = ?2",
+    )?;
+    let mut row = |id: &str| {
+        stmt.query_row(params![object_type.as_str(), id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })
+        .optional()
+    };
+    let Some((found, archived, merged_into)) = row(id)? else {
+        return Ok(IdState::Missing);
+    };
+    if found != system {
+        return Ok(IdState::OtherSystem(found));
+    }
+    let Some(mut survivor) = merged_into else {
+        return Ok(if archived {
+            IdState::Archived
+        } else {
+            IdState::Live
+        });
+    };
+    // A survivor may have been merged again; a loop (never written by dupdesk) ends the walk.
+    for _ in 0..1000 {
+        match row(&survivor)? {
+            Some((_, _, Some(next))) if next != id => survivor = next,
+            _ => break,
+        }
+    }
+    Ok(IdState::MergedInto(survivor))
+}
+
+/// The systems whose records the workspace holds (`crm` after a pull, the `--system` of an
+/// import).
+pub fn systems(conn: &Connection) -> Result<std::collections::BTreeSet<String>> {
+    let mut stmt = conn.prepare("SELECT DISTINCT system FROM records")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Mark `id` as merged into `survivor`.
 pub fn mark_merged(
     conn: &Connection,
@@ -435,6 +502,58 @@ mod tests {
             .call_blocking(|c| changed_since(c, ObjectType::Contacts, "t2"))
             .unwrap();
         assert_eq!(changed.len(), 1);
+    }
+
+    #[test]
+    fn id_state_follows_merges_to_the_record_an_id_lives_on_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("ws.db")).unwrap();
+        let states = store
+            .call_blocking(|c| {
+                let mut gone = rec("4", "d@x.com");
+                gone.archived = true;
+                let ours = [
+                    rec("1", "a@x.com"),
+                    rec("2", "b@x.com"),
+                    rec("3", "c@x.com"),
+                    gone,
+                ];
+                upsert_records(c, "crm", &ours, "t1")?;
+                upsert_records(c, "erp", &[rec("E-9", "e@x.com")], "t1")?;
+                // 1 into 2, then 2 into 3: 1 lives on in 3.
+                mark_merged(c, ObjectType::Contacts, "1", "2")?;
+                mark_merged(c, ObjectType::Contacts, "2", "3")?;
+                let state = |id: &str| id_state(c, ObjectType::Contacts, "crm", id);
+                Ok((
+                    [
+                        state("1")?,
+                        state("2")?,
+                        state("3")?,
+                        state("4")?,
+                        state("5")?,
+                        state("E-9")?,
+                    ],
+                    id_state(c, ObjectType::Companies, "crm", "3")?,
+                    systems(c)?,
+                ))
+            })
+            .unwrap();
+        assert_eq!(
+            states.0,
+            [
+                IdState::MergedInto("3".into()),
+                IdState::MergedInto("3".into()),
+                IdState::Live,
+                IdState::Archived,
+                IdState::Missing,
+                IdState::OtherSystem("erp".into()),
+            ]
+        );
+        assert_eq!(states.1, IdState::Missing, "a contact is no company");
+        assert_eq!(
+            states.2.into_iter().collect::<Vec<_>>(),
+            vec!["crm".to_string(), "erp".to_string()]
+        );
     }
 
     #[test]
