@@ -836,6 +836,7 @@ fn write_checked(
         newest: None,
     };
     let pause = opts.chunks;
+    let (key_for_release, owner) = (writer.key.clone(), writer.marker.owner.clone());
     let (written_report, read_result) = std::thread::scope(|scope| {
         let reader = scope.spawn(move || read_batches(reader, batches, written, progress));
         let written = loop {
@@ -851,8 +852,17 @@ fn write_checked(
                     writer = w;
                 }
                 // The writer, and with it the channel's receiving end, is gone: the reader's
-                // next send fails and it stops.
-                Err(e) => break Err(e),
+                // next send fails and it stops. Chunks may be written: the marker stays, as
+                // an interrupted run's.
+                Err(e) => {
+                    let (key, owner) = (key_for_release.clone(), owner.clone());
+                    let released =
+                        store.call_blocking(move |c| chunks::release_marker(c, &key, &owner));
+                    if let Err(r) = released {
+                        tracing::warn!(error = %format!("{r:#}"), "marking the stopped import as interrupted");
+                    }
+                    break Err(e);
+                }
             }
         };
         let read = reader

@@ -631,13 +631,25 @@ pub fn run_match_with(
         model_json,
         chunks: 0,
     };
+    let owner = writer.marker.owner.clone();
     let stats = loop {
         let chunk = store.call_blocking(move |conn| {
             let mut w = writer;
             let ended = crate::store::with_large_cache(conn, |conn| w.write_chunk(conn))?;
             Ok((w, ended))
-        })?;
-        let (w, ended) = chunk;
+        });
+        let (w, ended) = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                let key = run_key(object);
+                let released =
+                    store.call_blocking(move |c| chunks::release_marker(c, &key, &owner));
+                if let Err(r) = released {
+                    tracing::warn!(error = %format!("{r:#}"), "marking the stopped match run as interrupted");
+                }
+                return Err(e);
+            }
+        };
         tracing::info!(
             %object,
             chunk = w.chunks,

@@ -134,9 +134,13 @@ fn host() -> String {
 }
 
 /// Whether the run `owner` names may still be going on. A process of this host that is gone
-/// (or a zombie) runs nothing; a run of another host is taken to go on, since it cannot be
-/// asked. The executor's claims are told apart the same way (`journal::Executor`).
+/// (or a zombie) runs nothing, nor does a run [`release_marker`] stopped; a run of another host
+/// is taken to go on, since it cannot be asked. The executor's claims are told apart the same
+/// way (`journal::Executor`).
 pub fn owner_alive(owner: &str) -> bool {
+    if owner.starts_with("stopped:") {
+        return false;
+    }
     let mut parts = owner.split(':');
     let (Some(owner_host), Some(pid)) = (parts.next(), parts.next()) else {
         return false;
@@ -175,6 +179,19 @@ pub fn read_marker(conn: &Connection, key: &str) -> Result<Option<RunMarker>> {
 
 pub fn write_marker(conn: &Connection, key: &str, marker: &RunMarker) -> Result<()> {
     super::set_meta(conn, key, &serde_json::to_string(marker)?)
+}
+
+/// Mark the run `owner` wrote `key` for as stopped, its process still alive: a run that failed
+/// between chunks (the disk full, a bad value) in a process that goes on (the review) is
+/// interrupted as much as a killed one, and must not hold off the next run as one going on.
+pub fn release_marker(conn: &Connection, key: &str, owner: &str) -> Result<()> {
+    if let Some(mut marker) = read_marker(conn, key)?
+        && marker.owner == owner
+    {
+        marker.owner = format!("stopped:{owner}");
+        write_marker(conn, key, &marker)?;
+    }
+    Ok(())
 }
 
 pub fn remove_marker(conn: &Connection, key: &str) -> Result<()> {
@@ -251,6 +268,7 @@ mod tests {
             complete_with: "dupdesk match".into(),
         };
         let (a, b) = (marker(&mine), marker(&gone));
+        let mine = mine.clone();
         let found = store
             .call_blocking(move |c| {
                 write_marker(c, &marker_key(&["match", "contacts"]), &a)?;
@@ -264,12 +282,18 @@ mod tests {
             found[0].1.describe(),
             "the full match of contacts started 2026-01-01T00:00:00.000Z was interrupted after 3 of 10 clusters"
         );
+        // A run of this very process that stopped on an error is interrupted too.
         let left = store
-            .call_blocking(|c| {
+            .call_blocking(move |c| {
                 remove_marker(c, "run.match.companies")?;
-                interrupted_runs(c)
+                release_marker(c, "run.match.contacts", "someone-else")?;
+                let before = interrupted_runs(c)?.len();
+                release_marker(c, "run.match.contacts", &mine)?;
+                Ok((before, interrupted_runs(c)?))
             })
             .unwrap();
-        assert!(left.is_empty());
+        assert_eq!(left.0, 0);
+        assert_eq!(left.1.len(), 1);
+        assert_eq!(left.1[0].0, "run.match.contacts");
     }
 }
