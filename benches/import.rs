@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use dupdesk::demo::{DemoOptions, Generator, generate};
 use dupdesk::import::{self, ImportOptions};
-use dupdesk::model::ObjectType;
 use dupdesk::matcher::{self, MatchConfig, MatchMode, MatchProgress};
+use dupdesk::model::ObjectType;
 use dupdesk::store::{Store, is_busy, now_ts, set_meta};
 
 const ROWS: usize = 100_000;
@@ -155,6 +155,12 @@ fn main() -> Result<()> {
         report.rows,
         size as f64 / 1e6,
         report.rows as f64 / secs
+    );
+    println!(
+        "  checking {:.2} s, writing {:.2} s in {} chunks",
+        report.check_time.as_secs_f64(),
+        report.write_time.as_secs_f64(),
+        report.chunks
     );
     let on_disk = |suffix: &str| {
         std::fs::metadata(dir.path().join(format!("ws.db{suffix}"))).map_or(0, |m| m.len())
