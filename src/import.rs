@@ -3,11 +3,31 @@
 //! internal property names used as headers, the `[import.columns]` configuration table and
 //! explicit overrides, in rising order of precedence. One column must be the record id.
 //!
-//! A file is imported whole or not at all: rows are read, checked and written inside one
-//! transaction that is only committed after the last row, so a bad row anywhere (bad quoting,
-//! a wrong field count, a missing or repeated id, an unreadable date, invalid UTF-8) is
-//! reported with its file, line and column and leaves the workspace as it was. Streaming the
-//! rows into the transaction, rather than collecting them first, keeps memory flat for large
+//! A file is checked whole before anything is written, then written in chunks, so that a bad
+//! row anywhere still changes nothing and a long import still lets the steward decide:
+//!
+//! 1. **Check** ([`check_file`]): every row is read and checked (bad quoting, a wrong field
+//!    count, a missing or repeated id, an unreadable date, invalid UTF-8), and nothing is written
+//!    to the workspace. The bytes read are copied, as they are read, to an unnamed file in the
+//!    workspace's folder. A bad row is reported with its file, line and column, and the
+//!    workspace is as it was. A file whose size or modification time moved while it was read
+//!    (an export still being written) is refused too.
+//! 2. **Write** ([`write_checked`]): the copy, not the file, is read again and its rows written
+//!    in chunks of about 200 ms each ([`crate::store::chunks`]), with a pause between chunks in
+//!    which another process takes the write lock. What is written is byte for byte what was
+//!    checked, whatever happens to the file meanwhile; the copy disappears with the process.
+//!
+//! Each chunk is one transaction holding whole rows with their id mappings. The last chunk
+//! adds what only the whole file answers: the check of ids in the other system shared by two
+//! records, and the sync state. Until then a run marker in `meta` names the import and how far
+//! it got. An import killed in the first pass changed nothing. One killed between chunks leaves
+//! the rows of the chunks it committed and its marker (`dupdesk stats` reports it), and
+//! **importing the same file again completes it**: the rows already written read as unchanged
+//! (only their `last_seen_at` moves), the others are written, the last chunk checks the shares
+//! and writes the sync state, and the report says which interrupted import it completed. A file
+//! small enough for one chunk is written in one transaction, as before.
+//!
+//! Streaming the rows, rather than collecting them first, keeps memory flat for large
 //! exports, and reading them through [`crate::input`] keeps it flat for a file that is not one:
 //! no record may run over 4 MiB, record ids must pass [`check_id`], and errors quote values
 //! short. This module knows nothing about the command line or the terminal.
@@ -15,17 +35,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rusqlite::Connection;
+use sha2::{Digest, Sha256};
 
 use crate::input::{self, BadId, CsvRecords, RecordError, check_id, quote};
 use crate::model::{ObjectType, Record, format_ts, parse_ts};
 use crate::store::Store;
+use crate::store::chunks::{self, Chunk, ChunkPolicy, RunMarker};
 use crate::store::history::{self, VersionRef};
 use crate::store::mapping::{self, Link, Observed};
 use crate::store::records::{self, EncodedRecord, UpsertStats};
@@ -36,8 +58,13 @@ pub const IMPORT_SOURCE_TYPE: &str = "IMPORT";
 /// The property that holds the record id.
 const ID_PROPERTY: &str = "hs_object_id";
 
-/// Records are written in batches of this many, inside the one transaction.
+/// Rows travel from the reading thread to the writing one in batches of this many; a chunk
+/// is checked for being full after each batch.
 const BATCH: usize = 2_000;
+
+/// The most rows one chunk writes, however fast the disk (the time budget of
+/// [`ChunkPolicy::new`] ends most chunks first: some 20,000 rows in 200 ms in release).
+pub const CHUNK_ROWS: usize = 50_000;
 
 /// The headers of HubSpot's CSV exports, by object type, with the property each one holds.
 /// Compared case-insensitively.
@@ -102,6 +129,8 @@ pub struct ImportOptions {
     /// The inverse-id property and the other system it names (`erp_customer_id`, `erp`), to
     /// record id mappings the way a pull does.
     pub inverse_id: Option<(String, String)>,
+    /// How the rows are divided into transactions.
+    pub chunks: ChunkPolicy,
 }
 
 impl ImportOptions {
@@ -112,6 +141,7 @@ impl ImportOptions {
             config_columns: BTreeMap::new(),
             overrides: BTreeMap::new(),
             inverse_id: None,
+            chunks: ChunkPolicy::new(CHUNK_ROWS),
         }
     }
 
@@ -179,6 +209,14 @@ pub struct ImportReport {
     pub columns: Vec<(String, String)>,
     /// Headers no mapping knows, left out.
     pub ignored: Vec<String>,
+    /// Transactions the rows were written in.
+    pub chunks: u64,
+    /// How long checking every row took, and then writing them.
+    pub check_time: std::time::Duration,
+    pub write_time: std::time::Duration,
+    /// An earlier import of the same file (same path, object type and system) that was
+    /// interrupted between chunks, which this one completed: what it had done.
+    pub completes: Option<String>,
 }
 
 /// How each column of a file is read.
@@ -189,6 +227,20 @@ struct Layout {
     id: usize,
     created: Option<usize>,
     modified: Option<usize>,
+}
+
+impl Layout {
+    /// Header → property of the columns read, in file order, and the headers left out.
+    fn columns(&self) -> (Vec<(String, String)>, Vec<String>) {
+        let (mut read, mut ignored) = (Vec::new(), Vec::new());
+        for (h, p) in self.headers.iter().zip(&self.properties) {
+            match p {
+                Some(p) => read.push((h.clone(), p.clone())),
+                None => ignored.push(h.clone()),
+            }
+        }
+        (read, ignored)
+    }
 }
 
 fn looks_like_property_name(h: &str) -> bool {
@@ -297,12 +349,23 @@ pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
     None
 }
 
+/// Which of the two passes over a file a [`RowReader`] serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Check every row; build nothing.
+    Check,
+    /// Rows already checked, read again to be written: the checks that only the whole file
+    /// answers (a repeated id, a quote left open at the end) were made by the first pass.
+    Write,
+}
+
 /// Reads a file row by row into records, checking as it goes.
 struct RowReader<R: Read> {
     file: PathBuf,
     reader: CsvRecords<R>,
     layout: Layout,
     opts: ImportOptions,
+    pass: Pass,
     /// Used as the time of values on rows with no dates, so re-importing an unchanged file
     /// writes the same history.
     fallback_time: DateTime<Utc>,
@@ -313,12 +376,20 @@ struct RowReader<R: Read> {
     last_start: Option<(u64, u64)>,
 }
 
+/// A row that passed the checks, before it is encoded.
+struct CheckedRow {
+    id: String,
+    created: Option<DateTime<Utc>>,
+    updated: Option<DateTime<Utc>>,
+}
+
 impl<R: Read> RowReader<R> {
     fn new(
         file: &Path,
         input: R,
         opts: &ImportOptions,
         fallback_time: DateTime<Utc>,
+        pass: Pass,
     ) -> Result<Self, CsvError> {
         let mut reader = CsvRecords::new(
             csv::ReaderBuilder::new().has_headers(true).flexible(false),
@@ -336,6 +407,7 @@ impl<R: Read> RowReader<R> {
             reader,
             layout,
             opts: opts.clone(),
+            pass,
             fallback_time,
             ids: HashMap::new(),
             row: csv::StringRecord::new(),
@@ -409,9 +481,10 @@ impl<R: Read> RowReader<R> {
         Ok(())
     }
 
-    /// The next row, checked and encoded; `None` at the end of the file.
-    fn next_record(&mut self) -> Result<Option<ImportedRow>, CsvError> {
+    /// Check the next row; `None` at the end of the file.
+    fn check_record(&mut self) -> Result<Option<CheckedRow>, CsvError> {
         match self.reader.read(&mut self.row) {
+            Ok(false) if self.pass == Pass::Write => return Ok(None),
             Ok(false) => return self.check_last_record_closed().map(|()| None),
             Ok(true) => {}
             Err(e) => return Err(record_error(&self.file, e, Some(&self.layout.headers))),
@@ -437,7 +510,9 @@ impl<R: Read> RowReader<R> {
                 ));
             }
         }
-        if let Some(first) = self.ids.insert(id.clone(), line) {
+        if self.pass == Pass::Check
+            && let Some(first) = self.ids.insert(id.clone(), line)
+        {
             return Err(self.error(
                 line,
                 self.layout.id,
@@ -446,6 +521,23 @@ impl<R: Read> RowReader<R> {
         }
         let created = self.date(line, self.layout.created)?;
         let updated = self.date(line, self.layout.modified)?;
+        Ok(Some(CheckedRow {
+            id,
+            created,
+            updated,
+        }))
+    }
+
+    /// The next row, checked and encoded; `None` at the end of the file.
+    fn next_record(&mut self) -> Result<Option<ImportedRow>, CsvError> {
+        let Some(CheckedRow {
+            id,
+            created,
+            updated,
+        }) = self.check_record()?
+        else {
+            return Ok(None);
+        };
         let at = updated.or(created).unwrap_or(self.fallback_time);
         let (created_text, updated_text) = (
             created.as_ref().map(format_ts),
@@ -548,141 +640,396 @@ fn csv_error(file: &Path, e: &csv::Error, headers: Option<&[String]>) -> CsvErro
     }
 }
 
-/// Import a CSV file into the workspace, all or nothing. `progress` is called now and then
-/// with the bytes read so far.
-///
-/// Two threads share the work: a reading thread checks rows and builds and encodes records,
-/// the store's thread writes them inside one transaction as batches arrive. A bad row ends
-/// the stream with its error, and the store thread then drops the transaction, which rolls
-/// everything back. Written batches travel back to the reader to be freed, so the writer,
-/// the slower of the two, does nothing but write.
+/// What an import is doing, for a progress bar: how many bytes of the file have been read,
+/// first while every row is checked (nothing is written then), then while the rows are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportProgress {
+    Checking { bytes: u64 },
+    Writing { bytes: u64 },
+}
+
+/// Import a CSV file into the workspace, all or nothing (see the module doc): every row is
+/// checked before the first is written, and the rows are then written in chunks from the copy
+/// that was checked. `progress` is called now and then.
 pub fn import_csv(
     store: &Store,
     file: &Path,
     opts: &ImportOptions,
-    progress: &(dyn Fn(u64) + Sync),
+    progress: &(dyn Fn(ImportProgress) + Sync),
 ) -> Result<ImportReport> {
+    let started = std::time::Instant::now();
+    let checked = check_file(store.path(), file, opts, progress)?;
+    let check_time = started.elapsed();
+    tracing::info!(file = %file.display(), rows = checked.rows, seconds = check_time.as_secs_f64(), "import: every row checked");
+    let mut report = write_checked(store, file, opts, checked, progress)?;
+    report.check_time = check_time;
+    report.write_time = started.elapsed() - check_time;
+    tracing::info!(file = %file.display(), rows = report.rows, chunks = report.chunks, seconds = report.write_time.as_secs_f64(), "import: rows written");
+    Ok(report)
+}
+
+/// A file whose every row passed the checks, and the copy of it they were made on.
+struct CheckedFile {
+    copy: File,
+    rows: u64,
+    /// SHA-256 of the file's bytes, in hex: what tells a re-run of the same import.
+    digest: String,
+    fallback_time: DateTime<Utc>,
+    columns: Vec<(String, String)>,
+    ignored: Vec<String>,
+}
+
+/// Reads a file and hands on its bytes, keeping a copy of each and their digest.
+struct Tee<'a> {
+    inner: File,
+    copy: &'a mut BufWriter<File>,
+    digest: &'a mut Sha256,
+}
+
+impl Read for Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n]).map_err(|e| {
+            std::io::Error::other(format!(
+                "keeping a copy of the file beside the workspace failed: {e}"
+            ))
+        })?;
+        self.digest.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The size and modification time of a file: what moves when it is written to.
+fn stamp(m: &std::fs::Metadata) -> (u64, Option<std::time::SystemTime>) {
+    (m.len(), m.modified().ok())
+}
+
+/// The first pass: read and check every row, writing nothing to the workspace, and keep a
+/// copy of the bytes that were checked. The copy is an unnamed file in the workspace's folder
+/// (the disk that holds the workspace, not a `/tmp` that may live in memory), gone when it is
+/// closed, or when the process is killed.
+fn check_file(
+    workspace: &Path,
+    file: &Path,
+    opts: &ImportOptions,
+    progress: &(dyn Fn(ImportProgress) + Sync),
+) -> Result<CheckedFile> {
     let handle = File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let fallback_time = handle
+    let opened = handle
         .metadata()
-        .and_then(|m| m.modified())
+        .with_context(|| format!("reading {}", file.display()))?;
+    let fallback_time = opened
+        .modified()
         .map(DateTime::<Utc>::from)
         .unwrap_or_default();
-    let mut rows = RowReader::new(file, handle, opts, fallback_time)?;
-    let mut report = ImportReport::default();
-    for (h, p) in rows.layout.headers.iter().zip(&rows.layout.properties) {
-        match p {
-            Some(p) => report.columns.push((h.clone(), p.clone())),
-            None => report.ignored.push(h.clone()),
+    let dir = workspace
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let spool = tempfile::tempfile_in(dir).with_context(|| {
+        format!(
+            "making a copy of {} to import in {}",
+            file.display(),
+            dir.display()
+        )
+    })?;
+    let mut copy = BufWriter::with_capacity(input::CSV_BUFFER_BYTES, spool);
+    let mut digest = Sha256::new();
+    let (rows, columns, ignored) = {
+        let tee = Tee {
+            inner: handle,
+            copy: &mut copy,
+            digest: &mut digest,
+        };
+        let mut reader = RowReader::new(file, tee, opts, fallback_time, Pass::Check)?;
+        let mut rows = 0u64;
+        while reader.check_record()?.is_some() {
+            rows += 1;
+            if rows.is_multiple_of(BATCH as u64) {
+                progress(ImportProgress::Checking {
+                    bytes: reader.bytes_read(),
+                });
+            }
         }
+        let (columns, ignored) = reader.layout.columns();
+        (rows, columns, ignored)
+    };
+    let mut copy = copy
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("keeping a copy of {} to import", file.display()))?;
+    // The rows written are the copy's, which is what was checked; but a file written to while
+    // it was read is an export caught half-made, and importing it would be importing neither.
+    let now = std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?;
+    if stamp(&now) != stamp(&opened) {
+        anyhow::bail!(
+            "{}: the file changed while it was being checked (its size or modification time moved); nothing was imported: import it again once it is complete",
+            file.display()
+        );
     }
+    copy.seek(SeekFrom::Start(0))
+        .with_context(|| format!("reading the copy of {}", file.display()))?;
+    Ok(CheckedFile {
+        copy,
+        rows,
+        digest: hex::encode(digest.finalize()),
+        fallback_time,
+        columns,
+        ignored,
+    })
+}
 
+/// The second pass: read the checked copy again on a thread of its own, building and encoding
+/// records, while this thread has the store write them a chunk at a time, pausing between
+/// chunks for whoever waits for the workspace.
+fn write_checked(
+    store: &Store,
+    file: &Path,
+    opts: &ImportOptions,
+    checked: CheckedFile,
+    progress: &(dyn Fn(ImportProgress) + Sync),
+) -> Result<ImportReport> {
+    let CheckedFile {
+        copy,
+        rows,
+        digest,
+        fallback_time,
+        columns,
+        ignored,
+    } = checked;
+    let reader = RowReader::new(file, copy, opts, fallback_time, Pass::Write)?;
     let (batches, incoming) = mpsc::sync_channel::<Batch>(4);
     let (recycle, written) = mpsc::channel::<Vec<ImportedRow>>();
-    let writer = {
-        let opts = opts.clone();
-        move |conn: &mut Connection| write_batches(conn, &opts, incoming, recycle)
+    let now = crate::store::now_ts();
+    let shown = file.display().to_string();
+    // By the file's full path, so that importing the same export again finds the marker of
+    // an interrupted import of it, from whatever folder it is run.
+    let path = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let key = chunks::marker_key(&[
+        "import",
+        opts.object.as_str(),
+        &opts.system,
+        &path.display().to_string(),
+    ]);
+    let marker = RunMarker {
+        owner: chunks::run_owner(),
+        started_at: now.clone(),
+        what: format!(
+            "import of {shown} ({} from {})",
+            opts.object.as_str(),
+            opts.system
+        ),
+        identity: digest,
+        done: 0,
+        total: rows,
+        unit: "rows".into(),
+        updated_at: now.clone(),
+        complete_with: format!(
+            "dupdesk import {shown} --object {} --system {}",
+            opts.object.as_str(),
+            opts.system
+        ),
     };
+    let mut writer = Writer {
+        incoming,
+        recycle,
+        file: file.to_path_buf(),
+        opts: opts.clone(),
+        now,
+        key,
+        marker,
+        report: ImportReport {
+            columns,
+            ignored,
+            ..ImportReport::default()
+        },
+        newest: None,
+    };
+    let pause = opts.chunks;
+    let (key_for_release, owner) = (writer.key.clone(), writer.marker.owner.clone());
     let (written_report, read_result) = std::thread::scope(|scope| {
-        let reader = scope.spawn(move || -> Result<(), CsvError> {
-            let mut batch = Vec::with_capacity(BATCH);
-            loop {
-                let next = rows.next_record();
-                let done = matches!(next, Ok(None));
-                match next {
-                    Ok(Some(row)) => batch.push(row),
-                    Ok(None) => {}
-                    Err(e) => {
-                        let _ = batches.send(Batch::Failed(e.clone()));
-                        return Err(e);
-                    }
+        let reader = scope.spawn(move || read_batches(reader, batches, written, progress));
+        let written = loop {
+            let chunk = store.call_blocking(move |conn| {
+                let mut w = writer;
+                let ended = crate::store::with_large_cache(conn, |conn| w.write_chunk(conn))?;
+                Ok((w, ended))
+            });
+            match chunk {
+                Ok((w, true)) => break Ok(w.report),
+                Ok((w, false)) => {
+                    pause.pause();
+                    writer = w;
                 }
-                if batch.len() >= BATCH || (done && !batch.is_empty()) {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    if batches.send(Batch::Records(full)).is_err() {
-                        // The writer stopped; its error is the one to report.
-                        return Ok(());
+                // The writer, and with it the channel's receiving end, is gone: the reader's
+                // next send fails and it stops. Chunks may be written: the marker stays, as
+                // an interrupted run's.
+                Err(e) => {
+                    let (key, owner) = (key_for_release.clone(), owner.clone());
+                    let released =
+                        store.call_blocking(move |c| chunks::release_marker(c, &key, &owner));
+                    if let Err(r) = released {
+                        tracing::warn!(error = %format!("{r:#}"), "marking the stopped import as interrupted");
                     }
-                    progress(rows.bytes_read());
-                    // Free what the writer is done with here, off its thread.
-                    while let Ok(old) = written.try_recv() {
-                        drop(old);
-                    }
-                }
-                if done {
-                    let _ = batches.send(Batch::End);
-                    return Ok(());
+                    break Err(e);
                 }
             }
-        });
-        let written = store.call_blocking(writer);
+        };
         let read = reader
             .join()
             .unwrap_or_else(|_| Err(CsvError::internal(file, "the reading thread panicked")));
         (written, read)
     });
+    let report = written_report?;
+    // The writer saw every batch and the end, so the reader had nothing to report.
     read_result?;
-    let written_report = written_report?;
-    report.rows = written_report.rows;
-    report.stats = written_report.stats;
-    report.mappings_new = written_report.mappings_new;
-    report.mappings_changed = written_report.mappings_changed;
-    report.shared_targets = written_report.shared_targets;
     Ok(report)
 }
 
-/// What the reading thread sends the writing one. Only `End` commits: a reader that stops
-/// without it (a panic) leaves the transaction to roll back.
+/// The reading half of [`write_checked`]: rows of the checked copy, in batches.
+fn read_batches(
+    mut rows: RowReader<File>,
+    batches: mpsc::SyncSender<Batch>,
+    written: mpsc::Receiver<Vec<ImportedRow>>,
+    progress: &(dyn Fn(ImportProgress) + Sync),
+) -> Result<(), CsvError> {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let next = rows.next_record();
+        let done = matches!(next, Ok(None));
+        match next {
+            Ok(Some(row)) => batch.push(row),
+            Ok(None) => {}
+            Err(e) => {
+                let _ = batches.send(Batch::Failed(e.clone()));
+                return Err(e);
+            }
+        }
+        if batch.len() >= BATCH || (done && !batch.is_empty()) {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if batches.send(Batch::Records(full)).is_err() {
+                // The writer stopped; its error is the one to report.
+                return Ok(());
+            }
+            progress(ImportProgress::Writing {
+                bytes: rows.bytes_read(),
+            });
+            // Free what the writer is done with here, off its thread.
+            while let Ok(old) = written.try_recv() {
+                drop(old);
+            }
+        }
+        if done {
+            let _ = batches.send(Batch::End);
+            return Ok(());
+        }
+    }
+}
+
+/// What the reading thread sends the writing one. Only `End` finishes the import: a reader
+/// that stops without it (a panic) leaves the chunk being written to roll back.
 enum Batch {
     Records(Vec<ImportedRow>),
     Failed(CsvError),
     End,
 }
 
-/// The store-thread half of [`import_csv`]: one transaction around every batch, committed
-/// only when the reader reports a clean end of file.
-fn write_batches(
-    conn: &mut Connection,
-    opts: &ImportOptions,
+/// The store-thread half of [`write_checked`], moved to the store's thread for each chunk
+/// and back.
+struct Writer {
     incoming: mpsc::Receiver<Batch>,
     recycle: mpsc::Sender<Vec<ImportedRow>>,
-) -> Result<ImportReport> {
-    crate::store::with_large_cache(conn, |conn| {
-        write_in_transaction(conn, opts, incoming, recycle)
-    })
+    file: PathBuf,
+    opts: ImportOptions,
+    /// The time of the whole import: every chunk writes it as `last_seen_at` and `changed_at`.
+    now: String,
+    key: String,
+    marker: RunMarker,
+    report: ImportReport,
+    newest: Option<DateTime<Utc>>,
 }
 
-fn write_in_transaction(
-    conn: &mut Connection,
-    opts: &ImportOptions,
-    incoming: mpsc::Receiver<Batch>,
-    recycle: mpsc::Sender<Vec<ImportedRow>>,
-) -> Result<ImportReport> {
-    let now = crate::store::now_ts();
-    let mut report = ImportReport::default();
-    let mut newest: Option<DateTime<Utc>> = None;
-    let tx = conn.transaction()?;
-    let mut ended = false;
-    for message in incoming {
-        let batch = match message {
-            Batch::Records(batch) => batch,
-            Batch::Failed(e) => return Err(e.into()),
-            Batch::End => {
-                ended = true;
-                break;
+impl Writer {
+    /// One chunk in one transaction: batches until the chunk is full or the file ends;
+    /// `true` when it ended. The run marker goes with every chunk but the last, which takes
+    /// it away with the checks of the whole type and the sync state.
+    fn write_chunk(&mut self, conn: &mut Connection) -> Result<bool> {
+        let tx = conn.transaction()?;
+        if self.report.chunks == 0
+            && let Some(before) = chunks::read_marker(&tx, &self.key)?
+            && before.interrupted()
+        {
+            self.report.completes = Some(if before.identity == self.marker.identity {
+                before.describe()
+            } else {
+                format!(
+                    "{}, from the file as it was then (it has changed since)",
+                    before.describe()
+                )
+            });
+        }
+        let mut chunk = Chunk::begin();
+        let ended = loop {
+            let batch = match self.incoming.recv() {
+                Ok(Batch::Records(batch)) => batch,
+                Ok(Batch::Failed(e)) => {
+                    // The copy read differently from when it was checked (a failing disk):
+                    // earlier chunks are written, and saying "nothing was imported" would lie.
+                    anyhow::bail!(
+                        "{}: line {}: the copy of the file read for writing is not the one that was checked ({}); {} of {} rows were written, and `{}` completes the import",
+                        self.file.display(),
+                        e.line,
+                        e.message,
+                        self.marker.done,
+                        self.marker.total,
+                        self.marker.complete_with
+                    );
+                }
+                Ok(Batch::End) => break true,
+                Err(_) => anyhow::bail!("the CSV reader stopped before the end of the file"),
+            };
+            chunk.add(batch.len());
+            self.write_batch(&tx, &batch)?;
+            let _ = self.recycle.send(batch);
+            if chunk.is_full(&self.opts.chunks) {
+                break false;
             }
         };
+        let done = self.marker.done + chunk.items() as u64;
+        if ended {
+            self.finish(&tx)?;
+            chunks::remove_marker(&tx, &self.key)?;
+        } else {
+            let marker = RunMarker {
+                done,
+                updated_at: crate::store::now_ts(),
+                ..self.marker.clone()
+            };
+            chunks::write_marker(&tx, &self.key, &marker)?;
+        }
+        tx.commit()?;
+        self.marker.done = done;
+        self.report.chunks += 1;
+        Ok(ended)
+    }
+
+    fn write_batch(&mut self, tx: &Connection, batch: &[ImportedRow]) -> Result<()> {
+        let opts = &self.opts;
+        let report = &mut self.report;
         report.rows += batch.len() as u64;
         let encoded: Vec<&EncodedRecord> = batch.iter().map(|r| &r.encoded).collect();
-        report
-            .stats
-            .add(records::upsert_encoded(&tx, &opts.system, &encoded, &now)?);
-        newest = batch
+        report.stats.add(records::upsert_encoded(
+            tx,
+            &opts.system,
+            &encoded,
+            &self.now,
+        )?);
+        self.newest = batch
             .iter()
             .map(|r| r.encoded.updated_at)
-            .fold(newest, Option::max);
+            .fold(self.newest, Option::max);
         if let Some((_, other)) = &opts.inverse_id {
-            for row in &batch {
+            for row in batch {
                 let Some(target) = &row.inverse_id else {
                     continue;
                 };
@@ -693,41 +1040,44 @@ fn write_in_transaction(
                     target_system: other,
                     target_id: target,
                 };
-                match mapping::observe(&tx, &link, "import", &now)? {
+                match mapping::observe(tx, &link, "import", &self.now)? {
                     Observed::New => report.mappings_new += 1,
                     Observed::Changed => report.mappings_changed += 1,
                     Observed::Unchanged => {}
                 }
             }
         }
-        let _ = recycle.send(batch);
+        Ok(())
     }
-    if !ended {
-        anyhow::bail!("the CSV reader stopped before the end of the file");
+
+    /// What only the whole file answers, in the last chunk: the shared ids of the type and the
+    /// sync state.
+    fn finish(&mut self, tx: &Connection) -> Result<()> {
+        let opts = &self.opts;
+        let now = &self.now;
+        if opts.inverse_id.is_some() {
+            // One pass over the type's mappings: a file can move rows off ids as well as onto
+            // them, and a whole-file import is where a workspace's shares are first seen.
+            self.report.shared_targets = mapping::check_all_shared_targets(tx, opts.object, now)?;
+        }
+        tx.execute(
+            "INSERT INTO sync_state (source, object_type, watermark, last_run_at, last_count, total_count)
+             VALUES (?1, ?2, ?3, ?4, ?5, (SELECT COUNT(*) FROM records WHERE object_type = ?2 AND archived = 0 AND merged_into IS NULL))
+             ON CONFLICT (source, object_type) DO UPDATE SET
+                watermark = coalesce(max(excluded.watermark, sync_state.watermark), excluded.watermark, sync_state.watermark),
+                previous_total = sync_state.total_count,
+                last_run_at = excluded.last_run_at, last_count = excluded.last_count,
+                total_count = excluded.total_count",
+            rusqlite::params![
+                format!("csv:{}", opts.system),
+                opts.object.as_str(),
+                self.newest.as_ref().map(format_ts),
+                now,
+                (self.report.stats.inserted + self.report.stats.updated) as i64
+            ],
+        )?;
+        Ok(())
     }
-    if opts.inverse_id.is_some() {
-        // One pass over the type's mappings: a file can move rows off ids as well as onto
-        // them, and a whole-file import is where a workspace's shares are first seen.
-        report.shared_targets = mapping::check_all_shared_targets(&tx, opts.object, &now)?;
-    }
-    tx.execute(
-        "INSERT INTO sync_state (source, object_type, watermark, last_run_at, last_count, total_count)
-         VALUES (?1, ?2, ?3, ?4, ?5, (SELECT COUNT(*) FROM records WHERE object_type = ?2 AND archived = 0 AND merged_into IS NULL))
-         ON CONFLICT (source, object_type) DO UPDATE SET
-            watermark = coalesce(max(excluded.watermark, sync_state.watermark), excluded.watermark, sync_state.watermark),
-            previous_total = sync_state.total_count,
-            last_run_at = excluded.last_run_at, last_count = excluded.last_count,
-            total_count = excluded.total_count",
-        rusqlite::params![
-            format!("csv:{}", opts.system),
-            opts.object.as_str(),
-            newest.as_ref().map(format_ts),
-            now,
-            (report.stats.inserted + report.stats.updated) as i64
-        ],
-    )?;
-    tx.commit()?;
-    Ok(report)
 }
 
 /// The header a HubSpot export uses for a property, for writing export-like files.
@@ -800,7 +1150,8 @@ mod tests {
         let mut opts = ImportOptions::new(ObjectType::Contacts, "crm");
         opts.inverse_id = Some(("email".into(), "erp".into()));
         let input = File::open(&file).unwrap();
-        let mut rows = RowReader::new(&file, input, &opts, DateTime::default()).unwrap();
+        let mut rows =
+            RowReader::new(&file, input, &opts, DateTime::default(), Pass::Check).unwrap();
         let row = rows.next_record().unwrap().unwrap();
 
         let at = parse_ts("2025-03-04T05:06:00Z").unwrap();

@@ -3,7 +3,8 @@
 //! conflicts per kind, and alerts when the record count moved more than the configured share
 //! between the last two pulls (the seeds' 2%), when merges failed, and while any mapping
 //! conflict is open (each one is an id in the other system the workspace cannot keep right by
-//! itself). Read-only queries; the figures a pull leaves behind are written by `sync`.
+//! itself), and while an import or a match interrupted between its chunks is not completed.
+//! Read-only queries; the figures a pull leaves behind are written by `sync`.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,7 @@ use anyhow::Result;
 use rusqlite::Connection;
 use serde::Serialize;
 
+use crate::store::chunks;
 use crate::store::mapping::{self, ConflictKind, OpenConflicts};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -202,6 +204,15 @@ pub fn collect(conn: &Connection, thresholds: Thresholds) -> Result<Stats> {
         ));
     }
     s.alerts.extend(conflicts.iter().map(conflict_alert));
+    // A long import or match commits in chunks; one stopped between them left part of its
+    // work, which the figures above count as if it were all.
+    for (_, run) in chunks::interrupted_runs(conn)? {
+        s.alerts.push(format!(
+            "{}: `{}` completes it",
+            run.describe(),
+            run.complete_with
+        ));
+    }
     Ok(s)
 }
 

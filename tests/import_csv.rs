@@ -1,11 +1,13 @@
 #![allow(clippy::unwrap_used)]
-//! `dupdesk import`: CSV exports into a real workspace file, all or nothing.
+//! `dupdesk import`: CSV exports into a real workspace file, all or nothing, written in chunks
+//! once every row is checked.
 
 use std::path::{Path, PathBuf};
 
 use dupdesk::demo::{DemoOptions, generate};
-use dupdesk::import::{self, CsvError, ImportOptions, ImportReport};
+use dupdesk::import::{self, CsvError, ImportOptions, ImportProgress, ImportReport};
 use dupdesk::model::{ObjectType, parse_ts};
+use dupdesk::store::chunks::ChunkPolicy;
 use dupdesk::store::{Store, records};
 
 const HUBSPOT_CONTACTS: &str = "\
@@ -362,6 +364,107 @@ fn a_bad_row_after_batches_were_written_still_rolls_everything_back() {
     assert_eq!(csv.line, 4_323);
     assert_eq!(csv.column.as_deref(), Some("Last Modified Date"));
     assert_eq!(ws.snapshot(), before);
+}
+
+/// `rows` contacts 10000.. with an email, a modified date and an ERP id; `bad` gets an
+/// unreadable date.
+fn many_rows(rows: usize, bad: Option<usize>, domain: &str) -> String {
+    let mut text = String::from("Record ID,Email,Last Modified Date,ERP Customer ID\n");
+    for i in 0..rows {
+        let date = if Some(i) == bad {
+            "soon"
+        } else {
+            "2025-01-01 10:00"
+        };
+        text.push_str(&format!("{},p{i}@{domain},{date},E-{i}\n", 10_000 + i));
+    }
+    text
+}
+
+fn small_chunks(mut opts: ImportOptions) -> ImportOptions {
+    opts.chunks = ChunkPolicy {
+        max_items: 1_000,
+        ..ChunkPolicy::new(1_000)
+    };
+    opts
+}
+
+/// Every row is checked before the first is written, so a bad row near the end of a file that
+/// takes dozens of chunks to write leaves the workspace as it was, not with the chunks before.
+#[test]
+fn a_bad_row_late_in_a_file_of_many_chunks_changes_nothing() {
+    let ws = workspace();
+    let good = ws.file("good.csv", HUBSPOT_CONTACTS.as_bytes());
+    ws.import(&good, contacts_opts()).unwrap();
+    let before = ws.snapshot();
+    let file = ws.file(
+        "late.csv",
+        many_rows(30_000, Some(29_990), "x.com").as_bytes(),
+    );
+    let err = ws.import(&file, small_chunks(contacts_opts())).unwrap_err();
+    let csv = err.downcast_ref::<CsvError>().unwrap();
+    assert_eq!(csv.line, 29_992);
+    assert_eq!(csv.column.as_deref(), Some("Last Modified Date"));
+    assert!(err.to_string().contains("nothing was imported"), "{err}");
+    assert_eq!(ws.snapshot(), before);
+    // Without the bad row the same file is written in many chunks (of one batch, 2,000 rows,
+    // each: a chunk is full when a batch takes it past 1,000).
+    let file = ws.file("fixed.csv", many_rows(30_000, None, "x.com").as_bytes());
+    let report = ws.import(&file, small_chunks(contacts_opts())).unwrap();
+    assert_eq!(report.rows, 30_000);
+    assert!(report.chunks >= 15, "{} chunks", report.chunks);
+    assert_eq!(report.mappings_new, 30_000);
+    assert!(report.completes.is_none());
+}
+
+/// The rows written are the bytes that were checked: a file that grows while it is checked
+/// is refused (an export caught half-written), and one rewritten while its rows are written
+/// does not change what is written.
+#[test]
+fn the_rows_written_are_the_bytes_that_were_checked() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let ws = workspace();
+    let good = ws.file("good.csv", HUBSPOT_CONTACTS.as_bytes());
+    ws.import(&good, contacts_opts()).unwrap();
+    let before = ws.snapshot();
+    let file = ws.file("growing.csv", many_rows(10_000, None, "x.com").as_bytes());
+    let appended = AtomicBool::new(false);
+    let err = import::import_csv(&ws.store, &file, &contacts_opts(), &|p| {
+        if matches!(p, ImportProgress::Checking { .. }) && !appended.swap(true, Ordering::SeqCst) {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&file)
+                .unwrap();
+            f.write_all(b"99999,late@x.com,2025-01-01 10:00,E-late\n")
+                .unwrap();
+        }
+    })
+    .unwrap_err();
+    assert!(appended.load(Ordering::SeqCst));
+    let text = err.to_string();
+    assert!(
+        text.contains("growing.csv") && text.contains("changed while it was being checked"),
+        "{text}"
+    );
+    assert!(text.contains("nothing was imported"), "{text}");
+    assert_eq!(ws.snapshot(), before);
+
+    let file = ws.file("rewritten.csv", many_rows(10_000, None, "x.com").as_bytes());
+    let rewritten = AtomicBool::new(false);
+    let report = import::import_csv(&ws.store, &file, &small_chunks(contacts_opts()), &|p| {
+        if matches!(p, ImportProgress::Writing { .. }) && !rewritten.swap(true, Ordering::SeqCst) {
+            std::fs::write(&file, many_rows(10_000, Some(5), "rewritten.example")).unwrap();
+        }
+    })
+    .unwrap();
+    assert!(rewritten.load(Ordering::SeqCst));
+    assert_eq!(report.rows, 10_000);
+    assert!(report.chunks > 1, "{} chunks", report.chunks);
+    for i in [0, 5, 9_999] {
+        let r = ws.record(ObjectType::Contacts, &(10_000 + i).to_string());
+        assert_eq!(r.record.get("email"), Some(format!("p{i}@x.com").as_str()));
+    }
 }
 
 #[test]

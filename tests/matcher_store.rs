@@ -391,3 +391,99 @@ fn tables_of_zero_one_and_two_records_match() {
         );
     }
 }
+
+/// The marker a run writes its clusters under: while the process that wrote it lives, another
+/// run and an external import are refused and change nothing; once it is gone, `stats` names
+/// the interrupted run, and the next run completes it (fully, as the interrupted run was full,
+/// although this one was asked for no more than an incremental one) and says so.
+#[test]
+fn a_run_writing_holds_off_others_and_the_next_run_completes_an_interrupted_one() {
+    use dupdesk::store::chunks::{self, RunMarker};
+    let (dir, store, records) = workspace(300);
+    let cfg = cfg();
+    matcher::run_match(&store, &cfg, MatchMode::Full, &|_| {}).unwrap();
+    let before = clusters(&store);
+    let marker = |owner: String| RunMarker {
+        owner,
+        started_at: "2026-02-01T10:00:00.000Z".into(),
+        what: "full match of contacts".into(),
+        identity: "full".into(),
+        done: 3,
+        total: 10,
+        unit: "changes to clusters".into(),
+        updated_at: "2026-02-01T10:00:01.000Z".into(),
+        complete_with: "dupdesk match --object contacts".into(),
+    };
+    let put = |m: RunMarker| {
+        store
+            .call_blocking(move |c| chunks::write_marker(c, "run.match.contacts", &m))
+            .unwrap()
+    };
+    // Another run of this very process, still writing.
+    put(marker(chunks::run_owner()));
+    let err = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("another run is writing the contacts clusters"),
+        "{err}"
+    );
+    let file = dir.path().join("clusters.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "cluster_id,record_id\na,{}\na,{}\n",
+            records[0].id, records[1].id
+        ),
+    )
+    .unwrap();
+    let err = matcher::import_clusters(&store, &file, ObjectType::Contacts, EmptyFile::Refuse)
+        .unwrap_err();
+    assert!(err.to_string().contains("another run is writing"), "{err}");
+    assert_eq!(clusters(&store), before, "nothing was written");
+
+    // Its process is gone: an interrupted run.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    let owner = chunks::run_owner();
+    let host = owner.split(':').next().unwrap();
+    put(marker(format!("{host}:{pid}:0123456789ab")));
+    let alerts = store
+        .call_blocking(|c| dupdesk::stats::collect(c, Default::default()))
+        .unwrap()
+        .alerts;
+    assert!(
+        alerts.iter().any(|a| a.contains(
+            "full match of contacts started 2026-02-01T10:00:00.000Z was interrupted after 3 of 10"
+        ) && a.contains("dupdesk match --object contacts")),
+        "{alerts:?}"
+    );
+    let next = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
+    assert_eq!(next.mode, "full", "{next:?}");
+    assert!(next.model_fitted);
+    assert!(
+        next.completes
+            .as_deref()
+            .is_some_and(|c| c.contains("was interrupted after 3 of 10")),
+        "{next:?}"
+    );
+    assert_eq!(clusters(&store), before);
+    let left: i64 = store
+        .call_blocking(|c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM meta WHERE key = 'run.match.contacts'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(left, 0);
+    let alerts = store
+        .call_blocking(|c| dupdesk::stats::collect(c, Default::default()))
+        .unwrap()
+        .alerts;
+    assert!(
+        !alerts.iter().any(|a| a.contains("interrupted")),
+        "{alerts:?}"
+    );
+}

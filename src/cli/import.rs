@@ -1,6 +1,8 @@
 //! `dupdesk import FILE.csv [--object contacts|companies] [--map "Header=property"]...
 //! [--system NAME]`: a CRM export into the workspace, with a progress bar on a terminal. It may
-//! create the workspace, but a refused file leaves no trace: not even an empty workspace.
+//! create the workspace, but a refused file leaves no trace: not even an empty workspace. The
+//! progress bar runs twice over the file: once while every row is checked, once while the rows
+//! are written.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -9,7 +11,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Ctx;
-use crate::import::{self, ImportOptions};
+use crate::import::{self, ImportOptions, ImportProgress};
 use crate::model::ObjectType;
 use crate::sanitize::for_terminal as t;
 use crate::store::Store;
@@ -40,7 +42,7 @@ pub fn run(
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        bar.set_message(format!("importing {}", t(&file.display().to_string())));
+        bar.set_message(format!("checking {}", t(&file.display().to_string())));
         bar
     } else {
         ProgressBar::hidden()
@@ -48,7 +50,17 @@ pub fn run(
     let path = ctx.workspace_path();
     let fresh = Fresh::before(&path);
     let store = Store::open_or_create(&path)?;
-    let report = import::import_csv(&store, file, &opts, &|bytes| bar.set_position(bytes));
+    let shown = t(&file.display().to_string()).to_string();
+    let report = import::import_csv(&store, file, &opts, &|p| match p {
+        ImportProgress::Checking { bytes } => bar.set_position(bytes),
+        ImportProgress::Writing { bytes } => {
+            // Once: the bar starts again for the second pass over the file.
+            if bar.message().starts_with("checking") {
+                bar.set_message(format!("writing {shown}"));
+            }
+            bar.set_position(bytes);
+        }
+    });
     bar.finish_and_clear();
     let report = match (report, fresh) {
         (Ok(report), _) => report,
@@ -69,6 +81,9 @@ pub fn run(
         report.stats.unchanged,
         t(system)
     );
+    if let Some(earlier) = &report.completes {
+        println!("this completes an earlier import: {}", t(earlier));
+    }
     if report.mappings_new + report.mappings_changed > 0 {
         println!(
             "id mappings: {} new, {} changed",

@@ -103,6 +103,9 @@ fn run_one(store: &crate::store::Store, cfg: &MatchConfig, mode: MatchMode) -> R
             }
             MatchProgress::Clustering { links } => format!("{object}: clustering {links} links"),
             MatchProgress::Writing { clusters } => format!("{object}: writing {clusters} clusters"),
+            MatchProgress::Written { changes, of } => {
+                format!("{object}: writing clusters, {changes} of {of} changes written")
+            }
         };
         bar.set_message(msg);
     };
@@ -136,6 +139,12 @@ fn print_report(r: &MatchReport) {
         r.flagged_split,
         r.flagged_weak
     );
+    if let Some(earlier) = &r.completes {
+        println!(
+            "  this run completes an earlier one: {}",
+            crate::sanitize::for_terminal(earlier)
+        );
+    }
     if r.model_fitted {
         println!(
             "  weights estimated from the data{}",

@@ -12,7 +12,9 @@
 //! matcher's whole answer, it would empty the review queue, and a header-only file is far more
 //! often a failed export than a finding. The file is read record by record within
 //! [`crate::input`]'s bounds, and errors quote ids through [`quote`]. Pairs in `not_duplicates`
-//! are split apart as in the built-in clustering. This module must not score pairs.
+//! are split apart as in the built-in clustering. The clusters are written in one transaction
+//! (a file is refused or imported whole), and refused while a run of the built-in matcher is
+//! writing its clusters in chunks. This module must not score pairs.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -23,7 +25,9 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::cluster::{self, ClusterLimits, Edge};
-use super::persist::{ApplyStats, PlannedCluster, apply_clusters, fingerprint};
+use super::persist::{
+    ApplyStats, PlannedCluster, apply_clusters, fingerprint, refuse_while_a_run_writes,
+};
 use crate::input::{CsvRecords, RecordError, quote};
 use crate::model::ObjectType;
 use crate::store::Store;
@@ -316,6 +320,7 @@ pub fn import_clusters(
             }
         }
         let tx = conn.transaction()?;
+        refuse_while_a_run_writes(&tx, object)?;
         let applied = apply_clusters(&tx, object, &matcher, &planned, None, &now)?;
         tx.commit()?;
         Ok(ImportReport {

@@ -32,7 +32,7 @@ pub use cluster::{Cluster, ClusterLimits, Edge, Flags};
 pub use em::Model;
 pub use external::{EmptyFile, ExternalError, ImportReport, import_clusters};
 pub use features::Table;
-pub use persist::{MatchMode, MatchReport, run_match};
+pub use persist::{MatchMode, MatchReport, run_match, run_match_with};
 pub use schema::{FieldKind, FieldSpec, MatchConfig, MatcherSettings, ObjectSchemaConfig};
 
 /// What the matcher is doing, for a status bar or a progress line.
@@ -58,6 +58,11 @@ pub enum MatchProgress {
     },
     Writing {
         clusters: usize,
+    },
+    /// A chunk of the changes to the clusters is committed: `changes` of `of` are written.
+    Written {
+        changes: usize,
+        of: usize,
     },
 }
 

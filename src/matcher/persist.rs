@@ -11,8 +11,14 @@
 //!   `dissolved` when decisions already refer to it);
 //! - pairs in `not_duplicates` are never put together, and approved clusters teach the model.
 //!
-//! Clusters being merged or already merged or failed are left to the executor. This is the
-//! only matcher module that runs SQL; the algorithms stay in the other modules.
+//! Clusters being merged or already merged or failed are left to the executor.
+//!
+//! A run writes its clusters in chunks of about 200 ms ([`crate::store::chunks`]), pausing
+//! between them so that a steward's decision waits for one chunk and not for the whole write
+//! (136,000 clusters at a million contacts take seconds). What each chunk leaves, and how the
+//! next run completes a run killed between two, is in [`run_match_with`].
+//!
+//! This is the only matcher module that runs SQL; the algorithms stay in the other modules.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -30,6 +36,7 @@ use super::features::Table;
 use super::schema::{FieldKind, MatchConfig};
 use super::{Blocks, MatchProgress, Scorer, fit_model, limits, link, probability, weight_of};
 use crate::model::{ObjectType, Record};
+use crate::store::chunks::{self, Chunk, ChunkPolicy, RunMarker};
 use crate::store::{Store, get_meta, now_ts, set_meta};
 
 /// Whether to redo everything or only what changed since the last run.
@@ -71,6 +78,11 @@ pub struct MatchReport {
     pub flagged_oversized: usize,
     pub flagged_split: usize,
     pub flagged_weak: usize,
+    /// Transactions the clusters were written in.
+    pub write_chunks: u64,
+    /// An earlier run interrupted between its chunks, which this one completed: what it had
+    /// done.
+    pub completes: Option<String>,
     #[serde(skip)]
     pub elapsed: Duration,
 }
@@ -115,16 +127,13 @@ fn watermark_key(object: ObjectType) -> String {
     format!("matcher.watermark.{object}")
 }
 
-/// A cluster already in the workspace.
+/// A cluster already in the workspace, as a run plans against it. What a change needs to
+/// know of its row (the status, the last decision) is read again when the change is written.
 #[derive(Debug, Clone)]
 struct Existing {
     id: i64,
     fingerprint: String,
     status: String,
-    last_decision: Option<String>,
-    referenced: bool,
-    /// What the row shows, to leave a cluster that formed again unchanged untouched.
-    shown: (f64, f64, String, String),
     /// (rid, changed_at, live)
     members: Vec<(i64, String, bool)>,
 }
@@ -244,12 +253,7 @@ impl Live {
 
 fn load_existing(conn: &Connection, object: ObjectType) -> Result<Vec<Existing>> {
     let mut stmt = conn.prepare(
-        "SELECT c.id, c.fingerprint, c.status,
-                (SELECT MAX(decided_at) FROM decisions d WHERE d.cluster_id = c.id),
-                EXISTS (SELECT 1 FROM decisions d WHERE d.cluster_id = c.id)
-                  OR EXISTS (SELECT 1 FROM merge_jobs j WHERE j.cluster_id = c.id),
-                c.score, c.weakest, c.label, c.flags
-         FROM clusters c WHERE c.object_type = ?1 ORDER BY c.id",
+        "SELECT c.id, c.fingerprint, c.status FROM clusters c WHERE c.object_type = ?1 ORDER BY c.id",
     )?;
     let mut existing: Vec<Existing> = stmt
         .query_map([object.as_str()], |r| {
@@ -257,9 +261,6 @@ fn load_existing(conn: &Connection, object: ObjectType) -> Result<Vec<Existing>>
                 id: r.get(0)?,
                 fingerprint: r.get(1)?,
                 status: r.get(2)?,
-                last_decision: r.get(3)?,
-                referenced: r.get(4)?,
-                shown: (r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?),
                 members: Vec::new(),
             })
         })?
@@ -343,12 +344,61 @@ fn reviewed(status: &str) -> bool {
     matches!(status, "approved" | "rejected" | "deferred")
 }
 
+/// The most changes to clusters one chunk of a run writes, however fast the disk (the time
+/// budget of [`ChunkPolicy::new`] ends most chunks first).
+pub const CHUNK_CHANGES: usize = 20_000;
+
+/// The `meta` key of the marker a run of `object` leaves while it writes.
+fn run_key(object: ObjectType) -> String {
+    chunks::marker_key(&["match", object.as_str()])
+}
+
+/// Another run writes the clusters of the type now: two runs' chunks in turn would leave a
+/// record in clusters of both.
+fn another_run(object: ObjectType, run: &RunMarker) -> anyhow::Error {
+    anyhow::anyhow!(
+        "another run is writing the {object} clusters ({}, since {}, by {}); nothing was written: run this one when it is done",
+        run.what,
+        run.started_at,
+        run.owner
+    )
+}
+
+/// Refuse while a run of the built-in matcher is writing the clusters of `object` in chunks:
+/// for writers of clusters in one transaction (an external matcher's import), to call in it.
+pub fn refuse_while_a_run_writes(conn: &Connection, object: ObjectType) -> Result<()> {
+    match chunks::read_marker(conn, &run_key(object))? {
+        Some(run) if !run.interrupted() => Err(another_run(object, &run)),
+        _ => Ok(()),
+    }
+}
+
 /// Match the live records of `cfg.object` in the workspace and bring its clusters up to date.
 /// Synchronous and CPU-heavy: from async code, run it with `tokio::task::spawn_blocking`.
 pub fn run_match(
     store: &Store,
     cfg: &MatchConfig,
     mode: MatchMode,
+    progress: &dyn Fn(MatchProgress),
+) -> Result<MatchReport> {
+    run_match_with(store, cfg, mode, ChunkPolicy::new(CHUNK_CHANGES), progress)
+}
+
+/// [`run_match`], its clusters written in chunks as `policy` says.
+///
+/// The clusters are written a chunk at a time, each chunk one transaction holding whole groups
+/// of changes ([`plan_ops`]): after any chunk every record is in the cluster it was in or in
+/// the one this run puts it in, never in both, and each change is made against its cluster's
+/// row as it is then (a decision taken meanwhile counts). The model and the watermark are
+/// written with the last chunk; until then a run marker says how far the run got. A run
+/// stopped between chunks leaves its marker and the old watermark, so the next run covers
+/// every record this one did: an incremental one re-clusters the same changed records, and an
+/// interrupted full run makes the next one full too. That run says which run it completes.
+pub fn run_match_with(
+    store: &Store,
+    cfg: &MatchConfig,
+    mut mode: MatchMode,
+    policy: ChunkPolicy,
     progress: &dyn Fn(MatchProgress),
 ) -> Result<MatchReport> {
     let started = Instant::now();
@@ -366,7 +416,18 @@ pub fn run_match(
         not_duplicates,
         existing,
     } = load(&snapshot, object)?;
+    let interrupted = match chunks::read_marker(&snapshot, &run_key(object))? {
+        Some(run) if !run.interrupted() => return Err(another_run(object, &run)),
+        earlier => earlier,
+    };
+    if let Some(run) = &interrupted {
+        tracing::warn!(%object, run = %run.describe(), "this match completes an interrupted one");
+        if run.identity == "full" {
+            mode = MatchMode::Full;
+        }
+    }
     if mode == MatchMode::Auto
+        && interrupted.is_none()
         && let (Some(m), Some(w)) = (&stored_model, &watermark)
         && let Some(records) = untouched_since(&snapshot, cfg, m, w, &existing)?
     {
@@ -538,23 +599,76 @@ pub fn run_match(
     drop(scorer);
     drop(blocks);
     drop(live);
-    let stats = store.call_blocking(move |conn| {
-        crate::store::with_large_cache(conn, |conn| {
-            let tx = conn.transaction()?;
-            let stats = apply_clusters(
-                &tx,
-                object,
-                "dupdesk",
-                &planned,
-                scope_rids.as_ref(),
-                &run_at,
-            )?;
-            set_meta(&tx, &model_key(object), &model_json)?;
-            set_meta(&tx, &watermark_key(object), &run_at)?;
-            tx.commit()?;
-            Ok(stats)
-        })
-    })?;
+    // Planned against the clusters as they are now, not as the run found them: a steward may
+    // have split or rejected some meanwhile.
+    let groups = {
+        let fresh = reader.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
+        let existing = load_existing(&fresh, object)?;
+        plan_ops(&existing, &planned, scope_rids.as_ref())
+    };
+    drop(reader);
+    let total: usize = groups.iter().map(Vec::len).sum();
+    let mode_name = report.mode.clone();
+    let mut writer = ClusterWriter {
+        object,
+        planned,
+        groups,
+        next: 0,
+        policy,
+        stats: ApplyStats::default(),
+        marker: RunMarker {
+            owner: chunks::run_owner(),
+            started_at: run_at.clone(),
+            what: format!("{mode_name} match of {object}"),
+            identity: mode_name,
+            done: 0,
+            total: total as u64,
+            unit: "changes to clusters".into(),
+            updated_at: run_at.clone(),
+            complete_with: format!("dupdesk match --object {object}"),
+        },
+        run_at,
+        model_json,
+        chunks: 0,
+    };
+    let owner = writer.marker.owner.clone();
+    let stats = loop {
+        let chunk = store.call_blocking(move |conn| {
+            let mut w = writer;
+            let ended = crate::store::with_large_cache(conn, |conn| w.write_chunk(conn))?;
+            Ok((w, ended))
+        });
+        let (w, ended) = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                let key = run_key(object);
+                let released =
+                    store.call_blocking(move |c| chunks::release_marker(c, &key, &owner));
+                if let Err(r) = released {
+                    tracing::warn!(error = %format!("{r:#}"), "marking the stopped match run as interrupted");
+                }
+                return Err(e);
+            }
+        };
+        tracing::info!(
+            %object,
+            chunk = w.chunks,
+            written = w.marker.done,
+            total,
+            "match: clusters written"
+        );
+        progress(MatchProgress::Written {
+            changes: w.marker.done as usize,
+            of: total,
+        });
+        if ended {
+            report.write_chunks = w.chunks;
+            break w.stats;
+        }
+        policy.pause();
+        writer = w;
+    };
+    report.completes = interrupted.map(|run| run.describe());
     report.clusters_new = stats.new;
     report.clusters_changed = stats.changed;
     report.clusters_unchanged = stats.unchanged;
@@ -562,6 +676,72 @@ pub fn run_match(
     report.clusters_removed = stats.removed;
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// The write of a run's clusters, moved to the store's thread for each chunk and back.
+struct ClusterWriter {
+    object: ObjectType,
+    planned: Vec<PlannedCluster>,
+    groups: Vec<Vec<Op>>,
+    /// The first group not written yet.
+    next: usize,
+    policy: ChunkPolicy,
+    stats: ApplyStats,
+    marker: RunMarker,
+    run_at: String,
+    model_json: String,
+    chunks: u64,
+}
+
+impl ClusterWriter {
+    /// One chunk in one transaction: whole groups until the chunk is full; `true` when it was
+    /// the last. Every chunk but the last leaves the run marker up to date; the last takes it
+    /// away and writes the model and the watermark.
+    fn write_chunk(&mut self, conn: &mut Connection) -> Result<bool> {
+        let tx = conn.transaction()?;
+        let key = run_key(self.object);
+        if self.chunks == 0
+            && let Some(run) = chunks::read_marker(&tx, &key)?
+            && run.owner != self.marker.owner
+            && !run.interrupted()
+        {
+            return Err(another_run(self.object, &run));
+        }
+        let to = Target {
+            object: self.object,
+            matcher: "dupdesk",
+            now: &self.run_at,
+        };
+        let mut chunk = Chunk::begin();
+        while let Some(group) = self.groups.get(self.next) {
+            for op in group {
+                apply_op(&tx, &to, &self.planned, op, &mut self.stats)?;
+            }
+            chunk.add(group.len());
+            self.next += 1;
+            if chunk.is_full(&self.policy) {
+                break;
+            }
+        }
+        let ended = self.next == self.groups.len();
+        let done = self.marker.done + chunk.items() as u64;
+        if ended {
+            set_meta(&tx, &model_key(self.object), &self.model_json)?;
+            set_meta(&tx, &watermark_key(self.object), &self.run_at)?;
+            chunks::remove_marker(&tx, &key)?;
+        } else {
+            let marker = RunMarker {
+                done,
+                updated_at: now_ts(),
+                ..self.marker.clone()
+            };
+            chunks::write_marker(&tx, &key, &marker)?;
+        }
+        tx.commit()?;
+        self.marker.done = done;
+        self.chunks += 1;
+        Ok(ended)
+    }
 }
 
 /// A pair's explanation as the workspace keeps it (`pair_scores.explanation`) and the review
@@ -743,18 +923,36 @@ pub fn label(cfg: &MatchConfig, members: &[&Record]) -> String {
     }
 }
 
-/// Bring the clusters of `object` in line with `planned`, as the module doc says. With
-/// `scope`, only existing clusters with a member in it are considered (incremental runs).
-/// Call inside a transaction.
-pub fn apply_clusters(
-    conn: &Connection,
-    object: ObjectType,
-    matcher: &str,
+/// One change a run makes to the clusters, planned against the clusters as they were read and
+/// carried out against them as they are when its chunk is written (a steward may have decided,
+/// an executor claimed, in between).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Op {
+    /// Write planned cluster `planned` into the row `id`, which had `fingerprint` when planned:
+    /// the same members (`takeover` false), or the unclaimed cluster it overlaps most.
+    Onto {
+        id: i64,
+        fingerprint: String,
+        takeover: bool,
+        planned: usize,
+    },
+    /// A row of its own for planned cluster `planned`.
+    New { planned: usize },
+    /// The cluster `id` (with `fingerprint`) did not form again.
+    Retire { id: i64, fingerprint: String },
+}
+
+/// The changes that bring the clusters of a type in line with `planned`, as the module doc
+/// says, in groups: a group holds every change that touches a record any other change of it
+/// touches (the clusters a record leaves and the one it joins), so that a workspace in which
+/// some groups are written and others not yet still has each record in one place, the old or
+/// the new. With `scope`, only existing clusters with a member in it are considered
+/// (incremental runs).
+fn plan_ops(
+    existing: &[Existing],
     planned: &[PlannedCluster],
     scope: Option<&HashSet<i64>>,
-    now: &str,
-) -> Result<ApplyStats> {
-    let existing = load_existing(conn, object)?;
+) -> Vec<Vec<Op>> {
     let in_scope = |e: &Existing| {
         scope.is_none_or(|s| e.members.iter().any(|(rid, _, _)| s.contains(rid)))
             || e.lost_a_member()
@@ -765,17 +963,230 @@ pub fn apply_clusters(
         .map(|(i, e)| (e.fingerprint.as_str(), i))
         .collect();
     let mut claimed: HashSet<usize> = HashSet::new();
-    let mut stats = ApplyStats::default();
-    // Planned clusters that keep an existing row, by fingerprint.
-    let mut fresh: Vec<&PlannedCluster> = Vec::new();
-    for p in planned {
+    // (op, the existing cluster it changes)
+    let mut ops: Vec<(Op, Option<usize>)> = Vec::new();
+    let mut fresh: Vec<usize> = Vec::new();
+    for (k, p) in planned.iter().enumerate() {
         match by_fp.get(p.fingerprint.as_str()) {
             Some(&i) => {
                 claimed.insert(i);
                 let e = &existing[i];
+                let op = Op::Onto {
+                    id: e.id,
+                    fingerprint: e.fingerprint.clone(),
+                    takeover: false,
+                    planned: k,
+                };
+                ops.push((op, Some(i)));
+            }
+            None => fresh.push(k),
+        }
+    }
+    // New member sets take over the row of the unclaimed cluster they overlap most.
+    let mut owner: HashMap<i64, usize> = HashMap::new();
+    for (i, e) in existing.iter().enumerate() {
+        if claimed.contains(&i) || executor_owned(&e.status) {
+            continue;
+        }
+        for (rid, _, _) in &e.members {
+            owner.entry(*rid).or_insert(i);
+        }
+    }
+    for k in fresh {
+        let mut overlap: HashMap<usize, usize> = HashMap::new();
+        for rid in &planned[k].rids {
+            if let Some(&i) = owner.get(rid)
+                && !claimed.contains(&i)
+            {
+                *overlap.entry(i).or_insert(0) += 1;
+            }
+        }
+        let best = overlap
+            .into_iter()
+            .max_by_key(|&(i, n)| (n, std::cmp::Reverse(i)))
+            .map(|(i, _)| i);
+        match best {
+            Some(i) => {
+                claimed.insert(i);
+                let e = &existing[i];
+                let op = Op::Onto {
+                    id: e.id,
+                    fingerprint: e.fingerprint.clone(),
+                    takeover: true,
+                    planned: k,
+                };
+                ops.push((op, Some(i)));
+            }
+            None => ops.push((Op::New { planned: k }, None)),
+        }
+    }
+    // Existing clusters that did not form again.
+    for (i, e) in existing.iter().enumerate() {
+        if claimed.contains(&i) || executor_owned(&e.status) || !in_scope(e) {
+            continue;
+        }
+        let op = Op::Retire {
+            id: e.id,
+            fingerprint: e.fingerprint.clone(),
+        };
+        ops.push((op, Some(i)));
+    }
+    group_ops(ops, existing, planned)
+}
+
+/// [`plan_ops`]'s groups: the changes joined by the records they touch (a union-find over
+/// records), each group in the order the changes were planned, the groups in the order of their
+/// first change.
+fn group_ops(
+    ops: Vec<(Op, Option<usize>)>,
+    existing: &[Existing],
+    planned: &[PlannedCluster],
+) -> Vec<Vec<Op>> {
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    // Node per op; records point at the first op that touched them.
+    let mut parent: Vec<usize> = (0..ops.len()).collect();
+    let mut first_op: HashMap<i64, usize> = HashMap::new();
+    for (n, (op, target)) in ops.iter().enumerate() {
+        let planned_rids = match op {
+            Op::Onto { planned: k, .. } | Op::New { planned: k } => planned[*k].rids.as_slice(),
+            Op::Retire { .. } => &[],
+        };
+        let old_rids = target
+            .iter()
+            .flat_map(|&i| existing[i].members.iter().map(|(rid, _, _)| rid));
+        for rid in planned_rids.iter().chain(old_rids) {
+            match first_op.get(rid) {
+                Some(&m) => {
+                    let (a, b) = (root(&mut parent, m), root(&mut parent, n));
+                    if a != b {
+                        parent[a.max(b)] = a.min(b);
+                    }
+                }
+                None => {
+                    first_op.insert(*rid, n);
+                }
+            }
+        }
+    }
+    let mut groups: Vec<Vec<Op>> = Vec::new();
+    let mut group_of_root: HashMap<usize, usize> = HashMap::new();
+    for (n, (op, _)) in ops.into_iter().enumerate() {
+        let r = root(&mut parent, n);
+        let g = *group_of_root.entry(r).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(op);
+    }
+    groups
+}
+
+/// A cluster's row as it is now, for carrying out a planned change on it.
+struct Current {
+    id: i64,
+    fingerprint: String,
+    status: String,
+    last_decision: Option<String>,
+    referenced: bool,
+    shown: (f64, f64, String, String),
+}
+
+const CURRENT: &str = "SELECT c.id, c.fingerprint, c.status,
+        (SELECT MAX(decided_at) FROM decisions d WHERE d.cluster_id = c.id),
+        EXISTS (SELECT 1 FROM decisions d WHERE d.cluster_id = c.id)
+          OR EXISTS (SELECT 1 FROM merge_jobs j WHERE j.cluster_id = c.id),
+        c.score, c.weakest, c.label, c.flags
+ FROM clusters c";
+
+fn current_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Current> {
+    Ok(Current {
+        id: r.get(0)?,
+        fingerprint: r.get(1)?,
+        status: r.get(2)?,
+        last_decision: r.get(3)?,
+        referenced: r.get(4)?,
+        shown: (r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?),
+    })
+}
+
+fn current_by_id(conn: &Connection, id: i64) -> Result<Option<Current>> {
+    Ok(conn
+        .prepare_cached(&format!("{CURRENT} WHERE c.id = ?1"))?
+        .query_row([id], current_row)
+        .optional()?)
+}
+
+fn current_by_fingerprint(
+    conn: &Connection,
+    object: ObjectType,
+    fingerprint: &str,
+) -> Result<Option<Current>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "{CURRENT} WHERE c.object_type = ?1 AND c.fingerprint = ?2"
+        ))?
+        .query_row(params![object.as_str(), fingerprint], current_row)
+        .optional()?)
+}
+
+/// Whether a member of cluster `id` is gone, or changed after `decided`.
+fn members_changed(conn: &Connection, id: i64, decided: Option<&str>) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.changed_at, (r.archived = 0 AND r.merged_into IS NULL)
+         FROM cluster_members cm JOIN records r ON r.rid = cm.rid WHERE cm.cluster_id = ?1",
+    )?;
+    let mut rows = stmt.query([id])?;
+    while let Some(row) = rows.next()? {
+        let (changed, live): (String, bool) = (row.get(0)?, row.get(1)?);
+        if !live || decided.is_some_and(|d| changed.as_str() > d) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// What a run writes its clusters with.
+struct Target<'a> {
+    object: ObjectType,
+    matcher: &'a str,
+    now: &'a str,
+}
+
+/// Carry out one planned change on the clusters as they are now. A change whose row another
+/// writer took meanwhile (an external matcher's import, deleting or rewriting it) falls back
+/// to what the plan would have made of the row as it is: a planned cluster whose members some
+/// row already has goes onto that row, one whose row is gone or taken gets a row of its own,
+/// and a cluster to retire that is no longer the one planned on is left alone.
+fn apply_op(
+    conn: &Connection,
+    to: &Target<'_>,
+    planned: &[PlannedCluster],
+    op: &Op,
+    stats: &mut ApplyStats,
+) -> Result<()> {
+    let Target {
+        object,
+        matcher,
+        now,
+    } = *to;
+    match op {
+        Op::Onto {
+            id,
+            fingerprint,
+            takeover,
+            planned: k,
+        } => {
+            let p = &planned[*k];
+            if let Some(e) = current_by_fingerprint(conn, object, &p.fingerprint)? {
                 if executor_owned(&e.status) {
                     stats.unchanged += 1;
-                    continue;
+                    return Ok(());
                 }
                 let changed_after_review = reviewed(&e.status)
                     && e.last_decision
@@ -793,84 +1204,104 @@ pub fn apply_clusters(
                 if !same {
                     write_cluster(conn, Some(e.id), object, matcher, p, status, now)?;
                 }
+                return Ok(());
             }
-            None => fresh.push(p),
-        }
-    }
-    // New member sets take over the row of the unclaimed cluster they overlap most.
-    let mut owner: HashMap<i64, usize> = HashMap::new();
-    for (i, e) in existing.iter().enumerate() {
-        if claimed.contains(&i) || executor_owned(&e.status) {
-            continue;
-        }
-        for (rid, _, _) in &e.members {
-            owner.entry(*rid).or_insert(i);
-        }
-    }
-    for p in fresh {
-        let mut overlap: HashMap<usize, usize> = HashMap::new();
-        for rid in &p.rids {
-            if let Some(&i) = owner.get(rid)
-                && !claimed.contains(&i)
-            {
-                *overlap.entry(i).or_insert(0) += 1;
+            let row = match takeover {
+                true => current_by_id(conn, *id)?
+                    .filter(|e| e.fingerprint == *fingerprint && !executor_owned(&e.status)),
+                false => None,
+            };
+            match row {
+                Some(e) => {
+                    let status = if reviewed(&e.status) || e.status == "stale" {
+                        stats.stale += 1;
+                        "stale"
+                    } else {
+                        stats.changed += 1;
+                        "pending"
+                    };
+                    write_cluster(conn, Some(e.id), object, matcher, p, status, now)?;
+                }
+                None => {
+                    stats.new += 1;
+                    write_cluster(conn, None, object, matcher, p, "pending", now)?;
+                }
             }
         }
-        let best = overlap
-            .into_iter()
-            .max_by_key(|&(i, n)| (n, std::cmp::Reverse(i)))
-            .map(|(i, _)| i);
-        match best {
-            Some(i) => {
-                claimed.insert(i);
-                let e = &existing[i];
-                let status = if reviewed(&e.status) || e.status == "stale" {
+        Op::New { planned: k } => {
+            let p = &planned[*k];
+            match current_by_fingerprint(conn, object, &p.fingerprint)? {
+                // Another writer made it meanwhile: as if the plan had found it.
+                Some(e) => {
+                    let onto = Op::Onto {
+                        id: e.id,
+                        fingerprint: e.fingerprint,
+                        takeover: false,
+                        planned: *k,
+                    };
+                    return apply_op(conn, to, planned, &onto, stats);
+                }
+                None => {
+                    stats.new += 1;
+                    write_cluster(conn, None, object, matcher, p, "pending", now)?;
+                }
+            }
+        }
+        Op::Retire { id, fingerprint } => {
+            let Some(e) = current_by_id(conn, *id)?
+                .filter(|e| e.fingerprint == *fingerprint && !executor_owned(&e.status))
+            else {
+                stats.unchanged += 1;
+                return Ok(());
+            };
+            match e.status.as_str() {
+                "pending" | "stale" if !e.referenced => {
+                    conn.execute("DELETE FROM clusters WHERE id = ?1", [e.id])?;
+                    stats.removed += 1;
+                }
+                "pending" | "stale" => {
+                    conn.execute(
+                        "UPDATE clusters SET status = 'stale', flags = 'dissolved', updated_at = ?2
+                         WHERE id = ?1",
+                        params![e.id, now],
+                    )?;
                     stats.stale += 1;
-                    "stale"
-                } else {
-                    stats.changed += 1;
-                    "pending"
-                };
-                write_cluster(conn, Some(e.id), object, matcher, p, status, now)?;
-            }
-            None => {
-                stats.new += 1;
-                write_cluster(conn, None, object, matcher, p, "pending", now)?;
+                }
+                _ if members_changed(conn, e.id, e.last_decision.as_deref())? => {
+                    conn.execute(
+                        "UPDATE clusters SET status = 'stale', updated_at = ?2 WHERE id = ?1",
+                        params![e.id, now],
+                    )?;
+                    stats.stale += 1;
+                }
+                _ => stats.unchanged += 1,
             }
         }
     }
-    // Existing clusters that did not form again.
-    for (i, e) in existing.iter().enumerate() {
-        if claimed.contains(&i) || executor_owned(&e.status) || !in_scope(e) {
-            continue;
-        }
-        let members_changed = e.members.iter().any(|(_, changed, live)| {
-            !live
-                || e.last_decision
-                    .as_deref()
-                    .is_some_and(|d| changed.as_str() > d)
-        });
-        match e.status.as_str() {
-            "pending" | "stale" if !e.referenced => {
-                conn.execute("DELETE FROM clusters WHERE id = ?1", [e.id])?;
-                stats.removed += 1;
-            }
-            "pending" | "stale" => {
-                conn.execute(
-                    "UPDATE clusters SET status = 'stale', flags = 'dissolved', updated_at = ?2
-                     WHERE id = ?1",
-                    params![e.id, now],
-                )?;
-                stats.stale += 1;
-            }
-            _ if members_changed => {
-                conn.execute(
-                    "UPDATE clusters SET status = 'stale', updated_at = ?2 WHERE id = ?1",
-                    params![e.id, now],
-                )?;
-                stats.stale += 1;
-            }
-            _ => stats.unchanged += 1,
+    Ok(())
+}
+
+/// Bring the clusters of `object` in line with `planned`, as the module doc says, in the
+/// transaction `conn` is in (an external matcher's import, refused or written whole). With
+/// `scope`, only existing clusters with a member in it are considered (incremental runs).
+pub fn apply_clusters(
+    conn: &Connection,
+    object: ObjectType,
+    matcher: &str,
+    planned: &[PlannedCluster],
+    scope: Option<&HashSet<i64>>,
+    now: &str,
+) -> Result<ApplyStats> {
+    let existing = load_existing(conn, object)?;
+    let to = Target {
+        object,
+        matcher,
+        now,
+    };
+    let mut stats = ApplyStats::default();
+    for group in plan_ops(&existing, planned, scope) {
+        for op in &group {
+            apply_op(conn, &to, planned, op, &mut stats)?;
         }
     }
     Ok(stats)

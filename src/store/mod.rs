@@ -4,6 +4,7 @@
 //! runs in one place and in order. Typed queries live in the submodules as functions over a
 //! `&Connection`, so several of them can share one transaction. Render code must not call it.
 
+pub mod chunks;
 pub mod decisions;
 pub mod history;
 pub mod journal;
@@ -46,7 +47,7 @@ impl std::fmt::Debug for Store {
 pub fn open_connection(path: &Path) -> Result<Connection> {
     let mut conn =
         Connection::open(path).with_context(|| format!("opening workspace {}", path.display()))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_handler(Some(busy_waiter()))?;
     // Only takes effect when the file is created. Records with their property history run
     // to several hundred bytes, and 16 KiB pages pack them with less slack than the default
     // 4 KiB: a 100,000-row import takes 0.85-0.97 s instead of 1.07-1.25 s
@@ -71,6 +72,33 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
     // (the matcher's clusters) journals each statement, and those files were its slowest part.
     conn.execute_batch("PRAGMA temp_store = MEMORY;")?;
     Ok(conn)
+}
+
+/// How long a connection waits for another's write lock before SQLite answers "busy".
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How often a waiting connection tries the write lock again. SQLite's own busy timeout backs
+/// off to a try every 100 ms, and a long writer that commits a chunk and begins the next one
+/// within microseconds would win nearly every race against such a waiter: its chunks would
+/// make no one wait less. Trying every 2 ms, a waiter takes the lock in the pause a chunked
+/// writer leaves between its chunks ([`chunks::ChunkPolicy::gap`]); the tries cost a few
+/// system calls each.
+const BUSY_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// The busy handler of every workspace connection: [`BUSY_TIMEOUT`] in all, a try every
+/// [`BUSY_POLL`]. SQLite counts the calls of one wait from zero, which restarts the clock.
+fn busy_waiter() -> impl FnMut(i32) -> bool + Send + 'static {
+    let mut since = std::time::Instant::now();
+    move |count| {
+        if count == 0 {
+            since = std::time::Instant::now();
+        }
+        if since.elapsed() >= BUSY_TIMEOUT {
+            return false;
+        }
+        thread::sleep(BUSY_POLL);
+        true
+    }
 }
 
 /// Why [`Store::open_existing`] refused a path.
