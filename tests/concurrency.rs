@@ -349,7 +349,7 @@ async fn a_crm_outage_pauses_the_queue_and_every_job_finishes_when_it_is_back() 
                 crm,
                 &config(),
                 ExecOptions {
-                    probe_cap: Duration::from_secs(1),
+                    probe_cap: Duration::from_secs(5),
                     ..quick()
                 },
                 Arc::new(move |e| seen.lock().unwrap().push(e)),
@@ -365,7 +365,27 @@ async fn a_crm_outage_pauses_the_queue_and_every_job_finishes_when_it_is_back() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sandbox.shutdown().await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // As long as the issue asks (90 s), longer than a claim's lease (60 s). The jobs the
+    // outage caught are back in the queue, unclaimed, saying why they wait; no claim is left
+    // lapsed (the heartbeat renews the live ones).
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    let (waiting, lapsed) = store
+        .call(|c| {
+            let now = dupdesk::store::now_ts();
+            Ok(c.query_row(
+                "SELECT COUNT(*) FILTER (WHERE status = 'pending' AND owner IS NULL
+                                           AND last_error IS NOT NULL),
+                        COUNT(*) FILTER (WHERE status = 'running'
+                                           AND (lease_until IS NULL OR lease_until < ?1))
+                 FROM merge_jobs",
+                [now],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert!(waiting > 0, "the jobs the outage caught wait in the queue, saying why");
+    assert_eq!(lapsed, 0, "no claim is left to lapse while the CRM is away");
     let failed_during = store
         .call(|c| {
             Ok(c.query_row(
