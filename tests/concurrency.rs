@@ -384,7 +384,10 @@ async fn a_crm_outage_pauses_the_queue_and_every_job_finishes_when_it_is_back() 
         })
         .await
         .unwrap();
-    assert!(waiting > 0, "the jobs the outage caught wait in the queue, saying why");
+    assert!(
+        waiting > 0,
+        "the jobs the outage caught wait in the queue, saying why"
+    );
     assert_eq!(lapsed, 0, "no claim is left to lapse while the CRM is away");
     let failed_during = store
         .call(|c| {
