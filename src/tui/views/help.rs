@@ -19,7 +19,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         .max()
         .unwrap_or(4)
         .min(12);
-    let entry_w = key_w + 2 + 32;
+    let desc_max = entries.iter().map(|(_, d)| width(d)).max().unwrap_or(0);
     let rect = centered(
         area,
         area.width.saturating_sub(2),
@@ -30,7 +30,13 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         ctx.title().to_lowercase()
     );
     let inner = overlay(frame, rect, &title, theme);
-    let cols = (usize::from(inner.width) / (entry_w + 2)).max(1);
+    // As many columns as fit with descriptions of up to 32 columns; then each column takes its
+    // share of the width, so a longer description is cut only when the screen is narrow.
+    let cols = (usize::from(inner.width) / (key_w + 2 + desc_max.min(32) + 2)).max(1);
+    let entry_w = (usize::from(inner.width) / cols)
+        .saturating_sub(2)
+        .min(key_w + 2 + desc_max)
+        .max(key_w + 3);
     let rows = entries.len().div_ceil(cols);
     let mut lines = Vec::with_capacity(rows);
     for r in 0..rows {
