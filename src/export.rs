@@ -65,6 +65,23 @@ impl std::str::FromStr for Format {
     }
 }
 
+impl Format {
+    /// The format asked for, else the one the output file's name says (`.jsonl`, `.json`),
+    /// else CSV: `--out decisions.jsonl` writes JSON Lines, not CSV under that name.
+    pub fn for_output(asked: Option<Format>, out: Option<&std::path::Path>) -> Format {
+        asked.unwrap_or_else(|| {
+            let ext = out
+                .and_then(|p| p.extension())
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase);
+            match ext.as_deref() {
+                Some("jsonl" | "json" | "ndjson") => Format::Jsonl,
+                _ => Format::Csv,
+            }
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     /// Decisions made at or after this time (RFC 3339 or a date `YYYY-MM-DD`).
@@ -382,7 +399,7 @@ pub fn write_columns(
     match format {
         Format::Jsonl => {
             for r in rows {
-                crate::sanitize::json_line(&mut *out, &r.0)?;
+                crate::sanitize::json_line(&mut *out, &InColumnOrder { row: &r.0, columns })?;
                 out.write_all(b"\n")?;
             }
         }
@@ -406,6 +423,31 @@ pub fn write_columns(
         }
     }
     Ok(rows.len())
+}
+
+/// A row as a JSON object whose keys come in the order of the export's columns (the order the
+/// README documents and the CSV has), not alphabetically; keys of no column follow.
+struct InColumnOrder<'a> {
+    row: &'a serde_json::Map<String, Value>,
+    columns: &'a [&'a str],
+}
+
+impl serde::Serialize for InColumnOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.row.len()))?;
+        for column in self.columns {
+            if let Some(v) = self.row.get(*column) {
+                map.serialize_entry(column, v)?;
+            }
+        }
+        for (k, v) in self.row {
+            if !self.columns.contains(&k.as_str()) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
 }
 
 /// Read a CSV export back into rows (nested columns parsed from their JSON text, numbers as

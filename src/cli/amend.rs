@@ -88,9 +88,10 @@ pub fn run(ctx: &Ctx, args: AmendArgs) -> Result<()> {
     )?;
     let update = crate::plan::update_from_choices(&new.field_choices);
     let stored = store.call_blocking(move |c| decisions::record(c, &new))?;
-    println!(
+    crate::outln!(
         "amend {} recorded for merge job {job} (cluster {}); the field update will write:",
-        stored.id, stored.cluster_id
+        stored.id,
+        stored.cluster_id
     );
     for (field, value) in &update {
         let shown = if value.is_empty() {
@@ -98,8 +99,8 @@ pub fn run(ctx: &Ctx, args: AmendArgs) -> Result<()> {
         } else {
             for_terminal(value).into_owned()
         };
-        println!("  {} = {shown}", for_terminal(field));
+        crate::outln!("  {} = {shown}", for_terminal(field));
     }
-    println!("run `dupdesk apply` to finish the job (its merges are not sent again)");
+    crate::outln!("run `dupdesk apply` to finish the job (its merges are not sent again)");
     Ok(())
 }

@@ -25,10 +25,10 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
     if args.dry_run {
         let lines = executor::dry_run(&store, args.limit).await?;
         if lines.is_empty() {
-            println!("nothing to apply: no approved cluster without a merge job");
+            crate::outln!("nothing to apply: no approved cluster without a merge job");
         }
         for l in lines {
-            println!("{}", crate::sanitize::for_terminal(&l));
+            crate::outln!("{}", crate::sanitize::for_terminal(&l));
         }
         return Ok(());
     }
@@ -58,11 +58,14 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
                 mapping,
             } => {
                 bar.inc(1);
-                bar.println(format!(
-                    "merged  job {job} cluster {cluster}: survivor {} ({})",
-                    crate::sanitize::for_terminal(&survivor),
-                    crate::sanitize::for_terminal(&mapping)
-                ));
+                say(
+                    &bar,
+                    format!(
+                        "merged  job {job} cluster {cluster}: survivor {} ({})",
+                        crate::sanitize::for_terminal(&survivor),
+                        crate::sanitize::for_terminal(&mapping)
+                    ),
+                );
             }
             ExecEvent::JobFailed {
                 job,
@@ -70,16 +73,22 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
                 error,
             } => {
                 bar.inc(1);
-                bar.println(format!(
-                    "FAILED  job {job} cluster {cluster}: {}",
-                    crate::sanitize::for_terminal(&error)
-                ));
+                say(
+                    &bar,
+                    format!(
+                        "FAILED  job {job} cluster {cluster}: {}",
+                        crate::sanitize::for_terminal(&error)
+                    ),
+                );
             }
             ExecEvent::Paused { job, reason } => {
-                bar.println(format!(
-                    "PAUSED  job {job}: {}",
-                    crate::sanitize::for_terminal(&reason)
-                ));
+                say(
+                    &bar,
+                    format!(
+                        "PAUSED  job {job}: {}",
+                        crate::sanitize::for_terminal(&reason)
+                    ),
+                );
             }
             ExecEvent::JobRefused {
                 job,
@@ -88,23 +97,29 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
                 reason,
             } => {
                 bar.inc(1);
-                bar.println(format!(
-                    "REFUSED job {job} cluster {cluster}, now {}: {}; nothing was sent, review it again",
-                    if stale { "stale" } else { "needs attention" },
-                    crate::sanitize::for_terminal(&reason)
-                ));
+                say(
+                    &bar,
+                    format!(
+                        "REFUSED job {job} cluster {cluster}, now {}: {}; nothing was sent, review it again",
+                        if stale { "stale" } else { "needs attention" },
+                        crate::sanitize::for_terminal(&reason)
+                    ),
+                );
             }
             ExecEvent::StepDone { job, seq, kind, .. } => {
                 bar.set_message(format!("job {job} step {seq} {}", kind.as_str()));
             }
             ExecEvent::CrmUnreachable { reason, wait } => {
-                bar.println(format!(
-                    "WAITING the CRM does not answer ({}); no merge starts until it does; next try in {} s",
-                    crate::sanitize::for_terminal(&reason),
-                    wait.as_secs().max(1)
-                ));
+                say(
+                    &bar,
+                    format!(
+                        "WAITING the CRM does not answer ({}); no merge starts until it does; next try in {} s",
+                        crate::sanitize::for_terminal(&reason),
+                        wait.as_secs().max(1)
+                    ),
+                );
             }
-            ExecEvent::CrmBack => bar.println("the CRM answers again; merges go on"),
+            ExecEvent::CrmBack => say(&bar, "the CRM answers again; merges go on".into()),
             ExecEvent::JobStarted { .. } => {}
         })
     };
@@ -117,7 +132,7 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
     bar.finish_and_clear();
     conn.close().await;
     let report = report?;
-    println!(
+    crate::outln!(
         "apply: {} merged, {} failed, {} sent back for review{}",
         report.merged,
         report.failed,
@@ -141,4 +156,14 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A line about one job: above the progress bar on a terminal, and when there is no bar
+/// (cron, CI, `> log`) on standard output, where the summary's "see the lines above" finds it.
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        crate::outln!("{line}");
+    } else {
+        bar.println(line);
+    }
 }

@@ -17,7 +17,7 @@ use crate::store::{self, Store};
 const META_DEMO: &str = "demo";
 
 /// Where the demo puts its workspace unless `--workspace` says otherwise.
-pub const DEMO_WORKSPACE: &str = "dupdesk-demo.db";
+pub use crate::demo::DEMO_WORKSPACE;
 
 /// The demo's sandbox mimics a Professional portal (190 requests per 10 s).
 const DEMO_RATE_LIMIT: u32 = 190;
@@ -70,9 +70,9 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
     super::pull::print_report(&report?);
 
     let summary = store.call(|c| crate::store::records::counts(c)).await?;
-    println!("workspace {} holds:", ws.display());
+    crate::outln!("workspace {} holds:", ws.display());
     for (system, object, n) in summary {
-        println!(
+        crate::outln!(
             "  {n:>7} {object} from {}",
             crate::sanitize::for_terminal(&system)
         );
@@ -86,7 +86,7 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
             )?)
         })
         .await?;
-    println!("  {mappings:>7} active id mappings");
+    crate::outln!("  {mappings:>7} active id mappings");
 
     for object in crate::model::ObjectType::ALL {
         let cfg = crate::matcher::MatchConfig::new(&ctx.config.matcher, object)?;
@@ -96,12 +96,13 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
         })
         .await
         .context("the matcher task")??;
-        println!(
+        crate::outln!(
             "  {:>7} candidate duplicate clusters of {object} ({} candidate pairs compared)",
-            report.clusters, report.candidate_pairs
+            report.clusters,
+            report.candidate_pairs
         );
     }
-    println!(
+    crate::outln!(
         "go on with: dupdesk --workspace {} <command>   (the sandbox starts again from {})",
         ws.display(),
         data.display()
@@ -119,17 +120,30 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
 fn prepare_fresh(ws: &std::path::Path, data: &std::path::Path) -> Result<()> {
     if ws.exists() {
         // open_existing: a file that is no workspace is refused as it is, not given a schema.
-        let is_demo = Store::open_existing(ws)
-            .and_then(|s| s.call_blocking(|c| store::get_meta(c, META_DEMO)))
-            .ok()
-            .flatten()
-            .is_some_and(|v| v == "true");
-        if !is_demo {
-            bail!(
+        // Closed (its thread joined, its log checkpointed) before its files are removed: a
+        // connection still open on a removed file made the next one fail with "disk I/O error".
+        let earlier = Store::open_existing(ws).and_then(|s| {
+            let found = s.call_blocking(|c| {
+                let demo = store::get_meta(c, META_DEMO)?;
+                let decisions: i64 =
+                    c.query_row("SELECT COUNT(*) FROM decisions", [], |r| r.get(0))?;
+                Ok((demo, decisions))
+            });
+            s.close()?;
+            found
+        });
+        let decisions = match earlier {
+            Ok((Some(demo), decisions)) if demo == "true" => decisions,
+            _ => bail!(
                 "{} exists and is not a demo workspace; pass another --workspace",
                 ws.display()
-            );
-        }
+            ),
+        };
+        eprintln!(
+            "demo: starting over: the earlier demo workspace {} and its {decisions} decision{} are replaced",
+            ws.display(),
+            if decisions == 1 { "" } else { "s" }
+        );
     }
     for path in [ws.to_path_buf(), data.to_path_buf()] {
         for suffix in ["", "-wal", "-shm"] {

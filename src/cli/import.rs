@@ -72,7 +72,7 @@ pub fn run(
         }
         (Err(e), None) => return Err(e),
     };
-    println!(
+    crate::outln!(
         "imported {}: {} {object} rows, {} new, {} updated, {} unchanged (system {})",
         t(&file.display().to_string()),
         report.rows,
@@ -82,20 +82,21 @@ pub fn run(
         t(system)
     );
     if let Some(earlier) = &report.completes {
-        println!("this completes an earlier import: {}", t(earlier));
+        crate::outln!("this completes an earlier import: {}", t(earlier));
     }
     if report.mappings_new + report.mappings_changed > 0 {
-        println!(
+        crate::outln!(
             "id mappings: {} new, {} changed",
-            report.mappings_new, report.mappings_changed
+            report.mappings_new,
+            report.mappings_changed
         );
     }
     if let Some(line) = super::mapping::shared_line(&report.shared_targets) {
-        println!("{line}");
+        crate::outln!("{line}");
     }
     if !report.ignored.is_empty() {
         // The headers are the file's own text.
-        println!(
+        crate::outln!(
             "ignored columns (map them with --map \"HEADER=property\"): {}",
             t(&report.ignored.join(", "))
         );

@@ -31,19 +31,19 @@ pub fn show(ctx: &Ctx, id: &str, json: bool) -> Result<()> {
         })?
     };
     if json {
-        println!("{}", crate::sanitize::json_pretty(&rows)?);
+        crate::outln!("{}", crate::sanitize::json_pretty(&rows)?);
         return Ok(());
     }
     let id = t(&id);
     if rows.is_empty() {
-        println!("no id mapping mentions {id}");
+        crate::outln!("no id mapping mentions {id}");
     } else {
         print_rows(&id, rows);
     }
     if !conflicts.is_empty() {
-        println!("mapping conflicts naming {id}:");
+        crate::outln!("mapping conflicts naming {id}:");
         for c in &conflicts {
-            println!("  {}", conflict_line(c));
+            crate::outln!("  {}", conflict_line(c));
         }
     }
     Ok(())
@@ -113,9 +113,9 @@ pub(super) fn shared_line(check: &SharedCheck) -> Option<String> {
 }
 
 fn print_rows(id: &str, rows: Vec<mapping::MappingRow>) {
-    println!("id mapping history of {id}:");
+    crate::outln!("id mapping history of {id}:");
     for r in rows {
-        println!(
+        crate::outln!(
             "  #{:<5} {} {}:{} -> {}:{}  {}  created {} by {}{}{}{}",
             r.id,
             r.object_type,
@@ -338,11 +338,11 @@ pub fn import(ctx: &Ctx, path: &Path, object: ObjectType) -> Result<()> {
         tx.commit()?;
         Ok((new, changed, unchanged, shared))
     })?;
-    println!(
+    crate::outln!(
         "mapping import: {new} new, {changed} changed (old rows superseded), {unchanged} unchanged"
     );
     if let Some(line) = shared_line(&shared) {
-        println!("{line}");
+        crate::outln!("{line}");
     }
     Ok(())
 }
@@ -429,11 +429,11 @@ pub async fn rebuild(ctx: &Ctx) -> Result<()> {
             Ok((new, changed, dropped, shared))
         })
         .await?;
-    println!(
+    crate::outln!(
         "mapping rebuild: {new} new, {changed} changed, {dropped} deactivated (no inverse id in the CRM)"
     );
     if let Some(line) = shared_line(&shared) {
-        println!("{line}");
+        crate::outln!("{line}");
     }
     Ok(())
 }

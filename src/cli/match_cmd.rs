@@ -40,9 +40,9 @@ pub fn run(
         let object = object.unwrap_or(ObjectType::Contacts);
         let report = matcher::import_clusters(&store, file, object, empty)?;
         if json {
-            println!("{}", crate::sanitize::json_pretty(&report)?);
+            crate::outln!("{}", crate::sanitize::json_pretty(&report)?);
         } else {
-            println!(
+            crate::outln!(
                 "{object}: imported {} clusters from {} ({} format, {} rows; {} single records skipped, {} split for not-duplicates)",
                 report.clusters,
                 crate::sanitize::for_terminal(&file.display().to_string()),
@@ -52,9 +52,13 @@ pub fn run(
                 report.split
             );
             let a = report.applied;
-            println!(
+            crate::outln!(
                 "queue: {} new, {} changed, {} unchanged, {} stale, {} removed",
-                a.new, a.changed, a.unchanged, a.stale, a.removed
+                a.new,
+                a.changed,
+                a.unchanged,
+                a.stale,
+                a.removed
             );
         }
         return Ok(());
@@ -70,7 +74,7 @@ pub fn run(
         reports.push(run_one(&store, &cfg, mode)?);
     }
     if json {
-        println!("{}", crate::sanitize::json_pretty(&reports)?);
+        crate::outln!("{}", crate::sanitize::json_pretty(&reports)?);
     } else {
         for r in &reports {
             print_report(r);
@@ -115,7 +119,7 @@ fn run_one(store: &crate::store::Store, cfg: &MatchConfig, mode: MatchMode) -> R
 }
 
 fn print_report(r: &MatchReport) {
-    println!(
+    crate::outln!(
         "{}: {} match of {} records ({} changed) in {:.1}s",
         r.object,
         r.mode,
@@ -123,11 +127,14 @@ fn print_report(r: &MatchReport) {
         r.changed_records,
         r.elapsed.as_secs_f64()
     );
-    println!(
+    crate::outln!(
         "  {} candidate pairs compared, {} linked; {} large blocks ({} records) compared by sorted window",
-        r.candidate_pairs, r.linked_pairs, r.windowed_blocks, r.records_in_windowed_blocks
+        r.candidate_pairs,
+        r.linked_pairs,
+        r.windowed_blocks,
+        r.records_in_windowed_blocks
     );
-    println!(
+    crate::outln!(
         "  {} clusters: {} new, {} changed, {} unchanged, {} stale, {} removed; flagged: {} oversized, {} split, {} weak",
         r.clusters,
         r.clusters_new,
@@ -140,13 +147,13 @@ fn print_report(r: &MatchReport) {
         r.flagged_weak
     );
     if let Some(earlier) = &r.completes {
-        println!(
+        crate::outln!(
             "  this run completes an earlier one: {}",
             crate::sanitize::for_terminal(earlier)
         );
     }
     if r.model_fitted {
-        println!(
+        crate::outln!(
             "  weights estimated from the data{}",
             if r.labelled_pairs > 0 {
                 format!(" and {} steward-approved pairs", r.labelled_pairs)

@@ -20,6 +20,7 @@ mod demo;
 mod import;
 mod mapping;
 mod match_cmd;
+pub mod out;
 mod pull;
 mod report;
 mod resolve;
@@ -187,8 +188,10 @@ pub enum Command {
 pub enum ExportWhat {
     /// One row per decision, with field values and their sources, and the CRM calls made.
     Decisions {
-        #[arg(long, default_value = "csv")]
-        format: crate::export::Format,
+        /// csv or jsonl (one JSON object a line). Default: jsonl when --out ends in .jsonl or
+        /// .json, else csv.
+        #[arg(long, value_name = "csv|jsonl")]
+        format: Option<crate::export::Format>,
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -202,8 +205,10 @@ pub enum ExportWhat {
     /// One row per member record of each candidate cluster (`cluster_id,record_id,...`, the
     /// shape `match --clusters` reads), with status, score, weakest link and flags.
     Clusters {
-        #[arg(long, default_value = "csv")]
-        format: crate::export::Format,
+        /// csv or jsonl (one JSON object a line). Default: jsonl when --out ends in .jsonl or
+        /// .json, else csv.
+        #[arg(long, value_name = "csv|jsonl")]
+        format: Option<crate::export::Format>,
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -278,6 +283,8 @@ pub fn main() -> i32 {
     };
     match run(cli) {
         Ok(()) => 0,
+        // The reader of the output went away (`| head`): what it wanted it had.
+        Err(e) if out::is_broken_pipe(&e) => 0,
         Err(e) => {
             // One line: the cause chain joined, outermost first. Causes quote record ids and
             // values (a duplicate id on line 7, a CRM's error message), so it is sanitized.
@@ -294,7 +301,7 @@ pub fn main() -> i32 {
 
 fn run(cli: Cli) -> Result<()> {
     if cli.print_default_config {
-        print!("{}", config::DEFAULT_CONFIG);
+        crate::out!("{}", config::DEFAULT_CONFIG);
         return Ok(());
     }
     let mut sources = config::Sources::discover(cli.config.as_deref());
@@ -432,7 +439,7 @@ fn approve(ctx: &Ctx, min_score: f64, max_size: Option<usize>, dry_run: bool) ->
             (None, true) => "would approve",
             (None, false) => "approved",
         };
-        println!(
+        crate::outln!(
             "{verb} cluster {:>6}  {} records  weakest {:.3}  primary {}  {}",
             a.cluster_id,
             a.size,
@@ -442,10 +449,10 @@ fn approve(ctx: &Ctx, min_score: f64, max_size: Option<usize>, dry_run: bool) ->
         );
         if let Some(why) = &a.refused {
             refused += 1;
-            println!("  {}", crate::sanitize::for_terminal(why));
+            crate::outln!("  {}", crate::sanitize::for_terminal(why));
         }
     }
-    println!(
+    crate::outln!(
         "{} {} clusters by rule: {}{}",
         if dry_run { "would approve" } else { "approved" },
         done.len() - refused,
@@ -480,6 +487,6 @@ fn init(crm: &str, force: bool) -> Result<()> {
     }
     let text = config::DEFAULT_CONFIG.replace("kind = \"hubspot\"", &format!("kind = \"{crm}\""));
     std::fs::write(&path, text)?;
-    println!("wrote {}", path.display());
+    crate::outln!("wrote {}", path.display());
     Ok(())
 }

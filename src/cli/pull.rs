@@ -62,25 +62,29 @@ pub async fn pull_with_progress(
 
 pub fn print_report(report: &PullReport) {
     let t = report.total();
-    println!(
+    crate::outln!(
         "pulled: {} new, {} updated, {} unchanged",
-        t.inserted, t.updated, t.unchanged
+        t.inserted,
+        t.updated,
+        t.unchanged
     );
     for (object, p) in &report.objects {
         if let Some(Err(e)) = &p.property_definitions {
-            println!(
+            crate::outln!(
                 "{object}: the CRM's property definitions could not be read ({}); merges stop at their checks until they can (a HubSpot private app needs the crm.schemas.{object}.read scope)",
                 crate::sanitize::for_terminal(e)
             );
         }
         if p.merged_away > 0 || p.mappings_new > 0 || p.mappings_changed > 0 {
-            println!(
+            crate::outln!(
                 "{object}: {} merged away in the CRM, {} new id mappings, {} changed",
-                p.merged_away, p.mappings_new, p.mappings_changed
+                p.merged_away,
+                p.mappings_new,
+                p.mappings_changed
             );
         }
         if let Some(line) = super::mapping::shared_line(&p.shared_targets) {
-            println!("{object}: {line}");
+            crate::outln!("{object}: {line}");
         }
     }
 }

@@ -13,10 +13,11 @@ use crate::store::Store;
 
 pub fn export_decisions(
     ctx: &Ctx,
-    format: Format,
+    format: Option<Format>,
     out: Option<PathBuf>,
     filter: Filter,
 ) -> Result<()> {
+    let format = Format::for_output(format, out.as_deref());
     let store = super::open_existing(ctx)?;
     let rows = store.call_blocking(move |c| export::rows(c, &filter))?;
     let n = write_out(out.as_deref(), |w| {
@@ -33,10 +34,11 @@ pub fn export_decisions(
 
 pub fn export_clusters(
     ctx: &Ctx,
-    format: Format,
+    format: Option<Format>,
     out: Option<PathBuf>,
     filter: ClusterFilter,
 ) -> Result<()> {
+    let format = Format::for_output(format, out.as_deref());
     let store = super::open_existing(ctx)?;
     let rows = store.call_blocking(move |c| export::cluster_rows(c, &filter))?;
     let n = write_out(out.as_deref(), |w| {
@@ -101,9 +103,9 @@ pub fn lineage(ctx: &Ctx, id: &str, object: Option<ObjectType>, json: bool) -> R
     let id = id.to_string();
     let l = store.call_blocking(move |c| crate::lineage::lineage(c, object, &id, &sources))?;
     if json {
-        println!("{}", crate::sanitize::json_pretty(&l)?);
+        crate::outln!("{}", crate::sanitize::json_pretty(&l)?);
     } else {
-        print!("{}", l.render_text());
+        crate::out!("{}", l.render_text());
     }
     Ok(())
 }
@@ -116,9 +118,9 @@ pub fn stats(ctx: &Ctx, json: bool) -> Result<()> {
     };
     let s = store.call_blocking(move |c| stats::collect(c, thresholds))?;
     if json {
-        println!("{}", crate::sanitize::json_pretty(&s)?);
+        crate::outln!("{}", crate::sanitize::json_pretty(&s)?);
     } else {
-        print!("{}", s.render_text());
+        crate::out!("{}", s.render_text());
     }
     Ok(())
 }

@@ -71,7 +71,7 @@ pub async fn run(ctx: &Ctx, conflict_id: i64, target: &str) -> Result<()> {
             mapping::settle_merge_conflict(c, conflict_id, &target_owned, &steward, &now_ts())
         })
         .await?;
-    println!(
+    crate::outln!(
         "conflict #{conflict_id} settled: {} {} now has {property} = {} in the CRM and maps to {}:{}",
         object,
         t(&survivor),

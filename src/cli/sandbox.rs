@@ -94,7 +94,7 @@ pub fn run(args: &SandboxArgs) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let sandbox = sandbox::start(opts).await?;
-        println!("sandbox CRM listening on {}", sandbox.base_url());
+        crate::outln!("sandbox CRM listening on {}", sandbox.base_url());
         std::io::stdout().flush()?;
         wait_for_stop().await?;
         sandbox.shutdown().await;

@@ -16,6 +16,9 @@
 //! Every entity's identity is a pure function of (seed, entity number), which is what lets a
 //! contact name its company without the companies being kept in memory.
 
+/// The file `dupdesk demo` makes its workspace in, unless told another.
+pub const DEMO_WORKSPACE: &str = "dupdesk-demo.db";
+
 mod build;
 mod companies;
 mod contacts;

@@ -104,16 +104,31 @@ fn busy_waiter() -> impl FnMut(i32) -> bool + Send + 'static {
 /// Why [`Store::open_existing`] refused a path.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error(
-        "no workspace at {} (run `dupdesk demo`, `dupdesk pull` or `dupdesk import` first, or pass --workspace)",
-        path.display()
-    )]
+    #[error("no workspace at {} ({})", path.display(), missing_hint(path))]
     Missing { path: PathBuf },
     #[error(
         "{} is not a dupdesk workspace ({why}); pass --workspace with the workspace's file",
         path.display()
     )]
     NotAWorkspace { path: PathBuf, why: String },
+}
+
+/// What to do about a missing workspace. Right after `dupdesk demo` the workspace is the
+/// demo's, beside the one asked for: say so rather than only "run the demo".
+fn missing_hint(path: &Path) -> String {
+    let demo = path
+        .parent()
+        .unwrap_or_else(|| Path::new(""))
+        .join(crate::demo::DEMO_WORKSPACE);
+    if demo.is_file() && demo != path {
+        format!(
+            "the demo's workspace is {}: pass --workspace {}",
+            demo.display(),
+            demo.display()
+        )
+    } else {
+        "run `dupdesk demo`, `dupdesk pull` or `dupdesk import` first, or pass --workspace".into()
+    }
 }
 
 /// The first 16 bytes of every SQLite database file.

@@ -1,0 +1,245 @@
+//! The command line as a well-kept Unix tool behaves: a pipe whose reader goes away early ends
+//! the command quietly and changes nothing it was doing; `apply`'s per-job lines are on
+//! standard output when it is not a terminal (cron, CI, `> log`); the demo runs again and again
+//! in one folder; a missing workspace right after the demo names the demo's. The real binary,
+//! the sandbox over real HTTP.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+
+fn dupdesk(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dupdesk"));
+    cmd.current_dir(dir)
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("DUPDESK_LOGGING__DIR", dir.join("logs"))
+        .env_remove("HUBSPOT_ACCESS_TOKEN")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Run `cmd` with its standard output a pipe whose reader is gone before the first byte, as
+/// `| head -0` (or a `| head` that got its lines) leaves it.
+fn with_closed_stdout(mut cmd: Command) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn clusters_pending(dir: &Path, ws: &str) -> i64 {
+    let out = dupdesk(dir)
+        .args(["--workspace", ws, "stats", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "stats: {}", text(&out.stderr));
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    stats["clusters"]["pending"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no pending count in {stats}"))
+}
+
+#[test]
+fn a_closed_pipe_ends_a_command_quietly_and_the_demo_still_builds_its_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = dupdesk(dir.path());
+    demo.args(["demo", "--no-tui"]);
+    let out = with_closed_stdout(demo);
+    let stderr = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "demo | head: {:?} {stderr}",
+        out.status
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.to_lowercase().contains("broken pipe"), "{stderr}");
+    // The whole demo workspace is there: every cluster the matcher found.
+    assert!(clusters_pending(dir.path(), "dupdesk-demo.db") > 0);
+
+    for args in [
+        &["export", "clusters"][..],
+        &["export", "decisions", "--format", "jsonl"],
+        &["stats"],
+        &["mapping", "conflicts"],
+    ] {
+        let mut cmd = dupdesk(dir.path());
+        cmd.args(["--workspace", "dupdesk-demo.db"]).args(args);
+        let out = with_closed_stdout(cmd);
+        let stderr = text(&out.stderr);
+        assert!(
+            out.status.success(),
+            "{args:?} | head: {:?} {stderr}",
+            out.status
+        );
+        assert_eq!(stderr, "", "{args:?} | head says nothing");
+    }
+}
+
+#[test]
+fn right_after_the_demo_a_missing_workspace_names_the_demos() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dupdesk(dir.path()).arg("stats").output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("run `dupdesk demo`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let demo = dupdesk(dir.path())
+        .args(["demo", "--no-tui"])
+        .output()
+        .unwrap();
+    assert!(demo.status.success(), "{}", text(&demo.stderr));
+    let out = dupdesk(dir.path()).arg("stats").output().unwrap();
+    assert!(!out.status.success());
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("no workspace at dupdesk.db")
+            && said.contains("pass --workspace dupdesk-demo.db"),
+        "{said}"
+    );
+}
+
+#[test]
+fn the_demo_runs_twenty_times_in_a_row_in_one_folder_and_says_what_it_replaces() {
+    let dir = tempfile::tempdir().unwrap();
+    for run in 1..=20 {
+        let out = dupdesk(dir.path())
+            .args(["demo", "--no-tui"])
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "run {run}: {stderr}");
+        assert!(
+            clusters_pending(dir.path(), "dupdesk-demo.db") > 0,
+            "run {run}"
+        );
+        if run == 1 {
+            assert!(!stderr.contains("starting over"), "{stderr}");
+            // A decision, so the next run has something to say it replaces.
+            let approve = dupdesk(dir.path())
+                .args([
+                    "--workspace",
+                    "dupdesk-demo.db",
+                    "approve",
+                    "--min-score",
+                    "0.5",
+                ])
+                .output()
+                .unwrap();
+            assert!(approve.status.success(), "{}", text(&approve.stderr));
+        } else if run == 2 {
+            assert!(
+                stderr.contains("the earlier demo workspace dupdesk-demo.db and its")
+                    && !stderr.contains("its 0 decisions"),
+                "{stderr}"
+            );
+        } else {
+            assert!(
+                stderr.contains("and its 0 decisions are replaced"),
+                "{stderr}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_says_every_job_on_standard_output_when_it_is_not_a_terminal() {
+    let (seed, planted) = planted_clusters(4);
+    let sandbox = start_sandbox(seed, generous(), dupdesk::sandbox::FaultSpec::default()).await;
+    let crm = connector(
+        &sandbox.base_url(),
+        1000,
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_secs(5),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = pulled_workspace(dir.path(), crm.as_ref()).await;
+    approve_all(&store, &planted).await;
+    let ws = store.path().to_path_buf();
+    store.close().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let out = apply_command(&ws, &sandbox.base_url(), &logs)
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let merged = stdout
+        .lines()
+        .filter(|l| l.starts_with("merged  job"))
+        .count();
+    assert_eq!(merged, planted.len(), "one line per job:\n{stdout}");
+    sandbox.shutdown().await;
+}
+
+#[test]
+fn an_export_to_a_jsonl_file_is_json_lines_with_keys_in_the_documented_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dupdesk(dir.path())
+        .args(["demo", "--no-tui"])
+        .output()
+        .unwrap();
+    assert!(demo.status.success(), "{}", text(&demo.stderr));
+    let approve = dupdesk(dir.path())
+        .args([
+            "--workspace",
+            "dupdesk-demo.db",
+            "approve",
+            "--min-score",
+            "0.5",
+        ])
+        .output()
+        .unwrap();
+    assert!(approve.status.success(), "{}", text(&approve.stderr));
+    for (what, first, second) in [
+        ("decisions", "decision_id", "decided_at"),
+        ("clusters", "cluster_id", "record_id"),
+    ] {
+        let file = dir.path().join(format!("{what}.jsonl"));
+        let out = dupdesk(dir.path())
+            .args(["--workspace", "dupdesk-demo.db", "export", what, "--out"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let body = std::fs::read_to_string(&file).unwrap();
+        let line = body.lines().next().unwrap();
+        let row: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("{what}.jsonl is not JSON Lines ({e}): {line}"));
+        assert!(row.is_object());
+        let expected = format!("{{\"{first}\":");
+        assert!(line.starts_with(&expected), "{line}");
+        let at = line.find(&format!("\"{second}\":")).unwrap();
+        assert!(at < 40, "{second} comes second: {line}");
+        // An explicit format wins over the file's name.
+        let out = dupdesk(dir.path())
+            .args([
+                "--workspace",
+                "dupdesk-demo.db",
+                "export",
+                what,
+                "--format",
+                "csv",
+                "--out",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let body = std::fs::read_to_string(&file).unwrap();
+        assert!(body.starts_with(&format!("{first},{second}")), "{body}");
+    }
+}
