@@ -296,6 +296,7 @@ async fn run(n_clusters: usize, concurrency: usize) -> Result<()> {
             interval: INTERVAL,
             ..RateLimit::default()
         },
+        search_rate_limit: None,
         faults: FaultSpec::default(),
         token: Some(TOKEN.into()),
     })

@@ -92,6 +92,7 @@ async fn run(contacts: usize) -> Result<()> {
             interval: RATE_INTERVAL,
             daily: u32::MAX,
         },
+        search_rate_limit: None,
         faults: FaultSpec::default(),
         token: Some(TOKEN.into()),
     })

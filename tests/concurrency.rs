@@ -320,6 +320,7 @@ async fn a_crm_outage_pauses_the_queue_and_every_job_finishes_when_it_is_back() 
                 interval: Duration::from_secs(1),
                 ..generous()
             },
+            search_rate_limit: None,
             faults: FaultSpec::default(),
             token: Some(TOKEN.into()),
         })

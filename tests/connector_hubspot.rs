@@ -61,6 +61,7 @@ async fn sandbox_with(records: Vec<Record>, rate_limit: RateLimit, faults: &str)
             companies: Vec::new(),
         }),
         rate_limit,
+        search_rate_limit: None,
         faults: faults.parse::<FaultSpec>().unwrap(),
         token: Some(TOKEN.into()),
     })

@@ -48,6 +48,7 @@ async fn sandbox(n: usize, max: u32, interval: Duration, faults: &str) -> Sandbo
             interval,
             daily: 10_000_000,
         },
+        search_rate_limit: None,
         faults: faults.parse::<FaultSpec>().unwrap(),
         token: Some(TOKEN.into()),
     })

@@ -119,3 +119,76 @@ async fn hubspots_official_python_client_works_against_the_sandbox() {
     assert_eq!(sb.merge_log().await.unwrap().len(), 1);
     sb.shutdown().await;
 }
+
+/// `check_strict.py`: what the sandbox refuses, as HubSpot's official client sees it (the
+/// 10,000 window, companies search, 429 bodies of both policies, 401, invalid and read-only
+/// values, the email 409, 414).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hubspots_official_python_client_sees_the_sandbox_refuse_what_hubspot_refuses() {
+    let probe = tokio::process::Command::new("python3")
+        .args(["-c", "import hubspot"])
+        .output()
+        .await;
+    assert!(
+        probe.is_ok_and(|o| o.status.success()),
+        "HubSpot's official Python client is needed: python3 -m pip install hubspot-api-client"
+    );
+    let start = |rate_limit: RateLimit, search: Option<sandbox::SearchRateLimit>| {
+        sandbox::start(SandboxOptions {
+            seed: Some(seed()),
+            token: Some(TOKEN.into()),
+            rate_limit,
+            search_rate_limit: search,
+            ..SandboxOptions::default()
+        })
+    };
+    let strict = start(
+        RateLimit {
+            max: 10_000,
+            interval: Duration::from_secs(10),
+            daily: 1_000_000,
+        },
+        Some(sandbox::SearchRateLimit {
+            max: 8,
+            interval: Duration::from_secs(60),
+        }),
+    )
+    .await
+    .unwrap();
+    let tight = start(
+        RateLimit {
+            max: 3,
+            interval: Duration::from_secs(60),
+            daily: 1_000_000,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/official_client/check_strict.py"
+    );
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("python3")
+            .arg(script)
+            .arg(strict.base_url())
+            .arg(tight.base_url())
+            .arg(TOKEN)
+            .output(),
+    )
+    .await
+    .expect("check_strict.py took more than 2 minutes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "check_strict.py failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+    strict.shutdown().await;
+    tight.shutdown().await;
+}

@@ -558,6 +558,7 @@ fn exclude_take_approve_confirm_and_the_crm_holds_exactly_the_choices() {
             data: Some(home.path().join("demo.sandbox.db")),
             seed: None,
             rate_limit: dupdesk::sandbox::RateLimit::default(),
+            search_rate_limit: None,
             faults: Default::default(),
             token: Some(token.into()),
         })

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::sandbox::seed::SeedData;
-use crate::sandbox::{self, FaultSpec, RateLimit, SandboxOptions};
+use crate::sandbox::{self, FaultSpec, RateLimit, SandboxOptions, SearchRateLimit};
 
 const FAULTS_HELP: &str = "\
 Inject faults into a deterministic (seeded) share of responses. SPEC is a comma-separated
@@ -45,6 +45,14 @@ pub struct SandboxArgs {
     /// The rolling rate-limit interval in milliseconds (HubSpot: 10000).
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     pub rate_interval_ms: u64,
+    /// Searches allowed per search interval, on top of --rate-limit (HubSpot: 5 per second).
+    /// Default: 5, or more in proportion when --rate-limit/--rate-interval-ms allow more than
+    /// 100 per 10 s.
+    #[arg(long, value_name = "N")]
+    pub search_rate_limit: Option<u32>,
+    /// The rolling search rate-limit interval in milliseconds (HubSpot: 1000).
+    #[arg(long, value_name = "MS", default_value_t = 1_000)]
+    pub search_rate_interval_ms: u64,
     /// Accept only the bearer token held by this environment variable (default: any token).
     #[arg(long, value_name = "VAR")]
     pub token_env: Option<String>,
@@ -59,6 +67,23 @@ impl SandboxArgs {
         if self.rate_interval_ms == 0 {
             bail!("--rate-interval-ms must be at least 1");
         }
+        if self.search_rate_limit == Some(0) {
+            bail!("--search-rate-limit must be at least 1");
+        }
+        if self.search_rate_interval_ms == 0 {
+            bail!("--search-rate-interval-ms must be at least 1");
+        }
+        let rate_limit = RateLimit {
+            max: self.rate_limit,
+            interval: Duration::from_millis(self.rate_interval_ms),
+            ..RateLimit::default()
+        };
+        let search_rate_limit = SearchRateLimit {
+            max: self
+                .search_rate_limit
+                .unwrap_or_else(|| SearchRateLimit::derived(&rate_limit).max),
+            interval: Duration::from_millis(self.search_rate_interval_ms),
+        };
         let token = match &self.token_env {
             Some(var) => {
                 let value = std::env::var(var)
@@ -78,11 +103,8 @@ impl SandboxArgs {
             port: self.port,
             data: self.data.clone(),
             seed,
-            rate_limit: RateLimit {
-                max: self.rate_limit,
-                interval: Duration::from_millis(self.rate_interval_ms),
-                ..RateLimit::default()
-            },
+            rate_limit,
+            search_rate_limit: Some(search_rate_limit),
             faults,
             token,
         })

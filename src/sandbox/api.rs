@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::error::{ApiError, rate_limit_body};
 use super::faults::{Fault, FaultDice};
 use super::limits::{Limiter, Verdict};
+use super::paging;
 use super::search;
 use super::store::{SandboxDb, StoredObject, not_found_message, singular};
 use crate::crm::hubspot::wire::{
@@ -36,9 +37,13 @@ use crate::model::{ObjectType, format_ts};
 pub const LIST_MAX: usize = 100;
 pub const LIST_MAX_WITH_HISTORY: usize = 50;
 pub const BATCH_MAX: usize = 100;
-pub const SEARCH_MAX: u32 = 200;
 /// HubSpot's search pages no further than this many results.
 pub const SEARCH_WINDOW: usize = 10_000;
+/// The longest request target (path and query, as sent) served. HubSpot's edge answers 414
+/// to URLs of about 16,000 characters and more (integrations report the limit "around 16.2k";
+/// its CDN documents 16 KB); the sandbox refuses from a little below, so that what it serves
+/// HubSpot serves too.
+pub const URL_MAX: usize = 16_000;
 
 pub struct AppState {
     pub db: Mutex<SandboxDb>,
@@ -157,7 +162,32 @@ async fn gatekeeper(State(state): State<Shared>, req: Request, next: Next) -> Re
     resp
 }
 
+/// HubSpot's edge answers an over-long URL with an HTML page of its own, before any auth.
+fn uri_too_long(len: usize) -> Response {
+    tracing::debug!("sandbox: refused a {len}-character URL with 414");
+    let mut resp = (
+        StatusCode::URI_TOO_LONG,
+        "<html>\r\n<head><title>414 Request-URI Too Large</title></head>\r\n<body>\r\n<center><h1>414 Request-URI Too Large</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n",
+    )
+        .into_response();
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/html; charset=UTF-8"),
+    );
+    resp
+}
+
+fn is_search(req: &Request) -> bool {
+    req.method() == axum::http::Method::POST
+        && req.uri().path().starts_with("/crm/v3/objects/")
+        && req.uri().path().trim_end_matches('/').ends_with("/search")
+}
+
 async fn gate(state: &Shared, mut req: Request, next: Next) -> Response {
+    let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target_len > URL_MAX {
+        return uri_too_long(target_len);
+    }
     let auth_error = match (bearer(req.headers()), &state.token) {
         (None, _) => Some(
             "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
@@ -181,7 +211,11 @@ async fn gate(state: &Shared, mut req: Request, next: Next) -> Response {
         let verdict = lock(&state.limiter).peek();
         return too_many(state, "TEN_SECONDLY_ROLLING", &verdict);
     }
-    let verdict = lock(&state.limiter).admit();
+    let verdict = if is_search(&req) {
+        lock(&state.limiter).admit_search()
+    } else {
+        lock(&state.limiter).admit()
+    };
     if let Some(policy) = verdict.refused {
         return too_many(state, policy, &verdict);
     }
@@ -355,19 +389,8 @@ async fn list_objects(
     } else {
         LIST_MAX_WITH_HISTORY
     };
-    let limit = match p.limit.as_deref() {
-        None | Some("") => 10,
-        Some(l) => l.parse::<usize>().map_err(|_| {
-            ApiError::validation(format!("limit must be a whole number, not {l:?}"))
-        })?,
-    }
-    .clamp(1, max);
-    let from = match p.after.as_deref() {
-        None | Some("") => 0,
-        Some(a) => a
-            .parse::<i64>()
-            .map_err(|_| ApiError::validation(format!("Invalid paging cursor: after={a}")))?,
-    };
+    let limit = paging::list_limit(p.limit.as_deref(), max)?;
+    let from = paging::list_after(p.after.as_deref())?;
     if p.archived {
         // The sandbox archives nothing.
         return Ok(Json(CollectionResponse {
@@ -604,9 +627,9 @@ struct SearchBody {
     #[serde(default)]
     properties: Vec<String>,
     #[serde(default)]
-    limit: Option<u32>,
+    limit: Option<Value>,
     #[serde(default)]
-    after: Option<String>,
+    after: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -643,18 +666,8 @@ async fn search_objects(
     let req: SearchBody = parse_body(&body)?;
     search::check(&req.filter_groups)?;
     let sorts: Vec<Sort> = req.sorts.into_iter().map(SortSpec::into_sort).collect();
-    let limit = req.limit.unwrap_or(10);
-    if limit > SEARCH_MAX {
-        return Err(ApiError::validation(format!(
-            "limit must be at most {SEARCH_MAX}, not {limit}"
-        )));
-    }
-    let offset = match req.after.as_deref() {
-        None | Some("") => 0,
-        Some(a) => a
-            .parse::<usize>()
-            .map_err(|_| ApiError::validation(format!("Invalid paging cursor: after={a}")))?,
-    };
+    let limit = paging::search_limit(req.limit.as_ref())?;
+    let offset = paging::search_after(req.after.as_ref())?;
     if offset >= SEARCH_WINDOW {
         return Err(ApiError::validation(format!(
             "Search can page through at most {SEARCH_WINDOW} results (after={offset})"
@@ -681,7 +694,8 @@ async fn search_objects(
         .iter()
         .map(|(id, o)| o.to_wire(t, *id, &req.properties, &[], &known))
         .collect();
-    let paging = (end < total && end < SEARCH_WINDOW).then(|| Paging {
+    // `limit: 0` asks for the total only: a next page would be this page again.
+    let paging = (limit > 0 && end < total && end < SEARCH_WINDOW).then(|| Paging {
         next: Some(NextPage {
             after: end.to_string(),
             link: None,

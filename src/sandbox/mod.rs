@@ -30,7 +30,15 @@
 //!   input is refused whole; ids it cannot find are still reported with a 207.
 //! - Faults are drawn per authenticated request in arrival order (see [`faults`]); a request
 //!   whose client gives up while it is delayed is dropped and not applied.
-//! - The search-specific rate limit (about 4 requests per second) is not modelled.
+//! - Searches have their own limit on top of the general one (HubSpot: 5 per second; 429
+//!   with policy `SECONDLY`). Left unset it is derived from the general limit (see
+//!   [`SearchRateLimit::derived`]), so a sandbox given a generous limit searches as freely.
+//! - A request whose URL (path and query) is longer than [`URL_MAX`] characters is answered
+//!   414 with an HTML page, as HubSpot's edge does, before the token is even looked at.
+//! - `limit` and `after` are read as HubSpot reads them: a list page larger than its maximum
+//!   is cut to it; a search `limit` over 200, a negative or non-numeric `limit` and an `after`
+//!   that is not a cursor the sandbox handed out are 400 VALIDATION_ERROR naming the value;
+//!   a search with `limit: 0` answers the `total` only, with no next page.
 //! - Nothing is ever archived; `archived=true` lists are empty.
 //!
 //! Admin routes, neither authenticated nor rate limited: `GET /_sandbox/merges` (the merge log
@@ -40,6 +48,7 @@ mod api;
 mod error;
 pub mod faults;
 mod limits;
+mod paging;
 pub mod properties;
 mod search;
 pub mod seed;
@@ -52,8 +61,9 @@ use anyhow::{Context, Result};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use api::URL_MAX;
 pub use faults::{FaultSpec, FaultSpecError};
-pub use limits::RateLimit;
+pub use limits::{RateLimit, SearchRateLimit};
 pub use store::{API_SOURCE_ID, API_SOURCE_TYPE, MergeLogEntry};
 
 /// How to run a sandbox.
@@ -66,6 +76,9 @@ pub struct SandboxOptions {
     /// Loaded only when the store is empty, so a restart from a data file keeps its changes.
     pub seed: Option<seed::SeedData>,
     pub rate_limit: RateLimit,
+    /// The search endpoints' own limit; `None`: derived from `rate_limit`
+    /// ([`SearchRateLimit::derived`]), HubSpot's 5 per second at HubSpot's default limit.
+    pub search_rate_limit: Option<SearchRateLimit>,
     pub faults: FaultSpec,
     /// `Some`: the only bearer token accepted. `None`: any non-empty bearer token.
     pub token: Option<String>,
@@ -93,9 +106,13 @@ pub async fn start(opts: SandboxOptions) -> Result<Sandbox> {
         .with_context(|| format!("binding the sandbox to 127.0.0.1:{}", opts.port))?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
+    let search_limit = opts
+        .search_rate_limit
+        .clone()
+        .unwrap_or_else(|| SearchRateLimit::derived(&opts.rate_limit));
     let state = Arc::new(api::AppState {
         db: Mutex::new(db),
-        limiter: Mutex::new(limits::Limiter::new(opts.rate_limit)),
+        limiter: Mutex::new(limits::Limiter::new(opts.rate_limit, search_limit)),
         dice: Mutex::new(faults::FaultDice::new(opts.faults)),
         token: opts.token,
         base_url: format!("http://{addr}"),

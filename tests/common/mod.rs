@@ -102,6 +102,7 @@ pub async fn start_sandbox(seed: SeedData, limit: RateLimit, faults: FaultSpec) 
         data: None,
         seed: Some(seed),
         rate_limit: limit,
+        search_rate_limit: None,
         faults,
         token: Some(TOKEN.into()),
     })

@@ -22,6 +22,14 @@ const REMAINING: &str = "x-hubspot-ratelimit-remaining";
 const INTERVAL_MS: &str = "x-hubspot-ratelimit-interval-milliseconds";
 const CORRELATION_ID: &str = "x-hubspot-correlation-id";
 
+/// The longest URL the connector builds. HubSpot answers 414 from about 16,000 characters
+/// (integrations report 414s from 8,000 to 16,200, and its CDN documents 16 KB); a request
+/// whose query would make the URL longer carries it in a POST body instead (see
+/// [`Http::fits`]).
+pub(super) const URL_BUDGET: usize = 8_000;
+/// What HubSpot refuses for certain: a call that would need a longer URL is not sent.
+const URL_REFUSED: usize = 16_000;
+
 /// One request to send, described well enough to send it again and to log it.
 pub(super) struct Call<'a> {
     /// The operation, for the log: `list`, `search`, `batch_read`, `read`, `update`, `merge`,
@@ -129,9 +137,35 @@ impl Http {
         }
     }
 
+    /// Whether a GET of `path` with `query` stays within [`URL_BUDGET`].
+    pub(super) fn fits(&self, path: &[&str], query: &[(&'static str, String)]) -> bool {
+        self.full_url(path, query)
+            .is_ok_and(|u| u.as_str().len() <= URL_BUDGET)
+    }
+
+    /// The URL of a call, query included, percent-encoded as it is sent.
+    fn full_url(&self, path: &[&str], query: &[(&'static str, String)]) -> Result<Url, CrmError> {
+        let mut url = self.url(path)?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        Ok(url)
+    }
+
     /// Send `call` until it succeeds or the retry rules give up.
     pub(super) async fn execute(&self, call: &Call<'_>) -> Result<Reply, CrmError> {
-        let url = self.url(&call.path)?;
+        let url = self.full_url(&call.path, &call.query)?;
+        if url.as_str().len() > URL_REFUSED {
+            return Err(CrmError::Other {
+                status: 414,
+                message: format!(
+                    "{} {} not sent: its URL would be {} characters, and HubSpot refuses URLs over about {URL_REFUSED} (414)",
+                    call.op,
+                    call.object.as_str(),
+                    url.as_str().len()
+                ),
+            });
+        }
         let ids = call.ids.join(",");
         let mut transient_retries = 0u32;
         let mut limit_retries = 0u32;
@@ -257,10 +291,8 @@ impl Http {
     }
 
     async fn send_once(&self, call: &Call<'_>, url: Url) -> Result<Raw, reqwest::Error> {
+        // The query is already in `url` (see `full_url`).
         let mut request = self.client.request(call.method.clone(), url);
-        if !call.query.is_empty() {
-            request = request.query(&call.query);
-        }
         if let Some(body) = &call.body {
             request = request
                 .header(header::CONTENT_TYPE, "application/json")
@@ -401,6 +433,13 @@ pub fn error_from_response(status: u16, retry_after: Option<Duration>, body: &[u
         },
         404 => CrmError::NotFound {
             message: with_id(message),
+        },
+        // HubSpot's edge answers with an HTML page; say what it means instead.
+        414 => CrmError::Other {
+            status,
+            message: format!(
+                "the request URL is too long for HubSpot (414 URI Too Long; it refuses URLs over about {URL_REFUSED} characters)"
+            ),
         },
         500..=599 => CrmError::Transient {
             status: Some(status),

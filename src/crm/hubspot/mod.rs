@@ -16,11 +16,15 @@
 //! - Property definitions come from `GET /crm/v3/properties/{objectType}`, all in one answer
 //!   (HubSpot does not page it). A contact's `email` is reported unique although HubSpot's
 //!   definition does not say so, because HubSpot refuses a second live contact with it.
+//! - A list page or a read whose property names would make the URL longer than
+//!   [`URL_BUDGET`] (HubSpot answers 414 from about 16,000 characters) lists the ids alone and
+//!   batch-reads their properties, names in the body (see the `wide` module).
 //! - [`Connector::search_equal`] is HubSpot's search `EQ`, which ignores case; it goes through
 //!   the same search limiter and stops at the search result cap.
 
 mod client;
 mod search;
+mod wide;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -34,6 +38,7 @@ use serde::de::DeserializeOwned;
 
 pub use client::{CallStats, error_from_response};
 pub use search::{SEARCH_PAGE_LIMIT, SEARCH_RESULT_CAP};
+pub use wide::URL_BUDGET;
 
 use self::client::{Call, Http};
 use self::search::Cursor;
@@ -286,6 +291,12 @@ impl Connector for HubSpotConnector {
         if let Some(after) = after {
             query.push(("after", after.to_string()));
         }
+        let path = ["crm", "v3", "objects", object.as_str()];
+        if self.too_long(&path, &query, properties, history) {
+            return self
+                .list_page_wide(object, query, properties, history)
+                .await;
+        }
         query.extend(properties.iter().map(|p| ("properties", p.clone())));
         query.extend(history.iter().map(|p| ("propertiesWithHistory", p.clone())));
         let reply = self
@@ -363,6 +374,10 @@ impl Connector for HubSpotConnector {
         properties: &[String],
     ) -> Result<ReadOutcome, CrmError> {
         let mut query = vec![("archived", "false".to_string())];
+        let path = ["crm", "v3", "objects", object.as_str(), id];
+        if self.too_long(&path, &query, properties, &[]) {
+            return self.read_wide(object, id, properties).await;
+        }
         query.extend(properties.iter().map(|p| ("properties", p.clone())));
         let sent = self
             .http
