@@ -18,11 +18,24 @@ pub fn init(config: &Config) -> Result<PathBuf> {
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating log folder {}", dir.display()))?;
     let path = dir.join("dupdesk.log");
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    // Record ids, values and CRM answers are customer data: the log is its owner's only.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
         .open(&path)
         .with_context(|| format!("opening log file {}", path.display()))?;
+    // A log made before this release may be readable by others: tighten it too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = file.metadata()
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+        }
+    }
     let filter = std::env::var("DUPDESK_LOG")
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())

@@ -243,3 +243,48 @@ fn an_export_to_a_jsonl_file_is_json_lines_with_keys_in_the_documented_order() {
         assert!(body.starts_with(&format!("{first},{second}")), "{body}");
     }
 }
+
+#[test]
+fn a_first_pull_that_gets_nothing_leaves_no_workspace_and_init_says_what_comes_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dupdesk(dir.path()).arg("init").output().unwrap();
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let said = text(&init.stdout);
+    assert!(
+        said.contains("wrote dupdesk.toml")
+            && said.contains("next:")
+            && said.contains("HUBSPOT_ACCESS_TOKEN"),
+        "{said}"
+    );
+    let pull = dupdesk(dir.path()).arg("pull").output().unwrap();
+    assert_eq!(pull.status.code(), Some(1));
+    assert!(
+        text(&pull.stderr).contains("no CRM token"),
+        "{}",
+        text(&pull.stderr)
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("dupdesk.db"))
+        .collect();
+    assert!(left.is_empty(), "a token-less pull left {left:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_log_file_is_its_owners_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let log = dir.path().join("logs").join("dupdesk.log");
+    std::fs::write(&log, "").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _ = dupdesk(dir.path()).arg("stats").output().unwrap();
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "an old world-readable log is tightened");
+    std::fs::remove_file(&log).unwrap();
+    let _ = dupdesk(dir.path()).arg("stats").output().unwrap();
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "a new log is made private");
+}

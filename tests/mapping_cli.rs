@@ -262,6 +262,12 @@ fn hostile_ids_are_refused_with_their_escapes_and_shown_escaped() {
         let msg = safe(&out);
         assert!(msg.contains(shown), "{msg}");
     }
-    let none = safe(&dupdesk(&ws, url, &["mapping", "show", "x\u{1b}[31m"]));
+    let none = dupdesk(&ws, url, &["mapping", "show", "x\u{1b}[31m"]);
+    assert_eq!(
+        none.status.code(),
+        Some(1),
+        "an unknown id is an error, as in lineage"
+    );
+    let none = safe(&none);
     assert!(none.contains("no id mapping mentions x\\e[31m"), "{none}");
 }

@@ -106,7 +106,7 @@ pub fn run(
 
 /// A workspace this command is about to create: its file and the folders above it that do not
 /// exist yet, to take away again if the command fails.
-struct Fresh {
+pub(super) struct Fresh {
     path: PathBuf,
     /// Deepest first.
     folders: Vec<PathBuf>,
@@ -114,7 +114,7 @@ struct Fresh {
 
 impl Fresh {
     /// `None` when there is something at `path` already (then nothing is ever removed).
-    fn before(path: &Path) -> Option<Fresh> {
+    pub(super) fn before(path: &Path) -> Option<Fresh> {
         if path.exists() || path.is_symlink() {
             return None;
         }
@@ -132,7 +132,7 @@ impl Fresh {
 
     /// Close the store and remove what was created: the file, the WAL and its index, and the
     /// folders, each only if empty (something else may have been put there meanwhile).
-    fn remove(self, store: Store) -> Result<()> {
+    pub(super) fn remove(self, store: Store) -> Result<()> {
         store.close()?;
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let mut p = self.path.clone().into_os_string();

@@ -30,6 +30,10 @@ pub fn show(ctx: &Ctx, id: &str, json: bool) -> Result<()> {
             ))
         })?
     };
+    // Nothing known of the id is an error, as it is for `lineage`: a script can tell.
+    if rows.is_empty() && conflicts.is_empty() {
+        anyhow::bail!("no id mapping mentions {}", t(&id));
+    }
     if json {
         crate::outln!("{}", crate::sanitize::json_pretty(&rows)?);
         return Ok(());

@@ -488,5 +488,14 @@ fn init(crm: &str, force: bool) -> Result<()> {
     let text = config::DEFAULT_CONFIG.replace("kind = \"hubspot\"", &format!("kind = \"{crm}\""));
     std::fs::write(&path, text)?;
     crate::outln!("wrote {}", path.display());
+    if crm == "sandbox" {
+        crate::outln!("next: `dupdesk pull`, then `dupdesk match` and `dupdesk review`");
+    } else {
+        crate::outln!(
+            "next: put a HubSpot private app token in the environment variable {} (crm.token_env in {}), then `dupdesk pull`, `dupdesk match` and `dupdesk review`; `dupdesk demo` tries everything on a local sandbox first",
+            "HUBSPOT_ACCESS_TOKEN",
+            path.display()
+        );
+    }
     Ok(())
 }

@@ -12,12 +12,37 @@ use crate::store::Store;
 use crate::sync::{self, PullProgress, PullReport};
 
 pub async fn run(ctx: &Ctx) -> Result<()> {
-    let store = Store::open_or_create(ctx.workspace_path())?;
-    let conn = connect(&ctx.config, &store).await?;
-    let report = pull_with_progress(ctx, &store, &conn).await;
-    conn.close().await;
-    print_report(&report?);
-    Ok(())
+    let path = ctx.workspace_path();
+    let fresh = super::import::Fresh::before(&path);
+    let store = Store::open_or_create(&path)?;
+    let pulled = async {
+        let conn = connect(&ctx.config, &store).await?;
+        let report = pull_with_progress(ctx, &store, &conn).await;
+        conn.close().await;
+        report
+    }
+    .await;
+    match (pulled, fresh) {
+        (Ok(report), _) => {
+            print_report(&report);
+            Ok(())
+        }
+        // A first pull that got nothing (no token, a wrong one, no CRM there) leaves no empty
+        // workspace behind; one that got some pages keeps them, and the next pull goes on.
+        (Err(e), Some(fresh)) => {
+            let records: i64 = store
+                .call(|c| Ok(c.query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))?))
+                .await
+                .unwrap_or(1);
+            if records == 0
+                && let Err(cleanup) = fresh.remove(store)
+            {
+                eprintln!("dupdesk: warning: the new empty workspace was not removed: {cleanup:#}");
+            }
+            Err(e)
+        }
+        (Err(e), None) => Err(e),
+    }
 }
 
 /// Pull with a spinner on stderr (hidden when stderr is not a terminal).
