@@ -1042,7 +1042,11 @@ async fn update_step(
                     .into_iter()
                     .find(|r| r.id == survivor && holds(r, &properties))
                 {
-                    tracing::info!(job = job_id, survivor, "field update found applied on re-read");
+                    tracing::info!(
+                        job = job_id,
+                        survivor,
+                        "field update found applied on re-read"
+                    );
                     return update_done(shared, job_id, step_id, record).await;
                 }
             }

@@ -38,9 +38,9 @@ pub use search::{SEARCH_PAGE_LIMIT, SEARCH_RESULT_CAP};
 use self::client::{Call, Http};
 use self::search::Cursor;
 use self::wire::{
-    BatchReadRequest, BatchResponse, BatchUpdateInput, BatchUpdateRequest, CollectionResponse, Filter, FilterGroup, IdInput,
-    MergeRequest, PropertyCollection, SearchRequest, SearchResponse, SimplePublicObject,
-    UpdateInput,
+    BatchReadRequest, BatchResponse, BatchUpdateInput, BatchUpdateRequest, CollectionResponse,
+    Filter, FilterGroup, IdInput, MergeRequest, PropertyCollection, SearchRequest, SearchResponse,
+    SimplePublicObject, UpdateInput,
 };
 use super::ratelimit::RateLimiter;
 use super::retry::{Idempotency, RetryPolicy};
@@ -462,12 +462,8 @@ impl Connector for HubSpotConnector {
                 all.missing
                     .extend(error.context.get("ids").into_iter().flatten().cloned());
             }
-            all.updated.extend(
-                response
-                    .results
-                    .into_iter()
-                    .map(|o| o.into_record(object)),
-            );
+            all.updated
+                .extend(response.results.into_iter().map(|o| o.into_record(object)));
         }
         Ok(all)
     }
