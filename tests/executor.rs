@@ -647,21 +647,33 @@ async fn a_batch_update_refused_for_one_job_completes_the_others() {
         Duration::from_secs(10),
         Duration::from_secs(5),
     );
+    // A slow budget for apply (4 calls a second): the field updates wait behind the merges, so
+    // they go together.
+    let paced = connector(
+        &sandbox.base_url(),
+        4,
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = pulled_workspace(dir.path(), http.as_ref()).await;
     let crm = Arc::new(StaleDefinitions {
-        inner: http.clone(),
+        inner: paced,
         batches: std::sync::Mutex::new(Vec::new()),
     });
-    let dir = tempfile::tempdir().unwrap();
-    let store = pulled_workspace(dir.path(), crm.as_ref()).await;
     let clusters = approve_all(&store, &planted).await;
-    // The fifth cluster's steward chose a stage the portal no longer has.
+    // The fifth cluster's steward chose again, a stage the portal no longer has: the newest
+    // approval is the one that counts.
     let bad = clusters[4];
     store
         .call(move |c| {
             c.execute(
-                "UPDATE decisions SET field_choices = json_set(field_choices, '$.lifecyclestage',
-                        json('{\"value\":\"vip\",\"record_id\":null,\"system\":null,\"reason\":\"typed\"}'))
-                 WHERE cluster_id = ?1",
+                "INSERT INTO decisions (cluster_id, steward, decided_at, action, primary_id, field_choices, members)
+                 SELECT cluster_id, steward, decided_at, action, primary_id,
+                        json_set(field_choices, '$.lifecyclestage',
+                            json('{\"value\":\"vip\",\"record_id\":null,\"system\":null,\"reason\":\"typed\"}')),
+                        members
+                 FROM decisions WHERE cluster_id = ?1",
                 [bad],
             )?;
             Ok(())
