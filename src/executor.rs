@@ -6,11 +6,17 @@
 //! merge happened and that record is the survivor. So no merge is sent twice and none is lost.
 //!
 //! Per cluster of N records (HubSpot semantics): a snapshot of every member, N-1 merges each on
-//! the id the previous one returned, one PATCH of the steward's field choices (and the other
+//! the id the previous one returned, one update of the steward's field choices (and the other
 //! system's id in the inverse-id property) to the final id, then the id mapping update, all in
-//! the journal. Several jobs run at once under the connector's shared rate limiter; a DAILY
-//! limit pauses the queue instead of burning retries. The executor decides nothing about what
-//! to merge: it executes what the steward approved.
+//! the journal. Many jobs run at once under the connector's shared rate limiter, and their
+//! snapshots and updates go to the CRM together ([`batch`]: one batch read for up to 50
+//! members, one `batch/update` for up to 100 survivors), so a cluster costs its N-1 merges and
+//! a small share of two calls; each job still journals its own step before and after, runs its
+//! own checks, and fails alone. An update whose answer was lost is resolved by re-reading the
+//! survivor before it is sent again. A DAILY limit pauses the queue instead of burning retries.
+//! The executor decides nothing about what to merge: it executes what the steward approved.
+
+pub mod batch;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,7 +39,10 @@ use crate::store::{properties, records};
 
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
-    /// Jobs run at once (they share the connector's rate limiter).
+    /// Jobs run at once (they share the connector's rate limiter). Their reads and field
+    /// updates go together in batches ([`batch`]), so the more run at once, the fuller the
+    /// batches: at [`DEFAULT_CONCURRENCY`] a pair costs about one call more than its merge per
+    /// 50 pairs.
     pub concurrency: usize,
     /// Run at most this many jobs.
     pub limit: Option<usize>,
@@ -50,10 +59,13 @@ pub struct ExecOptions {
     pub probe_cap: Duration,
 }
 
+/// Enough jobs at once to fill a batch update (100 inputs) while each waits for its merges.
+pub const DEFAULT_CONCURRENCY: usize = 100;
+
 impl Default for ExecOptions {
     fn default() -> Self {
         ExecOptions {
-            concurrency: 4,
+            concurrency: DEFAULT_CONCURRENCY,
             limit: None,
             merge_attempts: 6,
             retry_base: Duration::from_millis(500),
@@ -150,6 +162,8 @@ struct Shared {
     catalogs: tokio::sync::Mutex<BTreeMap<ObjectType, PropertyCatalog>>,
     /// This run, as the owner of the jobs it claims.
     me: Executor,
+    /// The reads and field updates of every running job, sent together.
+    batcher: Arc<batch::Batcher>,
 }
 
 /// Create jobs for approved clusters that have none yet. Each is planned only if its approval
@@ -182,6 +196,7 @@ pub async fn apply(
     events(ExecEvent::Planned {
         jobs: planned.len(),
     });
+    let batcher = batch::Batcher::new(crm.clone());
     let shared = Arc::new(Shared {
         store: store.clone(),
         crm,
@@ -197,6 +212,7 @@ pub async fn apply(
         events,
         catalogs: tokio::sync::Mutex::new(BTreeMap::new()),
         me: Executor::new(),
+        batcher,
     });
     let mut report = ExecReport {
         planned: planned.len(),
@@ -338,15 +354,19 @@ pub async fn preview(store: &Store, limit: Option<usize>) -> Result<ApplyPreview
         .call(move |c| {
             let mut p = ApplyPreview::default();
             let mut objects = std::collections::BTreeSet::new();
+            // Reads and field updates go in shared batches: ids read, updates sent.
+            let (mut reads, mut updates) = (0usize, 0usize);
             for a in journal::unplanned_approvals(c, limit)? {
                 let catalog = properties::load(c, a.object_type)?;
                 let unique = plan::unique_values(&catalog, &a.properties).len();
                 p.clusters += 1;
                 p.records += 1 + a.losers.len();
                 p.merges += a.losers.len();
-                // The batch read of the members, a search per unique value, the merges, the
-                // field update.
-                p.calls += 1 + unique + a.losers.len() + 1;
+                // The members' share of a batch read, a search per unique value, the merges,
+                // a share of a batch update.
+                reads += 1 + a.losers.len();
+                updates += 1;
+                p.calls += unique + a.losers.len();
                 objects.insert(a.object_type);
             }
             for job in journal::runnable_jobs(c, limit)? {
@@ -357,7 +377,11 @@ pub async fn preview(store: &Store, limit: Option<usize>) -> Result<ApplyPreview
                         continue;
                     }
                     match step.kind {
-                        StepKind::Snapshot | StepKind::Update => p.calls += 1,
+                        StepKind::Snapshot => match &step.request {
+                            StepRequest::Snapshot { ids } => reads += ids.len(),
+                            _ => reads += 1,
+                        },
+                        StepKind::Update => updates += 1,
                         // An unknown outcome is re-read (two reads) before it is sent again.
                         StepKind::Merge => {
                             p.merges += 1;
@@ -371,7 +395,9 @@ pub async fn preview(store: &Store, limit: Option<usize>) -> Result<ApplyPreview
                     }
                 }
             }
-            p.calls += objects.len();
+            p.calls += objects.len()
+                + reads.div_ceil(batch::READ_BATCH_WITH_HISTORY)
+                + updates.div_ceil(batch::UPDATE_BATCH);
             Ok(p)
         })
         .await
@@ -398,8 +424,9 @@ pub async fn dry_run(store: &Store, limit: Option<usize>) -> Result<Vec<String>>
                 let mut all = vec![a.primary.clone()];
                 all.extend(a.losers.iter().cloned());
                 lines.push(format!(
-                    "  POST {path}/batch/read {}",
-                    serde_json::json!({"inputs": all.iter().map(|i| serde_json::json!({"id": i})).collect::<Vec<_>>(), "propertiesWithHistory": "<configured properties>"})
+                    "  POST {path}/batch/read {} (with the other clusters' members, up to {} ids a call)",
+                    serde_json::json!({"inputs": all.iter().map(|i| serde_json::json!({"id": i})).collect::<Vec<_>>(), "propertiesWithHistory": "<configured properties>"}),
+                    batch::READ_BATCH_WITH_HISTORY
                 ));
                 let mut survivor = a.primary.clone();
                 for (i, loser) in a.losers.iter().enumerate() {
@@ -411,8 +438,9 @@ pub async fn dry_run(store: &Store, limit: Option<usize>) -> Result<Vec<String>>
                 }
                 if !a.properties.is_empty() {
                     lines.push(format!(
-                        "  PATCH {path}/{survivor} {}",
-                        serde_json::json!({"properties": a.properties})
+                        "  POST {path}/batch/update {} (with the other clusters' survivors, up to {} a call)",
+                        serde_json::json!({"inputs": [{"id": survivor, "properties": a.properties}]}),
+                        batch::UPDATE_BATCH
                     ));
                 }
             }
@@ -643,8 +671,8 @@ async fn snapshot_step(
         }
     }
     let read = match shared
-        .crm
-        .batch_read(object, ids, &read_props, &read_props)
+        .batcher
+        .read(object, ids, &read_props, &read_props)
         .await
     {
         Ok(r) => r,
@@ -998,6 +1026,41 @@ async fn update_step(
         ));
         return step_error(shared, step_id, false, f).await;
     }
+    // An update sent before whose answer was lost (a crash, no answer, a refusal after a
+    // retry) may have been applied: the survivor is re-read, and if it holds every value
+    // already, the update is done without sending it again.
+    if step.state != StepState::Pending || step.attempts > 0 {
+        let wanted: Vec<String> = properties.keys().cloned().collect();
+        match shared
+            .batcher
+            .read(object, &[survivor.to_string()], &wanted, &[])
+            .await
+        {
+            Ok(read) => {
+                if let Some(record) = read
+                    .found
+                    .into_iter()
+                    .find(|r| r.id == survivor && holds(r, &properties))
+                {
+                    tracing::info!(
+                        job = job_id,
+                        survivor,
+                        "field update found applied on re-read"
+                    );
+                    return update_done(shared, job_id, step_id, record).await;
+                }
+            }
+            Err(e) => {
+                return step_error(
+                    shared,
+                    step_id,
+                    false,
+                    crm_failure("re-reading the survivor", &e),
+                )
+                .await;
+            }
+        }
+    }
     shared
         .store
         .call({
@@ -1005,28 +1068,8 @@ async fn update_step(
             move |c| journal::mark_sent(c, step_id, &owner)
         })
         .await?;
-    match shared.crm.update(object, survivor, &properties).await {
-        Ok(record) => {
-            let system = shared.crm.system().to_string();
-            let id = record.id.clone();
-            shared
-                .store
-                .call(move |c| {
-                    // In a write transaction: a pull in another process may be writing the
-                    // same record, and the upsert reads before it inserts.
-                    let tx = c.transaction()?;
-                    records::upsert_records(
-                        &tx,
-                        &system,
-                        std::slice::from_ref(&record),
-                        &now_ts(),
-                    )?;
-                    tx.commit()?;
-                    journal::mark_done(c, job_id, step_id, Some(&id), None)
-                })
-                .await?;
-            Ok(Ok(()))
-        }
+    match shared.batcher.update(object, survivor, &properties).await {
+        Ok(record) => update_done(shared, job_id, step_id, record).await,
         Err(e) if e.is_daily_limit() || e.is_retryable() => {
             step_error(shared, step_id, false, crm_failure("field update", &e)).await
         }
@@ -1035,6 +1078,43 @@ async fn update_step(
             step_error(shared, step_id, false, f).await
         }
     }
+}
+
+/// Whether `record` holds every value of `properties` (`""` as no value).
+fn holds(record: &crate::model::Record, properties: &BTreeMap<String, String>) -> bool {
+    properties.iter().all(|(name, value)| {
+        let has = record
+            .properties
+            .get(name)
+            .cloned()
+            .flatten()
+            .unwrap_or_default();
+        has == *value
+    })
+}
+
+/// The field update is in the CRM: the survivor as the CRM answered goes to the workspace and
+/// the step is done.
+async fn update_done(
+    shared: &Shared,
+    job_id: i64,
+    step_id: i64,
+    record: crate::model::Record,
+) -> Result<Result<(), StepFailure>> {
+    let system = shared.crm.system().to_string();
+    let id = record.id.clone();
+    shared
+        .store
+        .call(move |c| {
+            // In a write transaction: a pull in another process may be writing the same
+            // record, and the upsert reads before it inserts.
+            let tx = c.transaction()?;
+            records::upsert_records(&tx, &system, std::slice::from_ref(&record), &now_ts())?;
+            tx.commit()?;
+            journal::mark_done(c, job_id, step_id, Some(&id), None)
+        })
+        .await?;
+    Ok(Ok(()))
 }
 
 /// The last step, all local and in one transaction: mappings superseded, losers marked merged,

@@ -519,3 +519,222 @@ async fn a_merge_keeps_shared_id_conflicts_right_for_the_records_it_left_out() {
     assert_eq!(on(&pulled, "ERP-500"), kept);
     sandbox.shutdown().await;
 }
+
+/// A connector whose property definitions still offer a lifecycle stage the portal has since
+/// removed (the definitions were read before an admin changed them): the plan's checks pass,
+/// and the CRM refuses the value when it is written. It notes the inputs of every batch update
+/// and whether the CRM refused it.
+struct StaleDefinitions {
+    inner: Arc<dyn dupdesk::crm::Connector>,
+    batches: std::sync::Mutex<Vec<(usize, bool)>>,
+}
+
+#[async_trait::async_trait]
+impl dupdesk::crm::Connector for StaleDefinitions {
+    fn system(&self) -> &str {
+        self.inner.system()
+    }
+    async fn list_page(
+        &self,
+        object: ObjectType,
+        after: Option<&str>,
+        properties: &[String],
+        history: &[String],
+    ) -> Result<dupdesk::crm::Page, dupdesk::crm::CrmError> {
+        self.inner
+            .list_page(object, after, properties, history)
+            .await
+    }
+    async fn modified_since_page(
+        &self,
+        object: ObjectType,
+        since: &str,
+        after: Option<&str>,
+        properties: &[String],
+    ) -> Result<dupdesk::crm::Page, dupdesk::crm::CrmError> {
+        self.inner
+            .modified_since_page(object, since, after, properties)
+            .await
+    }
+    async fn batch_read(
+        &self,
+        object: ObjectType,
+        ids: &[String],
+        properties: &[String],
+        history: &[String],
+    ) -> Result<dupdesk::crm::BatchRead, dupdesk::crm::CrmError> {
+        self.inner
+            .batch_read(object, ids, properties, history)
+            .await
+    }
+    async fn read(
+        &self,
+        object: ObjectType,
+        id: &str,
+        properties: &[String],
+    ) -> Result<ReadOutcome, dupdesk::crm::CrmError> {
+        self.inner.read(object, id, properties).await
+    }
+    async fn update(
+        &self,
+        object: ObjectType,
+        id: &str,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<dupdesk::model::Record, dupdesk::crm::CrmError> {
+        self.inner.update(object, id, properties).await
+    }
+    async fn batch_update(
+        &self,
+        object: ObjectType,
+        inputs: &[(String, BTreeMap<String, String>)],
+    ) -> Result<dupdesk::crm::BatchUpdated, dupdesk::crm::CrmError> {
+        let r = self.inner.batch_update(object, inputs).await;
+        self.batches
+            .lock()
+            .unwrap()
+            .push((inputs.len(), r.is_err()));
+        r
+    }
+    async fn search_by_email(
+        &self,
+        email: &str,
+        properties: &[String],
+    ) -> Result<Vec<dupdesk::model::Record>, dupdesk::crm::CrmError> {
+        self.inner.search_by_email(email, properties).await
+    }
+    async fn merge(
+        &self,
+        object: ObjectType,
+        primary: &str,
+        loser: &str,
+    ) -> Result<dupdesk::model::Record, dupdesk::crm::CrmError> {
+        self.inner.merge(object, primary, loser).await
+    }
+    async fn properties(
+        &self,
+        object: ObjectType,
+    ) -> Result<Vec<dupdesk::model::PropertyDef>, dupdesk::crm::CrmError> {
+        let mut defs = self.inner.properties(object).await?;
+        for d in defs.iter_mut().filter(|d| d.name == "lifecyclestage") {
+            d.options.push(dupdesk::model::PropertyOption {
+                value: "vip".into(),
+                label: "VIP".into(),
+                hidden: false,
+            });
+        }
+        Ok(defs)
+    }
+    async fn search_equal(
+        &self,
+        object: ObjectType,
+        property: &str,
+        value: &str,
+        properties: &[String],
+    ) -> Result<Vec<dupdesk::model::Record>, dupdesk::crm::CrmError> {
+        self.inner
+            .search_equal(object, property, value, properties)
+            .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_update_refused_for_one_job_completes_the_others() {
+    let (seed, planted) = planted_clusters(12);
+    let sandbox = start_sandbox(seed, generous(), FaultSpec::default()).await;
+    let http = connector(
+        &sandbox.base_url(),
+        100_000,
+        Duration::from_secs(10),
+        Duration::from_secs(5),
+    );
+    // A slow budget for apply (4 calls a second): the field updates wait behind the merges, so
+    // they go together.
+    let paced = connector(
+        &sandbox.base_url(),
+        4,
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = pulled_workspace(dir.path(), http.as_ref()).await;
+    let crm = Arc::new(StaleDefinitions {
+        inner: paced,
+        batches: std::sync::Mutex::new(Vec::new()),
+    });
+    let clusters = approve_all(&store, &planted).await;
+    // The fifth cluster's steward chose again, a stage the portal no longer has: the newest
+    // approval is the one that counts.
+    let bad = clusters[4];
+    store
+        .call(move |c| {
+            c.execute(
+                "INSERT INTO decisions (cluster_id, steward, decided_at, action, primary_id, field_choices, members)
+                 SELECT cluster_id, steward, decided_at, action, primary_id,
+                        json_set(field_choices, '$.lifecyclestage',
+                            json('{\"value\":\"vip\",\"record_id\":null,\"system\":null,\"reason\":\"typed\"}')),
+                        members
+                 FROM decisions WHERE cluster_id = ?1",
+                [bad],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    let opts = ExecOptions {
+        concurrency: 20,
+        ..quick()
+    };
+    let report = executor::apply(&store, crm.clone(), &config(), opts, Arc::new(|_| {}))
+        .await
+        .unwrap();
+    assert_eq!(report.merged, planted.len() - 1, "{report:?}");
+    assert_eq!(report.failed, 1, "{report:?}");
+
+    let batches = crm.batches.lock().unwrap().clone();
+    assert!(
+        batches.iter().any(|(n, refused)| *n > 1 && *refused),
+        "the bad input went in a batch with others, which the CRM refused whole: {batches:?}"
+    );
+    assert!(
+        batches.iter().any(|(n, refused)| *n == 1 && *refused),
+        "the bad input was found alone: {batches:?}"
+    );
+
+    let jobs = store.call(|c| journal::all_jobs(c)).await.unwrap();
+    for (job, p) in jobs.iter().zip(&planted) {
+        let survivor = job.survivor_id.clone().unwrap();
+        let ReadOutcome::Live(r) = http
+            .read(ObjectType::Contacts, &survivor, &["jobtitle".to_string()])
+            .await
+            .unwrap()
+        else {
+            panic!("survivor {survivor} of {:?} is not live", p.ids);
+        };
+        if job.cluster_id == bad {
+            assert_eq!(job.status, "failed");
+            let error = job.last_error.clone().unwrap();
+            assert!(
+                error.contains("INVALID_OPTION") && error.contains("lifecyclestage"),
+                "the job says what the CRM refused: {error}"
+            );
+            assert!(error.contains("amend"), "and what to do: {error}");
+            assert_ne!(
+                r.properties.get("jobtitle").cloned().flatten().as_deref(),
+                Some("Steward's pick"),
+                "nothing of the refused update was written"
+            );
+        } else {
+            assert_eq!(job.status, "merged", "job {}: {:?}", job.id, job.last_error);
+            assert_eq!(
+                r.properties.get("jobtitle").cloned().flatten().as_deref(),
+                Some("Steward's pick"),
+                "survivor {survivor} holds the approved value"
+            );
+        }
+    }
+    // Every loser merged once, the refused job's included (its merges ran before the update).
+    let losers: usize = planted.iter().map(|p| p.ids.len() - 1).sum();
+    assert_eq!(sandbox.merge_log().await.unwrap().len(), losers);
+    sandbox.shutdown().await;
+}

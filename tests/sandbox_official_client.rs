@@ -192,3 +192,47 @@ async fn hubspots_official_python_client_sees_the_sandbox_refuse_what_hubspot_re
     strict.shutdown().await;
     tight.shutdown().await;
 }
+
+/// Batch update and create (and their refusals), companies merges, the 250-merge cap and batch
+/// reads of merged-away ids, judged by HubSpot's official client (check_mergefast.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_client_judges_batches_merges_and_the_merge_cap() {
+    let sb = sandbox::start(SandboxOptions {
+        seed: Some(seed()),
+        token: Some(TOKEN.into()),
+        rate_limit: RateLimit {
+            max: 10_000,
+            interval: Duration::from_secs(10),
+            daily: 1_000_000,
+        },
+        ..SandboxOptions::default()
+    })
+    .await
+    .unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/official_client/check_mergefast.py"
+    );
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("python3")
+            .arg(script)
+            .arg(sb.base_url())
+            .arg(TOKEN)
+            .output(),
+    )
+    .await
+    .expect("check_mergefast.py took more than 2 minutes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "check_mergefast.py failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+    // One contacts merge, one companies merge, 250 into one record; the refused ones logged none.
+    assert_eq!(sb.merge_log().await.unwrap().len(), 252);
+    sb.shutdown().await;
+}

@@ -94,8 +94,9 @@ pub enum Command {
         /// Queue failed and paused jobs again first.
         #[arg(long)]
         retry_failed: bool,
-        /// Jobs run at once (they share one rate limiter).
-        #[arg(long, default_value_t = 4)]
+        /// Jobs run at once (they share one rate limiter; their reads and field updates go
+        /// together in batches).
+        #[arg(long, default_value_t = crate::executor::DEFAULT_CONCURRENCY)]
         concurrency: usize,
     },
     /// New surviving values for a merge job whose merges ran and whose field update failed;

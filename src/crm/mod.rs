@@ -80,6 +80,14 @@ pub struct BatchRead {
     pub missing: Vec<String>,
 }
 
+/// The result of a batch update: the records as the CRM answered them (each under its own id)
+/// and the ids the CRM did not find (the others were updated).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchUpdated {
+    pub updated: Vec<Record>,
+    pub missing: Vec<String>,
+}
+
 /// What reading one id told us.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReadOutcome {
@@ -141,6 +149,27 @@ pub trait Connector: Send + Sync {
         id: &str,
         properties: &BTreeMap<String, String>,
     ) -> Result<Record, CrmError>;
+
+    /// Set properties on many records, `(id, properties)` each, in as few calls as the CRM
+    /// allows. One refused input may refuse the whole call (HubSpot's `batch/update` does):
+    /// the error then stands for every input. Ids the CRM does not know come back in
+    /// `missing`. The default is one [`Connector::update`] per id, for CRMs without a batch
+    /// update; it is not all-or-nothing.
+    async fn batch_update(
+        &self,
+        object: ObjectType,
+        inputs: &[(String, BTreeMap<String, String>)],
+    ) -> Result<BatchUpdated, CrmError> {
+        let mut out = BatchUpdated::default();
+        for (id, properties) in inputs {
+            match self.update(object, id, properties).await {
+                Ok(record) => out.updated.push(record),
+                Err(CrmError::NotFound { .. }) => out.missing.push(id.clone()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
 
     /// Contacts whose `email` equals the given address.
     async fn search_by_email(

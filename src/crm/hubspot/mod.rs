@@ -43,13 +43,13 @@ pub use wide::URL_BUDGET;
 use self::client::{Call, Http};
 use self::search::Cursor;
 use self::wire::{
-    BatchReadRequest, BatchResponse, CollectionResponse, Filter, FilterGroup, IdInput,
-    MergeRequest, PropertyCollection, SearchRequest, SearchResponse, SimplePublicObject,
-    UpdateInput,
+    BatchReadRequest, BatchResponse, BatchUpdateInput, BatchUpdateRequest, CollectionResponse,
+    Filter, FilterGroup, IdInput, MergeRequest, PropertyCollection, SearchRequest, SearchResponse,
+    SimplePublicObject, UpdateInput,
 };
 use super::ratelimit::RateLimiter;
 use super::retry::{Idempotency, RetryPolicy};
-use super::{BatchRead, Connector, CrmError, Page, ReadOutcome};
+use super::{BatchRead, BatchUpdated, Connector, CrmError, Page, ReadOutcome};
 use crate::config::{Config, Secret};
 use crate::model::{ObjectType, PropertyDef, Record};
 
@@ -432,6 +432,55 @@ impl Connector for HubSpotConnector {
             })
             .await?;
         Ok(parse::<SimplePublicObject>(&reply.body, reply.status)?.into_record(object))
+    }
+
+    async fn batch_update(
+        &self,
+        object: ObjectType,
+        inputs: &[(String, BTreeMap<String, String>)],
+    ) -> Result<BatchUpdated, CrmError> {
+        let mut all = BatchUpdated::default();
+        for chunk in inputs.chunks(BATCH_LIMIT) {
+            let id_refs: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
+            let request = BatchUpdateRequest {
+                inputs: chunk
+                    .iter()
+                    .map(|(id, properties)| BatchUpdateInput {
+                        id: id.clone(),
+                        properties: properties.clone(),
+                    })
+                    .collect(),
+            };
+            let reply = self
+                .http
+                .execute(&Call {
+                    op: "batch_update",
+                    object,
+                    ids: &id_refs,
+                    method: Method::POST,
+                    path: vec!["crm", "v3", "objects", object.as_str(), "batch", "update"],
+                    query: Vec::new(),
+                    body: Some(to_json(&request)?),
+                    // Setting the same values twice leaves the same records.
+                    idempotency: Idempotency::Idempotent,
+                    search: false,
+                })
+                .await?;
+            let response: BatchResponse = parse(&reply.body, reply.status)?;
+            for error in &response.errors {
+                if error.category != "OBJECT_NOT_FOUND" {
+                    return Err(CrmError::Other {
+                        status: reply.status.as_u16(),
+                        message: format!("batch update: {} ({})", error.message, error.category),
+                    });
+                }
+                all.missing
+                    .extend(error.context.get("ids").into_iter().flatten().cloned());
+            }
+            all.updated
+                .extend(response.results.into_iter().map(|o| o.into_record(object)));
+        }
+        Ok(all)
     }
 
     async fn search_by_email(
