@@ -29,6 +29,33 @@ fn record(t: ObjectType, id: u64, props: &[(&str, String)], day: u32) -> Record 
     }
 }
 
+/// Run `tests/official_client/NAME` with `urls` and the token; it must pass all its checks.
+async fn run_check(name: &str, urls: &[String]) {
+    let script = format!(
+        "{}/tests/official_client/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("python3")
+            .arg(&script)
+            .args(urls)
+            .arg(TOKEN)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{name} took more than 2 minutes"))
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{name} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+}
+
 fn seed() -> SeedData {
     let contacts = (1..=230u64)
         .map(|n| {
@@ -93,29 +120,7 @@ async fn hubspots_official_python_client_works_against_the_sandbox() {
     })
     .await
     .unwrap();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/official_client/check.py"
-    );
-    let out = tokio::time::timeout(
-        Duration::from_secs(120),
-        tokio::process::Command::new("python3")
-            .arg(script)
-            .arg(sb.base_url())
-            .arg(TOKEN)
-            .output(),
-    )
-    .await
-    .expect("check.py took more than 2 minutes")
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "check.py failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    assert!(stdout.contains("all checks passed"), "{stdout}");
+    run_check("check.py", &[sb.base_url()]).await;
     assert_eq!(sb.merge_log().await.unwrap().len(), 1);
     sb.shutdown().await;
 }
@@ -165,30 +170,7 @@ async fn hubspots_official_python_client_sees_the_sandbox_refuse_what_hubspot_re
     )
     .await
     .unwrap();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/official_client/check_strict.py"
-    );
-    let out = tokio::time::timeout(
-        Duration::from_secs(120),
-        tokio::process::Command::new("python3")
-            .arg(script)
-            .arg(strict.base_url())
-            .arg(tight.base_url())
-            .arg(TOKEN)
-            .output(),
-    )
-    .await
-    .expect("check_strict.py took more than 2 minutes")
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "check_strict.py failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    assert!(stdout.contains("all checks passed"), "{stdout}");
+    run_check("check_strict.py", &[strict.base_url(), tight.base_url()]).await;
     strict.shutdown().await;
     tight.shutdown().await;
 }
@@ -209,29 +191,7 @@ async fn the_official_client_judges_batches_merges_and_the_merge_cap() {
     })
     .await
     .unwrap();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/official_client/check_mergefast.py"
-    );
-    let out = tokio::time::timeout(
-        Duration::from_secs(120),
-        tokio::process::Command::new("python3")
-            .arg(script)
-            .arg(sb.base_url())
-            .arg(TOKEN)
-            .output(),
-    )
-    .await
-    .expect("check_mergefast.py took more than 2 minutes")
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "check_mergefast.py failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    assert!(stdout.contains("all checks passed"), "{stdout}");
+    run_check("check_mergefast.py", &[sb.base_url()]).await;
     // One contacts merge, one companies merge, 250 into one record; the refused ones logged none.
     assert_eq!(sb.merge_log().await.unwrap().len(), 252);
     sb.shutdown().await;
