@@ -119,3 +119,45 @@ async fn hubspots_official_python_client_works_against_the_sandbox() {
     assert_eq!(sb.merge_log().await.unwrap().len(), 1);
     sb.shutdown().await;
 }
+
+/// `check_pull.py`: what the pull relies on (history reads of at most 50, search sorts and
+/// operators, archiving), with the official client, against the same seed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_client_sees_what_the_pull_relies_on() {
+    let sb = sandbox::start(SandboxOptions {
+        seed: Some(seed()),
+        token: Some(TOKEN.into()),
+        rate_limit: RateLimit {
+            max: 10_000,
+            interval: Duration::from_secs(10),
+            daily: 1_000_000,
+        },
+        ..SandboxOptions::default()
+    })
+    .await
+    .unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/official_client/check_pull.py"
+    );
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("python3")
+            .arg(script)
+            .arg(sb.base_url())
+            .arg(TOKEN)
+            .output(),
+    )
+    .await
+    .expect("check_pull.py took more than 2 minutes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "check_pull.py failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+    sb.shutdown().await;
+}
