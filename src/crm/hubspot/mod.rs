@@ -10,8 +10,9 @@
 //! - Modified-since listings page through the search endpoint by key (last-modified time, then
 //!   `hs_object_id` within one instant), never by offset, so a record edited meanwhile cannot
 //!   make another one skip and the 10,000-result cap never applies (see the `search` module).
-//!   At-least-once: the records of the instant a page ends at come again on the next page. The
-//!   `after` cursor carries the position; `since` counts only for the first page.
+//!   Each record comes once, but for a block at one instant larger than a page (paged by id
+//!   after its first page, which comes again). The `after` cursor carries the position;
+//!   `since` counts only for the first page.
 //! - Batch reads are split into calls of 100 ids, or 50 when property history is asked for
 //!   (HubSpot refuses more with a 400).
 //! - Search calls also pass a per-connector limiter of 4 per second (HubSpot's search limit);

@@ -7,8 +7,9 @@
 //! never delivered (singer-io/tap-hubspot#91). HubSpot also refuses offsets past 10,000. So
 //! each page is asked for by where the last one ended: sorted by the last-modified property,
 //! ascending (HubSpot takes one sort per search), with `GTE` the last-modified time of the
-//! previous page's last record. The records of that instant come again on the next page (the
-//! caller skips what it holds already); an edited record only moves forward, to a later page.
+//! previous page's last record and `NOT_IN` the ids that page delivered at that instant, so
+//! each record comes once (up to [`EXCEPT_MAX`] such ids; past that they come again, and the
+//! caller skips what it holds already). An edited record only moves forward, to a later page.
 //! A page that is a single instant from first to last record may be the head of a block of
 //! thousands sharing one time (a mass update): that instant is then paged by `hs_object_id`
 //! (`EQ` on the time, `GT` on the id, sorted by id), and the listing continues strictly after
@@ -23,12 +24,19 @@ use crate::model::{ObjectType, format_ts, parse_ts};
 pub const SEARCH_RESULT_CAP: u32 = 10_000;
 /// HubSpot's largest search page.
 pub const SEARCH_PAGE_LIMIT: u32 = 200;
+/// The most ids a page leaves out with `NOT_IN` (HubSpot documents no limit; kept modest).
+pub const EXCEPT_MAX: usize = 100;
 
 /// Where the next page of a modified-since listing starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Cursor {
-    /// Records modified at or after (`strict`: after) `since`, by last-modified time.
-    Range { since: String, strict: bool },
+    /// Records modified at or after (`strict`: after) `since`, by last-modified time, but for
+    /// the ids in `except` (those the previous page delivered at `since`).
+    Range {
+        since: String,
+        strict: bool,
+        except: Vec<String>,
+    },
     /// Records modified exactly at `at`, with an id above `after_id`, in id order.
     Tie {
         at: String,
@@ -41,14 +49,21 @@ impl Cursor {
         Ok(Cursor::Range {
             since: normalize(since)?,
             strict: false,
+            except: Vec::new(),
         })
     }
 
     pub(super) fn encode(&self) -> String {
         match self {
-            Cursor::Range { since, strict } => {
-                format!("{}|{since}|", if *strict { "gt" } else { "gte" })
-            }
+            Cursor::Range {
+                since,
+                strict,
+                except,
+            } => format!(
+                "{}|{since}|{}",
+                if *strict { "gt" } else { "gte" },
+                except.join(",")
+            ),
             Cursor::Tie { at, after_id } => {
                 format!("tie|{at}|{}", after_id.as_deref().unwrap_or(""))
             }
@@ -66,10 +81,17 @@ impl Cursor {
         };
         let ts = normalize(ts).map_err(|_| bad())?;
         match kind {
-            "gte" | "gt" if rest.is_empty() => Ok(Cursor::Range {
-                since: ts,
-                strict: kind == "gt",
-            }),
+            "gte" | "gt" if rest.chars().all(|c| c.is_ascii_digit() || c == ',') => {
+                Ok(Cursor::Range {
+                    since: ts,
+                    strict: kind == "gt",
+                    except: rest
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect(),
+                })
+            }
             "tie" if rest.chars().all(|c| c.is_ascii_digit()) => Ok(Cursor::Tie {
                 at: ts,
                 after_id: Some(rest.to_string()).filter(|s| !s.is_empty()),
@@ -94,14 +116,27 @@ impl Cursor {
             values: None,
         };
         let (filters, sort_by) = match self {
-            Cursor::Range { since, strict } => (
-                vec![filter(
+            Cursor::Range {
+                since,
+                strict,
+                except,
+            } => {
+                let mut filters = vec![filter(
                     &modified,
                     if *strict { "GT" } else { "GTE" },
                     &epoch_millis(since),
-                )],
-                modified.clone(),
-            ),
+                )];
+                if !except.is_empty() {
+                    filters.push(Filter {
+                        property_name: "hs_object_id".to_string(),
+                        operator: "NOT_IN".to_string(),
+                        value: None,
+                        high_value: None,
+                        values: Some(except.clone()),
+                    });
+                }
+                (filters, modified.clone())
+            }
             Cursor::Tie { at, after_id } => {
                 let mut filters = vec![filter(&modified, "EQ", &epoch_millis(at))];
                 if let Some(id) = after_id {
@@ -142,16 +177,26 @@ impl Cursor {
                 let last = modified_at(object, last)?;
                 if first == last {
                     // A whole page at one instant: page that instant by id.
-                    Some(Cursor::Tie {
+                    return Some(Cursor::Tie {
                         at: last,
                         after_id: None,
-                    })
-                } else {
-                    Some(Cursor::Range {
-                        since: last,
-                        strict: false,
-                    })
+                    });
                 }
+                let mut except: Vec<String> = response
+                    .results
+                    .iter()
+                    .filter(|r| modified_at(object, r).as_deref() == Some(last.as_str()))
+                    .map(|r| r.id.clone())
+                    .filter(|id| id.chars().all(|c| c.is_ascii_digit()))
+                    .collect();
+                if except.len() > EXCEPT_MAX {
+                    except.clear();
+                }
+                Some(Cursor::Range {
+                    since: last,
+                    strict: false,
+                    except,
+                })
             }
         }
     }
@@ -162,6 +207,7 @@ impl Cursor {
             Cursor::Tie { at, .. } => Some(Cursor::Range {
                 since: at.clone(),
                 strict: true,
+                except: Vec::new(),
             }),
             Cursor::Range { .. } => None,
         }
@@ -240,6 +286,12 @@ mod tests {
             Cursor::Range {
                 since: "2026-03-01T10:00:00.000Z".into(),
                 strict: true,
+                except: Vec::new(),
+            },
+            Cursor::Range {
+                since: "2026-03-01T10:00:00.000Z".into(),
+                strict: false,
+                except: vec!["4".into(), "17".into()],
             },
             Cursor::Tie {
                 at: "2026-03-01T10:00:00.000Z".into(),
@@ -254,7 +306,7 @@ mod tests {
         }
         assert!(Cursor::decode("200").is_err());
         assert!(Cursor::decode("gte|yesterday|").is_err());
-        assert!(Cursor::decode("gte|2026-03-01T10:00:00Z|400").is_err());
+        assert!(Cursor::decode("gte|2026-03-01T10:00:00Z|4;0").is_err());
         assert!(Cursor::decode("tie|2026-03-01T10:00:00Z|1 OR 1").is_err());
         assert!(Cursor::start("yesterday").is_err());
     }
@@ -275,9 +327,10 @@ mod tests {
         let r = response(
             vec![
                 record("1", "2026-03-01T01:00:00.000Z"),
+                record("7", "2026-03-01T02:00:00.000Z"),
                 record("2", "2026-03-01T02:00:00.000Z"),
             ],
-            Some("2"),
+            Some("3"),
         );
         let next = c.next(C, &r).unwrap();
         assert_eq!(
@@ -285,9 +338,18 @@ mod tests {
             Cursor::Range {
                 since: "2026-03-01T02:00:00.000Z".into(),
                 strict: false,
+                except: vec!["7".into(), "2".into()],
             }
         );
-        assert_eq!(next.request(C, &[], 200).after, None);
+        // The next page leaves out what this one delivered at its last instant.
+        let req = next.request(C, &[], 200);
+        assert_eq!(req.after, None);
+        let not_in = &req.filter_groups[0].filters[1];
+        assert_eq!(not_in.operator, "NOT_IN");
+        assert_eq!(
+            not_in.values.as_deref(),
+            Some(&["7".to_string(), "2".to_string()][..])
+        );
         // The server's last page ends the listing.
         assert_eq!(c.next(C, &response(r.results.clone(), None)), None);
         assert_eq!(c.next(C, &response(vec![], None)), None);
@@ -328,6 +390,7 @@ mod tests {
             Some(Cursor::Range {
                 since: at.into(),
                 strict: true,
+                except: Vec::new(),
             })
         );
     }
