@@ -259,8 +259,9 @@ async fn pull_object(
     Ok(out)
 }
 
-/// Page the CRM's archived records and mark those the workspace holds live as archived, with
-/// their open clusters dissolved, one page per transaction. HubSpot's archived list cannot be
+/// Page the CRM's archived records and mark those the workspace holds live as archived, one
+/// page per transaction, then dissolve the open clusters with an archived member (also one the
+/// executor sent back because a member no longer exists). HubSpot's archived list cannot be
 /// filtered by time (and search never shows archived records), so the whole list is paged:
 /// HubSpot keeps archived records for 90 days, which bounds it. Returns (records archived,
 /// clusters dissolved).
@@ -272,7 +273,7 @@ async fn mark_archived(
 ) -> Result<(u64, u64)> {
     let source = crm.system().to_string();
     let other = config.mapping.other_system.clone();
-    let (mut archived, mut dissolved) = (0, 0);
+    let mut archived = 0;
     let mut after: Option<String> = None;
     loop {
         let page = match crm.archived_page(object, after.as_deref()).await {
@@ -282,7 +283,7 @@ async fn mark_archived(
         };
         let ids: Vec<String> = page.records.into_iter().map(|r| r.id).collect();
         let (source, other) = (source.clone(), other.clone());
-        let (a, d) = store
+        archived += store
             .call(move |c| {
                 let now = now_ts();
                 let tx = c.transaction()?;
@@ -296,18 +297,24 @@ async fn mark_archived(
                 if !rids.is_empty() {
                     mapping::check_shared_targets(&tx, object, &source, &other, &touched, &now)?;
                 }
-                let dissolved = crate::matcher::persist::dissolve_for_archived(&tx, &rids, &now)?;
                 tx.commit()?;
-                Ok((rids.len() as u64, dissolved))
+                Ok(rids.len() as u64)
             })
             .await?;
-        archived += a;
-        dissolved += d;
         match page.next {
             Some(n) => after = Some(n),
             None => break,
         }
     }
+    let dissolved = store
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let n =
+                crate::matcher::persist::dissolve_with_archived_members(&tx, object, &now_ts())?;
+            tx.commit()?;
+            Ok(n)
+        })
+        .await?;
     Ok((archived, dissolved))
 }
 

@@ -354,11 +354,17 @@ async fn an_archived_record_leaves_the_queue_and_its_approved_cluster_is_not_mer
     let done = executor::apply(&f.store, f.crm.clone(), &config(), opts, Arc::new(|_| {}))
         .await
         .unwrap();
-    assert_eq!(done.merged, 0, "{done:?}");
+    assert_eq!((done.merged, done.refused), (0, 2), "{done:?}");
     assert!(f.sandbox.merge_log().await.unwrap().is_empty());
+    // Sent back with the reason, then dissolved by the next pull: out of the queue.
+    let again = dupdesk::sync::pull(&f.store, f.crm.as_ref(), &config(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(again.objects[&C].clusters_dissolved, 2, "{again:?}");
+    assert_eq!(open_queue(&f.store).await, vec![pending[1]]);
     for id in approved {
         let status = cluster_status(&f.store, id).await;
-        assert_ne!(status.as_deref(), Some("merged"), "cluster {id}");
+        assert_eq!(status.as_deref(), Some("stale"), "cluster {id}");
     }
     f.sandbox.shutdown().await;
 }
