@@ -223,7 +223,8 @@ async fn run(contacts: usize) -> Result<()> {
         mib(Some(db_size / 1024))
     );
     println!(
-        "  the second pull asks only for records modified at or after the first pull's newest timestamp"
+        "  the second pull asks for records modified since the first pull started, minus [pull] lookback_seconds,\n  \
+         and reads none the workspace holds at the same updatedAt; it also pages the archived list"
     );
     Ok(())
 }

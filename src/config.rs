@@ -29,6 +29,8 @@ pub struct Config {
     #[serde(default)]
     pub precedence: PrecedenceConfig,
     pub import: ImportConfig,
+    #[serde(default)]
+    pub pull: PullConfig,
     /// The matcher: thresholds and the field schema per object type.
     #[serde(default)]
     pub matcher: crate::matcher::MatcherSettings,
@@ -146,6 +148,30 @@ pub struct PrecedenceConfig {
     /// A rules file that replaces the embedded default as a whole; empty for the default.
     #[serde(default)]
     pub rules: PathBuf,
+}
+
+/// `dupdesk pull`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullConfig {
+    /// The next incremental pull asks for records modified since this many seconds before
+    /// the last pull started: HubSpot's search index lags writes, and this machine's clock
+    /// may differ from HubSpot's. What the window reads again and the workspace holds already
+    /// is not read with history nor written.
+    #[serde(default = "default_lookback")]
+    pub lookback_seconds: u64,
+}
+
+fn default_lookback() -> u64 {
+    300
+}
+
+impl Default for PullConfig {
+    fn default() -> Self {
+        PullConfig {
+            lookback_seconds: default_lookback(),
+        }
+    }
 }
 
 /// `dupdesk import`: CSV headers → property names, beyond the built-in HubSpot export headers.

@@ -1,13 +1,20 @@
 //! Getting records from a CRM into the workspace. The first pull of an object type lists every
 //! record with its property history; later pulls ask only for records modified since the last
-//! watermark and batch-read those with history. Each page is written in its own transaction, so
+//! watermark (paged by key, so nothing edited meanwhile makes another record skip) and
+//! batch-read with history those whose `updatedAt` differs from the workspace's: a record the
+//! look-back window or a page seam brings again is neither read nor written again. They also
+//! page the CRM's archived records and mark the live ones the workspace holds archived, which
+//! dissolves the open clusters they were in. Each page is written in its own transaction, so
 //! an interrupted pull keeps what it got and a re-run is harmless (upserts are idempotent); the
-//! watermark moves only when a pull of that type completes. Progress is reported through a
-//! callback: no terminal types here, and no shared mutable state with a UI.
+//! watermark moves only when a pull of that type completes, to the moment that pull started
+//! minus `[pull] lookback_seconds` (HubSpot's search index lags writes; a watermark taken from
+//! the newest record seen would pass over a write the index did not show yet). Progress is
+//! reported through a callback: no terminal types here, and no shared mutable state with a UI.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
+use chrono::Utc;
 
 use crate::config::Config;
 use crate::crm::Connector;
@@ -24,6 +31,13 @@ pub struct ObjectPull {
     pub stats: UpsertStats,
     /// Records newly known to have been merged away (from `hs_merged_object_ids`).
     pub merged_away: u64,
+    /// Records a modified-since listing gave again that the workspace holds at that version
+    /// (the look-back window, page seams): not read again.
+    pub skipped: u64,
+    /// Live records the CRM lists as archived, now marked archived.
+    pub archived: u64,
+    /// Open clusters that dissolved because a member was archived.
+    pub clusters_dissolved: u64,
     pub mappings_new: u64,
     pub mappings_changed: u64,
     /// How many property definitions the CRM gave (cached for the review's and the
@@ -139,6 +153,19 @@ async fn pull_object(
             .await?
     };
     let incremental = watermark.is_some();
+    // Taken before the first request: whatever is written from here on is after it.
+    let started = Utc::now();
+    let next_watermark = i64::try_from(config.pull.lookback_seconds)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .and_then(|lookback| started.checked_sub_signed(lookback))
+        .map(|t| format_ts(&t))
+        .with_context(|| {
+            format!(
+                "[pull] lookback_seconds = {} reaches before any time this program can represent",
+                config.pull.lookback_seconds
+            )
+        })?;
     progress(PullProgress::Started {
         object,
         incremental,
@@ -147,7 +174,6 @@ async fn pull_object(
         incremental,
         ..ObjectPull::default()
     };
-    let mut newest = watermark.clone();
     let mut after: Option<String> = None;
     loop {
         let (records, next) = match &watermark {
@@ -159,10 +185,24 @@ async fn pull_object(
             }
             Some(since) => {
                 let page = crm
-                    .modified_since_page(object, since, after.as_deref(), &properties)
+                    .modified_since_page(object, since, after.as_deref(), &[])
                     .await?;
-                // Search results carry no history: read those records again with it.
-                let ids: Vec<String> = page.records.iter().map(|r| r.id.clone()).collect();
+                // Search results carry no history: read again with it those the workspace
+                // does not hold at this version.
+                let listed: Vec<String> = page.records.iter().map(|r| r.id.clone()).collect();
+                let held = store
+                    .call(move |c| records::held_versions(c, object, &listed))
+                    .await?;
+                let mut ids: Vec<String> = Vec::new();
+                for r in &page.records {
+                    let version = r.updated_at.as_ref().map(format_ts);
+                    let same = version.is_some() && held.get(&r.id) == Some(&version);
+                    if same || ids.contains(&r.id) {
+                        out.skipped += 1;
+                    } else {
+                        ids.push(r.id.clone());
+                    }
+                }
                 let read = if ids.is_empty() {
                     Vec::new()
                 } else {
@@ -174,13 +214,6 @@ async fn pull_object(
             }
         };
         out.fetched += records.len() as u64;
-        for r in &records {
-            if let Some(ts) = r.updated_at.as_ref().map(format_ts)
-                && newest.as_ref().is_none_or(|n| &ts > n)
-            {
-                newest = Some(ts);
-            }
-        }
         let page_result = write_page(store, config, &source, object, records).await?;
         out.stats.add(page_result.stats);
         out.merged_away += page_result.merged_away;
@@ -196,6 +229,11 @@ async fn pull_object(
             None => break,
         }
     }
+    if incremental {
+        let (archived, dissolved) = mark_archived(store, crm, config, object).await?;
+        out.archived = archived;
+        out.clusters_dissolved = dissolved;
+    }
     let (fetched, stats) = (out.fetched, out.stats);
     store
         .call(move |c| {
@@ -209,7 +247,7 @@ async fn pull_object(
                 rusqlite::params![
                     source,
                     object.as_str(),
-                    newest,
+                    next_watermark,
                     now_ts(),
                     (stats.inserted + stats.updated) as i64
                 ],
@@ -217,8 +255,67 @@ async fn pull_object(
             Ok(())
         })
         .await?;
-    tracing::info!(object = %object, fetched, inserted = stats.inserted, updated = stats.updated, "pull finished");
+    tracing::info!(object = %object, fetched, skipped = out.skipped, inserted = stats.inserted, updated = stats.updated, archived = out.archived, "pull finished");
     Ok(out)
+}
+
+/// Page the CRM's archived records and mark those the workspace holds live as archived, one
+/// page per transaction, then dissolve the open clusters with an archived member (also one the
+/// executor sent back because a member no longer exists). HubSpot's archived list cannot be
+/// filtered by time (and search never shows archived records), so the whole list is paged:
+/// HubSpot keeps archived records for 90 days, which bounds it. Returns (records archived,
+/// clusters dissolved).
+async fn mark_archived(
+    store: &Store,
+    crm: &dyn Connector,
+    config: &Config,
+    object: ObjectType,
+) -> Result<(u64, u64)> {
+    let source = crm.system().to_string();
+    let other = config.mapping.other_system.clone();
+    let mut archived = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let page = match crm.archived_page(object, after.as_deref()).await {
+            Ok(page) => page,
+            Err(crate::crm::CrmError::Unsupported { .. }) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let ids: Vec<String> = page.records.into_iter().map(|r| r.id).collect();
+        let (source, other) = (source.clone(), other.clone());
+        archived += store
+            .call(move |c| {
+                let now = now_ts();
+                let tx = c.transaction()?;
+                // The ids in the other system these records pointed to may now be shared by
+                // one live record only.
+                let touched = mapping::active_targets(&tx, object, &source, &ids, &other)?;
+                let mut rids = Vec::new();
+                for id in &ids {
+                    rids.extend(records::mark_archived(&tx, object, id)?);
+                }
+                if !rids.is_empty() {
+                    mapping::check_shared_targets(&tx, object, &source, &other, &touched, &now)?;
+                }
+                tx.commit()?;
+                Ok(rids.len() as u64)
+            })
+            .await?;
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    let dissolved = store
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let n =
+                crate::matcher::persist::dissolve_with_archived_members(&tx, object, &now_ts())?;
+            tx.commit()?;
+            Ok(n)
+        })
+        .await?;
+    Ok((archived, dissolved))
 }
 
 /// Write one page in one transaction: the records, the merges they reveal, the id mappings

@@ -196,3 +196,23 @@ async fn the_official_client_judges_batches_merges_and_the_merge_cap() {
     assert_eq!(sb.merge_log().await.unwrap().len(), 252);
     sb.shutdown().await;
 }
+
+/// `check_pull.py`: what the pull relies on (history reads of at most 50, search sorts and
+/// operators, archiving), with the official client, against the same seed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_client_sees_what_the_pull_relies_on() {
+    let sb = sandbox::start(SandboxOptions {
+        seed: Some(seed()),
+        token: Some(TOKEN.into()),
+        rate_limit: RateLimit {
+            max: 10_000,
+            interval: Duration::from_secs(10),
+            daily: 1_000_000,
+        },
+        ..SandboxOptions::default()
+    })
+    .await
+    .unwrap();
+    run_check("check_pull.py", &[sb.base_url()]).await;
+    sb.shutdown().await;
+}

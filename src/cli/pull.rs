@@ -108,6 +108,12 @@ pub fn print_report(report: &PullReport) {
                 p.mappings_changed
             );
         }
+        if p.archived > 0 || p.clusters_dissolved > 0 {
+            println!(
+                "{object}: {} archived in the CRM, {} open clusters dissolved",
+                p.archived, p.clusters_dissolved
+            );
+        }
         if let Some(line) = super::mapping::shared_line(&p.shared_targets) {
             crate::outln!("{object}: {line}");
         }

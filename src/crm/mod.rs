@@ -116,7 +116,22 @@ pub trait Connector: Send + Sync {
         history: &[String],
     ) -> Result<Page, CrmError>;
 
-    /// One page of the records modified at or after `since` (RFC 3339), oldest first.
+    /// One page of the archived (deleted) records of a type, in the CRM's order; only their
+    /// ids and times matter. HubSpot's list cannot filter by time, so the whole list is paged.
+    async fn archived_page(
+        &self,
+        object: ObjectType,
+        after: Option<&str>,
+    ) -> Result<Page, CrmError> {
+        let _ = after;
+        Err(CrmError::Unsupported {
+            what: format!("listing archived {object}"),
+        })
+    }
+
+    /// One page of the records modified at or after `since` (RFC 3339), oldest first. Paged
+    /// by key, so a record that is not modified meanwhile is never skipped; a record may come
+    /// more than once.
     async fn modified_since_page(
         &self,
         object: ObjectType,
@@ -125,7 +140,8 @@ pub trait Connector: Send + Sync {
         properties: &[String],
     ) -> Result<Page, CrmError>;
 
-    /// Up to 100 ids per call (the implementation splits longer lists).
+    /// Any number of ids; the implementation splits them into calls the CRM accepts (HubSpot:
+    /// 100 per call, 50 when `history` is not empty).
     async fn batch_read(
         &self,
         object: ObjectType,

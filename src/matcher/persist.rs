@@ -1281,6 +1281,42 @@ fn apply_op(
     Ok(())
 }
 
+/// Clusters of `object` waiting for a steward (pending, deferred, stale, needs attention) with
+/// a member archived in the CRM (a pull marked it): they no longer stand and leave the review
+/// queue, by the rule a cluster that no longer forms follows (removed, or `stale` and flagged
+/// `dissolved` when decisions refer to it, which the open queue leaves out). This also takes
+/// an approved cluster the executor sent back because a member no longer exists. Clusters
+/// past the steward are the executor's. Returns how many clusters dissolved. Runs in the
+/// caller's transaction; reads only the open clusters and their members' rows.
+pub fn dissolve_with_archived_members(
+    conn: &Connection,
+    object: ObjectType,
+    now: &str,
+) -> Result<u64> {
+    let open: Vec<Current> = conn
+        .prepare_cached(&format!(
+            "{CURRENT} WHERE c.object_type = ?1
+               AND c.status IN ('pending', 'deferred', 'stale', 'needs_attention')
+               AND c.flags NOT LIKE '%dissolved%'
+               AND EXISTS (SELECT 1 FROM cluster_members m JOIN records r ON r.rid = m.rid
+                           WHERE m.cluster_id = c.id AND r.archived = 1)"
+        ))?
+        .query_map([object.as_str()], current_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    for e in &open {
+        if e.referenced {
+            conn.execute(
+                "UPDATE clusters SET status = 'stale', flags = 'dissolved', updated_at = ?2
+                 WHERE id = ?1",
+                params![e.id, now],
+            )?;
+        } else {
+            conn.execute("DELETE FROM clusters WHERE id = ?1", [e.id])?;
+        }
+    }
+    Ok(open.len() as u64)
+}
+
 /// Bring the clusters of `object` in line with `planned`, as the module doc says, in the
 /// transaction `conn` is in (an external matcher's import, refused or written whole). With
 /// `scope`, only existing clusters with a member in it are considered (incremental runs).

@@ -37,6 +37,8 @@ use crate::model::{ObjectType, format_ts};
 pub const LIST_MAX: usize = 100;
 pub const LIST_MAX_WITH_HISTORY: usize = 50;
 pub const BATCH_MAX: usize = 100;
+/// HubSpot's largest batch read when `propertiesWithHistory` is asked for.
+pub const BATCH_MAX_WITH_HISTORY: usize = 50;
 /// HubSpot's search pages no further than this many results.
 pub const SEARCH_WINDOW: usize = 10_000;
 /// The longest request target (path and query, as sent) served. HubSpot's edge answers 414
@@ -77,7 +79,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route(
             "/crm/v3/objects/{object_type}/{id}",
-            get(read_object).patch(update_object),
+            get(read_object).patch(update_object).delete(archive_object),
         )
         .route("/crm/v3/objects/{object_type}/batch/read", post(batch_read))
         .route(
@@ -87,6 +89,10 @@ pub fn router(state: Shared) -> Router {
         .route(
             "/crm/v3/objects/{object_type}/batch/create",
             post(batch_create),
+        )
+        .route(
+            "/crm/v3/objects/{object_type}/batch/archive",
+            post(batch_archive),
         )
         .route("/crm/v3/objects/{object_type}/search", post(search_objects))
         .route("/crm/v3/objects/{object_type}/merge", post(merge_objects))
@@ -391,15 +397,9 @@ async fn list_objects(
     };
     let limit = paging::list_limit(p.limit.as_deref(), max)?;
     let from = paging::list_after(p.after.as_deref())?;
-    if p.archived {
-        // The sandbox archives nothing.
-        return Ok(Json(CollectionResponse {
-            results: Vec::new(),
-            paging: None,
-        }));
-    }
     let db = state.db();
-    let (objects, next) = db.page(t, from, limit);
+    // `archived=true` lists only the archived records, in id order like the live ones.
+    let (objects, next) = db.page(t, from, limit, p.archived);
     let known = db.known_properties(t)?;
     let results = objects
         .iter()
@@ -414,6 +414,9 @@ async fn list_objects(
         for prop in &p.properties {
             link.push_str("&properties=");
             link.push_str(prop);
+        }
+        if p.archived {
+            link.push_str("&archived=true");
         }
         Paging {
             next: Some(NextPage {
@@ -434,6 +437,8 @@ async fn read_object(
     let p = read_params(pairs)?;
     let db = state.db();
     let found = match p.id_property.as_deref() {
+        // HubSpot's `archived=true` reads the archived record, and nothing else.
+        _ if p.archived => db.find_archived(t, &id),
         None | Some("hs_object_id") => db.find(t, &id)?,
         Some(prop) => db.find_by_property(t, prop, &id),
     };
@@ -540,19 +545,30 @@ fn batch_answer(resp: BatchResponse) -> (StatusCode, Json<BatchResponse>) {
 async fn batch_read(
     State(state): State<Shared>,
     Path(raw_type): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<BatchResponse>), ApiError> {
     let t = object_type(&raw_type)?;
+    let archived = read_params(pairs)?.archived;
     let started = format_ts(&Utc::now());
     let req: BatchReadRequest = parse_body(&body)?;
     check_batch_size(req.inputs.len())?;
+    if !req.properties_with_history.is_empty() && req.inputs.len() > BATCH_MAX_WITH_HISTORY {
+        // HubSpot's own words, whatever the number sent.
+        return Err(ApiError::validation(format!(
+            "The maximum number of inputs supported in a batch request for property histories is {BATCH_MAX_WITH_HISTORY}. Please reduce the number of items and try again"
+        )));
+    }
     let db = state.db();
     let known = db.known_properties(t)?;
     let mut results = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut missing = Vec::new();
     for input in &req.inputs {
+        // An archived id is not found by a normal batch read (HubSpot lists it among the
+        // OBJECT_NOT_FOUND ids); with `archived=true` only archived ids are found.
         let found = match req.id_property.as_deref() {
+            _ if archived => db.find_archived(t, &input.id),
             None | Some("hs_object_id") => db.find(t, &input.id)?,
             Some(prop) => db.find_by_property(t, prop, &input.id),
         };
@@ -673,10 +689,15 @@ async fn search_objects(
             "Search can page through at most {SEARCH_WINDOW} results (after={offset})"
         )));
     }
+    let lag_ms = lock(&state.dice).spec().search_lag_ms;
+    // With a search lag, the index holds only writes at least that old (a record written
+    // since is left out, as HubSpot's index leaves it until it catches up).
+    let indexed_until = (lag_ms > 0).then(|| Utc::now().timestamp_millis() - lag_ms as i64);
     let db = state.db();
     let matcher = search::Matcher::new(&req.filter_groups);
     let mut hits: Vec<(i64, &StoredObject)> = db
         .all(t)
+        .filter(|(_, o)| indexed_until.is_none_or(|until| search::written_by(o, until)))
         .filter(|(_, o)| matcher.matches(o))
         .filter(|(_, o)| {
             req.query
@@ -706,6 +727,31 @@ async fn search_objects(
         results,
         paging,
     }))
+}
+
+/// `DELETE /crm/v3/objects/{type}/{id}`: archive. 204 whether or not the id was live, as
+/// HubSpot answers.
+async fn archive_object(
+    State(state): State<Shared>,
+    Path((raw_type, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let t = object_type(&raw_type)?;
+    state.db().archive(t, &[id], Utc::now())?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST .../batch/archive` with `{"inputs":[{"id":"1"}]}`: 204, at most 100 inputs.
+async fn batch_archive(
+    State(state): State<Shared>,
+    Path(raw_type): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let t = object_type(&raw_type)?;
+    let req: BatchInputs<crate::crm::hubspot::wire::IdInput> = parse_body(&body)?;
+    check_batch_size(req.inputs.len())?;
+    let ids: Vec<String> = req.inputs.into_iter().map(|i| i.id).collect();
+    state.db().archive(t, &ids, Utc::now())?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn merge_objects(

@@ -13,6 +13,7 @@
 //! | `burst429=P` | share of requests that start a burst of 429 TEN_SECONDLY_ROLLING answers | 0 |
 //! | `burst_len=N` | how many requests a 429 burst covers, the first one included | 5 |
 //! | `retry_after=S` | send `Retry-After: S` (seconds) on every 429, burst or real | not sent |
+//! | `search_lag_ms=MS` | search sees a record's write only MS after it (HubSpot's index lags writes by seconds); reads see it at once | 0 |
 //! | `seed=N` | the seed of the fault generator | 0 |
 //!
 //! Example: `500=0.05,timeout=0.02,timeout_ms=3000,drop_after_merge=0.1,burst429=0.02,seed=7`.
@@ -35,6 +36,7 @@ pub struct FaultSpec {
     pub burst429: f64,
     pub burst_len: u32,
     pub retry_after_secs: Option<u64>,
+    pub search_lag_ms: u64,
     pub seed: u64,
 }
 
@@ -48,6 +50,7 @@ impl Default for FaultSpec {
             burst429: 0.0,
             burst_len: 5,
             retry_after_secs: None,
+            search_lag_ms: 0,
             seed: 0,
         }
     }
@@ -58,8 +61,7 @@ impl Default for FaultSpec {
 #[error("fault spec: {0}")]
 pub struct FaultSpecError(String);
 
-const KEYS: &str =
-    "500, timeout, timeout_ms, drop_after_merge, burst429, burst_len, retry_after, seed";
+const KEYS: &str = "500, timeout, timeout_ms, drop_after_merge, burst429, burst_len, retry_after, search_lag_ms, seed";
 
 impl FromStr for FaultSpec {
     type Err = FaultSpecError;
@@ -100,6 +102,7 @@ impl FromStr for FaultSpec {
                             })?
                 }
                 "retry_after" => spec.retry_after_secs = Some(whole()?),
+                "search_lag_ms" => spec.search_lag_ms = whole()?,
                 "seed" => spec.seed = whole()?,
                 other => {
                     return Err(FaultSpecError(format!(
@@ -133,6 +136,9 @@ impl fmt::Display for FaultSpec {
         if let Some(s) = self.retry_after_secs {
             write!(f, ",retry_after={s}")?;
         }
+        if self.search_lag_ms > 0 {
+            write!(f, ",search_lag_ms={}", self.search_lag_ms)?;
+        }
         write!(f, ",seed={}", self.seed)
     }
 }
@@ -143,6 +149,7 @@ impl FaultSpec {
             && self.timeout == 0.0
             && self.drop_after_merge == 0.0
             && self.burst429 == 0.0
+            && self.search_lag_ms == 0
     }
 }
 
@@ -220,6 +227,9 @@ mod tests {
             "500=0.05,timeout=0.02,timeout_ms=3000,drop_after_merge=0.1,burst429=0.02,seed=7"
                 .parse()
                 .unwrap();
+        let lagging: FaultSpec = "search_lag_ms=1500".parse().unwrap();
+        assert_eq!(lagging.search_lag_ms, 1500);
+        assert_eq!(lagging.to_string().parse::<FaultSpec>().unwrap(), lagging);
         assert_eq!(spec.error_500, 0.05);
         assert_eq!(spec.timeout, 0.02);
         assert_eq!(spec.timeout_ms, 3000);

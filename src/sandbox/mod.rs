@@ -39,7 +39,14 @@
 //!   is cut to it; a search `limit` over 200, a negative or non-numeric `limit` and an `after`
 //!   that is not a cursor the sandbox handed out are 400 VALIDATION_ERROR naming the value;
 //!   a search with `limit: 0` answers the `total` only, with no next page.
-//! - Nothing is ever archived; `archived=true` lists are empty.
+//! - Archiving (`DELETE /crm/v3/objects/{type}/{id}`, `POST .../batch/archive`, both 204 also
+//!   for ids that are unknown or archived already) hides a record from search, from normal
+//!   reads, batch reads (its id is among the OBJECT_NOT_FOUND ones) and listings; reads and
+//!   listings with `archived=true` see only archived records, with `archived` and
+//!   `archivedAt`. Nothing is restored or purged.
+//! - A batch read asking for `propertiesWithHistory` takes at most 50 inputs (HubSpot's 400).
+//! - `search_lag_ms` (see [`faults`]) leaves a record out of search until that long after its
+//!   last write, as HubSpot's lagging index does; other reads see it at once.
 //!
 //! Admin routes, neither authenticated nor rate limited: `GET /_sandbox/merges` (the merge log
 //! as JSON, in order) and `GET /_sandbox/stats` (request counts by status).

@@ -83,6 +83,12 @@ pub fn check(groups: &[FilterGroup]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Whether an object's last write (`updatedAt`) happened at or before `until` (epoch
+/// milliseconds): what a lagging search index already holds.
+pub fn written_by(object: &StoredObject, until: i64) -> bool {
+    parse_instant(&object.updated_at).is_none_or(|ms| ms <= until)
+}
+
 /// A value as search compares it.
 #[derive(Debug, Clone, PartialEq, PartialOrd)]
 enum Key {

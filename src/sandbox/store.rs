@@ -68,6 +68,10 @@ pub struct StoredObject {
     pub updated_at: String,
     #[serde(default)]
     pub merges: u32,
+    /// When it was archived (HubSpot's `archivedAt`); an archived object is absent from
+    /// search, normal reads and listings, and only `archived=true` reads see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_at: Option<String>,
 }
 
 impl StoredObject {
@@ -128,8 +132,8 @@ impl StoredObject {
             properties_with_history,
             created_at: self.created_at.clone(),
             updated_at: self.updated_at.clone(),
-            archived: false,
-            archived_at: None,
+            archived: self.archived_at.is_some(),
+            archived_at: self.archived_at.clone(),
         }
     }
 }
@@ -406,8 +410,62 @@ impl SandboxDb {
             .optional()?)
     }
 
+    /// A live (not archived) object by its own id.
     pub fn get(&self, t: ObjectType, id: i64) -> Option<&StoredObject> {
+        self.get_any(t, id).filter(|o| o.archived_at.is_none())
+    }
+
+    fn get_any(&self, t: ObjectType, id: i64) -> Option<&StoredObject> {
         self.live.get(&t).and_then(|objects| objects.get(&id))
+    }
+
+    /// An archived object by its own id (`GET /{id}?archived=true`). HubSpot does not follow
+    /// merge redirects here: an archived record was never merged away.
+    pub fn find_archived(&self, t: ObjectType, id: &str) -> Option<(i64, &StoredObject)> {
+        let id = parse_id(id)?;
+        self.get_any(t, id)
+            .filter(|o| o.archived_at.is_some())
+            .map(|o| (id, o))
+    }
+
+    /// Archive live objects (`DELETE /{id}`, `batch/archive`). Ids that are unknown, merged
+    /// away or archived already are left alone, as HubSpot answers 204 for them too. Returns
+    /// the ids archived now.
+    pub fn archive(
+        &mut self,
+        t: ObjectType,
+        ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, ApiError> {
+        let ts = format_ts(&now);
+        let mut changed: Vec<(i64, StoredObject)> = Vec::new();
+        for id in ids {
+            let Some(id) = parse_id(id) else { continue };
+            if changed.iter().any(|(c, _)| *c == id) {
+                continue;
+            }
+            if let Some(o) = self.get(t, id) {
+                let mut o = o.clone();
+                o.archived_at = Some(ts.clone());
+                o.updated_at = ts.clone();
+                changed.push((id, o));
+            }
+        }
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO objects (type, id, body) VALUES (?1, ?2, ?3)",
+            )?;
+            for (id, o) in &changed {
+                stmt.execute(params![t.as_str(), id, serde_json::to_string(o)?])?;
+            }
+        }
+        tx.commit()?;
+        let ids = changed.iter().map(|(id, _)| *id).collect();
+        for (id, o) in changed {
+            self.remember(t, id, o);
+        }
+        Ok(ids)
     }
 
     /// A resolved read: the live id and the object an asked id stands for.
@@ -420,12 +478,14 @@ impl SandboxDb {
 
     /// Up to `limit` objects with ids from `from` on, in id order, and the id the next page
     /// starts at.
-    pub fn page(&self, t: ObjectType, from: i64, limit: usize) -> Page<'_> {
+    /// `archived` chooses between the live objects and the archived ones.
+    pub fn page(&self, t: ObjectType, from: i64, limit: usize, archived: bool) -> Page<'_> {
         let mut objects: Vec<(i64, &StoredObject)> = self
             .live
             .get(&t)
             .into_iter()
             .flat_map(|o| o.range(from..))
+            .filter(|(_, o)| o.archived_at.is_some() == archived)
             .take(limit.saturating_add(1))
             .map(|(id, o)| (*id, o))
             .collect();
@@ -437,12 +497,13 @@ impl SandboxDb {
         (objects, next)
     }
 
-    /// Every live object of a type, in id order (search works over these).
+    /// Every live (not archived) object of a type, in id order (search works over these).
     pub fn all(&self, t: ObjectType) -> impl Iterator<Item = (i64, &StoredObject)> {
         self.live
             .get(&t)
             .into_iter()
             .flat_map(|o| o.iter().map(|(id, o)| (*id, o)))
+            .filter(|(_, o)| o.archived_at.is_none())
     }
 
     fn next_id(tx: &rusqlite::Transaction<'_>) -> Result<i64> {
@@ -789,6 +850,7 @@ impl SandboxDb {
             created_at: ts.clone(),
             updated_at: ts.clone(),
             merges: 0,
+            archived_at: None,
         };
         for (name, value) in props.iter().filter(|(_, v)| !v.is_empty()) {
             object.set(name, value.clone(), &ts, API_SOURCE_TYPE, API_SOURCE_ID);
@@ -851,6 +913,7 @@ impl SandboxDb {
             created_at: primary.created_at.clone(),
             updated_at: ts.clone(),
             merges: primary.merges + other.merges + 1,
+            archived_at: None,
         };
         let names: BTreeSet<&String> = primary
             .properties
@@ -1127,5 +1190,6 @@ fn stored_from_record(record: &Record, id: i64, now: &str) -> StoredObject {
         created_at: created,
         updated_at: updated,
         merges: 0,
+        archived_at: None,
     }
 }

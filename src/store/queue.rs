@@ -273,6 +273,11 @@ pub fn page(conn: &Connection, q: &QueueQuery) -> Result<QueuePage> {
         clauses.push(format!("status IN ({marks})"));
         args.extend(statuses.iter().map(|s| Value::Text(s.as_str().into())));
     }
+    if q.status == StatusFilter::Open {
+        // A dissolved cluster (it no longer forms, or a member was archived in the CRM) is
+        // kept for the decisions that refer to it, but is no longer a proposal to review.
+        clauses.push("flags NOT LIKE '%dissolved%'".into());
+    }
     let text = q.text.trim();
     if !text.is_empty() {
         clauses.push("(label LIKE ? ESCAPE '\\' OR CAST(id AS TEXT) = ?)".into());

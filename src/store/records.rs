@@ -416,6 +416,46 @@ pub fn systems(conn: &Connection) -> Result<std::collections::BTreeSet<String>> 
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The `updatedAt` the workspace holds for each of `ids` that is a live record of the type
+/// (not archived, not merged away), in the stored form: what a pull compares a search result
+/// with before reading it again.
+pub fn held_versions(
+    conn: &Connection,
+    object_type: ObjectType,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, Option<String>>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT updated_at FROM records
+         WHERE object_type = ?1 AND id = ?2 AND archived = 0 AND merged_into IS NULL",
+    )?;
+    let mut held = std::collections::HashMap::new();
+    for id in ids {
+        if let Some(updated) = stmt
+            .query_row(params![object_type.as_str(), id], |r| {
+                r.get::<_, Option<String>>(0)
+            })
+            .optional()?
+        {
+            held.insert(id.clone(), updated);
+        }
+    }
+    Ok(held)
+}
+
+/// Mark a live record as archived (deleted in the CRM). Returns its row id if it was live.
+pub fn mark_archived(conn: &Connection, object_type: ObjectType, id: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE records SET archived = 1, changed_at = ?3
+             WHERE object_type = ?1 AND id = ?2 AND archived = 0 AND merged_into IS NULL
+             RETURNING rid",
+        )?
+        .query_row(params![object_type.as_str(), id, super::now_ts()], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
 /// Mark `id` as merged into `survivor`.
 pub fn mark_merged(
     conn: &Connection,

@@ -7,10 +7,14 @@
 //! Behaviour a caller should know:
 //! - A merged-away id reads as [`ReadOutcome::MergedInto`] the survivor; the survivor of a
 //!   merge is the id in HubSpot's answer (a new id), never `primaryObjectId`.
-//! - Modified-since listings page through the search endpoint and its 10,000-result cap by
-//!   moving a watermark (see the `search` module): at-least-once, so a record modified in the
-//!   very millisecond of a watermark can come twice. The `after` cursor carries the watermark;
+//! - Modified-since listings page through the search endpoint by key (last-modified time, then
+//!   `hs_object_id` within one instant), never by offset, so a record edited meanwhile cannot
+//!   make another one skip and the 10,000-result cap never applies (see the `search` module).
+//!   Each record comes once, but for a block at one instant larger than a page (paged by id
+//!   after its first page, which comes again). The `after` cursor carries the position;
 //!   `since` counts only for the first page.
+//! - Batch reads are split into calls of 100 ids, or 50 when property history is asked for
+//!   (HubSpot refuses more with a 400).
 //! - Search calls also pass a per-connector limiter of 4 per second (HubSpot's search limit);
 //!   the main limiter can be shared between connectors with [`HubSpotConnector::with_limiter`].
 //! - Property definitions come from `GET /crm/v3/properties/{objectType}`, all in one answer
@@ -56,8 +60,10 @@ use crate::model::{ObjectType, PropertyDef, Record};
 /// HubSpot's largest list page, and its largest when property history is asked for.
 const LIST_PAGE_LIMIT: u32 = 100;
 const LIST_PAGE_LIMIT_WITH_HISTORY: u32 = 50;
-/// HubSpot's largest batch read.
+/// HubSpot's largest batch read, and its largest when property history is asked for (more
+/// is a 400 VALIDATION_ERROR, not retried, so a caller asking for 100 would fail for ever).
 const BATCH_LIMIT: usize = 100;
+const BATCH_LIMIT_WITH_HISTORY: usize = 50;
 /// HubSpot's search endpoints allow about four requests per second per token.
 const SEARCH_RATE: (u32, Duration) = (4, Duration::from_secs(1));
 
@@ -137,8 +143,9 @@ impl HubSpotConnector {
         self
     }
 
-    /// Lower the search result cap below HubSpot's 10,000, so the watermark logic can be
-    /// exercised with small data. Never raise it: HubSpot refuses offsets past its cap.
+    /// Lower the search result cap below HubSpot's 10,000 (the pages an equality search
+    /// follows), so the cap can be exercised with small data. Never raise it: HubSpot refuses
+    /// offsets past its cap. Modified-since listings use no offsets and ignore it.
     pub fn with_search_cap(mut self, cap: u32) -> HubSpotConnector {
         self.search_cap = cap.clamp(1, SEARCH_RESULT_CAP);
         self
@@ -324,6 +331,44 @@ impl Connector for HubSpotConnector {
         })
     }
 
+    async fn archived_page(
+        &self,
+        object: ObjectType,
+        after: Option<&str>,
+    ) -> Result<Page, CrmError> {
+        let mut query = vec![
+            ("limit", LIST_PAGE_LIMIT.to_string()),
+            ("archived", "true".to_string()),
+            ("properties", "hs_object_id".to_string()),
+        ];
+        if let Some(after) = after {
+            query.push(("after", after.to_string()));
+        }
+        let reply = self
+            .http
+            .execute(&Call {
+                op: "list_archived",
+                object,
+                ids: &[],
+                method: Method::GET,
+                path: vec!["crm", "v3", "objects", object.as_str()],
+                query,
+                body: None,
+                idempotency: Idempotency::Idempotent,
+                search: false,
+            })
+            .await?;
+        let response: CollectionResponse = parse(&reply.body, reply.status)?;
+        Ok(Page {
+            records: response
+                .results
+                .into_iter()
+                .map(|o| o.into_record(object))
+                .collect(),
+            next: response.paging.and_then(|p| p.next).map(|n| n.after),
+        })
+    }
+
     async fn modified_since_page(
         &self,
         object: ObjectType,
@@ -335,10 +380,11 @@ impl Connector for HubSpotConnector {
             Some(after) => Cursor::decode(after)?,
             None => Cursor::start(since)?,
         };
-        let limit = SEARCH_PAGE_LIMIT.min(self.search_cap);
-        let request = cursor.request(object, properties, limit);
+        let request = cursor.request(object, properties, SEARCH_PAGE_LIMIT);
         let response = self.search(object, &[], &request).await?;
-        let next = cursor.next(object, &response, limit, self.search_cap);
+        let next = cursor
+            .next(object, &response)
+            .or_else(|| cursor.after_tie());
         Ok(Page {
             records: response
                 .results
@@ -357,7 +403,12 @@ impl Connector for HubSpotConnector {
         history: &[String],
     ) -> Result<BatchRead, CrmError> {
         let mut all = BatchRead::default();
-        for chunk in ids.chunks(BATCH_LIMIT) {
+        let size = if history.is_empty() {
+            BATCH_LIMIT
+        } else {
+            BATCH_LIMIT_WITH_HISTORY
+        };
+        for chunk in ids.chunks(size) {
             let part = self
                 .batch_read_chunk(object, chunk, properties, history)
                 .await?;

@@ -1,15 +1,20 @@
-//! Paging "modified since" through HubSpot's search endpoint, past its cap of 10,000 results
-//! per query. Builds search requests and the opaque cursor that leads from one page to the
-//! next; it sends nothing.
+//! Paging "modified since" through HubSpot's search endpoint by key, never by offset. Builds
+//! search requests and the opaque cursor that leads from one page to the next; it sends
+//! nothing.
 //!
-//! HubSpot refuses a search page whose offset reaches 10,000, so offsets alone cannot page a
-//! large change set. Pages are sorted by the last-modified property, ascending; when the next
-//! offset would pass the cap, the query is restarted at a new watermark: the last-modified time
-//! of the last record delivered (GTE, offset 0). Records that share that exact millisecond are
-//! delivered again at the seam: paging is at-least-once, never lossy. If a whole capped query
-//! shares a single timestamp (a bulk import), the watermark cannot move; those records are then
-//! paged by `hs_object_id` (EQ on the timestamp, GT on the id, which needs no offset), and the
-//! query continues strictly after the timestamp.
+//! An offset pages a live index: a record edited while the listing runs moves to the end, the
+//! records after it shift one place forward, and the one that shifted across a page boundary is
+//! never delivered (singer-io/tap-hubspot#91). HubSpot also refuses offsets past 10,000. So
+//! each page is asked for by where the last one ended: sorted by the last-modified property,
+//! ascending (HubSpot takes one sort per search), with `GTE` the last-modified time of the
+//! previous page's last record and `NOT_IN` the ids that page delivered at that instant, so
+//! each record comes once (up to [`EXCEPT_MAX`] such ids; past that they come again, and the
+//! caller skips what it holds already). An edited record only moves forward, to a later page.
+//! A page that is a single instant from first to last record may be the head of a block of
+//! thousands sharing one time (a mass update): that instant is then paged by `hs_object_id`
+//! (`EQ` on the time, `GT` on the id, sorted by id), and the listing continues strictly after
+//! it. Every page moves the position forward, so the listing ends; no record that stays put is
+//! skipped.
 
 use super::wire::{Filter, FilterGroup, SearchRequest, SearchResponse, SimplePublicObject, Sort};
 use crate::crm::CrmError;
@@ -19,15 +24,18 @@ use crate::model::{ObjectType, format_ts, parse_ts};
 pub const SEARCH_RESULT_CAP: u32 = 10_000;
 /// HubSpot's largest search page.
 pub const SEARCH_PAGE_LIMIT: u32 = 200;
+/// The most ids a page leaves out with `NOT_IN` (HubSpot documents no limit; kept modest).
+pub const EXCEPT_MAX: usize = 100;
 
 /// Where the next page of a modified-since listing starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Cursor {
-    /// Records modified at or after (`strict`: after) `since`, skipping the first `offset`.
+    /// Records modified at or after (`strict`: after) `since`, by last-modified time, but for
+    /// the ids in `except` (those the previous page delivered at `since`).
     Range {
         since: String,
         strict: bool,
-        offset: u32,
+        except: Vec<String>,
     },
     /// Records modified exactly at `at`, with an id above `after_id`, in id order.
     Tie {
@@ -41,7 +49,7 @@ impl Cursor {
         Ok(Cursor::Range {
             since: normalize(since)?,
             strict: false,
-            offset: 0,
+            except: Vec::new(),
         })
     }
 
@@ -50,8 +58,12 @@ impl Cursor {
             Cursor::Range {
                 since,
                 strict,
-                offset,
-            } => format!("{}|{since}|{offset}", if *strict { "gt" } else { "gte" }),
+                except,
+            } => format!(
+                "{}|{since}|{}",
+                if *strict { "gt" } else { "gte" },
+                except.join(",")
+            ),
             Cursor::Tie { at, after_id } => {
                 format!("tie|{at}|{}", after_id.as_deref().unwrap_or(""))
             }
@@ -69,12 +81,18 @@ impl Cursor {
         };
         let ts = normalize(ts).map_err(|_| bad())?;
         match kind {
-            "gte" | "gt" => Ok(Cursor::Range {
-                since: ts,
-                strict: kind == "gt",
-                offset: rest.parse().map_err(|_| bad())?,
-            }),
-            "tie" => Ok(Cursor::Tie {
+            "gte" | "gt" if rest.chars().all(|c| c.is_ascii_digit() || c == ',') => {
+                Ok(Cursor::Range {
+                    since: ts,
+                    strict: kind == "gt",
+                    except: rest
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect(),
+                })
+            }
+            "tie" if rest.chars().all(|c| c.is_ascii_digit()) => Ok(Cursor::Tie {
                 at: ts,
                 after_id: Some(rest.to_string()).filter(|s| !s.is_empty()),
             }),
@@ -97,26 +115,34 @@ impl Cursor {
             high_value: None,
             values: None,
         };
-        let (filters, sort_by, after) = match self {
+        let (filters, sort_by) = match self {
             Cursor::Range {
                 since,
                 strict,
-                offset,
-            } => (
-                vec![filter(
+                except,
+            } => {
+                let mut filters = vec![filter(
                     &modified,
                     if *strict { "GT" } else { "GTE" },
                     &epoch_millis(since),
-                )],
-                modified.clone(),
-                (*offset > 0).then(|| offset.to_string()),
-            ),
+                )];
+                if !except.is_empty() {
+                    filters.push(Filter {
+                        property_name: "hs_object_id".to_string(),
+                        operator: "NOT_IN".to_string(),
+                        value: None,
+                        high_value: None,
+                        values: Some(except.clone()),
+                    });
+                }
+                (filters, modified.clone())
+            }
             Cursor::Tie { at, after_id } => {
                 let mut filters = vec![filter(&modified, "EQ", &epoch_millis(at))];
                 if let Some(id) = after_id {
                     filters.push(filter("hs_object_id", "GT", id));
                 }
-                (filters, "hs_object_id".to_string(), None)
+                (filters, "hs_object_id".to_string())
             }
         };
         let mut properties = properties.to_vec();
@@ -132,67 +158,58 @@ impl Cursor {
             query: None,
             properties,
             limit: Some(limit),
-            after,
+            after: None,
         }
     }
 
     /// The cursor after `response`, or `None` when the listing is complete.
-    pub(super) fn next(
-        &self,
-        object: ObjectType,
-        response: &SearchResponse,
-        limit: u32,
-        cap: u32,
-    ) -> Option<Cursor> {
-        let server_next = response.paging.as_ref().and_then(|p| p.next.as_ref());
+    pub(super) fn next(&self, object: ObjectType, response: &SearchResponse) -> Option<Cursor> {
+        // No next page: everything matching this query has been delivered.
+        response.paging.as_ref().and_then(|p| p.next.as_ref())?;
+        let last = response.results.last()?;
         match self {
-            Cursor::Tie { at, .. } => Some(match (server_next, response.results.last()) {
-                (Some(_), Some(last)) => Cursor::Tie {
-                    at: at.clone(),
-                    after_id: Some(last.id.clone()),
-                },
-                _ => Cursor::Range {
-                    since: at.clone(),
-                    strict: true,
-                    offset: 0,
-                },
+            Cursor::Tie { at, .. } => Some(Cursor::Tie {
+                at: at.clone(),
+                after_id: Some(last.id.clone()),
             }),
-            Cursor::Range {
-                since,
-                strict,
-                offset,
-            } => {
-                let delivered = u64::from(*offset) + response.results.len() as u64;
-                // At the cap HubSpot may stop offering a next page although `total` says there
-                // is more; either sign means more to read.
-                if server_next.is_none() && delivered >= response.total {
-                    return None;
-                }
-                let next_offset = server_next
-                    .and_then(|n| n.after.parse::<u32>().ok())
-                    .unwrap_or_else(|| u32::try_from(delivered).unwrap_or(u32::MAX));
-                if server_next.is_some() && next_offset.saturating_add(limit) <= cap {
-                    return Some(Cursor::Range {
-                        since: since.clone(),
-                        strict: *strict,
-                        offset: next_offset,
-                    });
-                }
-                let last = modified_at(object, response.results.last()?)?;
-                if last == *since {
-                    // A whole capped query at one instant: page that instant by id.
-                    Some(Cursor::Tie {
+            Cursor::Range { .. } => {
+                let first = modified_at(object, response.results.first()?)?;
+                let last = modified_at(object, last)?;
+                if first == last {
+                    // A whole page at one instant: page that instant by id.
+                    return Some(Cursor::Tie {
                         at: last,
                         after_id: None,
-                    })
-                } else {
-                    Some(Cursor::Range {
-                        since: last,
-                        strict: false,
-                        offset: 0,
-                    })
+                    });
                 }
+                let mut except: Vec<String> = response
+                    .results
+                    .iter()
+                    .filter(|r| modified_at(object, r).as_deref() == Some(last.as_str()))
+                    .map(|r| r.id.clone())
+                    .filter(|id| id.chars().all(|c| c.is_ascii_digit()))
+                    .collect();
+                if except.len() > EXCEPT_MAX {
+                    except.clear();
+                }
+                Some(Cursor::Range {
+                    since: last,
+                    strict: false,
+                    except,
+                })
             }
+        }
+    }
+
+    /// After a tie ran out, the listing goes on strictly after its instant.
+    pub(super) fn after_tie(&self) -> Option<Cursor> {
+        match self {
+            Cursor::Tie { at, .. } => Some(Cursor::Range {
+                since: at.clone(),
+                strict: true,
+                except: Vec::new(),
+            }),
+            Cursor::Range { .. } => None,
         }
     }
 }
@@ -269,7 +286,12 @@ mod tests {
             Cursor::Range {
                 since: "2026-03-01T10:00:00.000Z".into(),
                 strict: true,
-                offset: 400,
+                except: Vec::new(),
+            },
+            Cursor::Range {
+                since: "2026-03-01T10:00:00.000Z".into(),
+                strict: false,
+                except: vec!["4".into(), "17".into()],
             },
             Cursor::Tie {
                 at: "2026-03-01T10:00:00.000Z".into(),
@@ -283,84 +305,62 @@ mod tests {
             assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
         }
         assert!(Cursor::decode("200").is_err());
-        assert!(Cursor::decode("gte|yesterday|0").is_err());
+        assert!(Cursor::decode("gte|yesterday|").is_err());
+        assert!(Cursor::decode("gte|2026-03-01T10:00:00Z|4;0").is_err());
+        assert!(Cursor::decode("tie|2026-03-01T10:00:00Z|1 OR 1").is_err());
         assert!(Cursor::start("yesterday").is_err());
     }
 
     #[test]
-    fn offsets_advance_below_the_cap() {
+    fn pages_continue_from_the_last_record_never_by_offset() {
         let c = Cursor::start("2026-03-01T00:00:00.000Z").unwrap();
-        let r = response(vec![record("1", "2026-03-01T01:00:00.000Z")], Some("200"));
-        let next = c.next(C, &r, 200, SEARCH_RESULT_CAP).unwrap();
-        assert_eq!(
-            next,
-            Cursor::Range {
-                since: "2026-03-01T00:00:00.000Z".into(),
-                strict: false,
-                offset: 200
-            }
-        );
-        let req = next.request(C, &["email".to_string()], 200);
-        assert_eq!(req.after.as_deref(), Some("200"));
+        let req = c.request(C, &["email".to_string()], 200);
+        assert_eq!(req.after, None);
         assert_eq!(req.filter_groups[0].filters[0].operator, "GTE");
         assert_eq!(
             req.filter_groups[0].filters[0].value.as_deref(),
             Some("1772323200000")
         );
+        assert_eq!(req.sorts.len(), 1);
         assert_eq!(req.sorts[0].property_name, "lastmodifieddate");
         assert!(req.properties.contains(&"lastmodifieddate".to_string()));
-        assert_eq!(
-            c.next(C, &response(vec![], None), 200, SEARCH_RESULT_CAP),
-            None
-        );
-    }
-
-    #[test]
-    fn at_the_cap_the_watermark_moves_to_the_last_record() {
-        let c = Cursor::Range {
-            since: "2026-03-01T00:00:00.000Z".into(),
-            strict: false,
-            offset: 9_800,
-        };
         let r = response(
             vec![
-                record("1", "2026-03-02T00:00:00.000Z"),
-                record("2", "2026-03-02T05:00:00.000Z"),
+                record("1", "2026-03-01T01:00:00.000Z"),
+                record("7", "2026-03-01T02:00:00.000Z"),
+                record("2", "2026-03-01T02:00:00.000Z"),
             ],
-            Some("10000"),
+            Some("3"),
         );
+        let next = c.next(C, &r).unwrap();
         assert_eq!(
-            c.next(C, &r, 200, SEARCH_RESULT_CAP),
-            Some(Cursor::Range {
-                since: "2026-03-02T05:00:00.000Z".into(),
+            next,
+            Cursor::Range {
+                since: "2026-03-01T02:00:00.000Z".into(),
                 strict: false,
-                offset: 0
-            })
+                except: vec!["7".into(), "2".into()],
+            }
         );
-        // The same when the server stops offering pages at the cap but reports more.
-        let mut r = r;
-        r.paging = None;
-        r.total = 12_000;
+        // The next page leaves out what this one delivered at its last instant.
+        let req = next.request(C, &[], 200);
+        assert_eq!(req.after, None);
+        let not_in = &req.filter_groups[0].filters[1];
+        assert_eq!(not_in.operator, "NOT_IN");
         assert_eq!(
-            c.next(C, &r, 200, SEARCH_RESULT_CAP),
-            Some(Cursor::Range {
-                since: "2026-03-02T05:00:00.000Z".into(),
-                strict: false,
-                offset: 0
-            })
+            not_in.values.as_deref(),
+            Some(&["7".to_string(), "2".to_string()][..])
         );
+        // The server's last page ends the listing.
+        assert_eq!(c.next(C, &response(r.results.clone(), None)), None);
+        assert_eq!(c.next(C, &response(vec![], None)), None);
     }
 
     #[test]
-    fn a_capped_query_at_one_instant_is_paged_by_id_then_continues_after_it() {
+    fn a_page_at_one_instant_is_paged_by_id_then_continues_after_it() {
         let at = "2026-03-01T00:00:00.000Z";
-        let c = Cursor::Range {
-            since: at.into(),
-            strict: false,
-            offset: 9_800,
-        };
-        let r = response(vec![record("9", at)], Some("10000"));
-        let tie = c.next(C, &r, 200, SEARCH_RESULT_CAP).unwrap();
+        let c = Cursor::start(at).unwrap();
+        let r = response(vec![record("3", at), record("9", at)], Some("2"));
+        let tie = c.next(C, &r).unwrap();
         assert_eq!(
             tie,
             Cursor::Tie {
@@ -372,12 +372,7 @@ mod tests {
         assert_eq!(req.sorts[0].property_name, "hs_object_id");
         assert_eq!(req.filter_groups[0].filters[0].operator, "EQ");
         let more = tie
-            .next(
-                C,
-                &response(vec![record("5", at)], Some("200")),
-                200,
-                10_000,
-            )
+            .next(C, &response(vec![record("5", at)], Some("1")))
             .unwrap();
         assert_eq!(
             more,
@@ -389,12 +384,13 @@ mod tests {
         let req = more.request(C, &[], 200);
         assert_eq!(req.filter_groups[0].filters[1].operator, "GT");
         assert_eq!(req.filter_groups[0].filters[1].value.as_deref(), Some("5"));
+        assert_eq!(more.next(C, &response(vec![record("6", at)], None)), None);
         assert_eq!(
-            more.next(C, &response(vec![record("6", at)], None), 200, 10_000),
+            more.after_tie(),
             Some(Cursor::Range {
                 since: at.into(),
                 strict: true,
-                offset: 0
+                except: Vec::new(),
             })
         );
     }
