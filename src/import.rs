@@ -131,6 +131,8 @@ pub struct ImportOptions {
     pub inverse_id: Option<(String, String)>,
     /// How the rows are divided into transactions.
     pub chunks: ChunkPolicy,
+    /// The field separator (`,` unless the export uses another, such as `;` or a tab).
+    pub delimiter: u8,
 }
 
 impl ImportOptions {
@@ -142,6 +144,7 @@ impl ImportOptions {
             overrides: BTreeMap::new(),
             inverse_id: None,
             chunks: ChunkPolicy::new(CHUNK_ROWS),
+            delimiter: b',',
         }
     }
 
@@ -249,6 +252,44 @@ fn looks_like_property_name(h: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// How a field separator is called in a message.
+fn delimiter_name(d: u8) -> String {
+    match d {
+        b'\t' => "tabs".into(),
+        b',' => "commas".into(),
+        b';' => "semicolons".into(),
+        other => format!("{:?}", char::from(other)),
+    }
+}
+
+/// How a field separator is written after `--delimiter` in a shell.
+fn delimiter_arg(d: u8) -> String {
+    match d {
+        b'\t' => "tab".into(),
+        other => format!("'{}'", char::from(other)),
+    }
+}
+
+/// The separator `--delimiter` names: one ASCII character, or `tab`.
+pub fn parse_delimiter(s: &str) -> Result<u8, String> {
+    match s {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        _ => match s.as_bytes() {
+            [b] if b.is_ascii()
+                && !b.is_ascii_alphanumeric()
+                && *b != b'"'
+                && *b != b'\n'
+                && *b != b'\r' =>
+            {
+                Ok(*b)
+            }
+            _ => Err(format!(
+                "{s:?} is not a field separator: give one character such as ';' or '|', or tab"
+            )),
+        },
+    }
+}
+
 fn layout(file: &Path, headers: &[String], opts: &ImportOptions) -> Result<Layout, CsvError> {
     let err = |column: Option<&str>, message: String| CsvError {
         file: file.to_path_buf(),
@@ -300,12 +341,27 @@ fn layout(file: &Path, headers: &[String], opts: &ImportOptions) -> Result<Layou
     }
     let position = |want: &str| properties.iter().position(|p| p.as_deref() == Some(want));
     let id = position(ID_PROPERTY).ok_or_else(|| {
-        err(
-            None,
-            format!(
+        // A file separated by another character reads as one column whose name holds them all.
+        let other = match headers {
+            [only] => [b';', b'\t', b'|', b',']
+                .into_iter()
+                .filter(|d| *d != opts.delimiter)
+                .find(|d| only.contains(char::from(*d))),
+            _ => None,
+        };
+        let message = match other {
+            Some(d) => format!(
+                "the header is one column ({}): the file looks separated by {} rather than {}; pass --delimiter {}",
+                quote(&headers[0]),
+                delimiter_name(d),
+                delimiter_name(opts.delimiter),
+                delimiter_arg(d)
+            ),
+            None => format!(
                 "no id column (expected \"Record ID\" or {ID_PROPERTY}; name one with --map \"HEADER={ID_PROPERTY}\")"
             ),
-        )
+        };
+        err(None, message)
     })?;
     Ok(Layout {
         id,
@@ -392,7 +448,10 @@ impl<R: Read> RowReader<R> {
         pass: Pass,
     ) -> Result<Self, CsvError> {
         let mut reader = CsvRecords::new(
-            csv::ReaderBuilder::new().has_headers(true).flexible(false),
+            csv::ReaderBuilder::new()
+                .has_headers(true)
+                .flexible(false)
+                .delimiter(opts.delimiter),
             input,
         );
         let headers: Vec<String> = reader

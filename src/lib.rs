@@ -72,3 +72,4 @@ pub mod stats;
 pub mod store;
 pub mod sync;
 pub mod tui;
+pub mod words;

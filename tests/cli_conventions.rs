@@ -288,3 +288,115 @@ fn the_log_file_is_its_owners_only() {
     let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "a new log is made private");
 }
+
+/// A semicolon-separated export (what a spreadsheet in a comma-decimal locale writes) is not
+/// misread as "no id column": the error says what the file looks like and which option reads
+/// it; with `--delimiter ';'` it imports, and the summary says "1 row", not "1 rows".
+#[test]
+fn a_semicolon_export_is_named_as_such_and_reads_with_delimiter() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("export.csv");
+    std::fs::write(
+        &csv,
+        "Record ID;First Name;Last Name;Email\n901;Ana;Lima;ana@example.com\n",
+    )
+    .unwrap();
+    let ws = dir.path().join("ws.db");
+    let ws = ws.to_str().unwrap();
+    let refused = dupdesk(dir.path())
+        .args(["--workspace", ws, "import", csv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = text(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("semicolons") && stderr.contains("--delimiter ';'"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("export.csv"), "names the file: {stderr}");
+    assert!(!stderr.contains("no id column"), "{stderr}");
+
+    let bad = dupdesk(dir.path())
+        .args(["--workspace", ws, "import", "--delimiter", "ab"])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("not a field separator"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    let ok = dupdesk(dir.path())
+        .args(["--workspace", ws, "import", "--delimiter", ";"])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    let stdout = text(&ok.stdout);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(stdout.contains("1 row of contacts, 1 new"), "{stdout}");
+    let show = dupdesk(dir.path())
+        .args(["--workspace", ws, "lineage", "901", "--json"])
+        .output()
+        .unwrap();
+    assert!(show.status.success(), "{}", text(&show.stderr));
+    assert!(
+        text(&show.stdout).contains("ana@example.com"),
+        "{}",
+        text(&show.stdout)
+    );
+}
+
+/// Every option and argument of every command says what it is in `--help`.
+#[test]
+fn every_argument_has_a_help_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let commands: &[&[&str]] = &[
+        &["import"],
+        &["approve"],
+        &["lineage"],
+        &["stats"],
+        &["match"],
+        &["export", "clusters"],
+        &["export", "decisions"],
+        &["mapping", "show"],
+        &["mapping", "import"],
+        &["mapping", "conflicts"],
+        &["mapping", "resolve"],
+        &["sandbox"],
+        &["demo"],
+        &["apply"],
+        &["amend"],
+        &["init"],
+        &["pull"],
+    ];
+    for args in commands {
+        let out = dupdesk(dir.path())
+            .args(*args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = text(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        // clap lists an option or argument without a help text as a bare name on its line
+        // (with long help texts, the text goes on the next, more indented, line).
+        let lines: Vec<&str> = help.lines().collect();
+        let indent = |l: &str| l.len() - l.trim_start().len();
+        for (i, line) in lines.iter().enumerate() {
+            let t = line.trim_start();
+            let named = t.starts_with('-') || t.starts_with('<');
+            // "[default: …]" alone is not a help text.
+            let text_beside = t
+                .split_once("  ")
+                .is_some_and(|(_, rest)| !rest.trim().is_empty() && !rest.trim().starts_with('['));
+            let text_below = lines
+                .get(i + 1)
+                .is_some_and(|next| !next.trim().is_empty() && indent(next) > indent(line));
+            assert!(
+                !named || text_beside || text_below,
+                "{args:?}: {line:?} has no help text:\n{help}"
+            );
+        }
+    }
+}

@@ -11,6 +11,7 @@ use super::connect::{
 };
 use crate::demo::{self, DemoOptions};
 use crate::store::{self, Store};
+use crate::words::count;
 
 /// Marks a workspace as made by the demo, so re-running the demo may replace it and nothing
 /// else ever is.
@@ -42,9 +43,9 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
         Some(n) => demo::generate(&DemoOptions::scaled(n)).data,
     };
     eprintln!(
-        "demo: sandbox CRM with {} contacts and {} companies, workspace {}",
-        seed.contacts.len(),
-        seed.companies.len(),
+        "demo: sandbox CRM with {} and {}, workspace {}",
+        count(seed.contacts.len(), "contact", "contacts"),
+        count(seed.companies.len(), "company", "companies"),
         ws.display()
     );
     let store = Store::open(&ws)?;

@@ -22,8 +22,10 @@ pub fn run(
     object: ObjectType,
     maps: &[String],
     system: &str,
+    delimiter: u8,
 ) -> Result<()> {
     let mut opts = ImportOptions::new(object, system);
+    opts.delimiter = delimiter;
     opts.config_columns = ctx.config.import.columns.clone();
     for m in maps {
         opts.add_override(m)?;
@@ -73,9 +75,9 @@ pub fn run(
         (Err(e), None) => return Err(e),
     };
     crate::outln!(
-        "imported {}: {} {object} rows, {} new, {} updated, {} unchanged (system {})",
+        "imported {}: {} {object}, {} new, {} updated, {} unchanged (system {})",
         t(&file.display().to_string()),
-        report.rows,
+        crate::words::count(report.rows, "row of", "rows of"),
         report.stats.inserted,
         report.stats.updated,
         report.stats.unchanged,

@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::{Ctx, open_existing};
 use crate::matcher::{self, EmptyFile, MatchConfig, MatchMode, MatchProgress, MatchReport};
 use crate::model::ObjectType;
+use crate::words::count;
 
 /// The object types to match: the one asked for, else every type with a matcher schema.
 fn objects(ctx: &Ctx, object: Option<ObjectType>) -> Vec<ObjectType> {
@@ -43,12 +44,12 @@ pub fn run(
             crate::outln!("{}", crate::sanitize::json_pretty(&report)?);
         } else {
             crate::outln!(
-                "{object}: imported {} clusters from {} ({} format, {} rows; {} single records skipped, {} split for not-duplicates)",
-                report.clusters,
+                "{object}: imported {} from {} ({} format, {}; {} skipped, {} split for not-duplicates)",
+                count(report.clusters, "cluster", "clusters"),
                 crate::sanitize::for_terminal(&file.display().to_string()),
                 report.format.as_str(),
-                report.rows,
-                report.singletons,
+                count(report.rows, "row", "rows"),
+                count(report.singletons, "single record", "single records"),
                 report.split
             );
             let a = report.applied;
@@ -120,19 +121,19 @@ fn run_one(store: &crate::store::Store, cfg: &MatchConfig, mode: MatchMode) -> R
 
 fn print_report(r: &MatchReport) {
     crate::outln!(
-        "{}: {} match of {} records ({} changed) in {:.1}s",
+        "{}: {} match of {} ({} changed) in {:.1}s",
         r.object,
         r.mode,
-        r.records,
+        count(r.records, "record", "records"),
         r.changed_records,
         r.elapsed.as_secs_f64()
     );
     crate::outln!(
-        "  {} candidate pairs compared, {} linked; {} large blocks ({} records) compared by sorted window",
-        r.candidate_pairs,
+        "  {} compared, {} linked; {} ({}) compared by sorted window",
+        count(r.candidate_pairs, "candidate pair", "candidate pairs"),
         r.linked_pairs,
-        r.windowed_blocks,
-        r.records_in_windowed_blocks
+        count(r.windowed_blocks, "large block", "large blocks"),
+        count(r.records_in_windowed_blocks, "record", "records")
     );
     crate::outln!(
         "  {} clusters: {} new, {} changed, {} unchanged, {} stale, {} removed; flagged: {} oversized, {} split, {} weak",

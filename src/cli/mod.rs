@@ -75,8 +75,10 @@ pub enum Command {
     /// Approve, as the steward `auto`, every pending cluster whose weakest link scores at least
     /// S (and, with --max-size, that has at most K records).
     Approve {
+        /// The lowest match probability (0 to 1) of a cluster's weakest link to approve it.
         #[arg(long, value_name = "S")]
         min_score: f64,
+        /// Approve only clusters of at most K records.
         #[arg(long, value_name = "K")]
         max_size: Option<usize>,
         /// List the clusters it would approve and approve none.
@@ -132,18 +134,22 @@ pub enum Command {
         /// Look only among records of this type.
         #[arg(long)]
         object: Option<ObjectType>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Counts, duplicate rate, queue state, merges, and alerts.
     Stats {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Records from a CRM's CSV export (HubSpot export headers or property names as headers).
     /// A bad row refuses the whole file.
     Import {
+        /// The CSV file (UTF-8, comma-separated, with a header row).
         file: PathBuf,
+        /// The type of the records in the file: contacts or companies.
         #[arg(long, default_value = "contacts")]
         object: ObjectType,
         /// Read a column as a property: --map "Kundennummer=erp_customer_id". Repeatable; an
@@ -153,6 +159,9 @@ pub enum Command {
         /// The system the export comes from (history source and sync state `csv:<system>`).
         #[arg(long, default_value = "crm")]
         system: String,
+        /// The field separator when it is not a comma: ';', '|' or tab.
+        #[arg(long, value_name = "CHAR", value_parser = crate::import::parse_delimiter, default_value = ",")]
+        delimiter: u8,
     },
     /// The cross-system id mapping table.
     Mapping {
@@ -180,6 +189,7 @@ pub enum Command {
         /// Re-estimate the weights and re-score every candidate pair.
         #[arg(long)]
         full: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -216,6 +226,7 @@ pub enum ExportWhat {
         /// Only clusters in this status (default: all but stale ones).
         #[arg(long)]
         status: Option<String>,
+        /// Only clusters of this type: contacts or companies (default: both).
         #[arg(long)]
         object: Option<ObjectType>,
     },
@@ -226,6 +237,7 @@ pub enum MappingAction {
     /// Import rows `source_system,source_id,target_system,target_id[,object_type]` from a CSV
     /// file; a bad row refuses the whole file.
     Import {
+        /// The CSV file of mapping rows.
         file: PathBuf,
         /// Object type of rows without an object_type column.
         #[arg(long, default_value = "contacts")]
@@ -236,7 +248,9 @@ pub enum MappingAction {
     /// The whole history of one id: every row it appears in, active or not, and the
     /// conflicts that name it.
     Show {
+        /// A source or target id, in any system.
         id: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -246,6 +260,7 @@ pub enum MappingAction {
         /// Resolved ones too.
         #[arg(long)]
         all: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -392,7 +407,8 @@ fn run(cli: Cli) -> Result<()> {
             object,
             map,
             system,
-        }) => import::run(&ctx, &file, object, &map, &system),
+            delimiter,
+        }) => import::run(&ctx, &file, object, &map, &system, delimiter),
         Some(Command::Mapping { action }) => match action {
             MappingAction::Import { file, object } => mapping::import(&ctx, &file, object),
             MappingAction::Show { id, json } => mapping::show(&ctx, &id, json),
@@ -454,9 +470,9 @@ fn approve(ctx: &Ctx, min_score: f64, max_size: Option<usize>, dry_run: bool) ->
         }
     }
     crate::outln!(
-        "{} {} clusters by rule: {}{}",
+        "{} {} by rule: {}{}",
         if dry_run { "would approve" } else { "approved" },
-        done.len() - refused,
+        crate::words::count(done.len() - refused, "cluster", "clusters"),
         rule.describe(),
         if refused > 0 {
             format!("; {refused} left pending for a steward (see above)")

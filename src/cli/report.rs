@@ -25,7 +25,8 @@ pub fn export_decisions(
     })?;
     if let Some(path) = out {
         eprintln!(
-            "exported {n} decisions to {}",
+            "exported {} to {}",
+            crate::words::count(n, "decision", "decisions"),
             crate::sanitize::for_terminal(&path.display().to_string())
         );
     }
@@ -51,8 +52,9 @@ pub fn export_clusters(
             .map(|v| v.to_string())
             .collect();
         eprintln!(
-            "exported {} clusters ({n} member records) to {}",
-            clusters.len(),
+            "exported {} ({}) to {}",
+            crate::words::count(clusters.len(), "cluster", "clusters"),
+            crate::words::count(n, "member record", "member records"),
             crate::sanitize::for_terminal(&path.display().to_string())
         );
     }

@@ -104,9 +104,9 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                     Span::styled(format!("job #{} ", j.id), theme.header()),
                     Span::styled(
                         format!(
-                            "{} · {} attempts · survivor {} · updated {}",
+                            "{} · {} · survivor {} · updated {}",
                             j.status,
-                            j.attempts,
+                            crate::words::count(j.attempts, "attempt", "attempts"),
                             j.survivor_id.as_deref().map(sanitize).unwrap_or("—".into()),
                             j.updated_at
                         ),

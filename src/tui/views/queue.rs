@@ -59,7 +59,10 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     }
     f.push(Span::styled(" · sorted by ", theme.dim()));
     f.push(Span::raw(q.query.sort.label()));
-    f.push(Span::styled(format!(" · {} rows", q.total), theme.dim()));
+    f.push(Span::styled(
+        format!(" · {}", crate::words::count(q.total, "row", "rows")),
+        theme.dim(),
+    ));
     frame.render_widget(Line::from(f), filter);
 
     let label_w = usize::from(area.width).saturating_sub(46);
