@@ -147,6 +147,9 @@ fn print_report(r: &MatchReport) {
         r.flagged_split,
         r.flagged_weak
     );
+    for w in &r.warnings {
+        crate::outln!("  warning: {}", crate::sanitize::for_terminal(w));
+    }
     if let Some(earlier) = &r.completes {
         crate::outln!(
             "  this run completes an earlier one: {}",

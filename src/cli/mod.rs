@@ -20,6 +20,7 @@ mod demo;
 mod import;
 mod mapping;
 mod match_cmd;
+mod model_cmd;
 pub mod out;
 mod pull;
 mod report;
@@ -190,6 +191,15 @@ pub enum Command {
         #[arg(long)]
         full: bool,
         /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The model the last match fitted: per field and comparison level the m, u and weight,
+    /// and per blocking rule its iterations and convergence.
+    Model {
+        /// Only this object type (default: every type with a fitted model).
+        #[arg(long)]
+        object: Option<ObjectType>,
         #[arg(long)]
         json: bool,
     },
@@ -432,6 +442,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             match_cmd::run(&ctx, clusters.as_deref(), empty, object, full, json)
         }
+        Some(Command::Model { object, json }) => model_cmd::run(&ctx, object, json),
         Some(Command::Sandbox(args)) => sandbox::run(&args),
         // The review is what a steward runs all day: it is the default.
         None => review::review(&ctx.config),

@@ -42,13 +42,18 @@ pub fn level_names(kind: FieldKind) -> &'static [&'static str] {
         ],
         FieldKind::Postcode => &["different", "same first 3", "exact"],
         FieldKind::City => &["different", "jaro_winkler>=0.88", "exact"],
+        // A year alone, or a year and month, agrees with a fuller date as far as both go: a
+        // level of its own, since a shared year is far weaker evidence than a shared day.
         FieldKind::Date => &[
             "different",
             "within 365 days",
+            "same year",
+            "same year and month",
             "damerau<=1 or day/month swapped",
             "exact",
         ],
         FieldKind::Identifier => &["different", "damerau<=2", "damerau<=1", "exact"],
+        FieldKind::List => &["different", "one or more shared", "jaccard>=0.5", "exact"],
     }
 }
 
@@ -87,8 +92,57 @@ pub fn comparator_name(kind: FieldKind) -> &'static str {
         FieldKind::Domain => "exact",
         FieldKind::Address => "levenshtein",
         FieldKind::Postcode => "exact, prefix",
-        FieldKind::Date => "date closeness",
+        FieldKind::Date => "date closeness, partial dates to their precision",
+        FieldKind::List => "overlap (jaccard)",
     }
+}
+
+/// The level of two records holding the same normalized value: exact agreement, except for a
+/// partial date, which agrees only as far as it goes (two records of "1980" are not the same
+/// day). `aux` is the value's [`aux_of`].
+#[inline]
+pub fn equal_level(kind: FieldKind, aux: u64) -> u8 {
+    if kind == FieldKind::Date {
+        match aux >> DATE_PRECISION_SHIFT {
+            PRECISION_YEAR => return DATE_SAME_YEAR,
+            PRECISION_MONTH => return DATE_SAME_MONTH,
+            _ => {}
+        }
+    }
+    exact_level(kind)
+}
+
+/// A date's [`aux_of`]: the day number of the first day of its period, and above it how
+/// precise it is.
+const DATE_PRECISION_SHIFT: u32 = 40;
+const PRECISION_DAY: u64 = 0;
+const PRECISION_MONTH: u64 = 1;
+const PRECISION_YEAR: u64 = 2;
+const DATE_WITHIN_YEAR: u8 = 2;
+const DATE_SAME_YEAR: u8 = 3;
+const DATE_SAME_MONTH: u8 = 4;
+const DATE_CLOSE: u8 = 5;
+
+fn date_aux(normalized: &str) -> u64 {
+    let Some(d) = normalize::partial_date(normalized) else {
+        return 0;
+    };
+    let precision = match (d.month, d.day) {
+        (Some(_), Some(_)) => PRECISION_DAY,
+        (Some(_), None) => PRECISION_MONTH,
+        _ => PRECISION_YEAR,
+    };
+    let days = d
+        .first_day()
+        .map_or(0, |f| f.num_days_from_ce().max(0) as u64);
+    days | (precision << DATE_PRECISION_SHIFT)
+}
+
+/// A list's [`aux_of`]: one bit per item hash, so lists sharing no item mostly tell at once.
+fn list_aux(normalized: &str) -> u64 {
+    normalized
+        .split(normalize::LIST_SEPARATOR)
+        .fold(0, |bits, item| bits | 1 << (hash_str(item) % 64))
 }
 
 /// Per distinct value, what a comparator of its kind needs besides the text, computed once:
@@ -96,9 +150,8 @@ pub fn comparator_name(kind: FieldKind) -> &'static str {
 pub fn aux_of(kind: FieldKind, normalized: &str) -> u64 {
     match kind {
         FieldKind::GivenName => hash_str(normalize::given_canonical(normalized)),
-        FieldKind::Date => normalize::date(normalized)
-            .map(|d| d.num_days_from_ce() as u64)
-            .unwrap_or(0),
+        FieldKind::Date => date_aux(normalized),
+        FieldKind::List => list_aux(normalized),
         FieldKind::Email => normalized.rfind('@').unwrap_or(normalized.len()) as u64,
         _ => 0,
     }
@@ -175,7 +228,7 @@ fn jaro_winkler_from(a: &str, b: &str, floor: f64) -> f64 {
 /// The level of two present values `a` and `b` (normalized, with their [`aux_of`]).
 pub fn compare(kind: FieldKind, a: &str, a_aux: u64, b: &str, b_aux: u64) -> u8 {
     if a == b {
-        return exact_level(kind);
+        return equal_level(kind, a_aux);
     }
     let jw = || jaro_winkler_from(a, b, 0.80);
     match kind {
@@ -259,6 +312,7 @@ pub fn compare(kind: FieldKind, a: &str, a_aux: u64, b: &str, b_aux: u64) -> u8 
             }
         }
         FieldKind::Date => compare_dates(a, a_aux, b, b_aux),
+        FieldKind::List => compare_lists(a, a_aux, b, b_aux),
         FieldKind::Identifier if !osa_within(a, b, 2) => DIFFERENT,
         FieldKind::Identifier => match strsim::osa_distance(a, b) {
             0 | 1 => 3,
@@ -267,17 +321,81 @@ pub fn compare(kind: FieldKind, a: &str, a_aux: u64, b: &str, b_aux: u64) -> u8 
     }
 }
 
-fn compare_dates(a: &str, a_days: u64, b: &str, b_days: u64) -> u8 {
+fn compare_dates(a: &str, a_aux: u64, b: &str, b_aux: u64) -> u8 {
+    let precision = (a_aux >> DATE_PRECISION_SHIFT).max(b_aux >> DATE_PRECISION_SHIFT);
+    if precision != PRECISION_DAY {
+        // Compared as far as the less precise one goes: "1980" and "1980-04-12" share the
+        // year, "1980-04" and "1980-04-12" the month.
+        let (Some(x), Some(y)) = (normalize::partial_date(a), normalize::partial_date(b)) else {
+            return DIFFERENT;
+        };
+        return if x.year != y.year {
+            DIFFERENT
+        } else if precision == PRECISION_MONTH && x.month == y.month {
+            DATE_SAME_MONTH
+        } else if precision == PRECISION_YEAR {
+            DATE_SAME_YEAR
+        } else {
+            DIFFERENT
+        };
+    }
+    let mask = (1u64 << DATE_PRECISION_SHIFT) - 1;
+    let (a_days, b_days) = (a_aux & mask, b_aux & mask);
     let swapped = match (normalize::date(a), normalize::date(b)) {
         (Some(x), Some(y)) => is_swap(x, y),
         _ => false,
     };
     if swapped || osa_within(a, b, 1) {
-        3
+        DATE_CLOSE
     } else if a_days != 0 && b_days != 0 && a_days.abs_diff(b_days) <= 365 {
-        2
+        DATE_WITHIN_YEAR
     } else {
         DIFFERENT
+    }
+}
+
+/// Lists by their items in common: none, some, or at least half of all their items.
+fn compare_lists(a: &str, a_bits: u64, b: &str, b_bits: u64) -> u8 {
+    if a_bits & b_bits == 0 {
+        return DIFFERENT;
+    }
+    // Both are sorted: count the shared items in one merge.
+    let mut x = a.split(normalize::LIST_SEPARATOR).peekable();
+    let mut y = b.split(normalize::LIST_SEPARATOR).peekable();
+    let (mut shared, mut union) = (0usize, 0usize);
+    loop {
+        match (x.peek(), y.peek()) {
+            (Some(p), Some(q)) => {
+                union += 1;
+                match p.cmp(q) {
+                    std::cmp::Ordering::Less => {
+                        x.next();
+                    }
+                    std::cmp::Ordering::Greater => {
+                        y.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        shared += 1;
+                        x.next();
+                        y.next();
+                    }
+                }
+            }
+            (Some(_), None) => {
+                union += x.by_ref().count();
+            }
+            (None, Some(_)) => {
+                union += y.by_ref().count();
+            }
+            (None, None) => break,
+        }
+    }
+    if shared == 0 {
+        DIFFERENT
+    } else if 2 * shared >= union {
+        3
+    } else {
+        2
     }
 }
 
@@ -376,6 +494,26 @@ mod tests {
             ),
             (Date, "1980-03-07", "1980-09-27", "within 365 days"),
             (Date, "1980-03-07", "1975-01-01", "different"),
+            (Date, "1980", "1980-04-12", "same year"),
+            (Date, "1980-04-12", "1980", "same year"),
+            (Date, "1980", "1981-04-12", "different"),
+            (Date, "1980", "1981", "different"),
+            (Date, "1980-04", "1980-04-12", "same year and month"),
+            (Date, "04/1980", "1980-04-30", "same year and month"),
+            (Date, "1980-04", "1980-05-12", "different"),
+            (Date, "1980-04", "1980", "same year"),
+            (Date, "1980-00-00", "12.04.1980", "same year"),
+            (Date, "1980", "1980", "same year"),
+            (Date, "1980-04", "04/1980", "same year and month"),
+            (List, "ann, bob", "Bob; Ann", "exact"),
+            (List, "ann, bob, cy", "bob, ann, dee", "jaccard>=0.5"),
+            (
+                List,
+                "ann, bob, cy, dee",
+                "dee, eve, fay",
+                "one or more shared",
+            ),
+            (List, "ann, bob", "cy, dee", "different"),
             (Identifier, "123-45-6789", "123456789", "exact"),
             (Identifier, "123456789", "123456798", "damerau<=1"),
             (Identifier, "123456789", "123457798", "damerau<=2"),
@@ -434,7 +572,7 @@ mod tests {
         use FieldKind::*;
         for kind in [
             PersonName, GivenName, Surname, Email, Phone, Company, Domain, Address, Postcode, City,
-            Date, Identifier, Text,
+            Date, Identifier, Text, List,
         ] {
             assert_eq!(level_name(kind, MISSING), "missing");
             assert_eq!(level_name(kind, DIFFERENT), "different");

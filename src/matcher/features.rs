@@ -9,7 +9,8 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use super::compare::{self, MISSING};
-use super::normalize::{NormalizeOptions, normalize};
+use super::diagnose::FieldReads;
+use super::normalize::{FieldValue, NormalizeOptions, read_field};
 use super::schema::{FieldKind, MatchConfig};
 use crate::model::Record;
 
@@ -58,7 +59,7 @@ impl Column {
         if x == 0 || y == 0 {
             MISSING
         } else if x == y {
-            compare::exact_level(self.kind)
+            compare::equal_level(self.kind, self.aux[x as usize])
         } else {
             let (x, y) = (x as usize, y as usize);
             compare::compare(
@@ -78,6 +79,8 @@ pub struct Table {
     /// Record ids, by record index.
     pub ids: Vec<String>,
     pub columns: Vec<Column>,
+    /// Per field: how its values read (absent, missing, unparseable), for `match`'s warnings.
+    pub reads: Vec<FieldReads>,
 }
 
 /// A record's property values by name, however they are held.
@@ -157,22 +160,15 @@ impl Table {
         E: Send,
         F: Fn(
                 T,
-                &dyn Fn(&dyn Properties) -> Vec<Option<String>>,
-            ) -> Result<(String, Vec<Option<String>>), E>
+                &dyn Fn(&dyn Properties) -> Vec<FieldValue>,
+            ) -> Result<(String, Vec<FieldValue>), E>
             + Sync,
     {
-        let opts = NormalizeOptions {
-            email: cfg.settings.email.clone(),
-            phone_digits: cfg.settings.phone_digits,
-        };
-        let normalized = |r: &dyn Properties| -> Vec<Option<String>> {
+        let opts = NormalizeOptions::new(&cfg.settings);
+        let normalized = |r: &dyn Properties| -> Vec<FieldValue> {
             cfg.fields
                 .iter()
-                .map(|f| {
-                    r.property(&f.property)
-                        .filter(|v| !v.is_empty())
-                        .and_then(|v| normalize(f.kind, v, &opts))
-                })
+                .map(|f| read_field(f, &|p| r.property(p), &opts))
                 .collect()
         };
         let mut columns: Vec<Column> = cfg
@@ -182,6 +178,7 @@ impl Table {
             .collect();
         let mut interners: Vec<FxHashMap<Box<str>, u32>> =
             vec![FxHashMap::default(); columns.len()];
+        let mut reads = vec![FieldReads::default(); columns.len()];
         let mut ids = Vec::new();
         let mut iter = items.into_iter();
         loop {
@@ -189,14 +186,20 @@ impl Table {
             if batch.is_empty() {
                 break;
             }
-            let batch: Vec<(String, Vec<Option<String>>)> = batch
+            let batch: Vec<(String, Vec<FieldValue>)> = batch
                 .into_par_iter()
                 .map(|item| read(item, &normalized))
                 .collect::<Result<_, E>>()?;
             for (id, vals) in batch {
                 ids.push(id);
-                for ((col, interner), v) in columns.iter_mut().zip(&mut interners).zip(vals) {
-                    let idx = match v {
+                for (((col, interner), read), v) in columns
+                    .iter_mut()
+                    .zip(&mut interners)
+                    .zip(&mut reads)
+                    .zip(vals)
+                {
+                    read.note(&v);
+                    let idx = match v.into_value() {
                         None => 0,
                         Some(s) => {
                             col.present += 1;
@@ -225,7 +228,11 @@ impl Table {
             c.values.shrink_to_fit();
         }
         ids.shrink_to_fit();
-        Ok(Table { ids, columns })
+        Ok(Table {
+            ids,
+            columns,
+            reads,
+        })
     }
 
     pub fn len(&self) -> usize {

@@ -16,9 +16,11 @@
 pub mod blocking;
 pub mod cluster;
 pub mod compare;
+pub mod diagnose;
 pub mod em;
 pub mod external;
 pub mod features;
+pub mod fitted;
 pub mod normalize;
 pub mod persist;
 pub mod schema;
@@ -143,7 +145,7 @@ fn cost(kind: FieldKind) -> u8 {
         FieldKind::Phone | FieldKind::Identifier | FieldKind::Date => 1,
         FieldKind::Email => 2,
         FieldKind::GivenName | FieldKind::Surname | FieldKind::City => 3,
-        FieldKind::PersonName | FieldKind::Company | FieldKind::Text => 4,
+        FieldKind::PersonName | FieldKind::Company | FieldKind::Text | FieldKind::List => 4,
         FieldKind::Address => 5,
     }
 }

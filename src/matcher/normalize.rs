@@ -5,22 +5,138 @@
 
 use chrono::{Datelike, NaiveDate};
 
-use super::schema::{EmailOptions, FieldKind};
+use super::schema::{EmailOptions, FieldKind, FieldSpec, MatcherSettings};
 
 /// Options that change how values are normalized.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NormalizeOptions {
     pub email: EmailOptions,
     pub phone_digits: usize,
+    /// Values that stand for no value, upper case and trimmed ([`MatcherSettings::missing_values`]).
+    pub missing: Vec<String>,
 }
 
 impl Default for NormalizeOptions {
     fn default() -> Self {
+        NormalizeOptions::new(&MatcherSettings::default())
+    }
+}
+
+impl NormalizeOptions {
+    pub fn new(settings: &MatcherSettings) -> NormalizeOptions {
         NormalizeOptions {
-            email: EmailOptions::default(),
-            phone_digits: 9,
+            email: settings.email.clone(),
+            phone_digits: settings.phone_digits,
+            missing: settings
+                .missing_values
+                .iter()
+                .map(|t| t.trim().to_uppercase())
+                .filter(|t| !t.is_empty())
+                .collect(),
         }
     }
+
+    /// `raw` is one of the tokens that stand for no value.
+    pub fn is_missing_token(&self, raw: &str) -> bool {
+        let t = raw.trim();
+        // Tokens are short; skip the case folding for every longer value.
+        t.len() <= 8 && self.missing.iter().any(|m| m.eq_ignore_ascii_case(t))
+    }
+}
+
+/// What reading one field of one record gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldValue {
+    /// The record has no value for the field's property (or properties).
+    Absent,
+    /// A value that stands for none ("NA"), or nothing usable once normalized ("--", a role
+    /// email address).
+    Missing,
+    /// A value of a kind that parses ([`FieldKind::parses`]) that could not be read; the raw
+    /// value, for a diagnostic.
+    Invalid(String),
+    Value(String),
+}
+
+impl FieldValue {
+    pub fn into_value(self) -> Option<String> {
+        match self {
+            FieldValue::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Read and normalize the field `spec` of a record whose properties `get` looks up: one
+/// property, or the year, month and day properties of a split date.
+pub fn read_field<'a>(
+    spec: &FieldSpec,
+    get: &dyn Fn(&str) -> Option<&'a str>,
+    opts: &NormalizeOptions,
+) -> FieldValue {
+    let columns = spec.columns();
+    if let [property] = columns.as_slice() {
+        let Some(raw) = get(property).filter(|v| !v.is_empty()) else {
+            return FieldValue::Absent;
+        };
+        if opts.is_missing_token(raw) {
+            return FieldValue::Missing;
+        }
+        return match normalize(spec.kind, raw, opts) {
+            Some(v) => FieldValue::Value(v),
+            None if spec.kind.parses() && !raw.trim().is_empty() => {
+                FieldValue::Invalid(raw.to_string())
+            }
+            None => FieldValue::Missing,
+        };
+    }
+    let parts: Vec<Option<&str>> = columns
+        .iter()
+        .map(|c| {
+            get(c)
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && !opts.is_missing_token(v))
+        })
+        .collect();
+    if parts.iter().all(Option::is_none) {
+        let any = columns
+            .iter()
+            .any(|c| get(c).is_some_and(|v| !v.is_empty()));
+        return if any {
+            FieldValue::Missing
+        } else {
+            FieldValue::Absent
+        };
+    }
+    match split_date(&parts) {
+        Some(d) => FieldValue::Value(d.canonical()),
+        None => FieldValue::Invalid(
+            parts
+                .iter()
+                .map(|p| p.unwrap_or(""))
+                .collect::<Vec<_>>()
+                .join("/"),
+        ),
+    }
+}
+
+/// A date of a split field from its year, month and day parts (the month and day may be
+/// missing; a month or day without a year is no date).
+fn split_date(parts: &[Option<&str>]) -> Option<PartialDate> {
+    let num = |p: Option<&str>| -> Option<Option<u32>> {
+        match p {
+            None => Some(None),
+            Some(s) => s.parse::<u32>().ok().map(|n| (n != 0).then_some(n)),
+        }
+    };
+    let year = parts.first().copied().flatten()?;
+    if year.len() != 4 {
+        return None;
+    }
+    let year: i32 = year.parse().ok()?;
+    let month = num(parts.get(1).copied().flatten())?;
+    let day = num(parts.get(2).copied().flatten())?;
+    PartialDate::new(year, month, month.and(day))
 }
 
 /// Normalize a raw value of `kind`. `None` when nothing usable is left (blank, punctuation
@@ -35,8 +151,9 @@ pub fn normalize(kind: FieldKind, raw: &str, opts: &NormalizeOptions) -> Option<
         FieldKind::Domain => domain(raw),
         FieldKind::Address => address(raw),
         FieldKind::Postcode => postcode(raw),
-        FieldKind::Date => date(raw).map(|d| d.format("%Y-%m-%d").to_string()),
+        FieldKind::Date => partial_date(raw).map(|d| d.canonical()),
         FieldKind::Identifier => identifier(raw),
+        FieldKind::List => list(raw),
     };
     out.filter(|s| !s.is_empty())
 }
@@ -393,6 +510,121 @@ fn postcode_like(raw: &str) -> Option<String> {
     )
 }
 
+/// A list: items split at commas, semicolons, bars and line breaks, each normalized as
+/// [`words`], missing and repeated items dropped, sorted and joined by [`LIST_SEPARATOR`], so
+/// the same items in any order and spelling of case are one value.
+pub fn list(raw: &str) -> Option<String> {
+    let mut items: Vec<String> = raw
+        .split([',', ';', '|', '\n'])
+        .filter_map(words)
+        .filter(|w| !w.is_empty())
+        .collect();
+    items.sort_unstable();
+    items.dedup();
+    Some(items.join(LIST_SEPARATOR))
+}
+
+/// Joins a normalized list's items; [`words`] never leaves one in an item.
+pub const LIST_SEPARATOR: &str = ";";
+
+/// A date known to the year, the month or the day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartialDate {
+    pub year: i32,
+    pub month: Option<u32>,
+    /// Only with a month.
+    pub day: Option<u32>,
+}
+
+impl PartialDate {
+    /// A valid date, or `None` (month 13, 31 February, a year before 1000).
+    pub fn new(year: i32, month: Option<u32>, day: Option<u32>) -> Option<PartialDate> {
+        if !(1000..=9999).contains(&year) {
+            return None;
+        }
+        match (month, day) {
+            (None, None) => {}
+            (Some(m), None) if (1..=12).contains(&m) => {}
+            (Some(m), Some(d)) => {
+                NaiveDate::from_ymd_opt(year, m, d)?;
+            }
+            _ => return None,
+        }
+        Some(PartialDate { year, month, day })
+    }
+
+    /// `1980`, `1980-04` or `1980-04-12`.
+    pub fn canonical(&self) -> String {
+        match (self.month, self.day) {
+            (Some(m), Some(d)) => format!("{:04}-{m:02}-{d:02}", self.year),
+            (Some(m), None) => format!("{:04}-{m:02}", self.year),
+            _ => format!("{:04}", self.year),
+        }
+    }
+
+    /// The first day of the period it names.
+    pub fn first_day(&self) -> Option<NaiveDate> {
+        NaiveDate::from_ymd_opt(self.year, self.month.unwrap_or(1), self.day.unwrap_or(1))
+    }
+
+    /// The full date, when it is one.
+    pub fn full(&self) -> Option<NaiveDate> {
+        NaiveDate::from_ymd_opt(self.year, self.month?, self.day?)
+    }
+}
+
+/// A full or partial date: what [`date`] reads, a year alone (`1980`), a year and month
+/// (`1980-04`, `1980/04`, `04/1980`, `04.1980`), and zeros for an unknown month or day
+/// (`1980-00-00`, `19800400`).
+pub fn partial_date(raw: &str) -> Option<PartialDate> {
+    let t = raw.trim();
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if t.len() == 4 && digits(t) {
+        return PartialDate::new(t.parse().ok()?, None, None);
+    }
+    if let Some(d) = date(t) {
+        return Some(PartialDate {
+            year: d.year(),
+            month: Some(d.month()),
+            day: Some(d.day()),
+        });
+    }
+    // Year first with zeros for what is not known: 1980-04-00, 1980-00-00, 19800400.
+    let ymd: Option<(&str, &str, &str)> = if t.len() == 8 && digits(t) {
+        Some((&t[..4], &t[4..6], &t[6..]))
+    } else {
+        let nums: Vec<&str> = t.split(['.', '/', '-']).collect();
+        match nums.as_slice() {
+            [y, m, d] if y.len() == 4 => Some((*y, *m, *d)),
+            _ => None,
+        }
+    };
+    if let Some((y, m, d)) = ymd {
+        if !(digits(y) && digits(m) && digits(d)) {
+            return None;
+        }
+        let (y, m, d): (i32, u32, u32) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+        return match (m, d) {
+            (0, 0) => PartialDate::new(y, None, None),
+            (m, 0) => PartialDate::new(y, Some(m), None),
+            _ => None,
+        };
+    }
+    let nums: Vec<&str> = t
+        .split(['.', '/', '-', ' '])
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (y, m) = match nums.as_slice() {
+        [a, b] if a.len() == 4 && b.len() <= 2 => (*a, *b),
+        [a, b] if b.len() == 4 && a.len() <= 2 => (*b, *a),
+        _ => return None,
+    };
+    if !(digits(y) && digits(m)) {
+        return None;
+    }
+    PartialDate::new(y.parse().ok()?, Some(m.parse().ok()?), None)
+}
+
 /// Date: ISO (2024-03-01, or the date of an RFC 3339 timestamp), 20240301, 01.03.2024
 /// (day first), and slashed dates, read month first unless the first number cannot be a month.
 /// A millisecond epoch (HubSpot's date properties) is read too.
@@ -686,6 +918,85 @@ mod tests {
                 "{raw}"
             );
         }
+    }
+
+    #[test]
+    fn partial_dates_and_lists() {
+        let cases = [
+            ("1980", Some("1980")),
+            (" 1980 ", Some("1980")),
+            ("1980-04", Some("1980-04")),
+            ("1980/4", Some("1980-04")),
+            ("04/1980", Some("1980-04")),
+            ("4.1980", Some("1980-04")),
+            ("1980-00-00", Some("1980")),
+            ("1980-04-00", Some("1980-04")),
+            ("19800400", Some("1980-04")),
+            ("19800412", Some("1980-04-12")),
+            ("1980-13", None),
+            ("0980", None),
+            ("1980-00-12", None),
+            ("80", None),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(
+                normalize(FieldKind::Date, raw, &opts()).as_deref(),
+                want,
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            normalize(FieldKind::List, "Tag B; tag a,|tag b", &opts()).as_deref(),
+            Some("tag a;tag b")
+        );
+        assert_eq!(normalize(FieldKind::List, " ;, ", &opts()), None);
+    }
+
+    #[test]
+    fn missing_tokens_and_split_dates_read_as_fields() {
+        let o = opts();
+        let spec = |p: &str, kind| FieldSpec {
+            property: p.into(),
+            kind,
+        };
+        let props = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+        };
+        let get = props(&[
+            ("a", "NA"),
+            ("b", " n/a "),
+            ("c", "soon"),
+            ("y", "1980"),
+            ("m", "4"),
+            ("d", "31"),
+        ]);
+        let read = |p: &str, kind| read_field(&spec(p, kind), &get, &o);
+        assert_eq!(read("a", FieldKind::Surname), FieldValue::Missing);
+        assert_eq!(read("b", FieldKind::Phone), FieldValue::Missing);
+        assert_eq!(
+            read("c", FieldKind::Date),
+            FieldValue::Invalid("soon".into())
+        );
+        assert_eq!(
+            read("c", FieldKind::Surname),
+            FieldValue::Value("soon".into())
+        );
+        assert_eq!(read("zz", FieldKind::Date), FieldValue::Absent);
+        assert_eq!(
+            read("y/m", FieldKind::Date),
+            FieldValue::Value("1980-04".into())
+        );
+        // 31 April is no day.
+        assert_eq!(
+            read("y/m/d", FieldKind::Date),
+            FieldValue::Invalid("1980/4/31".into())
+        );
+        assert_eq!(
+            read("y/zz/zz", FieldKind::Date),
+            FieldValue::Value("1980".into())
+        );
+        assert_eq!(read("a/zz", FieldKind::Date), FieldValue::Missing);
+        assert_eq!(read("zz/zz", FieldKind::Date), FieldValue::Absent);
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub struct MatchReport {
     /// An earlier run interrupted between its chunks, which this one completed: what it had
     /// done.
     pub completes: Option<String>,
+    /// What the user should know about the configuration, the data or the fit: a field no
+    /// record has, values that could not be read, no records at all, an unconverged estimation.
+    pub warnings: Vec<String>,
     #[serde(skip)]
     pub elapsed: Duration,
 }
@@ -436,6 +439,11 @@ pub fn run_match_with(
             mode: "incremental".to_string(),
             records,
             labelled_pairs: m.labelled_pairs,
+            warnings: if records == 0 {
+                vec![super::diagnose::no_records(object)]
+            } else {
+                Vec::new()
+            },
             elapsed: started.elapsed(),
             ..MatchReport::default()
         });
@@ -443,6 +451,12 @@ pub fn run_match_with(
     progress(MatchProgress::Normalizing);
     let live = Live::read(&snapshot, cfg)?;
     let table = &live.table;
+    let present = if super::diagnose::needs_property_names(table) {
+        present_properties(&snapshot, object)?
+    } else {
+        Vec::new()
+    };
+    let mut warnings = super::diagnose::field_warnings(cfg, table, &present);
     // Ids of the records named in not_duplicates, by table index.
     let named: HashSet<&str> = not_duplicates
         .iter()
@@ -504,6 +518,8 @@ pub fn run_match_with(
         (true, Some(m)) => (m, false),
         _ => (fit_model(cfg, table, &blocks, &labels, progress), true),
     };
+    // Nothing was fitted on no records; such a model must not be kept for the next run.
+    let model_fitted = model_fitted && !table.is_empty();
     let scorer = Scorer::new(table, &model, Some(&blocks));
     let links = link(&blocks, &scorer, cfg.settings.threshold, changed.as_deref());
     progress(MatchProgress::Scoring {
@@ -594,6 +610,13 @@ pub fn run_match_with(
         clusters: planned.len(),
     });
     let model_json = serde_json::to_string(&model)?;
+    if table.is_empty() {
+        warnings.push(super::diagnose::no_records(object));
+    } else if model_fitted {
+        warnings.extend(super::diagnose::fit_warnings(&model_json));
+    }
+    report.warnings = warnings;
+    let model_json = (!live.table.is_empty()).then_some(model_json);
     // The records' table and blocks are done with; free them before the store's page cache
     // grows for the write.
     drop(scorer);
@@ -689,7 +712,8 @@ struct ClusterWriter {
     stats: ApplyStats,
     marker: RunMarker,
     run_at: String,
-    model_json: String,
+    /// `None`: no records, so no model to keep (the next run fits afresh).
+    model_json: Option<String>,
     chunks: u64,
 }
 
@@ -726,7 +750,12 @@ impl ClusterWriter {
         let ended = self.next == self.groups.len();
         let done = self.marker.done + chunk.items() as u64;
         if ended {
-            set_meta(&tx, &model_key(self.object), &self.model_json)?;
+            match &self.model_json {
+                Some(json) => set_meta(&tx, &model_key(self.object), json)?,
+                None => {
+                    tx.execute("DELETE FROM meta WHERE key = ?1", [model_key(self.object)])?;
+                }
+            }
             set_meta(&tx, &watermark_key(self.object), &self.run_at)?;
             chunks::remove_marker(&tx, &key)?;
         } else {
@@ -1413,6 +1442,34 @@ fn write_cluster(
         pair.execute(params![id, a, b, score, explanation])?;
     }
     Ok(id)
+}
+
+/// The property names that a sample of the live records of `object` hold values for, for a
+/// suggestion when a schema property is absent from every record.
+fn present_properties(conn: &Connection, object: ObjectType) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT properties FROM records
+         WHERE object_type = ?1 AND archived = 0 AND merged_into IS NULL LIMIT 1000",
+    )?;
+    let mut names = std::collections::BTreeSet::new();
+    let rows = stmt.query_map([object.as_str()], |r| r.get::<_, String>(0))?;
+    for json in rows {
+        let props: HashMap<String, Option<String>> =
+            serde_json::from_str(&json?).context("a record's properties in the workspace")?;
+        names.extend(
+            props
+                .into_iter()
+                .filter(|(_, v)| v.as_deref().is_some_and(|v| !v.is_empty()))
+                .map(|(k, _)| k),
+        );
+    }
+    Ok(names.into_iter().collect())
+}
+
+/// The JSON of the model stored by the last run for `object`, if any: what `dupdesk model`
+/// reads ([`super::fitted::FittedModel::from_json`]).
+pub fn stored_model_json(conn: &Connection, object: ObjectType) -> Result<Option<String>> {
+    get_meta(conn, &model_key(object))
 }
 
 /// The model stored by the last run for `object`, if any (for display and diagnostics).

@@ -28,9 +28,13 @@ pub enum FieldKind {
     Address,
     Postcode,
     City,
+    /// A date: full (1980-04-12), partial (a year, 1980, or a year and month, 1980-04), or
+    /// split over year / month / day properties named together as `"year/month/day"`.
     Date,
     Identifier,
     Text,
+    /// Several values in one property (tags, co-workers: "a; b, c"), compared by overlap.
+    List,
 }
 
 impl FieldKind {
@@ -49,7 +53,14 @@ impl FieldKind {
             FieldKind::Date => "date",
             FieldKind::Identifier => "identifier",
             FieldKind::Text => "text",
+            FieldKind::List => "list",
         }
+    }
+
+    /// Kinds whose raw values can fail to parse (a date that is no date, a phone with too few
+    /// digits), so that `match` can say how many did.
+    pub fn parses(self) -> bool {
+        matches!(self, FieldKind::Date | FieldKind::Phone)
     }
 
     /// Kinds whose exact agreement says more for a rare value than for a common one (two
@@ -77,8 +88,21 @@ impl fmt::Display for FieldKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FieldSpec {
+    /// The property; for a date split over several, `"year/month/day"` (or `"year/month"`).
     pub property: String,
     pub kind: FieldKind,
+}
+
+impl FieldSpec {
+    /// The record properties the field is read from: the property itself, or the year, month
+    /// and day properties of a split date.
+    pub fn columns(&self) -> Vec<&str> {
+        if self.kind == FieldKind::Date && self.property.contains('/') {
+            self.property.split('/').map(str::trim).collect()
+        } else {
+            vec![self.property.as_str()]
+        }
+    }
 }
 
 /// The schema of one object type as written in the configuration.
@@ -173,6 +197,9 @@ pub struct MatcherSettings {
     pub label_weight: f64,
     /// Seed of the samples, so that a run is reproducible.
     pub seed: u64,
+    /// Values that stand for no value ("NA", "NULL", "N/A", "-"), compared without regard to
+    /// case or surrounding blanks: read as missing, never as a value records could share.
+    pub missing_values: Vec<String>,
     pub contacts: Option<ObjectSchemaConfig>,
     pub companies: Option<ObjectSchemaConfig>,
 }
@@ -193,6 +220,7 @@ impl Default for MatcherSettings {
             em_max_iterations: 200,
             label_weight: 50.0,
             seed: 42,
+            missing_values: ["NA", "NULL", "N/A", "-"].map(String::from).to_vec(),
             contacts: None,
             companies: None,
         }
@@ -272,6 +300,14 @@ pub enum SchemaError {
         rule: String,
         transform: String,
     },
+    #[error(
+        "[matcher.{object}] date field {property:?} names {parts} properties; a split date names its year, month and day properties as \"year/month/day\" (or \"year/month\")"
+    )]
+    SplitDate {
+        object: ObjectType,
+        property: String,
+        parts: usize,
+    },
     #[error("[matcher.{object}] has no blocking rule, so no pair would ever be compared")]
     NoBlocking { object: ObjectType },
     #[error("[matcher] {key} = {value} is out of range ({range})")]
@@ -316,6 +352,14 @@ impl MatchConfig {
             });
         }
         for (i, f) in fields.iter().enumerate() {
+            let columns = f.columns();
+            if columns.len() > 3 || columns.iter().any(|c| c.is_empty()) {
+                return Err(SchemaError::SplitDate {
+                    object,
+                    property: f.property.clone(),
+                    parts: columns.len(),
+                });
+            }
             if fields[..i].iter().any(|g| g.property == f.property) {
                 return Err(SchemaError::DuplicateField {
                     object,
@@ -344,11 +388,19 @@ impl MatchConfig {
     }
 
     /// A short fingerprint of what the estimated model depends on, so a stored model is not
-    /// reused after the schema changed.
+    /// reused after the schema changed, nor after a kind's comparison levels did (a model
+    /// holds one `m` and `u` per level).
     pub fn schema_signature(&self) -> String {
         self.fields
             .iter()
-            .map(|f| format!("{}:{}", f.property, f.kind))
+            .map(|f| {
+                format!(
+                    "{}:{}:{}",
+                    f.property,
+                    f.kind,
+                    super::compare::level_count(f.kind)
+                )
+            })
             .collect::<Vec<_>>()
             .join(",")
     }
