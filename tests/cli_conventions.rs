@@ -400,3 +400,100 @@ fn every_argument_has_a_help_text() {
         }
     }
 }
+
+/// A workspace this user may not write (a copy on a read-only share, another user's file) is
+/// still read by the reports, with a note; a command that writes refuses it; a corrupt file is
+/// named. Run as root, the reports run as `nobody` (root may write anything).
+#[test]
+fn the_reports_read_a_workspace_this_user_may_not_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("share");
+    std::fs::create_dir(&folder).unwrap();
+    let csv = dir.path().join("export.csv");
+    std::fs::write(
+        &csv,
+        "Record ID,First Name,Last Name,Email,erp_customer_id\n901,Ana,Lima,ana@example.com,E-1\n902,Ana,Lima,ana@example.com,E-2\n",
+    )
+    .unwrap();
+    let ws = folder.join("ws.db");
+    let ws_s = ws.to_str().unwrap().to_string();
+    let made = dupdesk(dir.path())
+        .args(["--workspace", &ws_s, "import"])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    assert!(!folder.join("ws.db-wal").exists() && !folder.join("ws.db-shm").exists());
+    let before = std::fs::read(&ws).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&ws, std::fs::Permissions::from_mode(0o444)).unwrap();
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let root = text(&Command::new("id").arg("-u").output().unwrap().stdout).trim() == "0";
+    let as_reader = |args: &[&str]| {
+        let mut cmd = if root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(env!("CARGO_BIN_EXE_dupdesk"));
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_dupdesk"))
+        };
+        cmd.current_dir(dir.path())
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env("DUPDESK_LOGGING__DIR", dir.path().join("logs"))
+            .env_remove("HUBSPOT_ACCESS_TOKEN")
+            .stdin(Stdio::null())
+            .args(["--workspace", &ws_s])
+            .args(args);
+        cmd.output().unwrap()
+    };
+    for args in [
+        &["stats", "--json"][..],
+        &["export", "decisions"],
+        &["export", "clusters"],
+        &["lineage", "901"],
+        &["mapping", "show", "901"],
+        &["mapping", "conflicts"],
+    ] {
+        let out = as_reader(args);
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("cannot be written by this user"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let stats = as_reader(&["stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["records"]["crm"]["contacts"], 2, "{stats}");
+    let lineage = as_reader(&["lineage", "901"]);
+    assert!(text(&lineage.stdout).contains("ana@example.com"));
+    // A command that writes says why it cannot, naming the file.
+    let matched = as_reader(&["match"]);
+    assert!(!matched.status.success());
+    let stderr = text(&matched.stderr);
+    assert!(
+        stderr.contains("ws.db") && stderr.contains("cannot be written by this user"),
+        "{stderr}"
+    );
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(
+        std::fs::read(&ws).unwrap(),
+        before,
+        "the workspace is unchanged"
+    );
+
+    let corrupt = dir.path().join("corrupt.db");
+    std::fs::write(&corrupt, &before[..before.len().min(5000)]).unwrap();
+    let out = dupdesk(dir.path())
+        .args(["--workspace", corrupt.to_str().unwrap(), "stats"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("corrupt.db") && stderr.contains("not a dupdesk workspace"),
+        "{stderr}"
+    );
+}

@@ -19,7 +19,7 @@ use crate::store::now_ts;
 /// Show every row in which `id` appears, oldest first, with what superseded what, then the
 /// conflicts that name it. `--json` prints the rows only, as it always has.
 pub fn show(ctx: &Ctx, id: &str, json: bool) -> Result<()> {
-    let store = super::open_existing(ctx)?;
+    let store = super::report::open_for_reading(ctx)?;
     let id = id.to_string();
     let (rows, conflicts) = {
         let id = id.clone();
@@ -58,7 +58,7 @@ pub fn show(ctx: &Ctx, id: &str, json: bool) -> Result<()> {
 /// a reader that stops early ends the listing quietly.
 pub fn list_conflicts(ctx: &Ctx, all: bool, json: bool) -> Result<()> {
     use std::fmt::Write as _;
-    let store = super::open_existing(ctx)?;
+    let store = super::report::open_for_reading(ctx)?;
     let conflicts = store.call_blocking(move |c| mapping::conflicts(c, all))?;
     let mut out = String::new();
     if json {

@@ -18,7 +18,7 @@ pub fn export_decisions(
     filter: Filter,
 ) -> Result<()> {
     let format = Format::for_output(format, out.as_deref());
-    let store = super::open_existing(ctx)?;
+    let store = open_for_reading(ctx)?;
     let rows = store.call_blocking(move |c| export::rows(c, &filter))?;
     let n = write_out(out.as_deref(), |w| {
         export::write_columns(&rows, export::COLUMNS, format, w)
@@ -40,7 +40,7 @@ pub fn export_clusters(
     filter: ClusterFilter,
 ) -> Result<()> {
     let format = Format::for_output(format, out.as_deref());
-    let store = super::open_existing(ctx)?;
+    let store = open_for_reading(ctx)?;
     let rows = store.call_blocking(move |c| export::cluster_rows(c, &filter))?;
     let n = write_out(out.as_deref(), |w| {
         export::write_columns(&rows, export::CLUSTER_COLUMNS, format, w)
@@ -100,7 +100,7 @@ fn write_out(
 }
 
 pub fn lineage(ctx: &Ctx, id: &str, object: Option<ObjectType>, json: bool) -> Result<()> {
-    let store = super::open_existing(ctx)?;
+    let store = open_for_reading(ctx)?;
     let sources = ctx.config.sources.clone();
     let id = id.to_string();
     let l = store.call_blocking(move |c| crate::lineage::lineage(c, object, &id, &sources))?;
@@ -113,7 +113,7 @@ pub fn lineage(ctx: &Ctx, id: &str, object: Option<ObjectType>, json: bool) -> R
 }
 
 pub fn stats(ctx: &Ctx, json: bool) -> Result<()> {
-    let store = super::open_existing(ctx)?;
+    let store = open_for_reading(ctx)?;
     let thresholds = Thresholds {
         record_count_change: ctx.config.alerts.record_count_change,
         duplicate_rate_change: ctx.config.alerts.duplicate_rate_change,
@@ -131,4 +131,17 @@ pub fn stats(ctx: &Ctx, json: bool) -> Result<()> {
 /// create a file.
 pub fn open_existing_store(path: &std::path::Path) -> Result<Store> {
     Store::open_existing(path)
+}
+
+/// For the reports, which only read: a workspace this user may not write is read as it lies
+/// on disk, with a note saying so.
+pub fn open_for_reading(ctx: &Ctx) -> Result<Store> {
+    let store = Store::open_for_reading(ctx.workspace_path())?;
+    if store.read_only() {
+        eprintln!(
+            "dupdesk: note: {} cannot be written by this user; reading it as it is on disk",
+            crate::sanitize::for_terminal(&store.path().display().to_string())
+        );
+    }
+    Ok(store)
 }

@@ -35,6 +35,34 @@ enum Message {
 pub struct Store {
     tx: mpsc::Sender<Message>,
     path: PathBuf,
+    /// Opened by [`Store::open_for_reading`] on a workspace this process may not write.
+    read_only: bool,
+    _last: std::sync::Arc<LastHandle>,
+}
+
+/// Shared by every clone of a [`Store`]: when the last one goes, the connection is closed and
+/// the drop waits for it. Closing checkpoints the WAL into the workspace file and removes the
+/// -wal and -shm files, so a command that ends leaves one file that holds everything (a copy
+/// of it alone loses nothing) rather than a WAL the next open would have to replay.
+struct LastHandle {
+    tx: mpsc::Sender<Message>,
+    store_thread: thread::ThreadId,
+}
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        let (reply, answer) = mpsc::sync_channel(1);
+        if self.tx.send(Message::Close(reply)).is_err() {
+            return; // closed already
+        }
+        // Dropped by a job on the store thread itself: it closes once that job returns.
+        if thread::current().id() == self.store_thread {
+            return;
+        }
+        if let Ok(Err(e)) = answer.recv() {
+            tracing::warn!(target: "dupdesk::store", error = %e, "closing the workspace failed");
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -167,13 +195,7 @@ fn check_workspace(path: &Path) -> Result<(), OpenError> {
         return Err(not("not an SQLite file".into()));
     }
     drop(file);
-    // Without SQLITE_OPEN_CREATE, and only reading: a WAL a crashed run left is read, not lost.
-    let conn = Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| not(e.to_string()))?;
-    let found = (|| -> rusqlite::Result<(i64, i64)> {
+    let schema = |conn: &Connection| -> rusqlite::Result<(i64, i64)> {
         let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let tables = conn.query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('records', 'id_mapping', 'clusters')",
@@ -181,7 +203,21 @@ fn check_workspace(path: &Path) -> Result<(), OpenError> {
             |r| r.get(0),
         )?;
         Ok((version, tables))
-    })()
+    };
+    // Without SQLITE_OPEN_CREATE, and only reading: a WAL a crashed run left is read, not lost.
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| not(e.to_string()))?;
+    let found = match schema(&conn) {
+        // A workspace this process may not write (WAL needs its -shm file beside it) is looked
+        // at as it lies on disk.
+        Err(e) if is_read_only(&e) => {
+            schema(&open_immutable(path).map_err(|e| not(e.to_string()))?)
+        }
+        other => other,
+    }
     .map_err(|e| not(e.to_string()))?;
     if found.0 < 1 || found.1 < 3 {
         return Err(not("an SQLite database without dupdesk's tables".into()));
@@ -189,7 +225,85 @@ fn check_workspace(path: &Path) -> Result<(), OpenError> {
     Ok(())
 }
 
+/// Whether SQLite refused because the file (or its folder, for the WAL's -shm file) may not be
+/// written by this process.
+fn is_read_only(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+    )
+}
+
+/// `path` opened only for reading, by a process that may not write it or its folder. Without
+/// a -wal file beside it (a workspace closed properly), as an immutable file: SQLite takes no
+/// lock and needs no -shm file. With one (a writer crashed, or is running), as a read-only WAL
+/// database, which SQLite reads when the -wal and -shm files are there to read.
+fn open_immutable(path: &Path) -> rusqlite::Result<Connection> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        return Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        );
+    }
+    let mut uri = url::Url::from_file_path(
+        std::path::absolute(path)
+            .map_err(|e| rusqlite::Error::InvalidPath(e.to_string().into()))?,
+    )
+    .map_err(|()| rusqlite::Error::InvalidPath(path.to_path_buf()))?;
+    uri.set_query(Some("immutable=1"));
+    Connection::open_with_flags(
+        uri.as_str(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+}
+
 impl Store {
+    /// For the commands that only read (`stats`, `export`, `lineage`, `mapping show` and
+    /// `conflicts`): as [`Store::open_existing`], and a workspace this process may not write (a
+    /// copy on a read-only share, another user's file) is read as it lies on disk, neither
+    /// migrated nor locked; every write through it fails. [`Store::read_only`] says which.
+    pub fn open_for_reading(path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref();
+        check_workspace(path)?;
+        let writable = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .and_then(|c| {
+            c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?;
+            Ok(!c.is_readonly(rusqlite::MAIN_DB)?)
+        });
+        match writable {
+            Ok(true) => Store::open(path),
+            Ok(false) => Store::open_read_only(path),
+            Err(e) if is_read_only(&e) => Store::open_read_only(path),
+            Err(e) => Err(e).with_context(|| format!("opening workspace {}", path.display())),
+        }
+    }
+
+    fn open_read_only(path: &Path) -> Result<Store> {
+        let conn = open_immutable(path)
+            .with_context(|| format!("opening workspace {} read-only", path.display()))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let current = migrations::MIGRATIONS.len() as i64;
+        if version != current {
+            return Err(anyhow!(
+                "workspace {} cannot be written by this user and has schema version {version} where this dupdesk reads {current}: open it once where it can be written (or copy it) to upgrade it",
+                path.display()
+            ));
+        }
+        Store::start(conn, path.to_path_buf(), true)
+    }
+
+    /// Whether this handle reads a workspace it may not write ([`Store::open_for_reading`]).
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// Open the workspace at `path` only if it is one already ([`OpenError`] otherwise), then
     /// migrate it and start its thread. Every command but those that make a workspace (`demo`,
     /// `pull`, `import`) opens it this way, so a mistyped path is an error, not a new workspace.
@@ -215,11 +329,32 @@ impl Store {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating the folder of {}", path.display()))?;
         }
-        let mut conn = open_connection(&path)?;
-        migrations::migrate(&mut conn)
-            .with_context(|| format!("migrating workspace {}", path.display()))?;
+        let opened = open_connection(&path).and_then(|mut conn| {
+            migrations::migrate(&mut conn)
+                .with_context(|| format!("migrating workspace {}", path.display()))?;
+            Ok(conn)
+        });
+        let conn = opened.map_err(|e| {
+            let read_only = e
+                .chain()
+                .filter_map(|c| c.downcast_ref::<rusqlite::Error>())
+                .any(is_read_only);
+            if read_only {
+                anyhow!(
+                    "workspace {} cannot be written by this user ({e}); `stats`, `export`, `lineage` and `mapping show` can still read it",
+                    path.display()
+                )
+            } else {
+                e
+            }
+        })?;
+        Store::start(conn, path, false)
+    }
+
+    /// Start the thread that owns `conn`.
+    fn start(mut conn: Connection, path: PathBuf, read_only: bool) -> Result<Store> {
         let (tx, rx) = mpsc::channel::<Message>();
-        thread::Builder::new()
+        let handle = thread::Builder::new()
             .name("dupdesk-store".into())
             .spawn(move || {
                 for message in rx {
@@ -233,7 +368,16 @@ impl Store {
                 }
             })
             .context("starting the store thread")?;
-        Ok(Store { tx, path })
+        let last = LastHandle {
+            tx: tx.clone(),
+            store_thread: handle.thread().id(),
+        };
+        Ok(Store {
+            tx,
+            path,
+            read_only,
+            _last: std::sync::Arc::new(last),
+        })
     }
 
     /// Close the connection now, rather than when the last handle is dropped, and wait for it:
