@@ -312,7 +312,7 @@ fn crm_calls(conn: &Connection, job: i64) -> Result<(Value, Value)> {
         .iter()
         .map(|s| {
             if let crate::store::journal::StepRequest::Merge { loser } = &s.request
-                && s.state == crate::store::journal::StepState::Done
+                && s.state == crate::store::clusters::StepState::Done
             {
                 merged.push(Value::from(loser.clone()));
             }

@@ -492,10 +492,7 @@ pub fn settle_merge_conflict(
             c.target_ids.join(", ")
         );
     }
-    let object_type: ObjectType = c
-        .object_type
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!(e))?;
+    let object_type = c.object_type;
     let source_system = c.source_system.clone().unwrap_or_else(|| "crm".to_string());
     let old: Option<i64> = tx
         .query_row(
@@ -558,25 +555,10 @@ pub enum ConflictKind {
     SharedTarget,
 }
 
-impl ConflictKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConflictKind::Merge => "merge",
-            ConflictKind::SharedTarget => "shared_target",
-        }
-    }
-}
-
-impl std::str::FromStr for ConflictKind {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "merge" => Ok(ConflictKind::Merge),
-            "shared_target" => Ok(ConflictKind::SharedTarget),
-            other => anyhow::bail!("unknown mapping conflict kind {other:?}"),
-        }
-    }
-}
+super::clusters::stored_enum!(ConflictKind, "mapping conflict kind", [
+    Merge => "merge",
+    SharedTarget => "shared_target",
+]);
 
 /// The resolution written when fewer than two live records share an id any more.
 pub const NO_LONGER_SHARED: &str = "no longer shared";
@@ -586,7 +568,7 @@ pub const NO_LONGER_SHARED: &str = "no longer shared";
 pub struct Conflict {
     pub id: i64,
     pub kind: ConflictKind,
-    pub object_type: String,
+    pub object_type: ObjectType,
     pub job_id: Option<i64>,
     /// For a merge, the record that survived; for a shared id, the lowest of `source_ids`.
     pub survivor_id: String,
@@ -646,7 +628,6 @@ const CONFLICT_COLUMNS: &str = "id, kind, object_type, job_id, survivor_id, sour
                                 resolution";
 
 fn conflict_from_row(r: &rusqlite::Row<'_>) -> Result<Conflict> {
-    let kind: String = r.get(1)?;
     let id: i64 = r.get(0)?;
     let ids = |i: usize, what: &str| -> Result<Vec<String>> {
         let text: String = r.get(i)?;
@@ -654,7 +635,7 @@ fn conflict_from_row(r: &rusqlite::Row<'_>) -> Result<Conflict> {
     };
     Ok(Conflict {
         id,
-        kind: kind.parse()?,
+        kind: r.get(1)?,
         object_type: r.get(2)?,
         job_id: r.get(3)?,
         survivor_id: r.get(4)?,

@@ -5,6 +5,7 @@
 //! `&Connection`, so several of them can share one transaction. Render code must not call it.
 
 pub mod chunks;
+pub mod clusters;
 pub mod decisions;
 pub mod history;
 pub mod journal;
@@ -21,11 +22,12 @@ use std::thread;
 use anyhow::{Context, Result, anyhow};
 use rusqlite::{Connection, OptionalExtension, params};
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// A closure the store thread runs on its connection.
+type Work = Box<dyn FnOnce(&mut Connection) + Send>;
 
-/// What the store thread is asked to do: run a job, or close the connection and stop.
+/// What the store thread is asked to do: run a closure, or close the connection and stop.
 enum Message {
-    Job(Job),
+    Work(Work),
     Close(mpsc::SyncSender<rusqlite::Result<()>>),
 }
 
@@ -224,7 +226,7 @@ impl Store {
             .spawn(move || {
                 for message in rx {
                     match message {
-                        Message::Job(job) => job(&mut conn),
+                        Message::Work(work) => work(&mut conn),
                         Message::Close(reply) => {
                             let _ = reply.send(conn.close().map_err(|(_, e)| e));
                             return;
@@ -262,7 +264,7 @@ impl Store {
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.tx
-            .send(Message::Job(Box::new(move |conn| {
+            .send(Message::Work(Box::new(move |conn| {
                 let _ = reply.send(f(conn));
             })))
             .map_err(|_| anyhow!("the store thread has stopped"))?;
@@ -302,7 +304,7 @@ impl Store {
     {
         let (reply, answer) = mpsc::sync_channel(1);
         self.tx
-            .send(Message::Job(Box::new(move |conn| {
+            .send(Message::Work(Box::new(move |conn| {
                 let _ = reply.send(f(conn));
             })))
             .map_err(|_| anyhow!("the store thread has stopped"))?;
@@ -352,6 +354,23 @@ pub fn is_busy(e: &anyhow::Error) -> bool {
                 if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
         )
     })
+}
+
+/// Object types are stored as their HubSpot names (`contacts`, `companies`).
+impl rusqlite::types::ToSql for crate::model::ObjectType {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl rusqlite::types::FromSql for crate::model::ObjectType {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        value.as_str()?.parse().map_err(
+            |e: <crate::model::ObjectType as std::str::FromStr>::Err| {
+                rusqlite::types::FromSqlError::Other(e.into())
+            },
+        )
+    }
 }
 
 pub fn now_ts() -> String {
