@@ -398,7 +398,7 @@ mod tests {
                 allowed_count += usize::from(want);
             }
         }
-        assert_eq!(allowed_count, 36);
+        assert_eq!(allowed_count, 37);
         // Nothing leaves merged.
         assert!(ClusterStatus::ALL.iter().all(|to| !allowed(Merged, *to)));
     }

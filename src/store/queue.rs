@@ -547,3 +547,23 @@ pub fn merges(conn: &Connection, limit: u64) -> Result<Vec<MergeRow>> {
     }
     Ok(rows)
 }
+
+/// The pending clusters whose weakest link scores at least `min_weakest`, of at most `max_size`
+/// members: (id, size, weakest, label), best first.
+pub fn pending_at_least(
+    conn: &Connection,
+    min_weakest: f64,
+    max_size: Option<usize>,
+) -> Result<Vec<(i64, u32, f64, String)>> {
+    let max = max_size.map(|k| k as i64).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare(
+        "SELECT id, size, weakest, label FROM clusters
+         WHERE status = ?1 AND weakest >= ?2 AND size <= ?3
+         ORDER BY weakest DESC, id",
+    )?;
+    let rows = stmt.query_map(
+        rusqlite::params![ClusterStatus::Pending, min_weakest, max],
+        |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u32, r.get(2)?, r.get(3)?)),
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
