@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::keymap::{Command, Context, Edit, Keymap};
-use super::sanitize::sanitize;
+use super::text::sanitize;
 use crate::config::{Config, SourcesConfig};
 use crate::diff::{self, FieldAgreement, Segment};
 use crate::model::{ObjectType, PropertyCatalog};

@@ -13,7 +13,7 @@ use super::{centered, overlay, sanitize, truncate, width};
 use crate::diff::FieldAgreement;
 use crate::store::clusters::ClusterStatus;
 use crate::tui::app::{App, ClusterState};
-use crate::tui::sanitize::{fit, prefix};
+use crate::tui::text::{fit, prefix};
 use crate::tui::theme::Theme;
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, theme: Theme) {

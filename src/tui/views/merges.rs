@@ -9,7 +9,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 use super::sanitize;
 use crate::store::clusters::JobStatus;
 use crate::tui::app::App;
-use crate::tui::sanitize::fit;
+use crate::tui::text::fit;
 use crate::tui::theme::Theme;
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
