@@ -756,6 +756,65 @@ impl SharedCheck {
     }
 }
 
+/// What a mapping rebuild changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rebuilt {
+    pub new: u64,
+    pub changed: u64,
+    /// Active rows deactivated: their records carry no inverse id in the CRM any more.
+    pub dropped: u64,
+    pub shared: SharedCheck,
+}
+
+/// Rebuild the mappings from `system` to `other` from `seen`, every record the CRM lists with
+/// the inverse id it carries: carried links are observed (new ones added, changed ones
+/// superseded), active rows of records that no longer carry one, or no longer exist, are
+/// deactivated, and every id is checked for records sharing it. One transaction.
+pub fn rebuild(
+    conn: &mut Connection,
+    system: &str,
+    other: &str,
+    seen: &[(ObjectType, String, Option<String>)],
+    now: &str,
+) -> Result<Rebuilt> {
+    let tx = conn.transaction()?;
+    let mut out = Rebuilt::default();
+    let mut with_target = HashSet::new();
+    for (object, id, target) in seen {
+        if let Some(t) = target {
+            with_target.insert((*object, id.clone()));
+            let link = Link {
+                object_type: *object,
+                source_system: system,
+                source_id: id,
+                target_system: other,
+                target_id: t,
+            };
+            match observe(&tx, &link, "rebuild", now)? {
+                Observed::New => out.new += 1,
+                Observed::Changed => out.changed += 1,
+                Observed::Unchanged => {}
+            }
+        }
+    }
+    for object in ObjectType::ALL {
+        for row in active_rows(&tx, object)? {
+            if row.source_system == system
+                && row.target_system == other
+                && !with_target.contains(&(object, row.source_id.clone()))
+            {
+                deactivate(&tx, row.id, now, "no inverse id in the CRM at rebuild")?;
+                out.dropped += 1;
+            }
+        }
+    }
+    for object in ObjectType::ALL {
+        out.shared.add(check_all_shared_targets(&tx, object, now)?);
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
 /// One id in another system, as seen from one source system: what a `shared_target`
 /// conflict is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
