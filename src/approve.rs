@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Result;
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::config::Config;
@@ -55,16 +55,7 @@ pub struct Approved {
 
 /// The pending clusters that meet the rule, best first.
 pub fn candidates(conn: &Connection, rule: Rule) -> Result<Vec<(i64, u32, f64, String)>> {
-    let max = rule.max_size.map(|k| k as i64).unwrap_or(i64::MAX);
-    let mut stmt = conn.prepare(
-        "SELECT id, size, weakest, label FROM clusters
-         WHERE status = 'pending' AND weakest >= ?1 AND size <= ?2
-         ORDER BY weakest DESC, id",
-    )?;
-    let rows = stmt.query_map(params![rule.min_score, max], |r| {
-        Ok((r.get(0)?, r.get::<_, i64>(1)? as u32, r.get(2)?, r.get(3)?))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    crate::store::queue::pending_at_least(conn, rule.min_score, rule.max_size)
 }
 
 /// Approve every pending cluster that meets `rule` (or, with `dry_run`, say which would be).

@@ -32,7 +32,8 @@ use crate::crm::{Connector, CrmError, ReadOutcome};
 use crate::model::ObjectType;
 use crate::model::PropertyCatalog;
 use crate::plan;
-use crate::store::journal::{self, Executor, Job, Refusal, Step, StepKind, StepRequest, StepState};
+use crate::store::clusters::{JobStatus, StepKind, StepState};
+use crate::store::journal::{self, Executor, Job, Refusal, Step, StepRequest};
 use crate::store::mapping::{self, MergeMapping};
 use crate::store::{Store, now_ts};
 use crate::store::{properties, records};
@@ -478,7 +479,7 @@ async fn run_job(shared: &Shared, job: Job) -> Result<JobOutcome> {
             let r = reason.clone();
             shared
                 .store
-                .call(move |c| journal::set_job_status(c, job_id, "pending", Some(&r)))
+                .call(move |c| journal::set_job_status(c, job_id, JobStatus::Pending, Some(&r)))
                 .await?;
             Ok(JobOutcome::Unreachable(reason))
         }
@@ -487,7 +488,7 @@ async fn run_job(shared: &Shared, job: Job) -> Result<JobOutcome> {
             let r = reason.clone();
             shared
                 .store
-                .call(move |c| journal::set_job_status(c, job_id, "paused", Some(&r)))
+                .call(move |c| journal::set_job_status(c, job_id, JobStatus::Paused, Some(&r)))
                 .await?;
             (shared.events)(ExecEvent::Paused {
                 job: job_id,
@@ -499,16 +500,7 @@ async fn run_job(shared: &Shared, job: Job) -> Result<JobOutcome> {
             let e = error.clone();
             shared
                 .store
-                .call(move |c| {
-                    let tx = c.transaction()?;
-                    journal::set_job_status(&tx, job_id, "failed", Some(&e))?;
-                    tx.execute(
-                        "UPDATE clusters SET status = 'failed', updated_at = ?2 WHERE id = ?1",
-                        rusqlite::params![cluster, now_ts()],
-                    )?;
-                    tx.commit()?;
-                    Ok(())
-                })
+                .call(move |c| journal::fail_job(c, job_id, cluster, &e))
                 .await?;
             tracing::warn!(job = job_id, cluster, error = %error, "merge job failed");
             (shared.events)(ExecEvent::JobFailed {
@@ -1151,18 +1143,7 @@ async fn mapping_step(
             }
             // After the losers are marked merged: records left out of the merge may share an id.
             mapping::check_shared_targets(&tx, object, &source, &other, mapping.targets(), &now)?;
-            tx.execute(
-                "UPDATE merge_steps SET state = 'done', updated_at = ?2 WHERE id = ?1",
-                rusqlite::params![step_id, now],
-            )?;
-            tx.execute(
-                "UPDATE merge_jobs SET status = 'merged', survivor_id = ?2, last_error = NULL, updated_at = ?3 WHERE id = ?1",
-                rusqlite::params![job_id, survivor, now],
-            )?;
-            tx.execute(
-                "UPDATE clusters SET status = 'merged', updated_at = ?2 WHERE id = ?1",
-                rusqlite::params![cluster, now],
-            )?;
+            journal::finish_merged(&tx, job_id, step_id, cluster, &survivor, &now)?;
             tx.commit()?;
             Ok((mapping, survivor))
         })

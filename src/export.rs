@@ -12,9 +12,11 @@ use std::borrow::Cow;
 use std::io::Write;
 
 use anyhow::{Context, Result, bail};
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::store::reports;
 
 /// The columns, in order. Stable: new columns are only ever appended.
 pub const COLUMNS: &[&str] = &[
@@ -138,58 +140,27 @@ pub fn rows(conn: &Connection, filter: &Filter) -> Result<Vec<Row>> {
                 .with_context(|| format!("--since {s:?} is neither a date nor an RFC 3339 time"))?,
         ),
     };
-    let mut stmt = conn.prepare(
-        "SELECT d.id, d.decided_at, d.steward, d.action, d.cluster_id, c.object_type, c.status,
-                d.members, d.excluded, d.primary_id, d.field_choices, d.note, d.undoes,
-                j.id, j.status, j.survivor_id, j.last_error
-         FROM decisions d
-         JOIN clusters c ON c.id = d.cluster_id
-         LEFT JOIN merge_jobs j ON j.decision_id = d.id
-         WHERE (?1 IS NULL OR d.decided_at >= ?1) AND (?2 IS NULL OR c.status = ?2)
-         ORDER BY d.id",
-    )?;
-    let raw = stmt.query_map(params![since, filter.status], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, i64>(4)?,
-            r.get::<_, String>(5)?,
-            r.get::<_, String>(6)?,
-            r.get::<_, String>(7)?,
-            r.get::<_, String>(8)?,
-            r.get::<_, Option<String>>(9)?,
-            r.get::<_, String>(10)?,
-            r.get::<_, String>(11)?,
-            r.get::<_, Option<i64>>(12)?,
-            (
-                r.get::<_, Option<i64>>(13)?,
-                r.get::<_, Option<String>>(14)?,
-                r.get::<_, Option<String>>(15)?,
-                r.get::<_, Option<String>>(16)?,
-            ),
-        ))
-    })?;
     let mut out = Vec::new();
-    for row in raw {
-        let (
+    for d in reports::decision_log(conn, since.as_deref(), filter.status.as_deref())? {
+        let reports::LoggedDecision {
             id,
-            at,
+            decided_at: at,
             steward,
             action,
-            cluster,
-            object,
-            cstatus,
+            cluster_id: cluster,
+            object_type: object,
+            cluster_status: cstatus,
             members,
             excluded,
-            primary,
-            choices,
+            primary_id: primary,
+            field_choices: choices,
             note,
             undoes,
-            job,
-        ) = row?;
-        let (job_id, job_status, survivor, job_error) = job;
+            job_id,
+            job_status,
+            survivor_id: survivor,
+            job_error,
+        } = d;
         let (calls, merged_ids) = match job_id {
             Some(j) => crm_calls(conn, j)?,
             None => (Value::Array(vec![]), Value::Array(vec![])),
@@ -276,32 +247,24 @@ pub struct ClusterFilter {
 /// id.
 pub fn cluster_rows(conn: &Connection, filter: &ClusterFilter) -> Result<Vec<Row>> {
     check_status(filter.status.as_deref())?;
-    let mut stmt = conn.prepare(
-        "SELECT c.id, r.id, c.object_type, c.status, c.score, c.weakest, c.size, c.flags, c.matcher
-         FROM clusters c
-         JOIN cluster_members m ON m.cluster_id = c.id
-         JOIN records r ON r.rid = m.rid
-         WHERE (?1 IS NULL AND c.status != 'stale' OR c.status = ?1)
-           AND (?2 IS NULL OR c.object_type = ?2)
-         ORDER BY c.id, length(r.id), r.id",
-    )?;
-    let rows = stmt.query_map(
-        params![filter.status, filter.object.map(|o| o.as_str())],
-        |r| {
-            let mut m = serde_json::Map::new();
-            m.insert("cluster_id".into(), r.get::<_, i64>(0)?.into());
-            m.insert("record_id".into(), r.get::<_, String>(1)?.into());
-            m.insert("object_type".into(), r.get::<_, String>(2)?.into());
-            m.insert("status".into(), r.get::<_, String>(3)?.into());
-            m.insert("score".into(), r.get::<_, f64>(4)?.into());
-            m.insert("weakest_link".into(), r.get::<_, f64>(5)?.into());
-            m.insert("size".into(), r.get::<_, i64>(6)?.into());
-            m.insert("flags".into(), r.get::<_, String>(7)?.into());
-            m.insert("matcher".into(), r.get::<_, String>(8)?.into());
-            Ok(Row(m))
-        },
-    )?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(
+        reports::cluster_members(conn, filter.status.as_deref(), filter.object)?
+            .into_iter()
+            .map(|c| {
+                let mut m = serde_json::Map::new();
+                m.insert("cluster_id".into(), c.cluster_id.into());
+                m.insert("record_id".into(), c.record_id.into());
+                m.insert("object_type".into(), c.object_type.into());
+                m.insert("status".into(), c.status.into());
+                m.insert("score".into(), c.score.into());
+                m.insert("weakest_link".into(), c.weakest.into());
+                m.insert("size".into(), c.size.into());
+                m.insert("flags".into(), c.flags.into());
+                m.insert("matcher".into(), c.matcher.into());
+                Row(m)
+            })
+            .collect(),
+    )
 }
 
 /// The CRM calls of a job as the journal recorded them, and the ids it merged away.
@@ -312,7 +275,7 @@ fn crm_calls(conn: &Connection, job: i64) -> Result<(Value, Value)> {
         .iter()
         .map(|s| {
             if let crate::store::journal::StepRequest::Merge { loser } = &s.request
-                && s.state == crate::store::journal::StepState::Done
+                && s.state == crate::store::clusters::StepState::Done
             {
                 merged.push(Value::from(loser.clone()));
             }

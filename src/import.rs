@@ -51,6 +51,7 @@ use crate::store::chunks::{self, Chunk, ChunkPolicy, RunMarker};
 use crate::store::history::{self, VersionRef};
 use crate::store::mapping::{self, Link, Observed};
 use crate::store::records::{self, EncodedRecord, UpsertStats};
+use crate::store::sync_state;
 
 /// The history `sourceType` of every value an import writes; its `sourceId` is the system.
 pub const IMPORT_SOURCE_TYPE: &str = "IMPORT";
@@ -1119,23 +1120,15 @@ impl Writer {
             // them, and a whole-file import is where a workspace's shares are first seen.
             self.report.shared_targets = mapping::check_all_shared_targets(tx, opts.object, now)?;
         }
-        tx.execute(
-            "INSERT INTO sync_state (source, object_type, watermark, last_run_at, last_count, total_count)
-             VALUES (?1, ?2, ?3, ?4, ?5, (SELECT COUNT(*) FROM records WHERE object_type = ?2 AND archived = 0 AND merged_into IS NULL))
-             ON CONFLICT (source, object_type) DO UPDATE SET
-                watermark = coalesce(max(excluded.watermark, sync_state.watermark), excluded.watermark, sync_state.watermark),
-                previous_total = sync_state.total_count,
-                last_run_at = excluded.last_run_at, last_count = excluded.last_count,
-                total_count = excluded.total_count",
-            rusqlite::params![
-                format!("csv:{}", opts.system),
-                opts.object.as_str(),
-                self.newest.as_ref().map(format_ts),
-                now,
-                (self.report.stats.inserted + self.report.stats.updated) as i64
-            ],
-        )?;
-        Ok(())
+        sync_state::record_run(
+            tx,
+            &format!("csv:{}", opts.system),
+            opts.object,
+            self.newest.as_ref().map(format_ts).as_deref(),
+            sync_state::Watermark::KeepNewest,
+            now,
+            self.report.stats.inserted + self.report.stats.updated,
+        )
     }
 }
 

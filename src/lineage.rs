@@ -7,12 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Result, bail};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::model::ObjectType;
-use crate::store::records;
+use crate::store::{records, reports};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Lineage {
@@ -87,13 +87,7 @@ pub fn lineage(
     let mut seen = BTreeSet::from([current.clone()]);
     let mut frontier = vec![current.clone()];
     while let Some(survivor) = frontier.pop() {
-        let mut stmt = conn.prepare_cached(
-            "SELECT id FROM records WHERE object_type = ?1 AND merged_into = ?2 ORDER BY rid",
-        )?;
-        let losers: Vec<String> = stmt
-            .query_map(params![object.as_str(), survivor], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        for loser in losers {
+        for loser in reports::merged_into(conn, object, &survivor)? {
             if !seen.insert(loser.clone()) {
                 continue;
             }
@@ -119,14 +113,7 @@ pub fn lineage(
     merged_from.sort_by(|a, b| a.merged_at.cmp(&b.merged_at).then(a.id.cmp(&b.id)));
 
     // Field origins: the newest merge job that ended in this record says what the steward chose.
-    let choices: BTreeMap<String, Value> = conn
-        .query_row(
-            "SELECT d.field_choices FROM merge_jobs j JOIN decisions d ON d.id = j.decision_id
-             WHERE j.survivor_id = ?1 AND j.status = 'merged' ORDER BY j.id DESC LIMIT 1",
-            [&current],
-            |r| r.get::<_, String>(0),
-        )
-        .optional()?
+    let choices: BTreeMap<String, Value> = reports::choices_merged_into(conn, &current)?
         .map(|t| serde_json::from_str(&t))
         .transpose()?
         .unwrap_or_default();
@@ -188,17 +175,13 @@ fn merged_record(
     id: &str,
     into: &str,
 ) -> Result<MergedRecord> {
-    let snap: Option<(i64, String, String, Option<i64>)> = conn
-        .query_row(
-            "SELECT s.job_id, s.properties, s.taken_at, j.decision_id FROM snapshots s
-             LEFT JOIN merge_jobs j ON j.id = s.job_id
-             WHERE s.object_type = ?1 AND s.record_id = ?2 ORDER BY s.id DESC LIMIT 1",
-            params![object.as_str(), id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .optional()?;
-    Ok(match snap {
-        Some((job, props, taken, decision)) => MergedRecord {
+    Ok(match reports::latest_snapshot(conn, object, id)? {
+        Some(reports::Snapshot {
+            job_id: job,
+            properties: props,
+            taken_at: taken,
+            decision_id: decision,
+        }) => MergedRecord {
             id: id.to_string(),
             into: into.to_string(),
             job_id: Some(job),

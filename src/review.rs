@@ -30,8 +30,9 @@ use crate::config::{Config, MappingConfig, SourcesConfig};
 use crate::model::{ObjectType, PropertyCatalog, Record};
 use crate::plan::{self, Seen, ValueProblem};
 use crate::precedence::{self, DecidedBy, FieldChoice, FieldSuggestion, Override, Rules};
-use crate::store::decisions::{self, NewDecision, Verdict};
-use crate::store::queue::{ClusterDetail, ClusterStatus};
+use crate::store::clusters::{self, ClusterStatus};
+use crate::store::decisions::{NewDecision, Verdict};
+use crate::store::queue::ClusterDetail;
 use crate::store::records::StoredRecord;
 
 /// Properties every record has and no steward decides on: ids and modification times the CRM
@@ -179,7 +180,7 @@ impl ReviewDraft {
             chosen: BTreeMap::new(),
             ctx,
         };
-        let standing = decisions::standing(&detail.decisions);
+        let standing = clusters::standing(&detail.decisions);
         if let Some(d) = standing {
             draft.excluded = d
                 .excluded

@@ -12,8 +12,8 @@ use anyhow::Result;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::store::chunks;
 use crate::store::mapping::{self, ConflictKind, OpenConflicts};
+use crate::store::{chunks, reports};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Stats {
@@ -71,24 +71,14 @@ const META_RATE_PREVIOUS: &str = "stats.duplicate_rate.previous_pull";
 
 /// Records (surplus members of open clusters) over live records.
 fn duplicate_rate(conn: &Connection) -> Result<(f64, u64)> {
-    let live: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM records WHERE archived = 0 AND merged_into IS NULL",
-        [],
-        |r| r.get(0),
-    )?;
-    let surplus: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(size - 1), 0) FROM clusters
-         WHERE status IN ('pending', 'deferred', 'approved', 'merging', 'failed', 'stale',
-                          'needs_attention')",
-        [],
-        |r| r.get(0),
-    )?;
+    let live = reports::live_records(conn)?;
+    let surplus = reports::surplus_members(conn)?;
     let rate = if live > 0 {
         surplus as f64 / live as f64
     } else {
         0.0
     };
-    Ok((rate, live as u64))
+    Ok((rate, live))
 }
 
 /// Remember the duplicate rate as of a pull, keeping the one before, for the alert.
@@ -109,54 +99,25 @@ pub fn collect(conn: &Connection, thresholds: Thresholds) -> Result<Stats> {
             .insert(object.as_str().to_string(), n);
         s.live_records += n;
     }
-    let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM clusters GROUP BY status")?;
-    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-        let (status, n) = row?;
-        s.clusters.insert(status, n as u64);
-    }
+    s.clusters = reports::clusters_per_status(conn)?.into_iter().collect();
     s.duplicate_rate = duplicate_rate(conn)?.0;
-    let mut stmt = conn.prepare(
-        "SELECT steward, substr(decided_at, 1, 10), COUNT(*) FROM decisions GROUP BY 1, 2 ORDER BY 1, 2",
-    )?;
-    for row in stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })? {
-        let (steward, day, n) = row?;
-        s.decisions
-            .entry(steward)
-            .or_default()
-            .insert(day, n as u64);
+    for (steward, day, n) in reports::decisions_per_steward_day(conn)? {
+        s.decisions.entry(steward).or_default().insert(day, n);
     }
-    let (done, failed, pending): (i64, i64, i64) = conn.query_row(
-        "SELECT COALESCE(SUM(status = 'merged'), 0), COALESCE(SUM(status = 'failed'), 0),
-                COALESCE(SUM(status IN ('pending', 'running', 'paused')), 0) FROM merge_jobs",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
-    (s.merges_done, s.merges_failed, s.merges_pending) =
-        (done as u64, failed as u64, pending as u64);
+    (s.merges_done, s.merges_failed, s.merges_pending) = reports::merge_job_counts(conn)?;
     let conflicts = mapping::open_conflicts_by_kind(conn)?;
     for open in &conflicts {
         s.mapping_conflicts_open += open.count;
         s.mapping_conflicts
             .insert(open.kind.as_str().to_string(), open.count);
     }
-    let mut stmt = conn.prepare(
-        "SELECT source, object_type, previous_total, total_count FROM sync_state ORDER BY 1, 2",
-    )?;
-    for row in stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<i64>>(2)?,
-            r.get::<_, i64>(3)?,
-        ))
-    })? {
-        let (source, object, previous, now) = row?;
+    for totals in reports::run_totals(conn)? {
+        let reports::RunTotals {
+            source,
+            object_type: object,
+            previous,
+            now,
+        } = totals;
         if let Some(prev) = previous.filter(|p| *p > 0) {
             let change = (now - prev) as f64 / prev as f64;
             if change.abs() > thresholds.record_count_change {

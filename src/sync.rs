@@ -21,7 +21,7 @@ use crate::crm::Connector;
 use crate::model::{ObjectType, Record, format_ts};
 use crate::store::mapping::{self, Link, SharedCheck};
 use crate::store::records::{self, UpsertStats};
-use crate::store::{Store, now_ts};
+use crate::store::{Store, now_ts, sync_state};
 
 /// How a pull of one object type went.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -141,15 +141,7 @@ async fn pull_object(
     let watermark = {
         let (source, object) = (source.clone(), object);
         store
-            .call(move |c| {
-                Ok(c.query_row(
-                    "SELECT watermark FROM sync_state WHERE source = ?1 AND object_type = ?2",
-                    [source.as_str(), object.as_str()],
-                    |r| r.get::<_, Option<String>>(0),
-                )
-                .ok()
-                .flatten())
-            })
+            .call(move |c| sync_state::watermark(c, &source, object))
             .await?
     };
     let incremental = watermark.is_some();
@@ -237,22 +229,15 @@ async fn pull_object(
     let (fetched, stats) = (out.fetched, out.stats);
     store
         .call(move |c| {
-            c.execute(
-                "INSERT INTO sync_state (source, object_type, watermark, last_run_at, last_count, total_count)
-                 VALUES (?1, ?2, ?3, ?4, ?5, (SELECT COUNT(*) FROM records WHERE object_type = ?2 AND archived = 0 AND merged_into IS NULL))
-                 ON CONFLICT (source, object_type) DO UPDATE SET watermark = excluded.watermark,
-                    previous_total = sync_state.total_count,
-                    last_run_at = excluded.last_run_at, last_count = excluded.last_count,
-                    total_count = excluded.total_count",
-                rusqlite::params![
-                    source,
-                    object.as_str(),
-                    next_watermark,
-                    now_ts(),
-                    (stats.inserted + stats.updated) as i64
-                ],
-            )?;
-            Ok(())
+            sync_state::record_run(
+                c,
+                &source,
+                object,
+                Some(&next_watermark),
+                sync_state::Watermark::Replace,
+                &now_ts(),
+                stats.inserted + stats.updated,
+            )
         })
         .await?;
     tracing::info!(object = %object, fetched, skipped = out.skipped, inserted = stats.inserted, updated = stats.updated, archived = out.archived, "pull finished");

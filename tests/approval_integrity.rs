@@ -7,6 +7,7 @@
 
 mod common;
 
+use dupdesk::store::clusters::{Action, JobStatus};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -348,7 +349,7 @@ async fn a_member_edited_in_the_crm_after_the_review_is_not_merged() {
     // The cancelled job never runs again; the steward reviews the new value after a pull and
     // approves again, and that approval merges.
     let jobs = store.call(|c| journal::all_jobs(c)).await.unwrap();
-    assert_eq!(jobs[0].status, "cancelled");
+    assert_eq!(jobs[0].status, JobStatus::Cancelled);
     dupdesk::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
         .await
         .unwrap();
@@ -668,7 +669,7 @@ async fn a_job_whose_update_failed_after_its_merges_is_finished_by_an_amend() {
         .await
         .unwrap()
         .remove(0);
-    assert_eq!(job.status, "failed");
+    assert_eq!(job.status, JobStatus::Failed);
     let err = job.last_error.clone().unwrap();
     assert!(
         err.contains("409") && err.contains(&format!("dupdesk amend {}", job.id)),
@@ -716,7 +717,7 @@ async fn a_job_whose_update_failed_after_its_merges_is_finished_by_an_amend() {
         .unwrap()
         .pop()
         .unwrap();
-    assert_eq!(amend.action, "amend");
+    assert_eq!(amend.action, Action::Amend);
     assert_eq!(amend.amends_job, Some(job.id));
     assert_eq!(status_of(&store, cluster).await.0, "merging");
 
@@ -728,11 +729,11 @@ async fn a_job_whose_update_failed_after_its_merges_is_finished_by_an_amend() {
         .call(move |c| journal::get_job(c, job.id))
         .await
         .unwrap();
-    assert_eq!(job.status, "merged");
+    assert_eq!(job.status, JobStatus::Merged);
     let survivor = live(&crm, job.survivor_id.as_deref().unwrap()).await;
     assert_eq!(survivor.get("email"), Some("ann.lee@example.com"));
     assert_eq!(status_of(&store, cluster).await.0, "merged");
-    let log: Vec<String> = store
+    let log: Vec<Action> = store
         .call(move |c| {
             Ok(decisions::for_cluster(c, cluster)?
                 .into_iter()
@@ -741,7 +742,7 @@ async fn a_job_whose_update_failed_after_its_merges_is_finished_by_an_amend() {
         })
         .await
         .unwrap();
-    assert_eq!(log, ["approve", "amend"]);
+    assert_eq!(log, [Action::Approve, Action::Amend]);
     sandbox.shutdown().await;
 }
 

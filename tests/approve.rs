@@ -5,6 +5,7 @@
 
 mod common;
 
+use dupdesk::store::clusters::Action;
 use std::sync::Arc;
 
 use common::*;
@@ -59,7 +60,7 @@ async fn approve_by_rule_records_auto_decisions_that_apply_merges() {
     assert_eq!(log.len(), 2);
     for d in &log {
         assert_eq!(d.steward, "auto");
-        assert_eq!(d.action, "approve");
+        assert_eq!(d.action, Action::Approve);
         assert!(
             d.note.contains("weakest link >= 0.98, size <= 2"),
             "{}",

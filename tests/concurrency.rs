@@ -6,6 +6,7 @@
 
 mod common;
 
+use dupdesk::store::clusters::JobStatus;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +51,7 @@ async fn merged_exactly_once(
     let jobs = store.call(|c| journal::all_jobs(c)).await.unwrap();
     let by_primary: HashMap<String, journal::Job> = jobs
         .into_iter()
-        .filter(|j| j.status != "cancelled")
+        .filter(|j| j.status != JobStatus::Cancelled)
         .map(|j| {
             let p = j.survivor_id.clone().unwrap_or_default();
             (p, j)
@@ -68,7 +69,7 @@ async fn merged_exactly_once(
         let job = by_primary
             .get(&now)
             .unwrap_or_else(|| panic!("no job names {now}, the record {:?} became", p.ids));
-        assert_eq!(job.status, "merged", "{job:?}");
+        assert_eq!(job.status, JobStatus::Merged, "{job:?}");
     }
     let statuses: BTreeSet<String> = store
         .call(|c| {

@@ -5,6 +5,7 @@
 
 mod common;
 
+use dupdesk::store::clusters::JobStatus;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,10 +97,10 @@ async fn two_hundred_clusters_merge_exactly_once_under_faults() {
     let jobs = store.call(|c| journal::all_jobs(c)).await.unwrap();
     assert_eq!(jobs.len(), 200);
     assert!(
-        jobs.iter().all(|j| j.status == "merged"),
+        jobs.iter().all(|j| j.status == JobStatus::Merged),
         "{:?}",
         jobs.iter()
-            .filter(|j| j.status != "merged")
+            .filter(|j| j.status != JobStatus::Merged)
             .collect::<Vec<_>>()
     );
 
@@ -244,7 +245,10 @@ async fn an_unreachable_crm_pauses_the_queue_and_a_member_gone_is_sent_back() {
     };
     assert_eq!(statuses(&store).await, ["merging:", "merging:", "merging:"]);
     let waiting = store.call(|c| journal::all_jobs(c)).await.unwrap();
-    assert!(waiting.iter().all(|j| j.status == "pending"), "{waiting:?}");
+    assert!(
+        waiting.iter().all(|j| j.status == JobStatus::Pending),
+        "{waiting:?}"
+    );
     assert!(
         waiting[0]
             .last_error
@@ -272,7 +276,7 @@ async fn an_unreachable_crm_pauses_the_queue_and_a_member_gone_is_sent_back() {
         "cluster 1 (three records) and 2 merged, 3 not"
     );
     let jobs = store.call(|c| journal::all_jobs(c)).await.unwrap();
-    assert_eq!(jobs[2].status, "cancelled");
+    assert_eq!(jobs[2].status, JobStatus::Cancelled);
     // A cancelled job is never retried: a new approval of the cluster makes a new one.
     assert_eq!(
         store
@@ -316,7 +320,10 @@ async fn a_daily_limit_pauses_the_queue_instead_of_failing_jobs() {
     assert!(report.paused, "{report:?}");
     assert_eq!(report.failed, 0, "a daily limit fails no job");
     let jobs = store.call(|c| journal::all_jobs(c)).await.unwrap();
-    let paused: Vec<_> = jobs.iter().filter(|j| j.status == "paused").collect();
+    let paused: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::Paused)
+        .collect();
     assert_eq!(paused.len(), 1, "{jobs:?}");
     assert!(
         paused[0]
@@ -328,14 +335,16 @@ async fn a_daily_limit_pauses_the_queue_instead_of_failing_jobs() {
         paused[0]
     );
     // The jobs after it were not started: they wait for the next apply.
-    assert!(jobs.iter().any(|j| j.status == "pending"));
+    assert!(jobs.iter().any(|j| j.status == JobStatus::Pending));
     let runnable = store
         .call(|c| Ok(journal::runnable_jobs(c, None)?.len()))
         .await
         .unwrap();
     assert_eq!(
         runnable,
-        jobs.iter().filter(|j| j.status != "merged").count()
+        jobs.iter()
+            .filter(|j| j.status != JobStatus::Merged)
+            .count()
     );
     sandbox.shutdown().await;
 }
@@ -491,7 +500,7 @@ async fn a_merge_keeps_shared_id_conflicts_right_for_the_records_it_left_out() {
     assert_eq!(stats.mapping_conflicts.get("shared_target"), Some(&1));
 
     // The third approval took 6023's ERP id although it excludes 6023: nothing of it was sent.
-    assert_eq!(jobs[2].status, "cancelled");
+    assert_eq!(jobs[2].status, JobStatus::Cancelled);
     assert!(
         jobs[2]
             .last_error
@@ -712,7 +721,7 @@ async fn a_batch_update_refused_for_one_job_completes_the_others() {
             panic!("survivor {survivor} of {:?} is not live", p.ids);
         };
         if job.cluster_id == bad {
-            assert_eq!(job.status, "failed");
+            assert_eq!(job.status, JobStatus::Failed);
             let error = job.last_error.clone().unwrap();
             assert!(
                 error.contains("INVALID_OPTION") && error.contains("lifecyclestage"),
@@ -725,7 +734,13 @@ async fn a_batch_update_refused_for_one_job_completes_the_others() {
                 "nothing of the refused update was written"
             );
         } else {
-            assert_eq!(job.status, "merged", "job {}: {:?}", job.id, job.last_error);
+            assert_eq!(
+                job.status,
+                JobStatus::Merged,
+                "job {}: {:?}",
+                job.id,
+                job.last_error
+            );
             assert_eq!(
                 r.properties.get("jobtitle").cloned().flatten().as_deref(),
                 Some("Steward's pick"),

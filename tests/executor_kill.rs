@@ -6,6 +6,7 @@
 
 mod common;
 
+use dupdesk::store::clusters::JobStatus;
 use std::collections::HashMap;
 
 use std::time::Duration;
@@ -92,7 +93,7 @@ async fn killing_apply_ten_times_never_merges_twice_nor_loses_a_merge() {
     let store = dupdesk::store::Store::open(&ws).unwrap();
     let jobs = store.call(|c| journal::all_jobs(c)).await.unwrap();
     assert_eq!(jobs.len(), planted.len());
-    assert!(jobs.iter().all(|j| j.status == "merged"));
+    assert!(jobs.iter().all(|j| j.status == JobStatus::Merged));
     sandbox.shutdown().await;
 }
 
@@ -194,7 +195,13 @@ async fn killing_apply_during_batched_snapshots_and_updates_merges_nothing_twice
     let survivors: Vec<String> = jobs
         .iter()
         .map(|j| {
-            assert_eq!(j.status, "merged", "job {}: {:?}", j.id, j.last_error);
+            assert_eq!(
+                j.status,
+                JobStatus::Merged,
+                "job {}: {:?}",
+                j.id,
+                j.last_error
+            );
             j.survivor_id.clone().unwrap()
         })
         .collect();

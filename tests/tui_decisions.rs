@@ -5,8 +5,9 @@
 
 mod tui_support;
 
+use dupdesk::store::clusters::{self, ClusterStatus};
 use dupdesk::store::decisions::{self, DecisionError, NewDecision, Verdict};
-use dupdesk::store::queue::{self, ClusterStatus, QueueQuery, SortKey, StatusFilter};
+use dupdesk::store::queue::{self, QueueQuery, SortKey, StatusFilter};
 use dupdesk::tui::{Action, App, Inbox, Screen, views};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -69,7 +70,7 @@ async fn approve_reject_undo_from_the_keyboard() {
         .call_blocking(|c| decisions::for_cluster(c, 1))
         .unwrap();
     assert_eq!(d.len(), 1);
-    assert_eq!(d[0].action, "approve");
+    assert_eq!(d[0].action, clusters::Action::Approve);
     assert_eq!(d[0].steward, "ada");
     // The precedence engine's suggestion is what the approval records, reasons included.
     assert_eq!(d[0].primary_id.as_deref(), Some("101"));
@@ -641,7 +642,7 @@ async fn a_full_disk_loses_no_decision() {
         .call_blocking(|c| decisions::for_cluster(c, 2))
         .unwrap();
     assert_eq!(d.len(), 1);
-    assert_eq!(d[0].action, "approve");
+    assert_eq!(d[0].action, clusters::Action::Approve);
     assert_eq!(d[0].primary_id.as_deref(), Some("203"));
     assert_eq!(
         query::<String>(&ws, "SELECT status FROM clusters WHERE id = 2"),

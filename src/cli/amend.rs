@@ -61,7 +61,7 @@ pub fn run(ctx: &Ctx, args: AmendArgs) -> Result<()> {
                 .job
                 .as_ref()
                 .filter(|j| j.id == job)
-                .map(|j| j.status.clone())
+                .map(|j| j.status.to_string())
                 .unwrap_or_else(|| "not the newest job of its cluster".into());
             bail!(
                 "merge job {job} cannot be amended: only a failed job whose merges all ran can (it is {state}); `dupdesk apply --retry-failed` retries a failed one"

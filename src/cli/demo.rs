@@ -78,14 +78,8 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
             crate::sanitize::for_terminal(&system)
         );
     }
-    let mappings: i64 = store
-        .call(|c| {
-            Ok(c.query_row(
-                "SELECT COUNT(*) FROM id_mapping WHERE active = 1",
-                [],
-                |r| r.get(0),
-            )?)
-        })
+    let mappings = store
+        .call(|c| store::reports::active_mapping_count(c))
         .await?;
     crate::outln!("  {mappings:>7} active id mappings");
 
@@ -126,8 +120,7 @@ fn prepare_fresh(ws: &std::path::Path, data: &std::path::Path) -> Result<()> {
         let earlier = Store::open_existing(ws).and_then(|s| {
             let found = s.call_blocking(|c| {
                 let demo = store::get_meta(c, META_DEMO)?;
-                let decisions: i64 =
-                    c.query_row("SELECT COUNT(*) FROM decisions", [], |r| r.get(0))?;
+                let decisions = store::reports::decision_count(c)?;
                 Ok((demo, decisions))
             });
             s.close()?;

@@ -386,52 +386,13 @@ pub async fn rebuild(ctx: &Ctx) -> Result<()> {
         }
     }
     conn.close().await;
-    let (new, changed, dropped, shared) = store
-        .call(move |c| {
-            let tx = c.transaction()?;
-            let now = now_ts();
-            let (mut new, mut changed, mut dropped) = (0, 0, 0);
-            let mut with_target = std::collections::HashSet::new();
-            for (object, id, target) in &seen {
-                if let Some(t) = target {
-                    with_target.insert((*object, id.clone()));
-                    let link = Link {
-                        object_type: *object,
-                        source_system: &system,
-                        source_id: id,
-                        target_system: &other,
-                        target_id: t,
-                    };
-                    match mapping::observe(&tx, &link, "rebuild", &now)? {
-                        Observed::New => new += 1,
-                        Observed::Changed => changed += 1,
-                        Observed::Unchanged => {}
-                    }
-                }
-            }
-            for object in ObjectType::ALL {
-                for row in mapping::active_rows(&tx, object)? {
-                    if row.source_system == system
-                        && row.target_system == other
-                        && !with_target.contains(&(object, row.source_id.clone()))
-                    {
-                        mapping::deactivate(
-                            &tx,
-                            row.id,
-                            &now,
-                            "no inverse id in the CRM at rebuild",
-                        )?;
-                        dropped += 1;
-                    }
-                }
-            }
-            let mut shared = SharedCheck::default();
-            for object in ObjectType::ALL {
-                shared.add(mapping::check_all_shared_targets(&tx, object, &now)?);
-            }
-            tx.commit()?;
-            Ok((new, changed, dropped, shared))
-        })
+    let mapping::Rebuilt {
+        new,
+        changed,
+        dropped,
+        shared,
+    } = store
+        .call(move |c| mapping::rebuild(c, &system, &other, &seen, &now_ts()))
         .await?;
     crate::outln!(
         "mapping rebuild: {new} new, {changed} changed, {dropped} deactivated (no inverse id in the CRM)"

@@ -30,8 +30,8 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         // A first pull that got nothing (no token, a wrong one, no CRM there) leaves no empty
         // workspace behind; one that got some pages keeps them, and the next pull goes on.
         (Err(e), Some(fresh)) => {
-            let records: i64 = store
-                .call(|c| Ok(c.query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))?))
+            let records = store
+                .call(|c| crate::store::reports::record_count(c))
                 .await
                 .unwrap_or(1);
             if records == 0

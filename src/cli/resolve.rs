@@ -32,7 +32,7 @@ pub async fn run(ctx: &Ctx, conflict_id: i64, target: &str) -> Result<()> {
             t(&c.target_ids.join(", "))
         );
     }
-    let object: crate::model::ObjectType = c.object_type.parse().map_err(|e: String| anyhow!(e))?;
+    let object = c.object_type;
     let property = ctx.config.mapping.inverse_id_property.clone();
     let conn = connect(&ctx.config, &store).await?;
     let written = async {

@@ -212,11 +212,6 @@ impl Phone {
             PhoneFormat::Dashed => format!("00{cc} {area} {sub}"),
         }
     }
-
-    /// Every digit of the number with its calling code, for comparing formats in tests.
-    pub fn e164_digits(&self) -> String {
-        format!("{}{}{}", self.calling_code, self.area, self.subscriber)
-    }
 }
 
 /// Another way to write a company's legal form: `Inc.` → `Inc`, `, Inc.`, `Incorporated`,

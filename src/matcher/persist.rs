@@ -37,6 +37,7 @@ use super::schema::{FieldKind, MatchConfig};
 use super::{Blocks, MatchProgress, Scorer, fit_model, limits, link, probability, weight_of};
 use crate::model::{ObjectType, Record};
 use crate::store::chunks::{self, Chunk, ChunkPolicy, RunMarker};
+use crate::store::clusters::{self, ClusterStatus, Reason};
 use crate::store::{Store, get_meta, now_ts, set_meta};
 
 /// Whether to redo everything or only what changed since the last run.
@@ -1289,18 +1290,11 @@ fn apply_op(
                     stats.removed += 1;
                 }
                 "pending" | "stale" => {
-                    conn.execute(
-                        "UPDATE clusters SET status = 'stale', flags = 'dissolved', updated_at = ?2
-                         WHERE id = ?1",
-                        params![e.id, now],
-                    )?;
+                    dissolve(conn, e.id, now)?;
                     stats.stale += 1;
                 }
                 _ if members_changed(conn, e.id, e.last_decision.as_deref())? => {
-                    conn.execute(
-                        "UPDATE clusters SET status = 'stale', updated_at = ?2 WHERE id = ?1",
-                        params![e.id, now],
-                    )?;
+                    clusters::set_status(conn, e.id, ClusterStatus::Stale, Reason::Keep, now)?;
                     stats.stale += 1;
                 }
                 _ => stats.unchanged += 1,
@@ -1334,11 +1328,7 @@ pub fn dissolve_with_archived_members(
         .collect::<rusqlite::Result<_>>()?;
     for e in &open {
         if e.referenced {
-            conn.execute(
-                "UPDATE clusters SET status = 'stale', flags = 'dissolved', updated_at = ?2
-                 WHERE id = ?1",
-                params![e.id, now],
-            )?;
+            dissolve(conn, e.id, now)?;
         } else {
             conn.execute("DELETE FROM clusters WHERE id = ?1", [e.id])?;
         }
@@ -1372,6 +1362,16 @@ pub fn apply_clusters(
     Ok(stats)
 }
 
+/// A cluster that no longer forms but that decisions refer to: `stale`, flagged `dissolved`.
+fn dissolve(conn: &Connection, id: i64, now: &str) -> Result<()> {
+    clusters::set_status(conn, id, ClusterStatus::Stale, Reason::Keep, now)?;
+    conn.execute(
+        "UPDATE clusters SET flags = 'dissolved' WHERE id = ?1",
+        [id],
+    )?;
+    Ok(())
+}
+
 fn write_cluster(
     conn: &Connection,
     id: Option<i64>,
@@ -1385,7 +1385,7 @@ fn write_cluster(
         Some(id) => {
             conn.prepare_cached(
                 "UPDATE clusters SET fingerprint = ?2, matcher = ?3, score = ?4, weakest = ?5,
-                        size = ?6, label = ?7, status = ?8, flags = ?9, updated_at = ?10
+                        size = ?6, label = ?7, flags = ?8, updated_at = ?9
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -1396,10 +1396,11 @@ fn write_cluster(
                 p.weakest,
                 p.rids.len() as i64,
                 p.label,
-                status,
                 p.flags,
                 now
             ])?;
+            let status: ClusterStatus = status.parse()?;
+            clusters::set_status(conn, id, status, Reason::Keep, now)?;
             conn.prepare_cached("DELETE FROM cluster_members WHERE cluster_id = ?1")?
                 .execute([id])?;
             conn.prepare_cached("DELETE FROM pair_scores WHERE cluster_id = ?1")?

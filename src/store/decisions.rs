@@ -10,7 +10,9 @@ use std::fmt;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::queue::ClusterStatus;
+use crate::model::ObjectType;
+
+use super::clusters::{self, Action, ClusterStatus, Logged, Reason};
 
 /// The surviving value of one field, where it comes from and why: the precedence engine's
 /// type, stored as is so the decision log answers for every value.
@@ -28,40 +30,25 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub fn as_str(self) -> &'static str {
+    /// The action the decision log stores for it.
+    pub fn action(self) -> Action {
         match self {
-            Verdict::Approve => "approve",
-            Verdict::Reject => "reject",
-            Verdict::Defer => "defer",
-            Verdict::Note => "note",
-            Verdict::Amend => "amend",
+            Verdict::Approve => Action::Approve,
+            Verdict::Reject => Action::Reject,
+            Verdict::Defer => Action::Defer,
+            Verdict::Note => Action::Note,
+            Verdict::Amend => Action::Amend,
         }
     }
 
-    /// The cluster status the verdict leaves behind; a note changes none.
-    fn status(self) -> Option<ClusterStatus> {
-        match self {
-            Verdict::Approve => Some(ClusterStatus::Approved),
-            Verdict::Reject => Some(ClusterStatus::Rejected),
-            Verdict::Defer => Some(ClusterStatus::Deferred),
-            Verdict::Note => None,
-            Verdict::Amend => Some(ClusterStatus::Merging),
-        }
+    pub fn as_str(self) -> &'static str {
+        self.action().as_str()
     }
 }
 
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-fn status_of_action(action: &str) -> Option<ClusterStatus> {
-    match action {
-        "approve" => Some(ClusterStatus::Approved),
-        "reject" => Some(ClusterStatus::Rejected),
-        "defer" => Some(ClusterStatus::Deferred),
-        _ => None,
     }
 }
 
@@ -84,7 +71,7 @@ pub enum DecisionError {
     UndoTooLate {
         cluster: i64,
         status: ClusterStatus,
-        action: String,
+        action: Action,
     },
     #[error("merge job {job} of cluster {cluster} cannot be amended: {why}")]
     NotAmendable { cluster: i64, job: i64, why: String },
@@ -113,7 +100,7 @@ pub struct Decision {
     pub cluster_id: i64,
     pub steward: String,
     pub decided_at: String,
-    pub action: String,
+    pub action: Action,
     pub primary_id: Option<String>,
     pub field_choices: BTreeMap<String, FieldChoice>,
     pub excluded: Vec<String>,
@@ -197,43 +184,34 @@ pub fn all(conn: &Connection) -> Result<Vec<Decision>> {
     rows.into_iter().map(decode).collect()
 }
 
-/// The standing decision among a cluster's decisions (oldest first, as [`for_cluster`] reads
-/// them): the newest approve, reject, defer or amend that no undo names. An amend stands on the
-/// approval it amends.
-pub fn standing(decisions: &[Decision]) -> Option<&Decision> {
-    decisions.iter().rev().find(|d| {
-        matches!(d.action.as_str(), "approve" | "reject" | "defer" | "amend")
-            && !decisions.iter().any(|u| u.undoes == Some(d.id))
-    })
+impl Logged for Decision {
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn action(&self) -> Action {
+        self.action
+    }
+    fn undoes(&self) -> Option<i64> {
+        self.undoes
+    }
 }
 
-fn cluster_state(tx: &Transaction<'_>, cluster_id: i64) -> Result<(String, ClusterStatus)> {
-    let (object_type, status): (String, String) = tx
+/// The decision standing on a cluster now ([`clusters::standing`] over its log).
+pub fn standing(conn: &Connection, cluster_id: i64) -> Result<Option<Decision>> {
+    Ok(clusters::standing(&for_cluster(conn, cluster_id)?).cloned())
+}
+
+fn cluster_state(tx: &Transaction<'_>, cluster_id: i64) -> Result<(ObjectType, ClusterStatus)> {
+    let state = tx
         .query_row(
             "SELECT object_type, status FROM clusters WHERE id = ?1",
             [cluster_id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .optional()?
+        .optional()
+        .with_context(|| format!("reading cluster {cluster_id}"))?
         .ok_or(DecisionError::NoSuchCluster(cluster_id))?;
-    let status = status
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("cluster {cluster_id}: {e}"))?;
-    Ok((object_type, status))
-}
-
-fn set_status(
-    tx: &Transaction<'_>,
-    cluster_id: i64,
-    status: ClusterStatus,
-    now: &str,
-) -> Result<()> {
-    // A new decision answers whatever reason the cluster came back to the queue for.
-    tx.execute(
-        "UPDATE clusters SET status = ?2, status_reason = NULL, updated_at = ?3 WHERE id = ?1",
-        params![cluster_id, status.as_str(), now],
-    )?;
-    Ok(())
+    Ok(state)
 }
 
 /// Write a decision and its consequences in one transaction; returns the stored row.
@@ -318,7 +296,7 @@ pub fn record(conn: &mut Connection, new: &NewDecision) -> Result<Decision> {
             new.cluster_id,
             new.steward,
             now,
-            new.verdict.as_str(),
+            new.verdict.action(),
             new.primary_id,
             serde_json::to_string(&new.field_choices)?,
             serde_json::to_string(&new.excluded)?,
@@ -333,8 +311,9 @@ pub fn record(conn: &mut Connection, new: &NewDecision) -> Result<Decision> {
         let update = crate::plan::update_from_choices(&new.field_choices);
         super::journal::amend_update(&tx, job, &update, &now)?;
     }
-    if let Some(next) = new.verdict.status() {
-        set_status(&tx, new.cluster_id, next, &now)?;
+    if let Some(next) = new.verdict.action().status() {
+        // A new decision answers whatever reason the cluster came back to the queue for.
+        clusters::set_status(&tx, new.cluster_id, next, Reason::Clear, &now)?;
     }
     if new.verdict == Verdict::Reject {
         let mut insert = tx.prepare_cached(
@@ -386,23 +365,13 @@ pub fn undo_last(conn: &mut Connection, steward: &str) -> Result<Option<Undone>>
     };
     let undone = get(&tx, target)?;
     let (_, current) = cluster_state(&tx, undone.cluster_id)?;
-    if undone.action == "amend" {
-        // The amend put its job back in the executor's queue; the job may be running.
+    let set_by_it = undone.action.status();
+    // An amend put its job back in the executor's queue; the job may be running.
+    if undone.action == Action::Amend || set_by_it.is_some_and(|set| current != set) {
         return Err(DecisionError::UndoTooLate {
             cluster: undone.cluster_id,
             status: current,
-            action: undone.action.clone(),
-        }
-        .into());
-    }
-    let set_by_it = status_of_action(&undone.action);
-    if let Some(expected) = set_by_it
-        && current != expected
-    {
-        return Err(DecisionError::UndoTooLate {
-            cluster: undone.cluster_id,
-            status: current,
-            action: undone.action.clone(),
+            action: undone.action,
         }
         .into());
     }
@@ -421,22 +390,11 @@ pub fn undo_last(conn: &mut Connection, steward: &str) -> Result<Option<Undone>>
     )?;
     let undo_id = tx.last_insert_rowid();
     let status = if set_by_it.is_some() {
-        // The standing decision now that `undone` no longer counts.
-        let previous: Option<String> = tx
-            .query_row(
-                "SELECT d.action FROM decisions d
-                 WHERE d.cluster_id = ?1 AND d.action IN ('approve', 'reject', 'defer')
-                   AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id)
-                 ORDER BY d.id DESC LIMIT 1",
-                [undone.cluster_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let restored = previous
-            .as_deref()
-            .and_then(status_of_action)
+        // What the standing decision says now that `undone` no longer counts.
+        let restored = standing(&tx, undone.cluster_id)?
+            .and_then(|d| d.action.status())
             .unwrap_or(ClusterStatus::Pending);
-        set_status(&tx, undone.cluster_id, restored, &now)?;
+        clusters::set_status(&tx, undone.cluster_id, restored, Reason::Clear, &now)?;
         restored
     } else {
         current

@@ -9,66 +9,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use super::clusters::{self, Action, ClusterStatus, JobStatus, Reason, StepKind, StepState};
+use super::decisions;
 use crate::model::ObjectType;
 use crate::store::now_ts;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StepKind {
-    Snapshot,
-    Merge,
-    Update,
-    Mapping,
-}
-
-impl StepKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepKind::Snapshot => "snapshot",
-            StepKind::Merge => "merge",
-            StepKind::Update => "update",
-            StepKind::Mapping => "mapping",
-        }
-    }
-    fn parse(s: &str) -> Result<StepKind> {
-        Ok(match s {
-            "snapshot" => StepKind::Snapshot,
-            "merge" => StepKind::Merge,
-            "update" => StepKind::Update,
-            "mapping" => StepKind::Mapping,
-            other => bail!("unknown step kind {other:?}"),
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StepState {
-    Pending,
-    Sent,
-    Done,
-    Failed,
-}
-
-impl StepState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepState::Pending => "pending",
-            StepState::Sent => "sent",
-            StepState::Done => "done",
-            StepState::Failed => "failed",
-        }
-    }
-    fn parse(s: &str) -> Result<StepState> {
-        Ok(match s {
-            "pending" => StepState::Pending,
-            "sent" => StepState::Sent,
-            "done" => StepState::Done,
-            "failed" => StepState::Failed,
-            other => bail!("unknown step state {other:?}"),
-        })
-    }
-}
 
 /// What a step asks for. Stored as the step's `request` JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,7 +36,7 @@ pub struct Job {
     pub cluster_id: i64,
     pub decision_id: i64,
     pub object_type: ObjectType,
-    pub status: String,
+    pub status: JobStatus,
     /// The primary until the first merge returns, then the id each merge returned.
     pub survivor_id: Option<String>,
     pub attempts: i64,
@@ -124,78 +68,56 @@ pub struct Approval {
     pub properties: BTreeMap<String, String>,
 }
 
-/// The approved clusters that have no merge job yet, with what their approving decision says.
-/// The decision that counts is the newest one of the cluster that no later `undo` names.
+/// The approved clusters that have no merge job yet, with what their approving decision says
+/// (the [standing](clusters::standing) one), oldest approval first, at most `limit`.
 pub fn unplanned_approvals(conn: &Connection, limit: Option<usize>) -> Result<Vec<Approval>> {
-    let mut stmt = conn.prepare(
-        "SELECT c.id, c.object_type, d.id, d.primary_id, d.field_choices, d.excluded, d.members
-         FROM clusters c
-         JOIN decisions d ON d.id = (
-             SELECT MAX(d2.id) FROM decisions d2
-             WHERE d2.cluster_id = c.id AND d2.action = 'approve'
-               AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d2.id))
-         WHERE c.status = 'approved'
-           AND NOT EXISTS (SELECT 1 FROM merge_jobs j WHERE j.decision_id = d.id)
-         ORDER BY d.id",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, Option<String>>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, String>(5)?,
-            r.get::<_, String>(6)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        if limit.is_some_and(|l| out.len() >= l) {
-            break;
+    let approved: Vec<(i64, ObjectType)> = conn
+        .prepare_cached("SELECT id, object_type FROM clusters WHERE status = ?1 ORDER BY id")?
+        .query_map([ClusterStatus::Approved], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()
+        .context("reading the approved clusters")?;
+    let mut standing = Vec::new();
+    for (cluster_id, object_type) in approved {
+        match decisions::standing(conn, cluster_id)? {
+            Some(d) if d.action == Action::Approve && !has_job(conn, d.id)? => {
+                standing.push((object_type, d))
+            }
+            _ => {}
         }
-        let (cluster_id, ot, decision_id, primary, choices, excluded, members) = row?;
-        let object_type: ObjectType = ot.parse().map_err(|e: String| anyhow!(e))?;
-        let excluded: Vec<String> = serde_json::from_str(&excluded)
-            .with_context(|| format!("decision {decision_id}: excluded ids"))?;
-        let mut members: Vec<String> = serde_json::from_str(&members)
-            .with_context(|| format!("decision {decision_id}: members"))?;
+    }
+    standing.sort_by_key(|(_, d)| d.id);
+    standing.truncate(limit.unwrap_or(usize::MAX));
+    let mut out = Vec::with_capacity(standing.len());
+    for (object_type, d) in standing {
+        let (cluster_id, decision_id) = (d.cluster_id, d.id);
+        let mut members = d.members;
         if members.is_empty() {
             members = cluster_member_ids(conn, cluster_id)?;
         }
-        members.retain(|m| !excluded.contains(m));
-        let primary = primary
+        members.retain(|m| !d.excluded.contains(m));
+        let primary = d
+            .primary_id
             .filter(|p| members.contains(p))
             .or_else(|| members.first().cloned())
             .ok_or_else(|| anyhow!("decision {decision_id}: no members left to merge"))?;
         let losers: Vec<String> = members.into_iter().filter(|m| *m != primary).collect();
-        let properties = field_values(&choices)
-            .with_context(|| format!("decision {decision_id}: field choices"))?;
         out.push(Approval {
             cluster_id,
             decision_id,
             object_type,
             primary,
             losers,
-            properties,
+            properties: crate::plan::update_from_choices(&d.field_choices),
         });
     }
     Ok(out)
 }
 
-/// Field choices are stored as `{field: {"value": "..." | null, ...}}`; a null value is written
-/// as `""`, which clears the field in HubSpot.
-fn field_values(choices: &str) -> Result<BTreeMap<String, String>> {
-    let v: BTreeMap<String, serde_json::Value> = serde_json::from_str(choices)?;
-    Ok(v.into_iter()
-        .map(|(field, choice)| {
-            let value = match choice.get("value") {
-                Some(serde_json::Value::String(s)) => s.clone(),
-                _ => String::new(),
-            };
-            (field, value)
-        })
-        .collect())
+/// Whether decision `decision` has a merge job already.
+fn has_job(conn: &Connection, decision: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM merge_jobs WHERE decision_id = ?1)")?
+        .query_row([decision], |r| r.get(0))?)
 }
 
 fn cluster_member_ids(conn: &Connection, cluster_id: i64) -> Result<Vec<String>> {
@@ -214,24 +136,18 @@ fn cluster_member_ids(conn: &Connection, cluster_id: i64) -> Result<Vec<String>>
 /// stands; nothing is written then.
 pub fn plan_job(conn: &mut Connection, a: &Approval) -> Result<Option<i64>> {
     let tx = conn.transaction()?;
-    let stands: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM clusters c
-            WHERE c.id = ?1 AND c.status = 'approved'
-              AND ?2 = (SELECT MAX(d.id) FROM decisions d
-                        WHERE d.cluster_id = c.id AND d.action = 'approve'
-                          AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id))
-              AND NOT EXISTS (SELECT 1 FROM merge_jobs j WHERE j.decision_id = ?2))",
-        params![a.cluster_id, a.decision_id],
-        |r| r.get(0),
-    )?;
+    let stands = clusters::status(&tx, a.cluster_id)? == Some(ClusterStatus::Approved)
+        && decisions::standing(&tx, a.cluster_id)?
+            .is_some_and(|d| d.id == a.decision_id && d.action == Action::Approve)
+        && !has_job(&tx, a.decision_id)?;
     if !stands {
         return Ok(None);
     }
     let now = now_ts();
     tx.execute(
         "INSERT INTO merge_jobs (cluster_id, decision_id, object_type, status, survivor_id, created_at, updated_at)
-         VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?5)",
-        params![a.cluster_id, a.decision_id, a.object_type.as_str(), a.primary, now],
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        params![a.cluster_id, a.decision_id, a.object_type, JobStatus::Pending, a.primary, now],
     )?;
     let job = tx.last_insert_rowid();
     let mut all = vec![a.primary.clone()];
@@ -255,19 +171,23 @@ pub fn plan_job(conn: &mut Connection, a: &Approval) -> Result<Option<i64>> {
         };
         tx.execute(
             "INSERT INTO merge_steps (job_id, seq, kind, state, request, updated_at)
-             VALUES (?1, ?2, ?3, 'pending', ?4, ?5)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 job,
                 seq as i64,
-                kind.as_str(),
+                kind,
+                StepState::Pending,
                 serde_json::to_string(req)?,
                 now
             ],
         )?;
     }
-    tx.execute(
-        "UPDATE clusters SET status = 'merging', updated_at = ?2 WHERE id = ?1",
-        params![a.cluster_id, now],
+    clusters::set_status(
+        &tx,
+        a.cluster_id,
+        ClusterStatus::Merging,
+        Reason::Keep,
+        &now,
     )?;
     tx.commit()?;
     Ok(Some(job))
@@ -275,28 +195,18 @@ pub fn plan_job(conn: &mut Connection, a: &Approval) -> Result<Option<i64>> {
 
 const JOB_COLUMNS: &str = "id, cluster_id, decision_id, object_type, status, survivor_id, attempts, last_error, updated_at";
 
-fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Job, String)> {
-    let ot: String = r.get(3)?;
-    Ok((
-        Job {
-            id: r.get(0)?,
-            cluster_id: r.get(1)?,
-            decision_id: r.get(2)?,
-            object_type: ObjectType::Contacts,
-            status: r.get(4)?,
-            survivor_id: r.get(5)?,
-            attempts: r.get(6)?,
-            last_error: r.get(7)?,
-            updated_at: r.get(8)?,
-        },
-        ot,
-    ))
-}
-
-fn finish_job(raw: (Job, String)) -> Result<Job> {
-    let (mut job, ot) = raw;
-    job.object_type = ot.parse().map_err(|e: String| anyhow!(e))?;
-    Ok(job)
+fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
+    Ok(Job {
+        id: r.get(0)?,
+        cluster_id: r.get(1)?,
+        decision_id: r.get(2)?,
+        object_type: r.get(3)?,
+        status: r.get(4)?,
+        survivor_id: r.get(5)?,
+        attempts: r.get(6)?,
+        last_error: r.get(7)?,
+        updated_at: r.get(8)?,
+    })
 }
 
 /// Jobs that still have work: pending ones, and running ones a crash interrupted.
@@ -307,25 +217,26 @@ pub fn runnable_jobs(conn: &Connection, limit: Option<usize>) -> Result<Vec<Job>
     ))?;
     let limit = limit.map(|l| l as i64).unwrap_or(-1);
     let rows = stmt.query_map([limit], job_from_row)?;
-    rows.map(|r| finish_job(r?)).collect()
+    rows.collect::<rusqlite::Result<_>>()
+        .context("reading the runnable merge jobs")
 }
 
 pub fn all_jobs(conn: &Connection) -> Result<Vec<Job>> {
     let mut stmt = conn.prepare(&format!("SELECT {JOB_COLUMNS} FROM merge_jobs ORDER BY id"))?;
     let rows = stmt.query_map([], job_from_row)?;
-    rows.map(|r| finish_job(r?)).collect()
+    rows.collect::<rusqlite::Result<_>>()
+        .context("reading the merge jobs")
 }
 
 pub fn get_job(conn: &Connection, id: i64) -> Result<Job> {
-    let raw = conn
-        .query_row(
-            &format!("SELECT {JOB_COLUMNS} FROM merge_jobs WHERE id = ?1"),
-            [id],
-            job_from_row,
-        )
-        .optional()?
-        .ok_or_else(|| anyhow!("no merge job {id}"))?;
-    finish_job(raw)
+    conn.query_row(
+        &format!("SELECT {JOB_COLUMNS} FROM merge_jobs WHERE id = ?1"),
+        [id],
+        job_from_row,
+    )
+    .optional()
+    .with_context(|| format!("reading merge job {id}"))?
+    .ok_or_else(|| anyhow!("no merge job {id}"))
 }
 
 pub fn steps(conn: &Connection, job_id: i64) -> Result<Vec<Step>> {
@@ -335,32 +246,27 @@ pub fn steps(conn: &Connection, job_id: i64) -> Result<Vec<Step>> {
     )?;
     let rows = stmt.query_map([job_id], |r| {
         Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
+            Step {
+                id: r.get(0)?,
+                job_id: r.get(1)?,
+                seq: r.get(2)?,
+                kind: r.get(3)?,
+                state: r.get(4)?,
+                request: StepRequest::Snapshot { ids: Vec::new() },
+                response_id: r.get(6)?,
+                attempts: r.get(7)?,
+                last_error: r.get(8)?,
+            },
             r.get::<_, String>(5)?,
-            r.get::<_, Option<String>>(6)?,
-            r.get::<_, i64>(7)?,
-            r.get::<_, Option<String>>(8)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, job_id, seq, kind, state, request, response_id, attempts, last_error) = row?;
-        out.push(Step {
-            id,
-            job_id,
-            seq,
-            kind: StepKind::parse(&kind)?,
-            state: StepState::parse(&state)?,
-            request: serde_json::from_str(&request)
-                .with_context(|| format!("merge step {id}: request"))?,
-            response_id,
-            attempts,
-            last_error,
-        });
+        let (mut step, request) =
+            row.with_context(|| format!("reading merge job {job_id}'s steps"))?;
+        step.request = serde_json::from_str(&request)
+            .with_context(|| format!("merge step {}: request", step.id))?;
+        out.push(step);
     }
     Ok(out)
 }
@@ -370,7 +276,7 @@ pub fn steps(conn: &Connection, job_id: i64) -> Result<Vec<Step>> {
 pub fn set_job_status(
     conn: &Connection,
     job: i64,
-    status: &str,
+    status: JobStatus,
     error: Option<&str>,
 ) -> Result<()> {
     conn.execute(
@@ -381,6 +287,38 @@ pub fn set_job_status(
          WHERE id = ?1",
         params![job, status, error, now_ts()],
     )?;
+    Ok(())
+}
+
+/// Job `job` failed with `error`, and its cluster with it, in one transaction.
+pub fn fail_job(conn: &mut Connection, job: i64, cluster: i64, error: &str) -> Result<()> {
+    let tx = conn.transaction()?;
+    set_job_status(&tx, job, JobStatus::Failed, Some(error))?;
+    clusters::set_status(&tx, cluster, ClusterStatus::Failed, Reason::Keep, &now_ts())?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The last step of job `job` is done: the job is merged into `survivor` and its cluster is
+/// merged. Runs in the caller's transaction, with the step's local work.
+pub fn finish_merged(
+    conn: &Connection,
+    job: i64,
+    step: i64,
+    cluster: i64,
+    survivor: &str,
+    now: &str,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE merge_steps SET state = ?2, updated_at = ?3 WHERE id = ?1",
+        params![step, StepState::Done, now],
+    )?;
+    conn.execute(
+        "UPDATE merge_jobs SET status = ?2, survivor_id = ?3, last_error = NULL, updated_at = ?4
+         WHERE id = ?1",
+        params![job, JobStatus::Merged, survivor, now],
+    )?;
+    clusters::set_status(conn, cluster, ClusterStatus::Merged, Reason::Keep, now)?;
     Ok(())
 }
 
@@ -511,13 +449,15 @@ pub fn claim_next(
          WHERE id = ?1",
         params![id, me.id, lease_end(lease), now],
     )?;
-    let raw = tx.query_row(
-        &format!("SELECT {JOB_COLUMNS} FROM merge_jobs WHERE id = ?1"),
-        [id],
-        job_from_row,
-    )?;
+    let job = tx
+        .query_row(
+            &format!("SELECT {JOB_COLUMNS} FROM merge_jobs WHERE id = ?1"),
+            [id],
+            job_from_row,
+        )
+        .with_context(|| format!("reading merge job {id}"))?;
     tx.commit()?;
-    finish_job(raw).map(Some)
+    Ok(Some(job))
 }
 
 /// Give up every claim `me` holds, at the end of its run: a job it left `running` (stopped by
@@ -596,11 +536,12 @@ pub fn retry_failed(conn: &mut Connection, job: Option<i64>) -> Result<usize> {
             "UPDATE merge_jobs SET status = 'pending', updated_at = ?2 WHERE id = ?1",
             params![id, now],
         )?;
-        tx.execute(
-            "UPDATE clusters SET status = 'merging', updated_at = ?2
-             WHERE id = (SELECT cluster_id FROM merge_jobs WHERE id = ?1)",
-            params![id, now],
+        let cluster: i64 = tx.query_row(
+            "SELECT cluster_id FROM merge_jobs WHERE id = ?1",
+            [id],
+            |r| r.get(0),
         )?;
+        clusters::set_status(&tx, cluster, ClusterStatus::Merging, Reason::Keep, &now)?;
     }
     tx.commit()?;
     Ok(ids.len())
@@ -610,7 +551,7 @@ pub fn retry_failed(conn: &mut Connection, job: Option<i64>) -> Result<usize> {
 /// that cluster's job, failed, with every merge done, so that only the field update (and the
 /// local mapping step after it) is left. An amend never repeats a merge.
 pub fn amendable(conn: &Connection, cluster: i64, job: i64) -> Result<Option<String>> {
-    let row: Option<(i64, String)> = conn
+    let row: Option<(i64, JobStatus)> = conn
         .query_row(
             "SELECT cluster_id, status FROM merge_jobs WHERE id = ?1",
             [job],
@@ -623,7 +564,7 @@ pub fn amendable(conn: &Connection, cluster: i64, job: i64) -> Result<Option<Str
     if of_cluster != cluster {
         return Ok(Some(format!("it belongs to cluster {of_cluster}")));
     }
-    if status != "failed" {
+    if status != JobStatus::Failed {
         return Ok(Some(format!("it is {status}, not failed")));
     }
     let undone: i64 = conn.query_row(
@@ -706,27 +647,28 @@ pub fn cancel_job(
         params![job, reason, now],
     )?;
     let status = match refusal {
-        Refusal::Stale => "stale",
-        Refusal::Invalid => "needs_attention",
+        Refusal::Stale => ClusterStatus::Stale,
+        Refusal::Invalid => ClusterStatus::NeedsAttention,
     };
-    tx.execute(
-        "UPDATE clusters SET status = ?2, status_reason = ?3, updated_at = ?4
-         WHERE id = (SELECT cluster_id FROM merge_jobs WHERE id = ?1)",
-        params![job, status, reason, now],
+    let cluster: i64 = tx.query_row(
+        "SELECT cluster_id FROM merge_jobs WHERE id = ?1",
+        [job],
+        |r| r.get(0),
     )?;
+    clusters::set_status(&tx, cluster, status, Reason::Set(reason), &now)?;
     tx.commit()?;
     Ok(())
 }
 
 /// The approval behind `job`: what the steward was shown of the members, whom they excluded
 /// and what they chose.
-pub fn approval_of_job(conn: &Connection, job: i64) -> Result<super::decisions::Decision> {
+pub fn approval_of_job(conn: &Connection, job: i64) -> Result<decisions::Decision> {
     let decision: i64 = conn.query_row(
         "SELECT decision_id FROM merge_jobs WHERE id = ?1",
         [job],
         |r| r.get(0),
     )?;
-    super::decisions::get(conn, decision).with_context(|| format!("merge job {job}: its approval"))
+    decisions::get(conn, decision).with_context(|| format!("merge job {job}: its approval"))
 }
 
 /// Store a snapshot of one record; a second snapshot of the same record for the same job is
@@ -742,7 +684,7 @@ pub fn save_snapshot(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             job,
-            record.object_type.as_str(),
+            record.object_type,
             asked_id,
             serde_json::to_string(&record.properties)?,
             serde_json::to_string(&record.history)?,

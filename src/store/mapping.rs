@@ -492,10 +492,7 @@ pub fn settle_merge_conflict(
             c.target_ids.join(", ")
         );
     }
-    let object_type: ObjectType = c
-        .object_type
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!(e))?;
+    let object_type = c.object_type;
     let source_system = c.source_system.clone().unwrap_or_else(|| "crm".to_string());
     let old: Option<i64> = tx
         .query_row(
@@ -558,25 +555,10 @@ pub enum ConflictKind {
     SharedTarget,
 }
 
-impl ConflictKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConflictKind::Merge => "merge",
-            ConflictKind::SharedTarget => "shared_target",
-        }
-    }
-}
-
-impl std::str::FromStr for ConflictKind {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "merge" => Ok(ConflictKind::Merge),
-            "shared_target" => Ok(ConflictKind::SharedTarget),
-            other => anyhow::bail!("unknown mapping conflict kind {other:?}"),
-        }
-    }
-}
+super::clusters::stored_enum!(ConflictKind, "mapping conflict kind", [
+    Merge => "merge",
+    SharedTarget => "shared_target",
+]);
 
 /// The resolution written when fewer than two live records share an id any more.
 pub const NO_LONGER_SHARED: &str = "no longer shared";
@@ -586,7 +568,7 @@ pub const NO_LONGER_SHARED: &str = "no longer shared";
 pub struct Conflict {
     pub id: i64,
     pub kind: ConflictKind,
-    pub object_type: String,
+    pub object_type: ObjectType,
     pub job_id: Option<i64>,
     /// For a merge, the record that survived; for a shared id, the lowest of `source_ids`.
     pub survivor_id: String,
@@ -646,7 +628,6 @@ const CONFLICT_COLUMNS: &str = "id, kind, object_type, job_id, survivor_id, sour
                                 resolution";
 
 fn conflict_from_row(r: &rusqlite::Row<'_>) -> Result<Conflict> {
-    let kind: String = r.get(1)?;
     let id: i64 = r.get(0)?;
     let ids = |i: usize, what: &str| -> Result<Vec<String>> {
         let text: String = r.get(i)?;
@@ -654,7 +635,7 @@ fn conflict_from_row(r: &rusqlite::Row<'_>) -> Result<Conflict> {
     };
     Ok(Conflict {
         id,
-        kind: kind.parse()?,
+        kind: r.get(1)?,
         object_type: r.get(2)?,
         job_id: r.get(3)?,
         survivor_id: r.get(4)?,
@@ -773,6 +754,65 @@ impl SharedCheck {
     pub fn is_empty(&self) -> bool {
         *self == SharedCheck::default()
     }
+}
+
+/// What a mapping rebuild changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rebuilt {
+    pub new: u64,
+    pub changed: u64,
+    /// Active rows deactivated: their records carry no inverse id in the CRM any more.
+    pub dropped: u64,
+    pub shared: SharedCheck,
+}
+
+/// Rebuild the mappings from `system` to `other` from `seen`, every record the CRM lists with
+/// the inverse id it carries: carried links are observed (new ones added, changed ones
+/// superseded), active rows of records that no longer carry one, or no longer exist, are
+/// deactivated, and every id is checked for records sharing it. One transaction.
+pub fn rebuild(
+    conn: &mut Connection,
+    system: &str,
+    other: &str,
+    seen: &[(ObjectType, String, Option<String>)],
+    now: &str,
+) -> Result<Rebuilt> {
+    let tx = conn.transaction()?;
+    let mut out = Rebuilt::default();
+    let mut with_target = HashSet::new();
+    for (object, id, target) in seen {
+        if let Some(t) = target {
+            with_target.insert((*object, id.clone()));
+            let link = Link {
+                object_type: *object,
+                source_system: system,
+                source_id: id,
+                target_system: other,
+                target_id: t,
+            };
+            match observe(&tx, &link, "rebuild", now)? {
+                Observed::New => out.new += 1,
+                Observed::Changed => out.changed += 1,
+                Observed::Unchanged => {}
+            }
+        }
+    }
+    for object in ObjectType::ALL {
+        for row in active_rows(&tx, object)? {
+            if row.source_system == system
+                && row.target_system == other
+                && !with_target.contains(&(object, row.source_id.clone()))
+            {
+                deactivate(&tx, row.id, now, "no inverse id in the CRM at rebuild")?;
+                out.dropped += 1;
+            }
+        }
+    }
+    for object in ObjectType::ALL {
+        out.shared.add(check_all_shared_targets(&tx, object, now)?);
+    }
+    tx.commit()?;
+    Ok(out)
 }
 
 /// One id in another system, as seen from one source system: what a `shared_target`

@@ -5,109 +5,15 @@
 //! are written by [`super::decisions`].
 
 use std::collections::HashMap;
-use std::fmt;
-use std::str::FromStr;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
+use super::clusters::{ClusterStatus, JobStatus, StepKind};
 use super::decisions::{self, Decision};
 use super::records::{self, StoredRecord};
 use crate::model::ObjectType;
-
-/// A cluster's place in the review workflow, as the `clusters.status` column holds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ClusterStatus {
-    Pending,
-    Approved,
-    Rejected,
-    Deferred,
-    Merging,
-    Merged,
-    Failed,
-    /// A member changed since the review (in the workspace, or in the CRM as the executor found
-    /// before its first merge): back in the queue to be reviewed again.
-    Stale,
-    /// The executor's checks found that the CRM would refuse the approved merge plan (a
-    /// read-only field, a value outside a property's options, a unique value another record
-    /// holds); nothing was sent. Back in the queue with the reason.
-    NeedsAttention,
-}
-
-impl ClusterStatus {
-    pub const ALL: [ClusterStatus; 9] = [
-        ClusterStatus::Pending,
-        ClusterStatus::Approved,
-        ClusterStatus::Rejected,
-        ClusterStatus::Deferred,
-        ClusterStatus::Merging,
-        ClusterStatus::Merged,
-        ClusterStatus::Failed,
-        ClusterStatus::Stale,
-        ClusterStatus::NeedsAttention,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClusterStatus::Pending => "pending",
-            ClusterStatus::Approved => "approved",
-            ClusterStatus::Rejected => "rejected",
-            ClusterStatus::Deferred => "deferred",
-            ClusterStatus::Merging => "merging",
-            ClusterStatus::Merged => "merged",
-            ClusterStatus::Failed => "failed",
-            ClusterStatus::Stale => "stale",
-            ClusterStatus::NeedsAttention => "needs_attention",
-        }
-    }
-
-    /// As a steward reads it ("needs attention").
-    pub fn label(self) -> &'static str {
-        match self {
-            ClusterStatus::NeedsAttention => "needs attention",
-            other => other.as_str(),
-        }
-    }
-
-    /// At most nine characters, for the queue's status column.
-    pub fn short(self) -> &'static str {
-        match self {
-            ClusterStatus::NeedsAttention => "attention",
-            other => other.as_str(),
-        }
-    }
-
-    /// Still waiting for a steward: what the review queue shows by default.
-    pub fn is_open(self) -> bool {
-        matches!(
-            self,
-            ClusterStatus::Pending
-                | ClusterStatus::Deferred
-                | ClusterStatus::Stale
-                | ClusterStatus::NeedsAttention
-        )
-    }
-}
-
-impl fmt::Display for ClusterStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ClusterStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ClusterStatus::ALL
-            .into_iter()
-            .find(|st| {
-                st.as_str()
-                    .eq_ignore_ascii_case(&s.trim().replace(['-', ' '], "_"))
-            })
-            .ok_or_else(|| format!("unknown cluster status {s:?}"))
-    }
-}
 
 /// Which statuses the queue shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -225,31 +131,21 @@ pub struct QueueRow {
 }
 
 impl QueueRow {
-    /// A row from its columns as stored; an unknown type or status names the cluster.
-    #[allow(clippy::too_many_arguments)]
-    fn decode(
-        id: i64,
-        object_type: &str,
-        label: String,
-        status: &str,
-        score: f64,
-        weakest: f64,
-        size: i64,
-        created_at: String,
-    ) -> Result<QueueRow> {
+    /// The columns `id, object_type, label, status, score, weakest, size, created_at`, in that
+    /// order from the first.
+    const COLUMNS: &'static str =
+        "id, object_type, label, status, score, weakest, size, created_at";
+
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueRow> {
         Ok(QueueRow {
-            id,
-            object_type: object_type
-                .parse()
-                .map_err(|e: String| anyhow!("cluster {id}: {e}"))?,
-            label,
-            status: status
-                .parse()
-                .map_err(|e: String| anyhow!("cluster {id}: {e}"))?,
-            score,
-            weakest,
-            size: u32::try_from(size).unwrap_or(0),
-            created_at,
+            id: r.get(0)?,
+            object_type: r.get(1)?,
+            label: r.get(2)?,
+            status: r.get(3)?,
+            score: r.get(4)?,
+            weakest: r.get(5)?,
+            size: u32::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
+            created_at: r.get(7)?,
         })
     }
 }
@@ -305,31 +201,16 @@ pub fn page(conn: &Connection, q: &QueueQuery) -> Result<QueuePage> {
     // walks it in order and stops after the page), then their rows.
     let order = q.sort.order_by();
     let mut stmt = conn.prepare(&format!(
-        "SELECT id, object_type, label, status, score, weakest, size, created_at
+        "SELECT {columns}
          FROM clusters
          WHERE id IN (SELECT id FROM clusters {where_sql} ORDER BY {order} LIMIT ? OFFSET ?)
-         ORDER BY {order}"
+         ORDER BY {order}",
+        columns = QueueRow::COLUMNS
     ))?;
-    let raw = stmt
-        .query_map(params_from_iter(page_args.iter()), |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, f64>(4)?,
-                r.get::<_, f64>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, String>(7)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut rows = Vec::with_capacity(raw.len());
-    for (id, ot, label, status, score, weakest, size, created_at) in raw {
-        rows.push(QueueRow::decode(
-            id, &ot, label, &status, score, weakest, size, created_at,
-        )?);
-    }
+    let mut rows = stmt
+        .query_map(params_from_iter(page_args.iter()), QueueRow::from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .context("reading a page of the queue")?;
     fill_missing_labels(conn, &mut rows)?;
     Ok(QueuePage {
         offset: q.offset,
@@ -429,50 +310,42 @@ pub struct ClusterDetail {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterJob {
     pub id: i64,
-    pub status: String,
+    pub status: JobStatus,
     /// The merged record, once the merges ran (the primary before).
     pub survivor_id: Option<String>,
     pub last_error: Option<String>,
     pub merges: u32,
     pub merges_done: u32,
     /// The kind of the first step that failed, if one did.
-    pub failed_step: Option<String>,
+    pub failed_step: Option<StepKind>,
 }
 
 impl ClusterJob {
     /// Failed after every merge ran: an amend of its field choices finishes it.
     pub fn finishable(&self) -> bool {
-        self.status == "failed" && self.merges_done == self.merges
+        self.status == JobStatus::Failed && self.merges_done == self.merges
     }
 }
 
 pub fn cluster(conn: &Connection, id: i64) -> Result<Option<ClusterDetail>> {
     let head = conn
         .query_row(
-            "SELECT id, object_type, label, status, score, weakest, size, created_at, matcher,
-                    status_reason
-             FROM clusters WHERE id = ?1",
+            &format!(
+                "SELECT {}, matcher, status_reason FROM clusters WHERE id = ?1",
+                QueueRow::COLUMNS
+            ),
             [id],
             |r| {
                 Ok((
-                    (
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, f64>(4)?,
-                        r.get::<_, f64>(5)?,
-                    ),
-                    r.get::<_, i64>(6)?,
-                    r.get::<_, String>(7)?,
+                    QueueRow::from_row(r)?,
                     r.get::<_, String>(8)?,
                     r.get::<_, Option<String>>(9)?,
                 ))
             },
         )
-        .optional()?;
-    let Some(((ot, label, status, score, weakest), size, created_at, matcher, status_reason)) =
-        head
-    else {
+        .optional()
+        .with_context(|| format!("reading cluster {id}"))?;
+    let Some((mut row, matcher, status_reason)) = head else {
         return Ok(None);
     };
     let rids: Vec<i64> = conn
@@ -508,7 +381,6 @@ pub fn cluster(conn: &Connection, id: i64) -> Result<Option<ClusterDetail>> {
             explanation: serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
         })
         .collect();
-    let mut row = QueueRow::decode(id, &ot, label, &status, score, weakest, size, created_at)?;
     fill_missing_labels(conn, std::slice::from_mut(&mut row))?;
     Ok(Some(ClusterDetail {
         row,
@@ -571,25 +443,16 @@ pub fn sent_back(conn: &Connection, limit: u64) -> Result<(Vec<SentBack>, u64)> 
          WHERE status IN ('stale', 'needs_attention') AND status_reason IS NOT NULL
          ORDER BY updated_at DESC, id LIMIT ?1",
     )?;
-    let rows = stmt
+    let out = stmt
         .query_map([limit.min(i64::MAX as u64) as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
+            Ok(SentBack {
+                cluster_id: r.get(0)?,
+                status: r.get(1)?,
+                reason: r.get(2)?,
+            })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut out = Vec::with_capacity(rows.len());
-    for (cluster_id, status, reason) in rows {
-        out.push(SentBack {
-            cluster_id,
-            status: status
-                .parse()
-                .map_err(|e: String| anyhow!("cluster {cluster_id}: {e}"))?,
-            reason,
-        });
-    }
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .context("reading the clusters sent back")?;
     Ok((out, total as u64))
 }
 
@@ -606,7 +469,7 @@ pub struct MergeRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MergeJobRow {
     pub id: i64,
-    pub status: String,
+    pub status: JobStatus,
     pub attempts: u32,
     pub survivor_id: Option<String>,
     pub last_error: Option<String>,
@@ -615,7 +478,7 @@ pub struct MergeJobRow {
     pub steps_done: u32,
     pub steps: u32,
     /// The kind of the first step that failed (snapshot, merge, update, mapping), if one did.
-    pub failed_step: Option<String>,
+    pub failed_step: Option<StepKind>,
 }
 
 /// Clusters past the steward (approved, merging, merged, failed) with their newest merge job,
@@ -641,7 +504,7 @@ pub fn merges(conn: &Connection, limit: u64) -> Result<Vec<MergeRow>> {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
+                r.get::<_, ClusterStatus>(2)?,
                 r.get::<_, i64>(3)?,
                 match job_id {
                     None => None,
@@ -659,16 +522,15 @@ pub fn merges(conn: &Connection, limit: u64) -> Result<Vec<MergeRow>> {
                 },
             ))
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .context("reading the merges")?;
     let mut rows = Vec::with_capacity(raw.len());
     for (cluster_id, label, status, size, job) in raw {
         let mut q = QueueRow {
             id: cluster_id,
             object_type: ObjectType::Contacts,
             label,
-            status: status
-                .parse()
-                .map_err(|e: String| anyhow!("cluster {cluster_id}: {e}"))?,
+            status,
             score: 0.0,
             weakest: 0.0,
             size: u32::try_from(size).unwrap_or(0),
@@ -684,4 +546,24 @@ pub fn merges(conn: &Connection, limit: u64) -> Result<Vec<MergeRow>> {
         });
     }
     Ok(rows)
+}
+
+/// The pending clusters whose weakest link scores at least `min_weakest`, of at most `max_size`
+/// members: (id, size, weakest, label), best first.
+pub fn pending_at_least(
+    conn: &Connection,
+    min_weakest: f64,
+    max_size: Option<usize>,
+) -> Result<Vec<(i64, u32, f64, String)>> {
+    let max = max_size.map(|k| k as i64).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare(
+        "SELECT id, size, weakest, label FROM clusters
+         WHERE status = ?1 AND weakest >= ?2 AND size <= ?3
+         ORDER BY weakest DESC, id",
+    )?;
+    let rows = stmt.query_map(
+        rusqlite::params![ClusterStatus::Pending, min_weakest, max],
+        |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u32, r.get(2)?, r.get(3)?)),
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -236,7 +236,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<RawRow> {
 
 type RawRow = (
     i64,
-    String,
+    ObjectType,
     String,
     String,
     String,
@@ -249,11 +249,19 @@ type RawRow = (
 );
 
 fn decode(raw: RawRow) -> Result<StoredRecord> {
-    let (rid, ot, id, system, props, history, created, updated, archived, merged_into, changed_at) =
-        raw;
-    let object_type: ObjectType = ot
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("record {id}: {e}"))?;
+    let (
+        rid,
+        object_type,
+        id,
+        system,
+        props,
+        history,
+        created,
+        updated,
+        archived,
+        merged_into,
+        changed_at,
+    ) = raw;
     let properties = serde_json::from_str(&props)
         .with_context(|| format!("record {id}: properties are not valid JSON"))?;
     let history = history::decode(&history, &properties)
@@ -336,17 +344,12 @@ pub fn counts(conn: &Connection) -> Result<Vec<(String, ObjectType, u64)>> {
     let rows = stmt.query_map([], |r| {
         Ok((
             r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
+            r.get::<_, ObjectType>(1)?,
+            r.get::<_, i64>(2)? as u64,
         ))
     })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (system, ot, n) = row?;
-        let ot: ObjectType = ot.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-        out.push((system, ot, n as u64));
-    }
-    Ok(out)
+    rows.collect::<rusqlite::Result<_>>()
+        .context("counting the records")
 }
 
 /// What the workspace holds under one id of one system: for checking an id a file names.

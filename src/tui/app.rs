@@ -13,17 +13,18 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::keymap::{Command, Context, Edit, Keymap};
-use super::sanitize::sanitize;
+use super::text::sanitize;
 use crate::config::{Config, SourcesConfig};
 use crate::diff::{self, FieldAgreement, Segment};
 use crate::model::{ObjectType, PropertyCatalog};
 use crate::precedence::Rules;
 use crate::review::{Pick, ReviewContext, ReviewDraft};
 use crate::store::Store;
+use crate::store::clusters::{self, ClusterStatus, JobStatus};
 use crate::store::decisions::{self, Decision, DecisionError, FieldChoice, Undone, Verdict};
 use crate::store::properties;
 use crate::store::queue::{
-    self, ClusterDetail, ClusterStatus, MergeRow, QueuePage, QueueQuery, QueueRow, StatusFilter,
+    self, ClusterDetail, MergeRow, QueuePage, QueueQuery, QueueRow, StatusFilter,
 };
 
 fn plural(n: usize) -> &'static str {
@@ -1227,7 +1228,7 @@ impl App {
             Command::Retry => {
                 let job = self.merges.rows.get(c).and_then(|r| r.job.as_ref());
                 match job {
-                    Some(j) if matches!(j.status.as_str(), "failed" | "paused") => {
+                    Some(j) if matches!(j.status, JobStatus::Failed | JobStatus::Paused) => {
                         let id = j.id;
                         let store = self.store.clone();
                         self.spawn(async move {
@@ -1377,13 +1378,7 @@ impl App {
                 match result {
                     Ok((d, counts)) => {
                         self.queue.counts = counts;
-                        if let Some(status) = match d.action.as_str() {
-                            "approve" => Some(ClusterStatus::Approved),
-                            "reject" => Some(ClusterStatus::Rejected),
-                            "defer" => Some(ClusterStatus::Deferred),
-                            "amend" => Some(ClusterStatus::Merging),
-                            _ => None,
-                        } {
+                        if let Some(status) = d.action.status() {
                             self.queue.set_status(d.cluster_id, status);
                             if let Some(cl) = self.cluster.as_deref_mut()
                                 && cl.detail.row.id == d.cluster_id
@@ -1396,13 +1391,13 @@ impl App {
                         {
                             cl.detail.decisions.push(d.clone());
                         }
-                        let text = match d.action.as_str() {
-                            "approve" => format!("cluster #{} approved", d.cluster_id),
-                            "reject" => {
+                        let text = match d.action {
+                            clusters::Action::Approve => format!("cluster #{} approved", d.cluster_id),
+                            clusters::Action::Reject => {
                                 format!("cluster #{} rejected: not duplicates", d.cluster_id)
                             }
-                            "defer" => format!("cluster #{} deferred", d.cluster_id),
-                            "amend" => format!(
+                            clusters::Action::Defer => format!("cluster #{} deferred", d.cluster_id),
+                            clusters::Action::Amend => format!(
                                 "cluster #{}: new values saved; A or `dupdesk apply` finishes its merge job",
                                 d.cluster_id
                             ),

@@ -7,7 +7,7 @@
 
 pub mod app;
 pub mod keymap;
-pub mod sanitize;
+pub mod text;
 pub mod theme;
 pub mod views;
 

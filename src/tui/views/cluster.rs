@@ -11,9 +11,9 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use super::{centered, overlay, sanitize, truncate, width};
 use crate::diff::FieldAgreement;
-use crate::store::queue::ClusterStatus;
+use crate::store::clusters::ClusterStatus;
 use crate::tui::app::{App, ClusterState};
-use crate::tui::sanitize::{fit, prefix};
+use crate::tui::text::{fit, prefix};
 use crate::tui::theme::Theme;
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, theme: Theme) {
@@ -381,7 +381,7 @@ fn notice(cl: &ClusterState) -> Option<(String, bool)> {
                     format!(
                         "⚠ the merges ran (survivor {}), the {} step failed: {error} · change the values, then approve to finish",
                         job.survivor_id.as_deref().unwrap_or("?"),
-                        job.failed_step.as_deref().unwrap_or("update")
+                        job.failed_step.map_or("update", |s| s.as_str())
                     ),
                     true,
                 ))

@@ -7,7 +7,7 @@ use ratatui::widgets::Paragraph;
 
 use super::{centered, overlay, width};
 use crate::tui::app::App;
-use crate::tui::sanitize::fit;
+use crate::tui::text::fit;
 use crate::tui::theme::Theme;
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {

@@ -7,8 +7,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::sanitize;
+use crate::store::clusters::JobStatus;
 use crate::tui::app::App;
-use crate::tui::sanitize::fit;
+use crate::tui::text::fit;
 use crate::tui::theme::Theme;
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
@@ -24,7 +25,9 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         .rows
         .iter()
         .filter(|r| {
-            r.job.as_ref().is_some_and(|j| j.status == "failed")
+            r.job
+                .as_ref()
+                .is_some_and(|j| j.status == JobStatus::Failed)
                 || r.cluster_status.as_str() == "failed"
         })
         .count();
@@ -67,7 +70,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         let (job, state, tries, steps) = match &r.job {
             Some(j) => (
                 format!("#{}", j.id),
-                j.status.clone(),
+                j.status.to_string(),
                 j.attempts.to_string(),
                 format!("{}/{}", j.steps_done, j.steps),
             ),
@@ -116,7 +119,6 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 if let Some(err) = &j.last_error {
                     let at = j
                         .failed_step
-                        .as_deref()
                         .map(|s| format!("the {s} step failed: "))
                         .unwrap_or_else(|| "CRM said: ".to_string());
                     d.push(Line::from(vec![

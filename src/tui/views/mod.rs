@@ -14,7 +14,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::app::{App, PromptKind, Screen, Stage};
 use super::keymap::Command;
-use super::sanitize::{sanitize, truncate, width};
+use super::text::{sanitize, truncate, width};
 use super::theme::Theme;
 
 pub use crate::tui::app::MIN_SIZE;

@@ -6,9 +6,10 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 
 use super::{age, sanitize};
-use crate::store::queue::{ClusterStatus, StatusFilter};
+use crate::store::clusters::ClusterStatus;
+use crate::store::queue::StatusFilter;
 use crate::tui::app::App;
-use crate::tui::sanitize::fit;
+use crate::tui::text::fit;
 use crate::tui::theme::Theme;
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
