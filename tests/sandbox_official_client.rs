@@ -91,6 +91,22 @@ fn seed() -> SeedData {
     }
 }
 
+/// The seeded sandbox with a limit generous enough that no check waits for it.
+async fn seeded_sandbox() -> sandbox::Sandbox {
+    sandbox::start(SandboxOptions {
+        seed: Some(seed()),
+        token: Some(TOKEN.into()),
+        rate_limit: RateLimit {
+            max: 10_000,
+            interval: Duration::from_secs(10),
+            daily: 1_000_000,
+        },
+        ..SandboxOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hubspots_official_python_client_works_against_the_sandbox() {
     let probe = tokio::process::Command::new("python3")
@@ -108,18 +124,7 @@ async fn hubspots_official_python_client_works_against_the_sandbox() {
         ),
     }
 
-    let sb = sandbox::start(SandboxOptions {
-        seed: Some(seed()),
-        token: Some(TOKEN.into()),
-        rate_limit: RateLimit {
-            max: 10_000,
-            interval: Duration::from_secs(10),
-            daily: 1_000_000,
-        },
-        ..SandboxOptions::default()
-    })
-    .await
-    .unwrap();
+    let sb = seeded_sandbox().await;
     run_check("check.py", &[sb.base_url()]).await;
     assert_eq!(sb.merge_log().await.unwrap().len(), 1);
     sb.shutdown().await;
@@ -179,18 +184,7 @@ async fn hubspots_official_python_client_sees_the_sandbox_refuse_what_hubspot_re
 /// reads of merged-away ids, judged by HubSpot's official client (check_mergefast.py).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_client_judges_batches_merges_and_the_merge_cap() {
-    let sb = sandbox::start(SandboxOptions {
-        seed: Some(seed()),
-        token: Some(TOKEN.into()),
-        rate_limit: RateLimit {
-            max: 10_000,
-            interval: Duration::from_secs(10),
-            daily: 1_000_000,
-        },
-        ..SandboxOptions::default()
-    })
-    .await
-    .unwrap();
+    let sb = seeded_sandbox().await;
     run_check("check_mergefast.py", &[sb.base_url()]).await;
     // One contacts merge, one companies merge, 250 into one record; the refused ones logged none.
     assert_eq!(sb.merge_log().await.unwrap().len(), 252);
@@ -201,18 +195,7 @@ async fn the_official_client_judges_batches_merges_and_the_merge_cap() {
 /// operators, archiving), with the official client, against the same seed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_client_sees_what_the_pull_relies_on() {
-    let sb = sandbox::start(SandboxOptions {
-        seed: Some(seed()),
-        token: Some(TOKEN.into()),
-        rate_limit: RateLimit {
-            max: 10_000,
-            interval: Duration::from_secs(10),
-            daily: 1_000_000,
-        },
-        ..SandboxOptions::default()
-    })
-    .await
-    .unwrap();
+    let sb = seeded_sandbox().await;
     run_check("check_pull.py", &[sb.base_url()]).await;
     sb.shutdown().await;
 }
