@@ -223,6 +223,30 @@ impl HubSpotConnector {
         }
     }
 
+    /// One GET of the list endpoint with `query` (paging, `archived`, properties).
+    async fn list(
+        &self,
+        op: &'static str,
+        object: ObjectType,
+        query: Vec<(&'static str, String)>,
+    ) -> Result<CollectionResponse, CrmError> {
+        let reply = self
+            .http
+            .execute(&Call {
+                op,
+                object,
+                ids: &[],
+                method: Method::GET,
+                path: vec!["crm", "v3", "objects", object.as_str()],
+                query,
+                body: None,
+                idempotency: Idempotency::Idempotent,
+                search: false,
+            })
+            .await?;
+        parse(&reply.body, reply.status)
+    }
+
     async fn batch_read_chunk(
         &self,
         object: ObjectType,
@@ -306,29 +330,8 @@ impl Connector for HubSpotConnector {
         }
         query.extend(properties.iter().map(|p| ("properties", p.clone())));
         query.extend(history.iter().map(|p| ("propertiesWithHistory", p.clone())));
-        let reply = self
-            .http
-            .execute(&Call {
-                op: "list",
-                object,
-                ids: &[],
-                method: Method::GET,
-                path: vec!["crm", "v3", "objects", object.as_str()],
-                query,
-                body: None,
-                idempotency: Idempotency::Idempotent,
-                search: false,
-            })
-            .await?;
-        let response: CollectionResponse = parse(&reply.body, reply.status)?;
-        Ok(Page {
-            records: response
-                .results
-                .into_iter()
-                .map(|o| o.into_record(object))
-                .collect(),
-            next: response.paging.and_then(|p| p.next).map(|n| n.after),
-        })
+        let response = self.list("list", object, query).await?;
+        Ok(page_of(object, response))
     }
 
     async fn archived_page(
@@ -344,29 +347,8 @@ impl Connector for HubSpotConnector {
         if let Some(after) = after {
             query.push(("after", after.to_string()));
         }
-        let reply = self
-            .http
-            .execute(&Call {
-                op: "list_archived",
-                object,
-                ids: &[],
-                method: Method::GET,
-                path: vec!["crm", "v3", "objects", object.as_str()],
-                query,
-                body: None,
-                idempotency: Idempotency::Idempotent,
-                search: false,
-            })
-            .await?;
-        let response: CollectionResponse = parse(&reply.body, reply.status)?;
-        Ok(Page {
-            records: response
-                .results
-                .into_iter()
-                .map(|o| o.into_record(object))
-                .collect(),
-            next: response.paging.and_then(|p| p.next).map(|n| n.after),
-        })
+        let response = self.list("list_archived", object, query).await?;
+        Ok(page_of(object, response))
     }
 
     async fn modified_since_page(
@@ -603,6 +585,18 @@ impl Connector for HubSpotConnector {
         properties: &[String],
     ) -> Result<Vec<Record>, CrmError> {
         self.search_eq(object, property, value, properties).await
+    }
+}
+
+/// A list answer as a page of records.
+fn page_of(object: ObjectType, response: CollectionResponse) -> Page {
+    Page {
+        records: response
+            .results
+            .into_iter()
+            .map(|o| o.into_record(object))
+            .collect(),
+        next: response.paging.and_then(|p| p.next).map(|n| n.after),
     }
 }
 
