@@ -103,6 +103,8 @@ impl HubSpotOptions {
 /// The HubSpot connector. Cheap to share behind an `Arc`; safe to call concurrently.
 pub struct HubSpotConnector {
     http: Http,
+    /// The main limiter `http` paces every call with (see [`Connector::rate_limiter`]).
+    limiter: Arc<RateLimiter>,
     page_size: u32,
     system: String,
     search_cap: u32,
@@ -124,12 +126,13 @@ impl HubSpotConnector {
             &opts.base_url,
             &opts.token,
             opts.timeout,
-            limiter,
+            limiter.clone(),
             RateLimiter::new(SEARCH_RATE.0, SEARCH_RATE.1),
             RetryPolicy::new(opts.max_retries),
         )?;
         Ok(HubSpotConnector {
             http,
+            limiter,
             page_size: opts.page_size.clamp(1, LIST_PAGE_LIMIT),
             system: opts.system,
             search_cap: SEARCH_RESULT_CAP,
@@ -301,6 +304,10 @@ impl HubSpotConnector {
 impl Connector for HubSpotConnector {
     fn system(&self) -> &str {
         &self.system
+    }
+
+    fn rate_limiter(&self) -> Option<Arc<RateLimiter>> {
+        Some(self.limiter.clone())
     }
 
     async fn list_page(
