@@ -224,9 +224,20 @@ async fn approve_all(store: &Store, clusters: Vec<Vec<String>>) -> Result<()> {
 struct Recorded {
     inner: Arc<HubSpotConnector>,
     returned: Mutex<Vec<Instant>>,
+    /// The size of each batch call, by kind: what the batches carried.
+    batches: Mutex<BTreeMap<&'static str, Vec<usize>>>,
 }
 
 impl Recorded {
+    fn note_batch(&self, kind: &'static str, size: usize) {
+        self.batches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(kind)
+            .or_default()
+            .push(size);
+    }
+
     fn note<T>(&self, result: T) -> T {
         self.returned
             .lock()
@@ -282,6 +293,7 @@ impl Connector for Recorded {
         properties: &[String],
         history: &[String],
     ) -> Result<BatchRead, CrmError> {
+        self.note_batch("batch reads", ids.len());
         let r = self
             .inner
             .batch_read(object, ids, properties, history)
@@ -314,6 +326,7 @@ impl Connector for Recorded {
         object: ObjectType,
         inputs: &[(String, BTreeMap<String, String>)],
     ) -> Result<BatchUpdated, CrmError> {
+        self.note_batch("batch updates", inputs.len());
         let r = self.inner.batch_update(object, inputs).await;
         self.note(r)
     }
@@ -443,6 +456,7 @@ async fn run(size: usize, n_clusters: usize, concurrency: usize) -> Result<Summa
     let recorded = Arc::new(Recorded {
         inner: crm.clone(),
         returned: Mutex::new(Vec::new()),
+        batches: Mutex::new(BTreeMap::new()),
     });
     let statuses_before = common::sandbox_status_counts(&sandbox.base_url()).await?;
     let stats_before = crm.stats();
@@ -554,6 +568,14 @@ async fn run(size: usize, n_clusters: usize, concurrency: usize) -> Result<Summa
         stats.retries - stats_before.retries,
         offsets.len()
     );
+    for (kind, sizes) in recorded
+        .batches
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+    {
+        println!("  {kind}: {} calls carrying {:?}", sizes.len(), sizes);
+    }
     println!(
         "  wall time:             {:.1} s (first call returned at {:.1} s, after planning the jobs; mean job {:.2} s from start to merged)",
         wall.as_secs_f64(),

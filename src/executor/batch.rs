@@ -21,10 +21,18 @@
 //! with `cargo bench --bench apply`: both are needed; without either, 100 pairs cost 20 to 25
 //! calls besides their merges instead of 9 (`tests/executor_batch_fill.rs`).
 //!
-//! One call per kind (reads, updates) waits for its turn at a time, and another as soon as
-//! more is queued than one call carries. A connector without a limiter to wait on gets one
-//! call per kind at a time, its batch chosen when it starts; what comes meanwhile goes in the
-//! next. Alone, a job waits a moment ([`LINGER`]) for the jobs started with it, and goes.
+//! The field updates come after a job's merges, and nothing waits for them but the job's own
+//! end. While the budget is spent, an update call does not take its place in the limiter's
+//! queue at once (it would come up behind the merges queued before it and carry what finished
+//! meanwhile, a third of the running jobs or so): it waits for a full batch, for room in the
+//! budget, or for one interval of the limiter, whichever comes first. The reads, which the
+//! merges wait for, queue at once.
+//!
+//! One call per kind (reads, updates) waits for its turn at a time, and another for each full
+//! batch more that is queued; what is left over goes with the next call, which starts when the
+//! waiting one takes its batch. A connector without a limiter to wait on gets one call per
+//! kind at a time, its batch chosen when it starts; what comes meanwhile goes in the next.
+//! Alone, a job waits a moment ([`LINGER`]) for the jobs started with it, and goes.
 //!
 //! # One refusal spoils nothing
 //!
@@ -70,6 +78,10 @@ const FULL_CALL: usize = 100;
 /// A kind of request the batcher groups into calls: where it queues, how a call's batch is
 /// taken from the queue, and how the call is sent and answered.
 trait Want: Sized + Send + 'static {
+    /// Whether these requests may wait for a fuller call while the budget is spent: true of
+    /// the field updates, which come after a job's merges and hold back only the job's own
+    /// end; false of the reads, which the merges wait for.
+    const CAN_WAIT: bool;
     fn lane(batcher: &Batcher) -> &Mutex<Lane<Self>>;
     /// This request's share of one call, in parts of [`FULL_CALL`].
     fn share(&self) -> usize;
@@ -104,6 +116,8 @@ struct UpdateWant {
 }
 
 impl Want for ReadWant {
+    const CAN_WAIT: bool = false;
+
     fn lane(batcher: &Batcher) -> &Mutex<Lane<Self>> {
         &batcher.reads
     }
@@ -131,6 +145,8 @@ impl Want for ReadWant {
 }
 
 impl Want for UpdateWant {
+    const CAN_WAIT: bool = true;
+
     fn lane(batcher: &Batcher) -> &Mutex<Lane<Self>> {
         &batcher.updates
     }
@@ -175,13 +191,13 @@ impl<W: Want> Lane<W> {
         self.queue.iter().map(Want::share).sum()
     }
 
-    /// Whether the queue needs one more call than those waiting: each carries at most one
-    /// batch.
+    /// Whether the queue needs one more call than those waiting: one for every full batch
+    /// queued, and one for a queue that is not empty. A part of a batch left over does not
+    /// start a call while another waits: it goes with the next, which starts when that one
+    /// takes its batch, and fills while it waits for its own turn (a call started at once
+    /// would come up right behind the first and carry the few requests left over).
     fn needs_a_call(&self) -> bool {
-        let calls = self
-            .shares()
-            .div_ceil(FULL_CALL)
-            .max(usize::from(!self.queue.is_empty()));
+        let calls = (self.shares() / FULL_CALL).max(usize::from(!self.queue.is_empty()));
         self.waiting < calls
     }
 }
@@ -271,6 +287,9 @@ impl Batcher {
         }
         match self.limiter.clone() {
             Some(limiter) => {
+                if W::CAN_WAIT {
+                    self.hold::<W>(&limiter).await;
+                }
                 if limiter.has_room() {
                     self.gather::<W>(&limiter).await;
                 }
@@ -290,6 +309,23 @@ impl Batcher {
                 }
                 self.stop_waiting(&mut lock(W::lane(&self)));
             }
+        }
+    }
+
+    /// While the budget is spent (other requests wait in the limiter), wait before taking a
+    /// place in its queue, until a full batch is queued, the budget has room again, or one
+    /// interval of the limiter has passed. For requests nothing else waits on (see
+    /// [`Want::CAN_WAIT`]): a call that joined the queue at once would carry what finished
+    /// while the requests ahead of it went, a third of the jobs running or so; one that waits
+    /// carries them all, and the budget it saves goes to merges.
+    async fn hold<W: Want>(&self, limiter: &RateLimiter) {
+        let one = (limiter.interval() / limiter.limit().max(1)).max(LINGER);
+        let deadline = Instant::now() + limiter.interval();
+        while Instant::now() < deadline
+            && lock(W::lane(self)).shares() < FULL_CALL
+            && !limiter.has_room()
+        {
+            tokio::time::sleep(one).await;
         }
     }
 
@@ -726,6 +762,44 @@ mod tests {
             crm.calls(),
             vec![vec!["0", "1", "2", "3", "4", "5"], vec!["6"]]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_merges_keep_the_budget_spent_updates_wait_for_a_fuller_call() {
+        // 10 per second: while the merges below go, the budget is never free.
+        let crm = Fake::new(RateLimiter::with_margin(
+            10,
+            Duration::from_secs(1),
+            Duration::ZERO,
+        ));
+        let limiter = crm.limiter.clone();
+        let merges = tokio::spawn(async move {
+            // A window spent evenly, as a run at the limit spends it, then merges as fast as
+            // it frees: one every 100 ms.
+            for _ in 0..10 {
+                limiter.acquire().await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            for _ in 0..30 {
+                limiter.acquire().await;
+            }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let batcher = Batcher::new(crm.clone());
+        let mut tasks = Vec::new();
+        for i in 0..10 {
+            tasks.push(update(&batcher, &i.to_string(), "x"));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        merges.await.unwrap();
+        let calls = crm.calls();
+        // Joining the limiter's queue at once, each call comes up behind one merge and carries
+        // the one update there: 10 calls.
+        assert!(calls.len() <= 3, "{calls:?}");
+        assert_eq!(calls.concat().len(), 10, "{calls:?}");
     }
 
     #[tokio::test(start_paused = true)]
