@@ -558,6 +558,9 @@ impl Connector for Race {
     fn system(&self) -> &str {
         self.inner.system()
     }
+    fn rate_limiter(&self) -> Option<Arc<dupdesk::crm::ratelimit::RateLimiter>> {
+        self.inner.rate_limiter()
+    }
     async fn list_page(
         &self,
         o: ObjectType,

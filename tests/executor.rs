@@ -543,6 +543,11 @@ impl dupdesk::crm::Connector for StaleDefinitions {
     fn system(&self) -> &str {
         self.inner.system()
     }
+    /// The batches wait in the paced connector's limiter behind the merges, so the field
+    /// updates of the jobs go together (the point of the test: the bad one goes with others).
+    fn rate_limiter(&self) -> Option<Arc<dupdesk::crm::ratelimit::RateLimiter>> {
+        self.inner.rate_limiter()
+    }
     async fn list_page(
         &self,
         object: ObjectType,

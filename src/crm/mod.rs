@@ -8,6 +8,7 @@ pub mod ratelimit;
 pub mod retry;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -105,6 +106,14 @@ pub enum ReadOutcome {
 pub trait Connector: Send + Sync {
     /// Short name of the system, used in logs and as `source_system` in the id mapping table.
     fn system(&self) -> &str;
+
+    /// The rate limiter every call of this connector goes through, if it has one. A caller
+    /// that groups requests into one call (the executor's batches) takes a
+    /// [`ratelimit::Turn`] from it and chooses what the call carries only then, so that what
+    /// queued while it waited goes along.
+    fn rate_limiter(&self) -> Option<Arc<ratelimit::RateLimiter>> {
+        None
+    }
 
     /// One page of every (non-archived) record of a type. `history` names the properties whose
     /// history to include.

@@ -34,9 +34,21 @@
 //! order and none starves. A grant is recorded only at the instant it is handed out, so a
 //! caller dropped while waiting (a timeout, a cancelled task) consumes nothing and lets the
 //! next waiter in.
+//!
+//! # Taking a turn before the request is made
+//!
+//! A caller that groups many small requests into one call (the executor's batches) wants the
+//! call's contents chosen as late as possible: whatever queued while the call waited for the
+//! limiter should go with it. [`RateLimiter::turn`] waits in the same FIFO queue as
+//! [`RateLimiter::acquire`] and hands out the grant as a [`Turn`]; the caller then chooses its
+//! request and sends it inside [`Turn::spend`], where the first `acquire` of this limiter is
+//! answered with the turn at once instead of queueing again. A turn that no request spent
+//! (nothing was left to send, the future was dropped) is given back: it consumes nothing.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::{Mutex, PoisonError};
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -48,7 +60,7 @@ pub struct RateLimiter {
     interval: Duration,
     window: Duration,
     /// The FIFO queue of waiters: only its holder may take the next grant.
-    turn: tokio::sync::Mutex<()>,
+    fifo: tokio::sync::Mutex<()>,
     /// Short critical sections only; never held across an await.
     state: Mutex<State>,
 }
@@ -76,7 +88,7 @@ impl RateLimiter {
             limit,
             interval,
             window: interval + margin,
-            turn: tokio::sync::Mutex::new(()),
+            fifo: tokio::sync::Mutex::new(()),
             state: Mutex::new(State {
                 limit,
                 ..State::default()
@@ -94,9 +106,55 @@ impl RateLimiter {
     }
 
     /// Wait for a turn to send one request; returns the instant of the grant, which the caller
-    /// hands back to [`RateLimiter::observe`] with the server's answer. Cancel-safe.
+    /// hands back to [`RateLimiter::observe`] with the server's answer. Cancel-safe. Inside
+    /// [`Turn::spend`] the first call is answered with that turn's grant, without waiting.
     pub async fn acquire(&self) -> Instant {
-        let _turn = self.turn.lock().await;
+        if let Some(granted) = self.spend_held_turn() {
+            return granted;
+        }
+        self.grant().await
+    }
+
+    /// Wait for a turn as [`RateLimiter::acquire`] does, in the same queue, and hold it for a
+    /// request not chosen yet (see [`Turn::spend`]). The grant counts from now. Cancel-safe.
+    pub async fn turn(self: &Arc<Self>) -> Turn {
+        let granted = self.grant().await;
+        Turn {
+            limiter: self.clone(),
+            granted,
+            spent: false,
+        }
+    }
+
+    /// Whether a request could be granted now without waiting (nobody queued, room in the
+    /// window, no pause). A hint: the answer may change at once.
+    pub fn has_room(&self) -> bool {
+        if self.fifo.try_lock().is_err() {
+            return false;
+        }
+        let now = Instant::now();
+        let mut state = self.state();
+        self.prune(&mut state, now);
+        self.next_free(&state, now).is_none()
+    }
+
+    /// The grant of the turn the current task holds for this limiter, once.
+    fn spend_held_turn(&self) -> Option<Instant> {
+        HELD.try_with(|held| {
+            let mut held = held.borrow_mut();
+            let turn = held
+                .as_mut()
+                .filter(|t| !t.spent && std::ptr::eq(Arc::as_ptr(&t.limiter), self))?;
+            turn.spent = true;
+            Some(turn.granted)
+        })
+        .ok()
+        .flatten()
+    }
+
+    /// Take the next grant in FIFO order.
+    async fn grant(&self) -> Instant {
+        let _fifo = self.fifo.lock().await;
         loop {
             let now = Instant::now();
             let wait_until = {
@@ -172,6 +230,14 @@ impl RateLimiter {
         }
     }
 
+    /// Forget the grant made at `granted` (a turn nobody used), so it leaves room at once.
+    fn give_back(&self, granted: Instant) {
+        let mut state = self.state();
+        if let Some(at) = state.log.iter().rposition(|t| *t == granted) {
+            state.log.remove(at);
+        }
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // The state stays consistent at every point a panic could occur, so a poisoned lock
         // is still safe to use.
@@ -203,6 +269,37 @@ impl RateLimiter {
         // The window has room again once the `limit`-th newest grant has left it.
         let pivot = state.log[state.log.len() - state.limit];
         Some(pivot + self.window)
+    }
+}
+
+tokio::task_local! {
+    /// The turn the requests of this task may spend (see [`Turn::spend`]).
+    static HELD: RefCell<Option<Turn>>;
+}
+
+/// One grant of a [`RateLimiter`], taken before the request that uses it is chosen. Spend it
+/// with [`Turn::spend`]; dropped unspent, it is given back to the limiter.
+#[derive(Debug)]
+pub struct Turn {
+    limiter: Arc<RateLimiter>,
+    granted: Instant,
+    spent: bool,
+}
+
+impl Turn {
+    /// Run `request`, whose first [`RateLimiter::acquire`] of this turn's limiter is answered
+    /// with this turn at once (later ones, retries included, wait as usual). Other limiters,
+    /// and tasks `request` spawns, do not see the turn.
+    pub async fn spend<F: Future>(self, request: F) -> F::Output {
+        HELD.scope(RefCell::new(Some(self)), request).await
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if !self.spent {
+            self.limiter.give_back(self.granted);
+        }
     }
 }
 
@@ -284,6 +381,92 @@ mod tests {
         let third = limiter.acquire().await;
         assert_eq!(third - t0, TEN_S);
         assert_eq!(limiter.state().log.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_turn_is_spent_by_the_first_request_inside_it() {
+        let limiter = Arc::new(RateLimiter::with_margin(2, TEN_S, Duration::ZERO));
+        let t0 = Instant::now();
+        let turn = limiter.turn().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (first, second) = turn
+            .spend(async {
+                let first = limiter.acquire().await;
+                (first, limiter.acquire().await)
+            })
+            .await;
+        assert_eq!(
+            first, t0,
+            "the request inside the turn got the turn's grant"
+        );
+        assert_eq!(
+            second - t0,
+            Duration::from_secs(1),
+            "the second one took a grant"
+        );
+        assert_eq!(limiter.state().log.len(), 2, "two grants, not three");
+        // The budget of 2 is spent: the next one waits for the turn's grant to leave.
+        assert_eq!(limiter.acquire().await - t0, TEN_S);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unspent_turn_is_given_back() {
+        let limiter = Arc::new(RateLimiter::with_margin(1, TEN_S, Duration::ZERO));
+        let t0 = Instant::now();
+        drop(limiter.turn().await);
+        // Spent on another limiter's requests, it is not spent at all.
+        let other = RateLimiter::new(5, TEN_S);
+        limiter.turn().await.spend(other.acquire()).await;
+        assert_eq!(limiter.acquire().await, t0, "both turns were given back");
+        assert_eq!(limiter.state().log.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn room_is_reported_until_the_window_is_full() {
+        let limiter = Arc::new(RateLimiter::with_margin(2, TEN_S, Duration::ZERO));
+        assert!(limiter.has_room());
+        limiter.acquire().await;
+        assert!(limiter.has_room());
+        let turn = limiter.turn().await;
+        assert!(!limiter.has_room(), "a held turn counts");
+        drop(turn);
+        assert!(limiter.has_room(), "a turn given back leaves room");
+        limiter.acquire().await;
+        assert!(!limiter.has_room());
+        tokio::time::sleep(TEN_S).await;
+        assert!(limiter.has_room());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_turn_waits_in_the_same_queue_as_requests() {
+        let limiter = Arc::new(RateLimiter::with_margin(
+            1,
+            Duration::from_secs(1),
+            Duration::ZERO,
+        ));
+        let t0 = limiter.acquire().await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..4 {
+            let (l, o) = (limiter.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                if i == 1 {
+                    let turn = l.turn().await;
+                    o.lock().unwrap().push(i);
+                    turn.spend(l.acquire()).await;
+                } else {
+                    l.acquire().await;
+                    o.lock().unwrap().push(i);
+                }
+            }));
+            tokio::task::yield_now().await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3]);
+        // Five grants in all, 1 s apart: the turn's request took none of its own.
+        assert_eq!(Instant::now() - t0, Duration::from_secs(4));
     }
 
     #[tokio::test(start_paused = true)]

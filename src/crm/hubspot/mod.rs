@@ -103,6 +103,8 @@ impl HubSpotOptions {
 /// The HubSpot connector. Cheap to share behind an `Arc`; safe to call concurrently.
 pub struct HubSpotConnector {
     http: Http,
+    /// The main limiter `http` paces every call with (see [`Connector::rate_limiter`]).
+    limiter: Arc<RateLimiter>,
     page_size: u32,
     system: String,
     search_cap: u32,
@@ -124,12 +126,13 @@ impl HubSpotConnector {
             &opts.base_url,
             &opts.token,
             opts.timeout,
-            limiter,
+            limiter.clone(),
             RateLimiter::new(SEARCH_RATE.0, SEARCH_RATE.1),
             RetryPolicy::new(opts.max_retries),
         )?;
         Ok(HubSpotConnector {
             http,
+            limiter,
             page_size: opts.page_size.clamp(1, LIST_PAGE_LIMIT),
             system: opts.system,
             search_cap: SEARCH_RESULT_CAP,
@@ -223,6 +226,30 @@ impl HubSpotConnector {
         }
     }
 
+    /// One GET of the list endpoint with `query` (paging, `archived`, properties).
+    async fn list(
+        &self,
+        op: &'static str,
+        object: ObjectType,
+        query: Vec<(&'static str, String)>,
+    ) -> Result<CollectionResponse, CrmError> {
+        let reply = self
+            .http
+            .execute(&Call {
+                op,
+                object,
+                ids: &[],
+                method: Method::GET,
+                path: vec!["crm", "v3", "objects", object.as_str()],
+                query,
+                body: None,
+                idempotency: Idempotency::Idempotent,
+                search: false,
+            })
+            .await?;
+        parse(&reply.body, reply.status)
+    }
+
     async fn batch_read_chunk(
         &self,
         object: ObjectType,
@@ -279,6 +306,10 @@ impl Connector for HubSpotConnector {
         &self.system
     }
 
+    fn rate_limiter(&self) -> Option<Arc<RateLimiter>> {
+        Some(self.limiter.clone())
+    }
+
     async fn list_page(
         &self,
         object: ObjectType,
@@ -306,29 +337,8 @@ impl Connector for HubSpotConnector {
         }
         query.extend(properties.iter().map(|p| ("properties", p.clone())));
         query.extend(history.iter().map(|p| ("propertiesWithHistory", p.clone())));
-        let reply = self
-            .http
-            .execute(&Call {
-                op: "list",
-                object,
-                ids: &[],
-                method: Method::GET,
-                path: vec!["crm", "v3", "objects", object.as_str()],
-                query,
-                body: None,
-                idempotency: Idempotency::Idempotent,
-                search: false,
-            })
-            .await?;
-        let response: CollectionResponse = parse(&reply.body, reply.status)?;
-        Ok(Page {
-            records: response
-                .results
-                .into_iter()
-                .map(|o| o.into_record(object))
-                .collect(),
-            next: response.paging.and_then(|p| p.next).map(|n| n.after),
-        })
+        let response = self.list("list", object, query).await?;
+        Ok(page_of(object, response))
     }
 
     async fn archived_page(
@@ -344,29 +354,8 @@ impl Connector for HubSpotConnector {
         if let Some(after) = after {
             query.push(("after", after.to_string()));
         }
-        let reply = self
-            .http
-            .execute(&Call {
-                op: "list_archived",
-                object,
-                ids: &[],
-                method: Method::GET,
-                path: vec!["crm", "v3", "objects", object.as_str()],
-                query,
-                body: None,
-                idempotency: Idempotency::Idempotent,
-                search: false,
-            })
-            .await?;
-        let response: CollectionResponse = parse(&reply.body, reply.status)?;
-        Ok(Page {
-            records: response
-                .results
-                .into_iter()
-                .map(|o| o.into_record(object))
-                .collect(),
-            next: response.paging.and_then(|p| p.next).map(|n| n.after),
-        })
+        let response = self.list("list_archived", object, query).await?;
+        Ok(page_of(object, response))
     }
 
     async fn modified_since_page(
@@ -603,6 +592,18 @@ impl Connector for HubSpotConnector {
         properties: &[String],
     ) -> Result<Vec<Record>, CrmError> {
         self.search_eq(object, property, value, properties).await
+    }
+}
+
+/// A list answer as a page of records.
+fn page_of(object: ObjectType, response: CollectionResponse) -> Page {
+    Page {
+        records: response
+            .results
+            .into_iter()
+            .map(|o| o.into_record(object))
+            .collect(),
+        next: response.paging.and_then(|p| p.next).map(|n| n.after),
     }
 }
 

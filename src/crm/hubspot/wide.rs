@@ -7,12 +7,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use reqwest::Method;
-
 use super::HubSpotConnector;
-use super::client::{self, Call};
-use super::wire::CollectionResponse;
-use crate::crm::retry::Idempotency;
+use super::client;
 use crate::crm::{Connector, CrmError, Page, ReadOutcome};
 use crate::model::{ObjectType, Record};
 
@@ -43,21 +39,7 @@ impl HubSpotConnector {
         properties: &[String],
         history: &[String],
     ) -> Result<Page, CrmError> {
-        let reply = self
-            .http
-            .execute(&Call {
-                op: "list",
-                object,
-                ids: &[],
-                method: Method::GET,
-                path: vec!["crm", "v3", "objects", object.as_str()],
-                query,
-                body: None,
-                idempotency: Idempotency::Idempotent,
-                search: false,
-            })
-            .await?;
-        let listed: CollectionResponse = super::parse(&reply.body, reply.status)?;
+        let listed = self.list("list", object, query).await?;
         let next = listed.paging.and_then(|p| p.next).map(|n| n.after);
         let ids: Vec<String> = listed.results.into_iter().map(|o| o.id).collect();
         let read = Connector::batch_read(self, object, &ids, properties, history).await?;
