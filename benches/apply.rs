@@ -36,10 +36,10 @@ use dupdesk::config::{self, Secret};
 use dupdesk::crm::hubspot::{HubSpotConnector, HubSpotOptions};
 use dupdesk::crm::ratelimit::RateLimiter;
 use dupdesk::crm::{BatchRead, BatchUpdated, Connector, CrmError, Page, ReadOutcome};
-use dupdesk::executor::{self, ExecEvent, ExecOptions};
-use dupdesk::model::{ObjectType, PropertyDef, PropertyVersion, Record, parse_ts};
-use dupdesk::sandbox::seed::SeedData;
-use dupdesk::sandbox::{self, FaultSpec, RateLimit, SandboxOptions};
+use dupdesk::domain::model::{ObjectType, PropertyDef, PropertyVersion, Record, parse_ts};
+use dupdesk::harness::sandbox::seed::SeedData;
+use dupdesk::harness::sandbox::{self, FaultSpec, RateLimit, SandboxOptions};
+use dupdesk::ops::executor::{self, ExecEvent, ExecOptions};
 use dupdesk::store::Store;
 
 use common::{TOKEN, thousands};
@@ -413,7 +413,7 @@ async fn run(size: usize, n_clusters: usize, concurrency: usize) -> Result<Summa
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let store = Store::open(dir.path().join("ws.db"))?;
     let pulled_at = Instant::now();
-    dupdesk::sync::pull(&store, crm.as_ref(), &config, &|_| {}).await?;
+    dupdesk::ops::sync::pull(&store, crm.as_ref(), &config, &|_| {}).await?;
     let pull_wall = pulled_at.elapsed();
     let pull_requests = crm.stats().requests;
     approve_all(&store, members).await?;

@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use dupdesk::demo::{DemoOptions, Generator, generate};
-use dupdesk::import::{self, ImportOptions};
-use dupdesk::matcher::{self, MatchConfig, MatchMode, MatchProgress};
-use dupdesk::model::ObjectType;
+use dupdesk::domain::matcher::{self, MatchConfig, MatchMode, MatchProgress};
+use dupdesk::domain::model::ObjectType;
+use dupdesk::harness::demo::{DemoOptions, Generator, generate};
+use dupdesk::ops::import::{self, ImportOptions};
 use dupdesk::store::{Store, is_busy, now_ts, set_meta};
 
 const ROWS: usize = 100_000;

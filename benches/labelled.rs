@@ -22,8 +22,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use dupdesk::config;
-use dupdesk::matcher::{self, FieldKind, FieldSpec, MatchConfig, MatchInputs, ObjectSchemaConfig};
-use dupdesk::model::{ObjectType, Record};
+use dupdesk::domain::matcher::{
+    self, FieldKind, FieldSpec, MatchConfig, MatchInputs, ObjectSchemaConfig,
+};
+use dupdesk::domain::model::{ObjectType, Record};
 
 #[path = "common/quality.rs"]
 mod quality;

@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use dupdesk::config;
-use dupdesk::demo::{DemoOptions, Generator};
-use dupdesk::matcher::{self, MatchConfig, MatchInputs, Table};
-use dupdesk::model::ObjectType;
+use dupdesk::domain::matcher::{self, MatchConfig, MatchInputs, Table};
+use dupdesk::domain::model::ObjectType;
+use dupdesk::harness::demo::{DemoOptions, Generator};
 
 #[path = "common/quality.rs"]
 mod quality;

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use dupdesk::config::{self, Secret};
 use dupdesk::crm::hubspot::{HubSpotConnector, HubSpotOptions};
-use dupdesk::demo::{self, DemoOptions};
-use dupdesk::sandbox::{self, FaultSpec, RateLimit, SandboxOptions};
+use dupdesk::harness::demo::{self, DemoOptions};
+use dupdesk::harness::sandbox::{self, FaultSpec, RateLimit, SandboxOptions};
+use dupdesk::ops::sync::{self, PullReport};
 use dupdesk::store::Store;
-use dupdesk::sync::{self, PullReport};
 
 use common::{TOKEN, mib, proc_status_kb, thousands};
 

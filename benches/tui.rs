@@ -11,10 +11,10 @@ mod tui_support;
 
 use std::time::{Duration, Instant};
 
-use dupdesk::model::Record;
+use dupdesk::domain::model::Record;
 use dupdesk::store::{Store, records};
-use dupdesk::tui::keymap::Command;
-use dupdesk::tui::{Action, App, Options, views};
+use dupdesk::ui::tui::keymap::Command;
+use dupdesk::ui::tui::{Action, App, Options, views};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use tui_support::{contact, insert_cluster};

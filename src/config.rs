@@ -33,7 +33,7 @@ pub struct Config {
     pub pull: PullConfig,
     /// The matcher: thresholds and the field schema per object type.
     #[serde(default)]
-    pub matcher: crate::matcher::MatcherSettings,
+    pub matcher: crate::domain::matcher::MatcherSettings,
     #[serde(default)]
     pub review: ReviewConfig,
 }
@@ -141,7 +141,7 @@ pub struct SourceRule {
     pub system: String,
 }
 
-/// Where the precedence rules come from (see `crate::precedence::Rules`).
+/// Where the precedence rules come from (see `crate::domain::precedence::Rules`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrecedenceConfig {
@@ -233,7 +233,7 @@ impl SourcesConfig {
 
 impl Config {
     /// The properties configured for an object type.
-    pub fn properties(&self, object: crate::model::ObjectType) -> Vec<String> {
+    pub fn properties(&self, object: crate::domain::model::ObjectType) -> Vec<String> {
         self.objects
             .get(object.as_str())
             .map(|o| o.properties.clone())
@@ -352,7 +352,7 @@ fn validate(config: &Config) -> Result<()> {
         bail!("crm.page_size must be between 1 and 100 (HubSpot's maximum)");
     }
     for name in config.objects.keys() {
-        name.parse::<crate::model::ObjectType>()
+        name.parse::<crate::domain::model::ObjectType>()
             .map_err(|e| anyhow!("[objects.{name}]: {e}"))?;
     }
     Ok(())
@@ -421,7 +421,7 @@ mod tests {
         assert_eq!(c.crm.kind, CrmKind::Hubspot);
         assert_eq!(c.crm.rate_limit, 100);
         assert!(
-            c.properties(crate::model::ObjectType::Contacts)
+            c.properties(crate::domain::model::ObjectType::Contacts)
                 .contains(&"email".to_string())
         );
     }

@@ -16,7 +16,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::path::Path;
 
-use crate::sanitize::for_terminal;
+use crate::domain::sanitize::for_terminal;
 
 /// The most one CSV record (a row, with every line of its quoted values) may take, in bytes.
 /// HubSpot caps a text property at 65,536 characters (`plan::MAX_VALUE_CHARS`): 4 MiB holds 64

@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(dupdesk::cli::main());
+    std::process::exit(dupdesk::ui::cli::main());
 }

@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use common::*;
 use dupdesk::crm::{Connector, ReadOutcome};
-use dupdesk::executor::{self, ExecOptions, ExecReport};
-use dupdesk::model::{ObjectType, PropertyVersion, Record, parse_ts};
-use dupdesk::precedence::{DecidedBy, Rules};
-use dupdesk::review::{DraftError, ReviewContext, ReviewDraft};
-use dupdesk::sandbox::seed::SeedData;
+use dupdesk::domain::model::{ObjectType, PropertyVersion, Record, parse_ts};
+use dupdesk::domain::precedence::{DecidedBy, Rules};
+use dupdesk::harness::sandbox::seed::SeedData;
+use dupdesk::ops::executor::{self, ExecOptions, ExecReport};
+use dupdesk::ops::review::{DraftError, ReviewContext, ReviewDraft};
 use dupdesk::store::{Store, decisions, journal, properties, queue};
 
 fn quick() -> ExecOptions {
@@ -331,7 +331,7 @@ async fn a_member_edited_in_the_crm_after_the_review_is_not_merged() {
     assert_eq!(live(&crm, "1002").await.get("city"), Some("Köln"));
     // `stats` says so too, with the reason.
     let stats = store
-        .call(|c| dupdesk::stats::collect(c, Default::default()))
+        .call(|c| dupdesk::ops::stats::collect(c, Default::default()))
         .await
         .unwrap();
     assert_eq!(stats.sent_back_total, 1);
@@ -350,7 +350,7 @@ async fn a_member_edited_in_the_crm_after_the_review_is_not_merged() {
     // approves again, and that approval merges.
     let jobs = store.call(|c| journal::all_jobs(c)).await.unwrap();
     assert_eq!(jobs[0].status, JobStatus::Cancelled);
-    dupdesk::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
+    dupdesk::ops::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
         .await
         .unwrap();
     let draft = draft_of(&store, cluster).await;
@@ -375,7 +375,7 @@ async fn pulled_with(seed: SeedData, config: &dupdesk::config::Config) -> Fixtur
     );
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("ws.db")).unwrap();
-    dupdesk::sync::pull(&store, crm.as_ref(), config, &|_| {})
+    dupdesk::ops::sync::pull(&store, crm.as_ref(), config, &|_| {})
         .await
         .unwrap();
     Fixture {
@@ -632,7 +632,7 @@ impl Connector for Race {
     async fn properties(
         &self,
         o: ObjectType,
-    ) -> Result<Vec<dupdesk::model::PropertyDef>, dupdesk::crm::CrmError> {
+    ) -> Result<Vec<dupdesk::domain::model::PropertyDef>, dupdesk::crm::CrmError> {
         self.inner.properties(o).await
     }
     async fn search_equal(
@@ -823,7 +823,7 @@ async fn a_merge_of_records_with_different_erp_ids_writes_none_until_the_steward
     assert_eq!(conflicts[0].target_ids, ["ERP-7", "ERP-8"]);
     assert_eq!(conflicts[0].survivor_id, survivor);
     // A pull sees the merge's leftover id on the survivor and does not take it for a choice.
-    dupdesk::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
+    dupdesk::ops::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
         .await
         .unwrap();
     let active = |store: &Store, id: String| {
@@ -875,7 +875,7 @@ async fn a_merge_of_records_with_different_erp_ids_writes_none_until_the_steward
     );
     assert_eq!(active(&store, survivor.clone()).await, ["ERP-8"]);
     assert!(open(&store).await.is_empty());
-    dupdesk::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
+    dupdesk::ops::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
         .await
         .unwrap();
     assert_eq!(active(&store, survivor.clone()).await, ["ERP-8"]);

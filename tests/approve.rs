@@ -9,9 +9,9 @@ use dupdesk::store::clusters::Action;
 use std::sync::Arc;
 
 use common::*;
-use dupdesk::approve::{self, Rule};
-use dupdesk::executor::{self, ExecOptions};
-use dupdesk::precedence::Rules;
+use dupdesk::domain::precedence::Rules;
+use dupdesk::ops::approve::{self, Rule};
+use dupdesk::ops::executor::{self, ExecOptions};
 use dupdesk::store::decisions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

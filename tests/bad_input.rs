@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::contact;
-use dupdesk::model::ObjectType;
+use dupdesk::domain::model::ObjectType;
 use dupdesk::store::{Store, mapping, now_ts, records};
 
 /// A temp folder with a workspace `ws.db`, and a separate folder for the log files so that the

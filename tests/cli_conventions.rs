@@ -157,7 +157,12 @@ fn the_demo_runs_twenty_times_in_a_row_in_one_folder_and_says_what_it_replaces()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_says_every_job_on_standard_output_when_it_is_not_a_terminal() {
     let (seed, planted) = planted_clusters(4);
-    let sandbox = start_sandbox(seed, generous(), dupdesk::sandbox::FaultSpec::default()).await;
+    let sandbox = start_sandbox(
+        seed,
+        generous(),
+        dupdesk::harness::sandbox::FaultSpec::default(),
+    )
+    .await;
     let crm = connector(
         &sandbox.base_url(),
         1000,

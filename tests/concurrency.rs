@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use common::*;
 use dupdesk::crm::{Connector, ReadOutcome};
-use dupdesk::executor::{self, ExecOptions};
-use dupdesk::model::ObjectType;
-use dupdesk::sandbox::{FaultSpec, Sandbox};
+use dupdesk::domain::model::ObjectType;
+use dupdesk::harness::sandbox::{FaultSpec, Sandbox};
+use dupdesk::ops::executor::{self, ExecOptions};
 use dupdesk::store::decisions::{self, DecisionError};
 use dupdesk::store::{Store, journal};
 
@@ -218,7 +218,7 @@ async fn match_approve_and_decisions_wait_for_apply_and_none_is_refused_for_a_lo
     // A slow CRM keeps apply writing its journal for several seconds.
     let sandbox = start_sandbox(
         seed,
-        dupdesk::sandbox::RateLimit {
+        dupdesk::harness::sandbox::RateLimit {
             max: 60,
             interval: Duration::from_secs(1),
             ..generous()
@@ -251,8 +251,14 @@ async fn match_approve_and_decisions_wait_for_apply_and_none_is_refused_for_a_lo
         tokio::task::spawn_blocking(move || {
             let other = Store::open(&path).unwrap();
             let settings = config().matcher;
-            let cfg = dupdesk::matcher::MatchConfig::new(&settings, ObjectType::Contacts).unwrap();
-            dupdesk::matcher::run_match(&other, &cfg, dupdesk::matcher::MatchMode::Full, &|_| {})
+            let cfg = dupdesk::domain::matcher::MatchConfig::new(&settings, ObjectType::Contacts)
+                .unwrap();
+            dupdesk::domain::matcher::run_match(
+                &other,
+                &cfg,
+                dupdesk::domain::matcher::MatchMode::Full,
+                &|_| {},
+            )
         })
     };
     let pending = pending_clusters(
@@ -266,12 +272,12 @@ async fn match_approve_and_decisions_wait_for_apply_and_none_is_refused_for_a_lo
         tokio::task::spawn_blocking(move || {
             let other = Store::open(&path).unwrap();
             let config = config();
-            let rules = dupdesk::precedence::Rules::for_config(&config).unwrap();
-            dupdesk::approve::approve(
+            let rules = dupdesk::domain::precedence::Rules::for_config(&config).unwrap();
+            dupdesk::ops::approve::approve(
                 &other,
                 &config,
                 &rules,
-                dupdesk::approve::Rule {
+                dupdesk::ops::approve::Rule {
                     min_score: 0.99,
                     max_size: None,
                 },
@@ -311,12 +317,12 @@ async fn a_crm_outage_pauses_the_queue_and_every_job_finishes_when_it_is_back() 
     let (seed, planted) = planted_clusters(60);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("sandbox.db");
-    let start = |port: u16, seed: Option<dupdesk::sandbox::seed::SeedData>| {
-        dupdesk::sandbox::start(dupdesk::sandbox::SandboxOptions {
+    let start = |port: u16, seed: Option<dupdesk::harness::sandbox::seed::SeedData>| {
+        dupdesk::harness::sandbox::start(dupdesk::harness::sandbox::SandboxOptions {
             port,
             data: Some(data.clone()),
             seed,
-            rate_limit: dupdesk::sandbox::RateLimit {
+            rate_limit: dupdesk::harness::sandbox::RateLimit {
                 max: 100,
                 interval: Duration::from_secs(1),
                 ..generous()

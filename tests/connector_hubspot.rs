@@ -10,9 +10,9 @@ use chrono::{TimeZone, Utc};
 use dupdesk::config::Secret;
 use dupdesk::crm::hubspot::{HubSpotConnector, HubSpotOptions};
 use dupdesk::crm::{Connector, CrmError, ReadOutcome};
-use dupdesk::model::{ObjectType, PropertyKind, PropertyVersion, Record, format_ts};
-use dupdesk::sandbox::seed::SeedData;
-use dupdesk::sandbox::{self, FaultSpec, RateLimit, Sandbox, SandboxOptions};
+use dupdesk::domain::model::{ObjectType, PropertyKind, PropertyVersion, Record, format_ts};
+use dupdesk::harness::sandbox::seed::SeedData;
+use dupdesk::harness::sandbox::{self, FaultSpec, RateLimit, Sandbox, SandboxOptions};
 
 const TOKEN: &str = "t";
 const C: ObjectType = ObjectType::Contacts;

@@ -10,9 +10,9 @@ use dupdesk::config::Secret;
 use dupdesk::crm::hubspot::{HubSpotConnector, HubSpotOptions};
 use dupdesk::crm::ratelimit::RateLimiter;
 use dupdesk::crm::{Connector, ReadOutcome};
-use dupdesk::model::{ObjectType, Record};
-use dupdesk::sandbox::seed::SeedData;
-use dupdesk::sandbox::{self, FaultSpec, RateLimit, Sandbox, SandboxOptions};
+use dupdesk::domain::model::{ObjectType, Record};
+use dupdesk::harness::sandbox::seed::SeedData;
+use dupdesk::harness::sandbox::{self, FaultSpec, RateLimit, Sandbox, SandboxOptions};
 
 const TOKEN: &str = "t";
 const C: ObjectType = ObjectType::Contacts;

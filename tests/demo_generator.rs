@@ -5,10 +5,10 @@
 use std::collections::{HashMap, HashSet};
 
 use dupdesk::config::{self, Sources};
-use dupdesk::demo::{DemoOptions, Generator, generate, names::NICKNAMES};
-use dupdesk::model::{ObjectType, Record};
+use dupdesk::domain::model::{ObjectType, Record};
+use dupdesk::harness::demo::{DemoOptions, Generator, generate, names::NICKNAMES};
 
-fn default_dataset() -> dupdesk::demo::Dataset {
+fn default_dataset() -> dupdesk::harness::demo::Dataset {
     generate(&DemoOptions::default())
 }
 
@@ -85,7 +85,7 @@ fn counts_ids_and_structure_are_sound() {
             assert!(created <= updated);
             assert_eq!(
                 r.get(object.last_modified_property()),
-                Some(dupdesk::model::format_ts(&updated).as_str())
+                Some(dupdesk::domain::model::format_ts(&updated).as_str())
             );
             for (prop, versions) in &r.history {
                 assert!(!versions.is_empty());
@@ -285,7 +285,7 @@ fn colleagues_sharing_a_mailbox_are_different_people() {
         if entities.len() > 1 {
             let local = email.split('@').next().unwrap();
             assert!(
-                dupdesk::demo::names::SHARED_MAILBOXES.contains(&local),
+                dupdesk::harness::demo::names::SHARED_MAILBOXES.contains(&local),
                 "{email} is shared by different people but is no team mailbox"
             );
             shared += 1;
@@ -406,7 +406,7 @@ fn streaming_and_collecting_agree_and_scale() {
 /// over HTTP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_takes_back_every_value_the_demo_generates() {
-    use dupdesk::sandbox::{self, RateLimit, SandboxOptions};
+    use dupdesk::harness::sandbox::{self, RateLimit, SandboxOptions};
     use serde_json::{Value, json};
 
     let data = default_dataset().data;
@@ -471,7 +471,7 @@ async fn the_sandbox_takes_back_every_value_the_demo_generates() {
     for r in &big.contacts {
         if let Some(email) = r.get("email") {
             assert!(
-                dupdesk::sandbox::properties::valid_email(email),
+                dupdesk::harness::sandbox::properties::valid_email(email),
                 "contact {}: {email}",
                 r.id
             );

@@ -2,7 +2,7 @@
 //! `assets/demo-seed.json` is the default generated dataset. To rewrite it after changing the
 //! generator: `DUPDESK_WRITE_DEMO_SEED=1 cargo test --test demo_seed`.
 
-use dupdesk::demo::{DemoOptions, default_seed, generate, to_seed_json};
+use dupdesk::harness::demo::{DemoOptions, default_seed, generate, to_seed_json};
 
 #[test]
 fn the_committed_seed_is_the_default_dataset() {

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use common::*;
 use dupdesk::crm::ReadOutcome;
-use dupdesk::executor::{self, ExecOptions};
-use dupdesk::model::ObjectType;
-use dupdesk::sandbox::FaultSpec;
+use dupdesk::domain::model::ObjectType;
+use dupdesk::harness::sandbox::FaultSpec;
+use dupdesk::ops::executor::{self, ExecOptions};
 use dupdesk::store::journal;
 
 fn quick() -> ExecOptions {
@@ -288,14 +288,14 @@ async fn an_unreachable_crm_pauses_the_queue_and_a_member_gone_is_sent_back() {
     let report = executor::apply(&store, crm, &config(), quick(), Arc::new(|_| {}))
         .await
         .unwrap();
-    assert_eq!(report, dupdesk::executor::ExecReport::default());
+    assert_eq!(report, dupdesk::ops::executor::ExecReport::default());
     sandbox.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_daily_limit_pauses_the_queue_instead_of_failing_jobs() {
     let (seed, planted) = planted_clusters(6);
-    let limit = dupdesk::sandbox::RateLimit {
+    let limit = dupdesk::harness::sandbox::RateLimit {
         max: 1000,
         interval: Duration::from_secs(10),
         daily: 12,
@@ -401,7 +401,7 @@ async fn approve_excluding(
 /// share a left-out record's ERP id in the CRM anyway, the next pull sees the two live records.
 #[tokio::test]
 async fn a_merge_keeps_shared_id_conflicts_right_for_the_records_it_left_out() {
-    let mut seed = dupdesk::sandbox::seed::SeedData::default();
+    let mut seed = dupdesk::harness::sandbox::seed::SeedData::default();
     for (id, erp) in [
         // Kept sharing: 6003 is left out of the merge of 6001 and 6002.
         (6001, Some("ERP-500")),
@@ -494,7 +494,7 @@ async fn a_merge_keeps_shared_id_conflicts_right_for_the_records_it_left_out() {
     );
     assert_eq!(ended.source_ids, ["6011", "6012"]);
     let stats = store
-        .call(|c| dupdesk::stats::collect(c, dupdesk::stats::Thresholds::default()))
+        .call(|c| dupdesk::ops::stats::collect(c, dupdesk::ops::stats::Thresholds::default()))
         .await
         .unwrap();
     assert_eq!(stats.mapping_conflicts.get("shared_target"), Some(&1));
@@ -516,7 +516,7 @@ async fn a_merge_keeps_shared_id_conflicts_right_for_the_records_it_left_out() {
     crm.update(ObjectType::Contacts, "6021", &change)
         .await
         .unwrap();
-    dupdesk::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
+    dupdesk::ops::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
         .await
         .unwrap();
     let pulled = conflicts(&store).await;
@@ -594,7 +594,7 @@ impl dupdesk::crm::Connector for StaleDefinitions {
         object: ObjectType,
         id: &str,
         properties: &BTreeMap<String, String>,
-    ) -> Result<dupdesk::model::Record, dupdesk::crm::CrmError> {
+    ) -> Result<dupdesk::domain::model::Record, dupdesk::crm::CrmError> {
         self.inner.update(object, id, properties).await
     }
     async fn batch_update(
@@ -613,7 +613,7 @@ impl dupdesk::crm::Connector for StaleDefinitions {
         &self,
         email: &str,
         properties: &[String],
-    ) -> Result<Vec<dupdesk::model::Record>, dupdesk::crm::CrmError> {
+    ) -> Result<Vec<dupdesk::domain::model::Record>, dupdesk::crm::CrmError> {
         self.inner.search_by_email(email, properties).await
     }
     async fn merge(
@@ -621,16 +621,16 @@ impl dupdesk::crm::Connector for StaleDefinitions {
         object: ObjectType,
         primary: &str,
         loser: &str,
-    ) -> Result<dupdesk::model::Record, dupdesk::crm::CrmError> {
+    ) -> Result<dupdesk::domain::model::Record, dupdesk::crm::CrmError> {
         self.inner.merge(object, primary, loser).await
     }
     async fn properties(
         &self,
         object: ObjectType,
-    ) -> Result<Vec<dupdesk::model::PropertyDef>, dupdesk::crm::CrmError> {
+    ) -> Result<Vec<dupdesk::domain::model::PropertyDef>, dupdesk::crm::CrmError> {
         let mut defs = self.inner.properties(object).await?;
         for d in defs.iter_mut().filter(|d| d.name == "lifecyclestage") {
-            d.options.push(dupdesk::model::PropertyOption {
+            d.options.push(dupdesk::domain::model::PropertyOption {
                 value: "vip".into(),
                 label: "VIP".into(),
                 hidden: false,
@@ -644,7 +644,7 @@ impl dupdesk::crm::Connector for StaleDefinitions {
         property: &str,
         value: &str,
         properties: &[String],
-    ) -> Result<Vec<dupdesk::model::Record>, dupdesk::crm::CrmError> {
+    ) -> Result<Vec<dupdesk::domain::model::Record>, dupdesk::crm::CrmError> {
         self.inner
             .search_equal(object, property, value, properties)
             .await

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use dupdesk::executor::{self, ExecOptions};
-use dupdesk::sandbox::FaultSpec;
-use dupdesk::sandbox::seed::SeedData;
+use dupdesk::harness::sandbox::FaultSpec;
+use dupdesk::harness::sandbox::seed::SeedData;
+use dupdesk::ops::executor::{self, ExecOptions};
 
 /// `n` pairs of duplicate contacts, as `planted_clusters` makes them but all of two.
 fn pairs(n: usize) -> (SeedData, Vec<Planted>) {

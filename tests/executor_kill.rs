@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
-use dupdesk::sandbox::FaultSpec;
+use dupdesk::harness::sandbox::FaultSpec;
 use dupdesk::store::journal;
 use rand::{Rng, SeedableRng};
 
@@ -207,7 +207,7 @@ async fn killing_apply_during_batched_snapshots_and_updates_merges_nothing_twice
         .collect();
     let read = crm
         .batch_read(
-            dupdesk::model::ObjectType::Contacts,
+            dupdesk::domain::model::ObjectType::Contacts,
             &survivors,
             &["firstname".to_string(), "jobtitle".to_string()],
             &[],

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use dupdesk::demo::{DemoOptions, generate};
-use dupdesk::import::{self, CsvError, ImportOptions, ImportProgress, ImportReport};
-use dupdesk::model::{ObjectType, parse_ts};
+use dupdesk::domain::model::{ObjectType, parse_ts};
+use dupdesk::harness::demo::{DemoOptions, generate};
+use dupdesk::ops::import::{self, CsvError, ImportOptions, ImportProgress, ImportReport};
 use dupdesk::store::chunks::ChunkPolicy;
 use dupdesk::store::{Store, records};
 

@@ -12,10 +12,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use dupdesk::demo::{DemoOptions, generate};
-use dupdesk::import::{self, ImportOptions};
-use dupdesk::matcher::{self, MatchConfig, MatchMode};
-use dupdesk::model::{ObjectType, Record};
+use dupdesk::domain::matcher::{self, MatchConfig, MatchMode};
+use dupdesk::domain::model::{ObjectType, Record};
+use dupdesk::harness::demo::{DemoOptions, generate};
+use dupdesk::ops::import::{self, ImportOptions};
 use dupdesk::store::chunks::ChunkPolicy;
 use dupdesk::store::decisions::{self, NewDecision, Verdict};
 use dupdesk::store::records::upsert_records;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Output};
 
 use common::*;
-use dupdesk::model::ObjectType;
+use dupdesk::domain::model::ObjectType;
 use dupdesk::store::{Store, mapping};
 
 fn dupdesk(ws: &std::path::Path, base_url: &str, args: &[&str]) -> Output {
@@ -234,7 +234,10 @@ fn hostile_ids_are_refused_with_their_escapes_and_shown_escaped() {
     let safe = |o: &Output| {
         let t = text(o);
         for line in t.lines() {
-            assert!(dupdesk::sanitize::is_clean(line), "{line:?} printed raw");
+            assert!(
+                dupdesk::domain::sanitize::is_clean(line),
+                "{line:?} printed raw"
+            );
         }
         t
     };

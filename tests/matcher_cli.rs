@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use dupdesk::demo::{DemoOptions, generate};
+use dupdesk::harness::demo::{DemoOptions, generate};
 use dupdesk::store::Store;
 use dupdesk::store::records::upsert_records;
 
@@ -19,7 +19,7 @@ fn dupdesk(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 }
 
 /// A workspace file `name` in `dir` holding `records`.
-fn workspace(dir: &std::path::Path, name: &str, records: Vec<dupdesk::model::Record>) {
+fn workspace(dir: &std::path::Path, name: &str, records: Vec<dupdesk::domain::model::Record>) {
     let store = Store::open(dir.join(name)).unwrap();
     store
         .call_blocking(move |c| {

@@ -8,10 +8,12 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use dupdesk::matcher::compare::{self, MISSING};
-use dupdesk::matcher::{FieldKind, FieldSpec, MatchConfig, MatcherSettings, ObjectSchemaConfig};
-use dupdesk::matcher::{Table, normalize};
-use dupdesk::model::{ObjectType, Record};
+use dupdesk::domain::matcher::compare::{self, MISSING};
+use dupdesk::domain::matcher::{
+    FieldKind, FieldSpec, MatchConfig, MatcherSettings, ObjectSchemaConfig,
+};
+use dupdesk::domain::matcher::{Table, normalize};
+use dupdesk::domain::model::{ObjectType, Record};
 use dupdesk::store::Store;
 use dupdesk::store::records::upsert_records;
 

@@ -7,11 +7,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use dupdesk::matcher::{
+use dupdesk::domain::matcher::{
     self, FieldKind, FieldSpec, MatchConfig, MatchInputs, MatcherSettings, ObjectSchemaConfig,
     Table,
 };
-use dupdesk::model::{ObjectType, Record};
+use dupdesk::domain::model::{ObjectType, Record};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -6,10 +6,10 @@
 use std::collections::HashSet;
 
 use dupdesk::config;
-use dupdesk::demo::{DemoOptions, generate};
-use dupdesk::matcher::persist::StoredExplanation;
-use dupdesk::matcher::{self, EmptyFile, MatchConfig, MatchMode};
-use dupdesk::model::{ObjectType, Record};
+use dupdesk::domain::matcher::persist::StoredExplanation;
+use dupdesk::domain::matcher::{self, EmptyFile, MatchConfig, MatchMode};
+use dupdesk::domain::model::{ObjectType, Record};
+use dupdesk::harness::demo::{DemoOptions, generate};
 use dupdesk::store::records::upsert_records;
 use dupdesk::store::{Store, now_ts};
 use rusqlite::params;
@@ -449,7 +449,7 @@ fn a_run_writing_holds_off_others_and_the_next_run_completes_an_interrupted_one(
     let host = owner.split(':').next().unwrap();
     put(marker(format!("{host}:{pid}:0123456789ab")));
     let alerts = store
-        .call_blocking(|c| dupdesk::stats::collect(c, Default::default()))
+        .call_blocking(|c| dupdesk::ops::stats::collect(c, Default::default()))
         .unwrap()
         .alerts;
     assert!(
@@ -479,7 +479,7 @@ fn a_run_writing_holds_off_others_and_the_next_run_completes_an_interrupted_one(
         .unwrap();
     assert_eq!(left, 0);
     let alerts = store
-        .call_blocking(|c| dupdesk::stats::collect(c, Default::default()))
+        .call_blocking(|c| dupdesk::ops::stats::collect(c, Default::default()))
         .unwrap()
         .alerts;
     assert!(

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use dupdesk::config::{self, SourceRule, SourcesConfig};
-use dupdesk::precedence::{Rules, RulesErrorKind, Strategy};
+use dupdesk::domain::precedence::{Rules, RulesErrorKind, Strategy};
 
 /// A small valid rules file; each case below changes one thing in it.
 const BASE: &str = r#"read_only = ["hs_object_id"]
@@ -272,7 +272,7 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn the_value_policy_defaults_to_trimming_and_rules_override_it_key_by_key() {
-    use dupdesk::precedence::ValuePolicy;
+    use dupdesk::domain::precedence::ValuePolicy;
     let plain = Rules::parse(BASE, "base.toml").unwrap();
     assert_eq!(plain.values(), ValuePolicy::DEFAULT);
     // The embedded default file spells out the same policy.

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use dupdesk::config::{SourceRule, SourcesConfig};
-use dupdesk::model::{ObjectType, PropertyVersion, Record};
-use dupdesk::precedence::{
+use dupdesk::domain::model::{ObjectType, PropertyVersion, Record};
+use dupdesk::domain::precedence::{
     DecidedBy, FieldChoice, Override, OverrideError, PrecedenceError, Rules, Suggestion,
     apply_overrides, suggest, suggest_with_primary,
 };
@@ -20,7 +20,7 @@ fn ts(day: &str) -> DateTime<Utc> {
     } else {
         day.to_string()
     };
-    dupdesk::model::parse_ts(&full).unwrap()
+    dupdesk::domain::model::parse_ts(&full).unwrap()
 }
 
 /// Who writes a value, as HubSpot's history reports it.
@@ -1464,7 +1464,7 @@ fn junk_is_set_aside_when_a_clean_value_exists_and_survivors_are_normalized() {
 
 #[test]
 fn an_email_with_an_invisible_character_is_not_a_valid_email() {
-    use dupdesk::precedence::{Format, is_email};
+    use dupdesk::domain::precedence::{Format, is_email};
     for twin in [
         "anna\u{200B}@example.com",
         "anna@example.com\u{200B}",

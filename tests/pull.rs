@@ -9,13 +9,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use dupdesk::model::ObjectType;
-use dupdesk::sandbox::FaultSpec;
+use dupdesk::domain::model::ObjectType;
+use dupdesk::harness::sandbox::FaultSpec;
 use dupdesk::store::{mapping, records};
 
 #[tokio::test]
 async fn pull_is_complete_then_incremental() {
-    let data = dupdesk::demo::generate(&dupdesk::demo::DemoOptions::default()).data;
+    let data =
+        dupdesk::harness::demo::generate(&dupdesk::harness::demo::DemoOptions::default()).data;
     let (contacts, companies) = (data.contacts.len() as u64, data.companies.len() as u64);
     let sandbox = start_sandbox(data, generous(), FaultSpec::default()).await;
     let crm = connector(
@@ -28,7 +29,7 @@ async fn pull_is_complete_then_incremental() {
     let store = dupdesk::store::Store::open(dir.path().join("ws.db")).unwrap();
     let config = config();
 
-    let first = dupdesk::sync::pull(&store, crm.as_ref(), &config, &|_| {})
+    let first = dupdesk::ops::sync::pull(&store, crm.as_ref(), &config, &|_| {})
         .await
         .unwrap();
     assert_eq!(first.total().inserted, contacts + companies);
@@ -51,7 +52,7 @@ async fn pull_is_complete_then_incremental() {
     assert_eq!(mapped.len(), with_erp);
     assert!(with_erp > 0);
 
-    let second = dupdesk::sync::pull(&store, crm.as_ref(), &config, &|_| {})
+    let second = dupdesk::ops::sync::pull(&store, crm.as_ref(), &config, &|_| {})
         .await
         .unwrap();
     let t = second.total();
@@ -78,7 +79,7 @@ async fn pull_is_complete_then_incremental() {
     let (a, b) = (some[5].record.id.clone(), some[6].record.id.clone());
     let merged = crm.merge(ObjectType::Contacts, &a, &b).await.unwrap();
 
-    let third = dupdesk::sync::pull(&store, crm.as_ref(), &config, &|_| {})
+    let third = dupdesk::ops::sync::pull(&store, crm.as_ref(), &config, &|_| {})
         .await
         .unwrap();
     let c = &third.objects[&ObjectType::Contacts];
@@ -118,7 +119,8 @@ async fn pull_is_complete_then_incremental() {
 
 #[tokio::test]
 async fn a_pull_that_fails_midway_keeps_what_it_got_and_completes_on_rerun() {
-    let data = dupdesk::demo::generate(&dupdesk::demo::DemoOptions::scaled(400)).data;
+    let data =
+        dupdesk::harness::demo::generate(&dupdesk::harness::demo::DemoOptions::scaled(400)).data;
     let total = (data.contacts.len() + data.companies.len()) as u64;
     // The sandbox answers the pull with 500s; a connector that gives up at once fails midway.
     let sandbox = start_sandbox(data, generous(), "500=0.3,seed=3".parse().unwrap()).await;
@@ -135,7 +137,7 @@ async fn a_pull_that_fails_midway_keeps_what_it_got_and_completes_on_rerun() {
     let mut failures = 0;
     let mut done = false;
     for _ in 0..50 {
-        match dupdesk::sync::pull(&store, &fragile, &cfg, &|_| {}).await {
+        match dupdesk::ops::sync::pull(&store, &fragile, &cfg, &|_| {}).await {
             Ok(_) => {
                 done = true;
                 break;
@@ -187,7 +189,7 @@ async fn contacts_sharing_an_erp_id_are_one_conflict_per_id_until_no_longer_shar
     let dir = tempfile::tempdir().unwrap();
     let store = dupdesk::store::Store::open(dir.path().join("ws.db")).unwrap();
     let config = config();
-    let shared = |report: &dupdesk::sync::PullReport| {
+    let shared = |report: &dupdesk::ops::sync::PullReport| {
         let s = report.objects[&ObjectType::Contacts].shared_targets;
         (s.opened, s.changed, s.resolved)
     };
@@ -207,7 +209,7 @@ async fn contacts_sharing_an_erp_id_are_one_conflict_per_id_until_no_longer_shar
     };
     let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
 
-    let first = dupdesk::sync::pull(&store, crm.as_ref(), &config, &|_| {})
+    let first = dupdesk::ops::sync::pull(&store, crm.as_ref(), &config, &|_| {})
         .await
         .unwrap();
     assert_eq!(shared(&first), (2, 0, 0));
@@ -228,7 +230,7 @@ async fn contacts_sharing_an_erp_id_are_one_conflict_per_id_until_no_longer_shar
     assert_eq!(c.source_system.as_deref(), Some("crm"));
     assert_eq!(c.target_system, "erp");
 
-    let second = dupdesk::sync::pull(&store, crm.as_ref(), &config, &|_| {})
+    let second = dupdesk::ops::sync::pull(&store, crm.as_ref(), &config, &|_| {})
         .await
         .unwrap();
     assert_eq!(shared(&second), (0, 0, 0));
@@ -253,7 +255,7 @@ async fn contacts_sharing_an_erp_id_are_one_conflict_per_id_until_no_longer_shar
         async move { crm.update(ObjectType::Contacts, &id, &props).await.unwrap() }
     };
     set_erp(third.clone(), "ERP-1000122").await;
-    let grown = dupdesk::sync::pull(&store, crm.as_ref(), &config, &|_| {})
+    let grown = dupdesk::ops::sync::pull(&store, crm.as_ref(), &config, &|_| {})
         .await
         .unwrap();
     assert_eq!(shared(&grown), (0, 1, 0));
@@ -269,7 +271,7 @@ async fn contacts_sharing_an_erp_id_are_one_conflict_per_id_until_no_longer_shar
     // 5004 left tells it that ERP-77 is no longer shared.
     tokio::time::sleep(Duration::from_millis(5)).await;
     set_erp("5004".to_string(), "ERP-78").await;
-    let moved = dupdesk::sync::pull(&store, crm.as_ref(), &config, &|_| {})
+    let moved = dupdesk::ops::sync::pull(&store, crm.as_ref(), &config, &|_| {})
         .await
         .unwrap();
     assert!(
@@ -294,7 +296,7 @@ async fn contacts_sharing_an_erp_id_are_one_conflict_per_id_until_no_longer_shar
         .merge(ObjectType::Contacts, &once.id, &third)
         .await
         .unwrap();
-    let merged = dupdesk::sync::pull(&store, crm.as_ref(), &config, &|_| {})
+    let merged = dupdesk::ops::sync::pull(&store, crm.as_ref(), &config, &|_| {})
         .await
         .unwrap();
     assert_eq!(shared(&merged), (0, 0, 1));

@@ -17,10 +17,10 @@ use chrono::{DateTime, Utc};
 use common::*;
 use dupdesk::config::Config;
 use dupdesk::crm::Connector;
-use dupdesk::executor::{self, ExecOptions};
-use dupdesk::model::{ObjectType, Record, parse_ts};
-use dupdesk::sandbox::FaultSpec;
-use dupdesk::sandbox::seed::SeedData;
+use dupdesk::domain::model::{ObjectType, Record, parse_ts};
+use dupdesk::harness::sandbox::FaultSpec;
+use dupdesk::harness::sandbox::seed::SeedData;
+use dupdesk::ops::executor::{self, ExecOptions};
 use dupdesk::store::queue::{self, QueueQuery, StatusFilter};
 use dupdesk::store::{Store, records};
 
@@ -104,7 +104,7 @@ async fn an_incremental_pull_of_12000_changes_reads_them_all_with_history() {
     let dir = tempfile::tempdir().unwrap();
     let store = workspace_at(dir.path(), "2026-01-31T00:00:00.000Z").await;
 
-    let report = dupdesk::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
+    let report = dupdesk::ops::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
         .await
         .unwrap();
     let c = &report.objects[&C];
@@ -143,7 +143,7 @@ async fn a_block_sharing_one_timestamp_is_read_once_and_a_quiet_pull_costs_a_han
     let dir = tempfile::tempdir().unwrap();
     let store = workspace_at(dir.path(), "2026-01-31T00:00:00.000Z").await;
 
-    let first = dupdesk::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
+    let first = dupdesk::ops::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
         .await
         .unwrap();
     let c = &first.objects[&C];
@@ -154,7 +154,7 @@ async fn a_block_sharing_one_timestamp_is_read_once_and_a_quiet_pull_costs_a_han
     );
 
     let before = requests(&sandbox.base_url()).await;
-    let second = dupdesk::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
+    let second = dupdesk::ops::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
         .await
         .unwrap();
     let spent = requests(&sandbox.base_url()).await - before;
@@ -179,7 +179,7 @@ async fn edits_made_during_a_pull_behind_a_lagging_index_are_all_there_after_the
     let store = Store::open(dir.path().join("ws.db")).unwrap();
     // A look-back longer than the index lag.
     let cfg = with_lookback(3);
-    dupdesk::sync::pull(&store, crm.as_ref(), &cfg, &|_| {})
+    dupdesk::ops::sync::pull(&store, crm.as_ref(), &cfg, &|_| {})
         .await
         .unwrap();
 
@@ -201,7 +201,7 @@ async fn edits_made_during_a_pull_behind_a_lagging_index_are_all_there_after_the
         })
     };
     tokio::time::sleep(Duration::from_millis(2_000)).await;
-    dupdesk::sync::pull(&store, crm.as_ref(), &cfg, &|_| {})
+    dupdesk::ops::sync::pull(&store, crm.as_ref(), &cfg, &|_| {})
         .await
         .unwrap();
     editing.store(false, Ordering::Relaxed);
@@ -209,7 +209,7 @@ async fn edits_made_during_a_pull_behind_a_lagging_index_are_all_there_after_the
     assert!(edits > 100, "only {edits} edits");
     // The next pull, once the index has caught up.
     tokio::time::sleep(Duration::from_millis(LAG_MS + 200)).await;
-    dupdesk::sync::pull(&store, crm.as_ref(), &cfg, &|_| {})
+    dupdesk::ops::sync::pull(&store, crm.as_ref(), &cfg, &|_| {})
         .await
         .unwrap();
 
@@ -317,7 +317,7 @@ async fn an_archived_record_leaves_the_queue_and_its_approved_cluster_is_not_mer
     archive(&url, &planted[0].ids[0]).await;
     archive(&url, &planted[2].ids[1]).await;
     archive(&url, &planted[3].ids[1]).await;
-    let report = dupdesk::sync::pull(&f.store, f.crm.as_ref(), &config(), &|_| {})
+    let report = dupdesk::ops::sync::pull(&f.store, f.crm.as_ref(), &config(), &|_| {})
         .await
         .unwrap();
     let c = &report.objects[&C];
@@ -339,7 +339,7 @@ async fn an_archived_record_leaves_the_queue_and_its_approved_cluster_is_not_mer
         Some("stale")
     );
     // A pull with nothing new archives nothing twice.
-    let again = dupdesk::sync::pull(&f.store, f.crm.as_ref(), &config(), &|_| {})
+    let again = dupdesk::ops::sync::pull(&f.store, f.crm.as_ref(), &config(), &|_| {})
         .await
         .unwrap();
     assert_eq!(again.objects[&C].archived, 0);
@@ -357,7 +357,7 @@ async fn an_archived_record_leaves_the_queue_and_its_approved_cluster_is_not_mer
     assert_eq!((done.merged, done.refused), (0, 2), "{done:?}");
     assert!(f.sandbox.merge_log().await.unwrap().is_empty());
     // Sent back with the reason, then dissolved by the next pull: out of the queue.
-    let again = dupdesk::sync::pull(&f.store, f.crm.as_ref(), &config(), &|_| {})
+    let again = dupdesk::ops::sync::pull(&f.store, f.crm.as_ref(), &config(), &|_| {})
         .await
         .unwrap();
     assert_eq!(again.objects[&C].clusters_dissolved, 2, "{again:?}");

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use dupdesk::executor::{self, ExecOptions};
-use dupdesk::export::{self, Filter, Format};
+use dupdesk::ops::executor::{self, ExecOptions};
+use dupdesk::ops::export::{self, Filter, Format};
 use dupdesk::store::Store;
 
 async fn record_decision(store: &Store, cluster: i64, action: &str, status: &str) {
@@ -182,7 +182,7 @@ async fn export_round_trips_every_kind_of_decision_in_both_formats() {
 
 #[tokio::test]
 async fn lineage_of_a_record_made_of_three_merges_shows_all_three_losers() {
-    let mut seed = dupdesk::sandbox::seed::SeedData::default();
+    let mut seed = dupdesk::harness::sandbox::seed::SeedData::default();
     let ids: Vec<String> = (1..=4).map(|i| (5000 + i).to_string()).collect();
     for (i, id) in ids.iter().enumerate() {
         let email = format!("kim{i}@example.com");
@@ -219,7 +219,7 @@ async fn lineage_of_a_record_made_of_three_merges_shows_all_three_losers() {
     let sources = config().sources;
     // Asked by a merged-away id, it is followed to the survivor.
     let l = store
-        .call(move |c| dupdesk::lineage::lineage(c, None, "5002", &sources))
+        .call(move |c| dupdesk::ops::lineage::lineage(c, None, "5002", &sources))
         .await
         .unwrap();
     assert_ne!(l.current, "5002");
@@ -248,7 +248,7 @@ fn the_token_never_reaches_the_log_the_workspace_or_the_exports() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (seed, planted) = planted_clusters(4);
     let sandbox = rt.block_on(async {
-        dupdesk::sandbox::start(dupdesk::sandbox::SandboxOptions {
+        dupdesk::harness::sandbox::start(dupdesk::harness::sandbox::SandboxOptions {
             seed: Some(seed),
             token: Some(token.into()),
             rate_limit: generous(),
@@ -360,7 +360,7 @@ fn run_in(dir: &std::path::Path, ws: &std::path::Path, args: &[&str]) -> std::pr
 fn assert_terminal_safe(what: &str, text: &str) {
     for line in text.lines() {
         assert!(
-            dupdesk::sanitize::is_clean(line),
+            dupdesk::domain::sanitize::is_clean(line),
             "{what} printed {line:?} raw"
         );
     }

@@ -15,9 +15,11 @@ use chrono::{TimeZone, Utc};
 use dupdesk::config::Secret;
 use dupdesk::crm::hubspot::{HubSpotConnector, HubSpotOptions, URL_BUDGET};
 use dupdesk::crm::{Connector, ReadOutcome};
-use dupdesk::model::{ObjectType, Record};
-use dupdesk::sandbox::seed::SeedData;
-use dupdesk::sandbox::{self, RateLimit, Sandbox, SandboxOptions, SearchRateLimit, URL_MAX};
+use dupdesk::domain::model::{ObjectType, Record};
+use dupdesk::harness::sandbox::seed::SeedData;
+use dupdesk::harness::sandbox::{
+    self, RateLimit, Sandbox, SandboxOptions, SearchRateLimit, URL_MAX,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

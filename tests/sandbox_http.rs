@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use dupdesk::model::{ObjectType, PropertyVersion, Record};
-use dupdesk::sandbox::seed::SeedData;
-use dupdesk::sandbox::{self, FaultSpec, RateLimit, Sandbox, SandboxOptions};
+use dupdesk::domain::model::{ObjectType, PropertyVersion, Record};
+use dupdesk::harness::sandbox::seed::SeedData;
+use dupdesk::harness::sandbox::{self, FaultSpec, RateLimit, Sandbox, SandboxOptions};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

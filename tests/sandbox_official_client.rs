@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use dupdesk::model::{ObjectType, Record};
-use dupdesk::sandbox::seed::SeedData;
-use dupdesk::sandbox::{self, RateLimit, SandboxOptions};
+use dupdesk::domain::model::{ObjectType, Record};
+use dupdesk::harness::sandbox::seed::SeedData;
+use dupdesk::harness::sandbox::{self, RateLimit, SandboxOptions};
 
 const TOKEN: &str = "pat-na1-official-client-check";
 

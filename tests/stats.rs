@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use dupdesk::sandbox::FaultSpec;
-use dupdesk::stats::{self, Thresholds};
+use dupdesk::harness::sandbox::FaultSpec;
+use dupdesk::ops::stats::{self, Thresholds};
 
 #[tokio::test]
 async fn stats_count_and_alert_between_pulls() {
@@ -43,7 +43,7 @@ async fn stats_count_and_alert_between_pulls() {
         assert!(r.status().is_success(), "{}", r.status());
     }
     tokio::time::sleep(Duration::from_millis(5)).await;
-    dupdesk::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
+    dupdesk::ops::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
         .await
         .unwrap();
 
@@ -122,11 +122,11 @@ async fn open_mapping_conflicts_of_both_kinds_are_counted_and_alerted() {
 
     // Cluster 0's members map to three different ERP customers: merging them is a conflict.
     approve_all(&store, &planted).await;
-    let report = dupdesk::executor::apply(
+    let report = dupdesk::ops::executor::apply(
         &store,
         crm.clone(),
         &config(),
-        dupdesk::executor::ExecOptions::default(),
+        dupdesk::ops::executor::ExecOptions::default(),
         std::sync::Arc::new(|_| {}),
     )
     .await

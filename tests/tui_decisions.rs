@@ -8,7 +8,7 @@ mod tui_support;
 use dupdesk::store::clusters::{self, ClusterStatus};
 use dupdesk::store::decisions::{self, DecisionError, NewDecision, Verdict};
 use dupdesk::store::queue::{self, QueueQuery, SortKey, StatusFilter};
-use dupdesk::tui::{Action, App, Inbox, Screen, views};
+use dupdesk::ui::tui::{Action, App, Inbox, Screen, views};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -179,12 +179,12 @@ async fn steward_choices_primary_and_exclusions_are_recorded() {
     assert_ne!(c["email"].record_id.as_deref(), Some("202"));
     assert_ne!(
         c["email"].decided_by,
-        dupdesk::precedence::DecidedBy::Steward
+        dupdesk::domain::precedence::DecidedBy::Steward
     );
     assert_eq!(c["phone"].record_id.as_deref(), Some("201"));
     assert_eq!(
         c["phone"].decided_by,
-        dupdesk::precedence::DecidedBy::Steward
+        dupdesk::domain::precedence::DecidedBy::Steward
     );
     assert_eq!(c["phone"].reason, "steward: from 201");
     assert!(
@@ -416,7 +416,7 @@ fn undo_restores_the_previous_standing_decision() {
 #[tokio::test]
 async fn without_colour_differences_still_show() {
     let ws = workspace(false);
-    let mut opts = dupdesk::tui::Options::from_config(&tui_support::config()).unwrap();
+    let mut opts = dupdesk::ui::tui::Options::from_config(&tui_support::config()).unwrap();
     opts.no_color = true;
     let (mut app, mut inbox) = App::new(ws.store.clone(), opts);
     app.freeze_clock(tui_support::now());
@@ -536,7 +536,7 @@ async fn no_key_but_quit_and_help_acts_behind_the_too_small_notice() {
 
 #[tokio::test]
 async fn background_progress_shows_and_a_finished_match_reloads_the_queue() {
-    use dupdesk::tui::{Msg, Progress, Stage};
+    use dupdesk::ui::tui::{Msg, Progress, Stage};
     let ws = workspace(false);
     let (mut app, mut inbox) = tui_support::app(&ws).await;
     app.on_message(Msg::Progress(Progress {
@@ -653,7 +653,7 @@ async fn a_full_disk_loses_no_decision() {
 #[tokio::test]
 async fn apply_asks_first_naming_clusters_and_calls_and_runs_only_on_yes() {
     let ws = workspace(false);
-    let mut opts = dupdesk::tui::Options::from_config(&tui_support::config()).unwrap();
+    let mut opts = dupdesk::ui::tui::Options::from_config(&tui_support::config()).unwrap();
     let (ask, mut asks) = tokio::sync::mpsc::unbounded_channel();
     opts.apply = Some(ask);
     let (mut app, mut inbox) = App::new(ws.store.clone(), opts);
@@ -709,7 +709,7 @@ async fn apply_without_the_question_when_switched_off() {
     let ws = workspace(false);
     let mut config = tui_support::config();
     config.review.confirm_apply = false;
-    let mut opts = dupdesk::tui::Options::from_config(&config).unwrap();
+    let mut opts = dupdesk::ui::tui::Options::from_config(&config).unwrap();
     let (ask, mut asks) = tokio::sync::mpsc::unbounded_channel();
     opts.apply = Some(ask);
     let (mut app, mut inbox) = App::new(ws.store.clone(), opts);

@@ -519,11 +519,14 @@ fn exclude_take_approve_confirm_and_the_crm_holds_exactly_the_choices() {
         .unwrap();
     let excluded_ids: Vec<String> = serde_json::from_str(&excluded_json).unwrap();
     assert_eq!(excluded_ids, [ids[excluded].clone()]);
-    let choices: std::collections::BTreeMap<String, dupdesk::precedence::FieldChoice> =
+    let choices: std::collections::BTreeMap<String, dupdesk::domain::precedence::FieldChoice> =
         serde_json::from_str(&choices_json).unwrap();
     let title = &choices["jobtitle"];
     assert_eq!(title.record_id.as_deref(), Some(ids[taker].as_str()));
-    assert_eq!(title.decided_by, dupdesk::precedence::DecidedBy::Steward);
+    assert_eq!(
+        title.decided_by,
+        dupdesk::domain::precedence::DecidedBy::Steward
+    );
     assert!(
         choices
             .values()
@@ -553,11 +556,11 @@ fn exclude_take_approve_confirm_and_the_crm_holds_exactly_the_choices() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let token = "pat-e2e-check";
-        let sandbox = dupdesk::sandbox::start(dupdesk::sandbox::SandboxOptions {
+        let sandbox = dupdesk::harness::sandbox::start(dupdesk::harness::sandbox::SandboxOptions {
             port: 0,
             data: Some(home.path().join("demo.sandbox.db")),
             seed: None,
-            rate_limit: dupdesk::sandbox::RateLimit::default(),
+            rate_limit: dupdesk::harness::sandbox::RateLimit::default(),
             search_rate_limit: None,
             faults: Default::default(),
             token: Some(token.into()),
@@ -576,7 +579,7 @@ fn exclude_take_approve_confirm_and_the_crm_holds_exactly_the_choices() {
             .cloned()
             .chain(choices.keys().cloned())
             .collect();
-        let contacts = dupdesk::model::ObjectType::Contacts;
+        let contacts = dupdesk::domain::model::ObjectType::Contacts;
         match crm.read(contacts, &ids[excluded], &props).await.unwrap() {
             ReadOutcome::Live(r) => {
                 for (k, v) in &before {

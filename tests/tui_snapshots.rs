@@ -6,7 +6,7 @@
 
 mod tui_support;
 
-use dupdesk::tui::{Action, App, Inbox, views};
+use dupdesk::ui::tui::{Action, App, Inbox, views};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};

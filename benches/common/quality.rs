@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use dupdesk::matcher::{self, MatchConfig, Outcome, Table, compare};
+use dupdesk::domain::matcher::{self, MatchConfig, Outcome, Table, compare};
 
 /// Pairwise scores of clusters against the truth: every pair of records in one cluster is a
 /// predicted match, every pair of records of one entity a true match.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::model::{ObjectType, PropertyDef, Record};
+use crate::domain::model::{ObjectType, PropertyDef, Record};
 
 /// Why a CRM call failed, in the categories a caller acts on differently.
 #[derive(Debug, Clone, thiserror::Error)]

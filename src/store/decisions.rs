@@ -10,13 +10,13 @@ use std::fmt;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::model::ObjectType;
+use crate::domain::model::ObjectType;
 
 use super::clusters::{self, Action, ClusterStatus, Logged, Reason};
 
 /// The surviving value of one field, where it comes from and why: the precedence engine's
 /// type, stored as is so the decision log answers for every value.
-pub use crate::precedence::FieldChoice;
+pub use crate::domain::precedence::FieldChoice;
 
 /// What a steward decided about a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,7 +88,7 @@ pub struct NewDecision {
     pub excluded: Vec<String>,
     pub note: String,
     /// What the steward was shown of every included member (approvals).
-    pub seen: crate::plan::Seen,
+    pub seen: crate::domain::plan::Seen,
     /// The merge job an amend finishes.
     pub amends_job: Option<i64>,
 }
@@ -108,7 +108,7 @@ pub struct Decision {
     pub note: String,
     pub undoes: Option<i64>,
     /// What the steward was shown of every included member (approvals and amends).
-    pub seen: crate::plan::Seen,
+    pub seen: crate::domain::plan::Seen,
     pub amends_job: Option<i64>,
 }
 
@@ -308,7 +308,7 @@ pub fn record(conn: &mut Connection, new: &NewDecision) -> Result<Decision> {
     )?;
     let id = tx.last_insert_rowid();
     if let Some(job) = amended {
-        let update = crate::plan::update_from_choices(&new.field_choices);
+        let update = crate::domain::plan::update_from_choices(&new.field_choices);
         super::journal::amend_update(&tx, job, &update, &now)?;
     }
     if let Some(next) = new.verdict.action().status() {

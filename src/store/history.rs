@@ -22,7 +22,7 @@ use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::model::PropertyVersion;
+use crate::domain::model::PropertyVersion;
 
 /// A version borrowed from a record or a CSV row, as the encoder reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,7 +181,7 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::parse_ts;
+    use crate::domain::model::parse_ts;
 
     fn version(value: Option<&str>, at: &str, st: &str, si: Option<&str>) -> PropertyVersion {
         PropertyVersion {
@@ -271,10 +271,10 @@ mod tests {
 
     #[test]
     fn generated_records_round_trip() {
-        let data = crate::demo::generate(&crate::demo::DemoOptions {
+        let data = crate::harness::demo::generate(&crate::harness::demo::DemoOptions {
             contacts: 500,
             companies: 100,
-            ..crate::demo::DemoOptions::default()
+            ..crate::harness::demo::DemoOptions::default()
         })
         .data;
         let mut shrunk = (0, 0);

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::clusters::{self, Action, ClusterStatus, JobStatus, Reason, StepKind, StepState};
 use super::decisions;
-use crate::model::ObjectType;
+use crate::domain::model::ObjectType;
 use crate::store::now_ts;
 
 /// What a step asks for. Stored as the step's `request` JSON.
@@ -107,7 +107,7 @@ pub fn unplanned_approvals(conn: &Connection, limit: Option<usize>) -> Result<Ve
             object_type,
             primary,
             losers,
-            properties: crate::plan::update_from_choices(&d.field_choices),
+            properties: crate::domain::plan::update_from_choices(&d.field_choices),
         });
     }
     Ok(out)
@@ -410,7 +410,7 @@ impl Default for Executor {
 fn lease_end(lease: std::time::Duration) -> String {
     let end = chrono::Utc::now()
         + chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::seconds(60));
-    crate::model::format_ts(&end)
+    crate::domain::model::format_ts(&end)
 }
 
 /// Claim the next job that has work and that no live executor holds, for `lease`: the fresh
@@ -676,7 +676,7 @@ pub fn approval_of_job(conn: &Connection, job: i64) -> Result<decisions::Decisio
 pub fn save_snapshot(
     conn: &Connection,
     job: i64,
-    record: &crate::model::Record,
+    record: &crate::domain::model::Record,
     asked_id: &str,
 ) -> Result<()> {
     conn.execute(

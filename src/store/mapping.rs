@@ -15,9 +15,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::records::{self, IdState};
+use crate::domain::model::ObjectType;
+use crate::domain::sanitize::for_terminal;
 use crate::input::quote;
-use crate::model::ObjectType;
-use crate::sanitize::for_terminal;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MappingRow {
@@ -1030,7 +1030,7 @@ pub fn check_all_shared_targets(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Record;
+    use crate::domain::model::Record;
     use crate::store::{Store, records};
 
     fn store() -> (tempfile::TempDir, Store) {

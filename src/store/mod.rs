@@ -145,13 +145,17 @@ pub enum OpenError {
     NotAWorkspace { path: PathBuf, why: String },
 }
 
+/// The file `dupdesk demo` makes its workspace in, unless told another (here because a
+/// missing workspace's error points at it).
+pub const DEMO_WORKSPACE: &str = "dupdesk-demo.db";
+
 /// What to do about a missing workspace. Right after `dupdesk demo` the workspace is the
 /// demo's, beside the one asked for: say so rather than only "run the demo".
 fn missing_hint(path: &Path) -> String {
     let demo = path
         .parent()
         .unwrap_or_else(|| Path::new(""))
-        .join(crate::demo::DEMO_WORKSPACE);
+        .join(DEMO_WORKSPACE);
     if demo.is_file() && demo != path {
         format!(
             "the demo's workspace is {}: pass --workspace {}",
@@ -503,16 +507,16 @@ pub fn is_busy(e: &anyhow::Error) -> bool {
 }
 
 /// Object types are stored as their HubSpot names (`contacts`, `companies`).
-impl rusqlite::types::ToSql for crate::model::ObjectType {
+impl rusqlite::types::ToSql for crate::domain::model::ObjectType {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
     }
 }
 
-impl rusqlite::types::FromSql for crate::model::ObjectType {
+impl rusqlite::types::FromSql for crate::domain::model::ObjectType {
     fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
         value.as_str()?.parse().map_err(
-            |e: <crate::model::ObjectType as std::str::FromStr>::Err| {
+            |e: <crate::domain::model::ObjectType as std::str::FromStr>::Err| {
                 rusqlite::types::FromSqlError::Other(e.into())
             },
         )
@@ -520,7 +524,7 @@ impl rusqlite::types::FromSql for crate::model::ObjectType {
 }
 
 pub fn now_ts() -> String {
-    crate::model::format_ts(&chrono::Utc::now())
+    crate::domain::model::format_ts(&chrono::Utc::now())
 }
 
 #[cfg(test)]
@@ -597,15 +601,15 @@ mod tests {
     /// Where SQL may still appear outside `src/store/`, and why. To be emptied, not extended.
     const SQL_OUTSIDE_THE_STORE: &[(&str, &str)] = &[
         (
-            "src/matcher/persist.rs",
+            "src/domain/matcher/persist.rs",
             "the matcher's cluster writes, to move into the store in a later pass",
         ),
         (
-            "src/matcher/external.rs",
+            "src/domain/matcher/external.rs",
             "an external matcher's reads, to move with persist.rs",
         ),
         (
-            "src/sandbox/store.rs",
+            "src/harness/sandbox/store.rs",
             "the sandbox CRM's own database, which is not a workspace",
         ),
     ];

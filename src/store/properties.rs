@@ -6,7 +6,7 @@
 use anyhow::{Context, Result};
 use rusqlite::{Connection, params};
 
-use crate::model::{ObjectType, PropertyCatalog, PropertyDef};
+use crate::domain::model::{ObjectType, PropertyCatalog, PropertyDef};
 
 /// Replace the cached definitions of `object` with `defs`, in one transaction.
 pub fn save(
@@ -66,7 +66,7 @@ pub fn load(conn: &Connection, object: ObjectType) -> Result<PropertyCatalog> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::PropertyKind;
+    use crate::domain::model::PropertyKind;
 
     #[test]
     fn definitions_round_trip_and_are_replaced_whole() {

@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use super::clusters::{ClusterStatus, JobStatus, StepKind};
 use super::decisions::{self, Decision};
 use super::records::{self, StoredRecord};
-use crate::model::ObjectType;
+use crate::domain::model::ObjectType;
 
 /// Which statuses the queue shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

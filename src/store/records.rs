@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::history;
-use crate::model::{ObjectType, Record, format_ts, parse_ts};
+use crate::domain::model::{ObjectType, Record, format_ts, parse_ts};
 
 /// What an upsert did, for progress lines and for the "pull twice imports nothing" check.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -606,7 +606,7 @@ mod tests {
         let mut r = rec("1", "a@x.com");
         r.history.insert(
             "email".into(),
-            vec![crate::model::PropertyVersion {
+            vec![crate::domain::model::PropertyVersion {
                 value: Some("a@x.com".into()),
                 timestamp: parse_ts("2026-01-02T00:00:00.000Z").unwrap(),
                 source_type: "CRM_UI".into(),

@@ -6,7 +6,7 @@
 use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::model::ObjectType;
+use crate::domain::model::ObjectType;
 
 /// Live records (neither archived nor merged away).
 pub fn live_records(conn: &Connection) -> Result<u64> {

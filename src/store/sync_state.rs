@@ -5,7 +5,7 @@
 use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::model::ObjectType;
+use crate::domain::model::ObjectType;
 
 /// How a run's watermark meets the one stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

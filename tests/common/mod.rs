@@ -9,9 +9,9 @@ use std::time::Duration;
 use dupdesk::config::{self, Config, Secret};
 use dupdesk::crm::Connector;
 use dupdesk::crm::hubspot::{HubSpotConnector, HubSpotOptions};
-use dupdesk::model::{ObjectType, PropertyVersion, Record, parse_ts};
-use dupdesk::sandbox::seed::SeedData;
-use dupdesk::sandbox::{self, FaultSpec, RateLimit, Sandbox, SandboxOptions};
+use dupdesk::domain::model::{ObjectType, PropertyVersion, Record, parse_ts};
+use dupdesk::harness::sandbox::seed::SeedData;
+use dupdesk::harness::sandbox::{self, FaultSpec, RateLimit, Sandbox, SandboxOptions};
 use dupdesk::store::Store;
 
 pub const TOKEN: &str = "pat-test-token-7f3a9c";
@@ -138,7 +138,7 @@ pub fn generous() -> RateLimit {
 
 pub async fn pulled_workspace(dir: &std::path::Path, crm: &dyn Connector) -> Store {
     let store = Store::open(dir.join("ws.db")).unwrap();
-    dupdesk::sync::pull(&store, crm, &config(), &|_| {})
+    dupdesk::ops::sync::pull(&store, crm, &config(), &|_| {})
         .await
         .unwrap();
     store

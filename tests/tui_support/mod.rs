@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use dupdesk::config::{self, Config};
-use dupdesk::model::{ObjectType, PropertyVersion, Record, parse_ts};
+use dupdesk::domain::model::{ObjectType, PropertyVersion, Record, parse_ts};
 use dupdesk::store::{Store, records};
-use dupdesk::tui::{App, Inbox, Options};
+use dupdesk::ui::tui::{App, Inbox, Options};
 use rusqlite::{Connection, params};
 use tempfile::TempDir;
 
@@ -234,7 +234,7 @@ pub fn frame(app: &mut App) -> ratatui::Terminal<ratatui::backend::TestBackend> 
     let (w, h) = app.size();
     let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
     terminal
-        .draw(|f| dupdesk::tui::views::draw(f, app))
+        .draw(|f| dupdesk::ui::tui::views::draw(f, app))
         .unwrap();
     app.mark_drawn();
     terminal

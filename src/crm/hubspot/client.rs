@@ -15,7 +15,7 @@ use crate::config::Secret;
 use crate::crm::CrmError;
 use crate::crm::ratelimit::RateLimiter;
 use crate::crm::retry::{Failure, Idempotency, RetryPolicy, rate_limit_wait};
-use crate::model::ObjectType;
+use crate::domain::model::ObjectType;
 
 const MAX: &str = "x-hubspot-ratelimit-max";
 const REMAINING: &str = "x-hubspot-ratelimit-remaining";

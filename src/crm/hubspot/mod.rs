@@ -55,7 +55,7 @@ use super::ratelimit::RateLimiter;
 use super::retry::{Idempotency, RetryPolicy};
 use super::{BatchRead, BatchUpdated, Connector, CrmError, Page, ReadOutcome};
 use crate::config::{Config, Secret};
-use crate::model::{ObjectType, PropertyDef, Record};
+use crate::domain::model::{ObjectType, PropertyDef, Record};
 
 /// HubSpot's largest list page, and its largest when property history is asked for.
 const LIST_PAGE_LIMIT: u32 = 100;

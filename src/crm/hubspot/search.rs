@@ -18,7 +18,7 @@
 
 use super::wire::{Filter, FilterGroup, SearchRequest, SearchResponse, SimplePublicObject, Sort};
 use crate::crm::CrmError;
-use crate::model::{ObjectType, format_ts, parse_ts};
+use crate::domain::model::{ObjectType, format_ts, parse_ts};
 
 /// HubSpot's largest search offset plus page.
 pub const SEARCH_RESULT_CAP: u32 = 10_000;

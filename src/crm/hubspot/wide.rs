@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::HubSpotConnector;
 use super::client;
 use crate::crm::{Connector, CrmError, Page, ReadOutcome};
-use crate::model::{ObjectType, Record};
+use crate::domain::model::{ObjectType, Record};
 
 impl HubSpotConnector {
     /// Whether a GET of `path` with these `properties` and `history` would exceed the URL

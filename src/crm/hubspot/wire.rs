@@ -315,8 +315,11 @@ impl Property {
     /// same address. An enumeration whose options are kept elsewhere (`externalOptions`, such
     /// as `hubspot_owner_id`) is read as a type whose values dupdesk cannot check, since its
     /// `options` list is not the set HubSpot validates against.
-    pub fn into_def(self, object: crate::model::ObjectType) -> crate::model::PropertyDef {
-        use crate::model::{ObjectType, PropertyDef, PropertyKind, PropertyOption as Opt};
+    pub fn into_def(
+        self,
+        object: crate::domain::model::ObjectType,
+    ) -> crate::domain::model::PropertyDef {
+        use crate::domain::model::{ObjectType, PropertyDef, PropertyKind, PropertyOption as Opt};
         let kind = match self.kind.as_str() {
             _ if self.external_options => PropertyKind::Other,
             "string" => PropertyKind::String,
@@ -357,8 +360,11 @@ impl SimplePublicObject {
     /// The model's view of this object. Property values stay as sent; history entries keep
     /// HubSpot's newest-first order. A history timestamp that does not parse is dropped, not
     /// guessed.
-    pub fn into_record(self, object_type: crate::model::ObjectType) -> crate::model::Record {
-        use crate::model::{PropertyVersion, Record, parse_ts};
+    pub fn into_record(
+        self,
+        object_type: crate::domain::model::ObjectType,
+    ) -> crate::domain::model::Record {
+        use crate::domain::model::{PropertyVersion, Record, parse_ts};
         let history = self
             .properties_with_history
             .unwrap_or_default()
