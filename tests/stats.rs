@@ -42,7 +42,6 @@ async fn stats_count_and_alert_between_pulls() {
             .unwrap();
         assert!(r.status().is_success(), "{}", r.status());
     }
-    tokio::time::sleep(Duration::from_millis(5)).await;
     dupdesk::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
         .await
         .unwrap();

@@ -257,7 +257,7 @@ pub fn import_clusters(
         }
         .into());
     }
-    let now = crate::store::now_ts();
+    let now = store.now_ts();
     store.call_blocking(move |conn| {
         // rid, changed_at of every live record, by id
         let live: HashMap<String, (i64, String)> = conn

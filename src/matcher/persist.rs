@@ -407,7 +407,7 @@ pub fn run_match_with(
 ) -> Result<MatchReport> {
     let started = Instant::now();
     let object = cfg.object;
-    let run_at = now_ts();
+    let run_at = store.now_ts();
     progress(MatchProgress::Loading);
     // Read on a connection of its own, in one read transaction, so the store's thread stays
     // free for the steward's decisions while a large workspace streams in (WAL lets readers

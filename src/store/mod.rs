@@ -5,6 +5,7 @@
 //! `&Connection`, so several of them can share one transaction. Render code must not call it.
 
 pub mod chunks;
+pub mod clock;
 pub mod clusters;
 pub mod decisions;
 pub mod history;
@@ -41,6 +42,8 @@ pub struct Store {
     path: PathBuf,
     /// Opened by [`Store::open_for_reading`] on a workspace this process may not write.
     read_only: bool,
+    /// What its stamps read ([`clock`]); the store thread holds the same one.
+    clock: Clock,
     _last: std::sync::Arc<LastHandle>,
 }
 
@@ -380,6 +383,7 @@ impl Store {
             tx,
             path,
             read_only,
+            clock: Clock::system(),
             _last: std::sync::Arc::new(last),
         })
     }
@@ -400,6 +404,24 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// This store, its stamps read from `clock` from now on (on its thread too): a test's
+    /// [`Clock::stepped`] instead of the wall clock. Every clone made after this shares it.
+    pub fn with_clock(mut self, clock: Clock) -> Result<Store> {
+        let installed = clock.clone();
+        self.call_blocking(move |_| {
+            clock::install(installed);
+            Ok(())
+        })?;
+        self.clock = clock;
+        Ok(self)
+    }
+
+    /// The current time by this store's clock, as the workspace stores it: for stamps taken
+    /// off the store thread (when a matcher run or a pull starts) and written later.
+    pub fn now_ts(&self) -> String {
+        self.clock.now_ts()
     }
 
     /// Run `f` on the store thread and await its result.
@@ -519,9 +541,7 @@ impl rusqlite::types::FromSql for crate::model::ObjectType {
     }
 }
 
-pub fn now_ts() -> String {
-    crate::model::format_ts(&chrono::Utc::now())
-}
+pub use clock::{Clock, now_ts};
 
 #[cfg(test)]
 mod tests {

@@ -136,6 +136,18 @@ pub fn generous() -> RateLimit {
     }
 }
 
+/// A workspace in `dir` whose stamps read a stepped clock (one millisecond on at each
+/// reading, from now): two stamps the store takes one after the other always differ.
+pub fn stepped_workspace(dir: &std::path::Path) -> Store {
+    Store::open(dir.join("ws.db"))
+        .unwrap()
+        .with_clock(dupdesk::store::Clock::stepped(
+            chrono::Utc::now(),
+            chrono::Duration::milliseconds(1),
+        ))
+        .unwrap()
+}
+
 pub async fn pulled_workspace(dir: &std::path::Path, crm: &dyn Connector) -> Store {
     let store = Store::open(dir.join("ws.db")).unwrap();
     dupdesk::sync::pull(&store, crm, &config(), &|_| {})
