@@ -19,14 +19,6 @@ use dupdesk::sandbox::{FaultSpec, Sandbox};
 use dupdesk::store::decisions::{self, DecisionError};
 use dupdesk::store::{Store, journal};
 
-fn quick() -> ExecOptions {
-    ExecOptions {
-        concurrency: 4,
-        retry_base: Duration::from_millis(20),
-        ..ExecOptions::default()
-    }
-}
-
 /// Every loser of every planted cluster in `merged` was merged exactly once, nothing else was
 /// merged, and every job of those clusters is `merged` with the record the CRM now holds as
 /// its survivor.
@@ -97,7 +89,7 @@ async fn an_undo_during_apply_is_either_done_and_never_merged_or_refused() {
     let apply = {
         let (store, crm) = (store.clone(), crm.clone());
         tokio::spawn(async move {
-            executor::apply(&store, crm, &config(), quick(), Arc::new(|_| {})).await
+            executor::apply(&store, crm, &config(), quick_exec(4), Arc::new(|_| {})).await
         })
     };
     // Undo the newest approvals one after the other while apply plans from the oldest.
@@ -239,7 +231,7 @@ async fn match_approve_and_decisions_wait_for_apply_and_none_is_refused_for_a_lo
     let apply = {
         let (store, crm) = (store.clone(), crm.clone());
         tokio::spawn(async move {
-            executor::apply(&store, crm, &config(), quick(), Arc::new(|_| {})).await
+            executor::apply(&store, crm, &config(), quick_exec(4), Arc::new(|_| {})).await
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -370,7 +362,7 @@ async fn outage_longer_than_a_lease(lease: Duration, outage: Duration) {
                 ExecOptions {
                     probe_cap: Duration::from_secs(5),
                     lease,
-                    ..quick()
+                    ..quick_exec(4)
                 },
                 Arc::new(move |e| seen.lock().unwrap().push(e)),
             )
