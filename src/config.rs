@@ -4,6 +4,8 @@
 //! is refused with the layer and key it came from. Secrets are held in [`Secret`], whose
 //! `Debug` and `Display` never show the value.
 
+pub mod matcher;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -33,7 +35,7 @@ pub struct Config {
     pub pull: PullConfig,
     /// The matcher: thresholds and the field schema per object type.
     #[serde(default)]
-    pub matcher: crate::domain::matcher::MatcherSettings,
+    pub matcher: matcher::MatcherSettings,
     #[serde(default)]
     pub review: ReviewConfig,
 }

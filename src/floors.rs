@@ -29,7 +29,7 @@ const RULES: &[(&str, &[&str], &str)] = &[
         "use cases know no front end, and reach the sandbox only through its URL",
     ),
     (
-        "src/config.rs",
+        "src/config",
         &["store", "crm", "ops", "ui", "harness"],
         "settings sit at the bottom",
     ),

@@ -10,24 +10,15 @@ mod common;
 use dupdesk::store::clusters::{Action, JobStatus};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::*;
 use dupdesk::crm::{Connector, ReadOutcome};
 use dupdesk::domain::model::{ObjectType, PropertyVersion, Record, parse_ts};
 use dupdesk::domain::precedence::{DecidedBy, Rules};
 use dupdesk::harness::sandbox::seed::SeedData;
-use dupdesk::ops::executor::{self, ExecOptions, ExecReport};
+use dupdesk::ops::executor::{self, ExecReport};
 use dupdesk::ops::review::{DraftError, ReviewContext, ReviewDraft};
 use dupdesk::store::{Store, decisions, journal, properties, queue};
-
-fn quick() -> ExecOptions {
-    ExecOptions {
-        concurrency: 2,
-        retry_base: Duration::from_millis(20),
-        ..ExecOptions::default()
-    }
-}
 
 /// A contact whose every value was written at `at` by `source` (a HubSpot sourceType; the ERP
 /// sync is `INTEGRATION` with sourceId `erp-sync`).
@@ -131,9 +122,15 @@ async fn save(store: &Store, new: decisions::NewDecision) -> decisions::Decision
 }
 
 async fn apply(store: &Store, crm: &Arc<dyn Connector>) -> ExecReport {
-    executor::apply(store, crm.clone(), &config(), quick(), Arc::new(|_| {}))
-        .await
-        .unwrap()
+    executor::apply(
+        store,
+        crm.clone(),
+        &config(),
+        quick_exec(2),
+        Arc::new(|_| {}),
+    )
+    .await
+    .unwrap()
 }
 
 async fn live(crm: &Arc<dyn Connector>, id: &str) -> Record {
@@ -363,29 +360,6 @@ async fn a_member_edited_in_the_crm_after_the_review_is_not_merged() {
     sandbox.shutdown().await;
 }
 
-/// The sandbox, a connector, and a workspace pulled with `config` (which may read more
-/// properties than the default).
-async fn pulled_with(seed: SeedData, config: &dupdesk::config::Config) -> Fixture {
-    let sandbox = start_sandbox(seed, generous(), Default::default()).await;
-    let crm = connector(
-        &sandbox.base_url(),
-        1000,
-        Duration::from_secs(10),
-        Duration::from_secs(5),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("ws.db")).unwrap();
-    dupdesk::ops::sync::pull(&store, crm.as_ref(), config, &|_| {})
-        .await
-        .unwrap();
-    Fixture {
-        sandbox,
-        crm,
-        dir,
-        store,
-    }
-}
-
 fn with_lifecycle_stage() -> dupdesk::config::Config {
     let mut c = config();
     c.objects
@@ -448,7 +422,7 @@ async fn a_value_outside_the_crms_options_is_refused_at_approval_and_before_any_
         crm,
         dir: _dir,
         store,
-    } = pulled_with(seed, &config).await;
+    } = fixture_with(seed, &config).await;
     let cluster = cluster_of(&store, &["2001", "2002"]).await;
 
     // The pull cached the CRM's definitions: the review refuses the approval and says why.
@@ -480,9 +454,15 @@ async fn a_value_outside_the_crms_options_is_refused_at_approval_and_before_any_
         .unwrap();
     let blind = draft_with(&store, cluster, &config).await;
     save(&store, blind.approve("ada", "").unwrap()).await;
-    let report = executor::apply(&store, crm.clone(), &config, quick(), Arc::new(|_| {}))
-        .await
-        .unwrap();
+    let report = executor::apply(
+        &store,
+        crm.clone(),
+        &config,
+        quick_exec(2),
+        Arc::new(|_| {}),
+    )
+    .await
+    .unwrap();
     assert_eq!((report.merged, report.refused), (0, 1));
     assert!(
         sandbox.merge_log().await.unwrap().is_empty(),

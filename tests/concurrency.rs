@@ -19,14 +19,6 @@ use dupdesk::ops::executor::{self, ExecOptions};
 use dupdesk::store::decisions::{self, DecisionError};
 use dupdesk::store::{Store, journal};
 
-fn quick() -> ExecOptions {
-    ExecOptions {
-        concurrency: 4,
-        retry_base: Duration::from_millis(20),
-        ..ExecOptions::default()
-    }
-}
-
 /// Every loser of every planted cluster in `merged` was merged exactly once, nothing else was
 /// merged, and every job of those clusters is `merged` with the record the CRM now holds as
 /// its survivor.
@@ -97,7 +89,7 @@ async fn an_undo_during_apply_is_either_done_and_never_merged_or_refused() {
     let apply = {
         let (store, crm) = (store.clone(), crm.clone());
         tokio::spawn(async move {
-            executor::apply(&store, crm, &config(), quick(), Arc::new(|_| {})).await
+            executor::apply(&store, crm, &config(), quick_exec(4), Arc::new(|_| {})).await
         })
     };
     // Undo the newest approvals one after the other while apply plans from the oldest.
@@ -239,7 +231,7 @@ async fn match_approve_and_decisions_wait_for_apply_and_none_is_refused_for_a_lo
     let apply = {
         let (store, crm) = (store.clone(), crm.clone());
         tokio::spawn(async move {
-            executor::apply(&store, crm, &config(), quick(), Arc::new(|_| {})).await
+            executor::apply(&store, crm, &config(), quick_exec(4), Arc::new(|_| {})).await
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -312,8 +304,25 @@ async fn match_approve_and_decisions_wait_for_apply_and_none_is_refused_for_a_lo
     sandbox.shutdown().await;
 }
 
+/// An outage one and a half leases long, at a lease of 6 s: the same check as the issue's 90 s
+/// against the default 60 s lease (below), in a tenth of the time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crm_outage_pauses_the_queue_and_every_job_finishes_when_it_is_back() {
+    outage_longer_than_a_lease(Duration::from_secs(6), Duration::from_secs(9)).await;
+}
+
+/// The outage as long as the issue asks (90 s), longer than the default claim's lease (60 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a 90 s outage by nature: a step of its own in .ci/run"]
+async fn a_90_second_crm_outage_at_the_default_lease_loses_no_claim() {
+    outage_longer_than_a_lease(ExecOptions::default().lease, Duration::from_secs(90)).await;
+}
+
+/// Some merges in, the CRM goes away for `outage` (longer than `lease`): the jobs the outage
+/// caught are back in the queue, unclaimed, saying why they wait; no claim is left lapsed (the
+/// heartbeat renews the live ones); no job fails; every job finishes when the CRM is back.
+async fn outage_longer_than_a_lease(lease: Duration, outage: Duration) {
+    assert!(outage > lease);
     let (seed, planted) = planted_clusters(60);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("sandbox.db");
@@ -358,7 +367,8 @@ async fn a_crm_outage_pauses_the_queue_and_every_job_finishes_when_it_is_back() 
                 &config(),
                 ExecOptions {
                     probe_cap: Duration::from_secs(5),
-                    ..quick()
+                    lease,
+                    ..quick_exec(4)
                 },
                 Arc::new(move |e| seen.lock().unwrap().push(e)),
             )
@@ -373,10 +383,7 @@ async fn a_crm_outage_pauses_the_queue_and_every_job_finishes_when_it_is_back() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sandbox.shutdown().await;
-    // As long as the issue asks (90 s), longer than a claim's lease (60 s). The jobs the
-    // outage caught are back in the queue, unclaimed, saying why they wait; no claim is left
-    // lapsed (the heartbeat renews the live ones).
-    tokio::time::sleep(Duration::from_secs(90)).await;
+    tokio::time::sleep(outage).await;
     let (waiting, lapsed) = store
         .call(|c| {
             let now = dupdesk::store::now_ts();

@@ -168,10 +168,9 @@ async fn a_retry_after_header_is_honoured() {
     sandbox.shutdown().await;
 }
 
-/// Takes about 90 s by nature: 1,000 calls at 100 per 10 s.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_of_a_thousand_calls_loses_none() {
-    let interval = Duration::from_secs(10);
+/// 1,000 calls at once, ten times what the window allows: none is lost, and the calls beyond
+/// the first window go at close to the limit (printed).
+async fn burst_of_a_thousand(interval: Duration) {
     let sandbox = sandbox(50, 100, interval, "").await;
     let crm = Arc::new(HubSpotConnector::new(options(&sandbox, 100, interval)).unwrap());
     let started = Instant::now();
@@ -180,14 +179,31 @@ async fn a_burst_of_a_thousand_calls_loses_none() {
     assert_eq!(stats.requests, 1_000 + stats.retries);
     // Calls beyond the first window's 100, over the time they took: the sustained rate.
     let sustained = 900.0 / (done[999] - done[99]).as_secs_f64();
+    let limit = 100.0 / interval.as_secs_f64();
     println!(
-        "1000 calls in {:.1} s; sustained {:.2}/s = {:.1}% of 10/s; {stats:?}; sandbox 429s: {}",
+        "1000 calls in {:.1} s; sustained {:.2}/s = {:.1}% of {limit}/s; {stats:?}; sandbox 429s: {}",
         started.elapsed().as_secs_f64(),
         sustained,
-        sustained * 10.0,
+        sustained / limit * 100.0,
         sandbox_429s(&sandbox).await
     );
     sandbox.shutdown().await;
+}
+
+/// The burst against a window of 1 s: about 9 s. The connector's limiter and the sandbox's
+/// window take the interval as a parameter, so HubSpot's 10 s window (below) checks the same
+/// code at ten times the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_a_thousand_calls_loses_none() {
+    burst_of_a_thousand(Duration::from_secs(1)).await;
+}
+
+/// The burst at HubSpot's own window, 100 calls per 10 s: about 90 s by nature, so out of the
+/// default run; `.ci/run` runs it as a step of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "about 90 s by nature (1,000 calls at 100 per 10 s): a step of its own in .ci/run"]
+async fn a_burst_of_a_thousand_calls_at_hubspots_window_loses_none() {
+    burst_of_a_thousand(Duration::from_secs(10)).await;
 }
 
 /// The figure for the report: `cargo test --test connector_ratelimit -- --ignored --nocapture`.

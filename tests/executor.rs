@@ -17,19 +17,11 @@ use dupdesk::harness::sandbox::FaultSpec;
 use dupdesk::ops::executor::{self, ExecOptions};
 use dupdesk::store::journal;
 
-fn quick() -> ExecOptions {
-    ExecOptions {
-        concurrency: 4,
-        retry_base: Duration::from_millis(20),
-        ..ExecOptions::default()
-    }
-}
-
 /// Apply until nothing is left to do, retrying failed jobs, as a steward would.
 async fn apply_until_done(store: &dupdesk::store::Store, crm: Arc<dyn dupdesk::crm::Connector>) {
     let config = config();
     for _round in 0..15 {
-        let report = executor::apply(store, crm.clone(), &config, quick(), Arc::new(|_| {}))
+        let report = executor::apply(store, crm.clone(), &config, quick_exec(4), Arc::new(|_| {}))
             .await
             .unwrap();
         if report.failed == 0 && !report.paused {
@@ -213,7 +205,7 @@ async fn an_unreachable_crm_pauses_the_queue_and_a_member_gone_is_sent_back() {
         &config(),
         ExecOptions {
             outage_patience: Duration::from_millis(600),
-            ..quick()
+            ..quick_exec(4)
         },
         Arc::new(move |e| seen.lock().unwrap().push(e)),
     )
@@ -260,9 +252,15 @@ async fn an_unreachable_crm_pauses_the_queue_and_a_member_gone_is_sent_back() {
 
     // With the CRM back two merge and the third is refused: its member 99999 does not exist,
     // so nothing of it was sent.
-    let report = executor::apply(&store, crm.clone(), &config(), quick(), Arc::new(|_| {}))
-        .await
-        .unwrap();
+    let report = executor::apply(
+        &store,
+        crm.clone(),
+        &config(),
+        quick_exec(4),
+        Arc::new(|_| {}),
+    )
+    .await
+    .unwrap();
     assert_eq!((report.merged, report.failed, report.refused), (2, 0, 1));
     let after = statuses(&store).await;
     assert_eq!(&after[..2], ["merged:", "merged:"]);
@@ -285,7 +283,7 @@ async fn an_unreachable_crm_pauses_the_queue_and_a_member_gone_is_sent_back() {
             .unwrap(),
         0
     );
-    let report = executor::apply(&store, crm, &config(), quick(), Arc::new(|_| {}))
+    let report = executor::apply(&store, crm, &config(), quick_exec(4), Arc::new(|_| {}))
         .await
         .unwrap();
     assert_eq!(report, dupdesk::ops::executor::ExecReport::default());
@@ -312,7 +310,7 @@ async fn a_daily_limit_pauses_the_queue_instead_of_failing_jobs() {
     approve_all(&store, &planted).await;
     let opts = ExecOptions {
         concurrency: 1,
-        ..quick()
+        ..quick_exec(4)
     };
     let report = executor::apply(&store, crm, &config(), opts, Arc::new(|_| {}))
         .await
@@ -467,9 +465,15 @@ async fn a_merge_keeps_shared_id_conflicts_right_for_the_records_it_left_out() {
         }),
     )
     .await;
-    let report = executor::apply(&store, crm.clone(), &config(), quick(), Arc::new(|_| {}))
-        .await
-        .unwrap();
+    let report = executor::apply(
+        &store,
+        crm.clone(),
+        &config(),
+        quick_exec(4),
+        Arc::new(|_| {}),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (report.merged, report.failed, report.refused),
         (2, 0, 1),
@@ -697,7 +701,7 @@ async fn a_batch_update_refused_for_one_job_completes_the_others() {
 
     let opts = ExecOptions {
         concurrency: 20,
-        ..quick()
+        ..quick_exec(4)
     };
     let report = executor::apply(&store, crm.clone(), &config(), opts, Arc::new(|_| {}))
         .await

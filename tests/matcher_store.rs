@@ -11,7 +11,7 @@ use dupdesk::domain::matcher::{self, EmptyFile, MatchConfig, MatchMode};
 use dupdesk::domain::model::{ObjectType, Record};
 use dupdesk::harness::demo::{DemoOptions, generate};
 use dupdesk::store::records::upsert_records;
-use dupdesk::store::{Store, now_ts};
+use dupdesk::store::{Clock, Store, now_ts};
 use rusqlite::params;
 
 fn cfg() -> MatchConfig {
@@ -24,7 +24,13 @@ fn cfg() -> MatchConfig {
 
 fn workspace(contacts: usize) -> (tempfile::TempDir, Store, Vec<Record>) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("ws.db")).unwrap();
+    // A clock that moves on at every stamp: a change right after a run or a decision is
+    // later than it, as it would be by the wall clock in use.
+    let start = dupdesk::domain::model::parse_ts("2026-06-01T00:00:00.000Z").unwrap();
+    let store = Store::open(dir.path().join("ws.db"))
+        .unwrap()
+        .with_clock(Clock::stepped(start, chrono::Duration::milliseconds(1)))
+        .unwrap();
     let data = generate(&DemoOptions {
         contacts,
         companies: 0,
@@ -72,8 +78,7 @@ fn change_email(store: &Store, record: &Record, email: &str) {
     let mut r = record.clone();
     r.properties
         .insert("email".to_string(), Some(email.to_string()));
-    std::thread::sleep(std::time::Duration::from_millis(5));
-    let now = now_ts();
+    let now = store.now_ts();
     store
         .call_blocking(move |c| upsert_records(c, "crm", &[r], &now))
         .unwrap();
@@ -171,8 +176,7 @@ fn full_then_incremental_runs_keep_cluster_identity() {
     }
     r.properties
         .insert("email".to_string(), Some("someone.else@example.org".into()));
-    std::thread::sleep(std::time::Duration::from_millis(5));
-    let now = now_ts();
+    let now = store.now_ts();
     store
         .call_blocking(move |c| upsert_records(c, "crm", &[r], &now))
         .unwrap();
@@ -220,7 +224,6 @@ fn an_untouched_workspace_is_not_reread_but_approvals_and_merges_are_seen() {
         .unwrap()
         .clone();
     let (gone, survivor) = (members[0].clone(), members[1].clone());
-    std::thread::sleep(std::time::Duration::from_millis(5));
     store
         .call_blocking(move |c| {
             dupdesk::store::records::mark_merged(c, ObjectType::Contacts, &gone, &survivor)

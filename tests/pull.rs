@@ -26,7 +26,7 @@ async fn pull_is_complete_then_incremental() {
         Duration::from_secs(5),
     );
     let dir = tempfile::tempdir().unwrap();
-    let store = dupdesk::store::Store::open(dir.path().join("ws.db")).unwrap();
+    let store = stepped_workspace(dir.path());
     let config = config();
 
     let first = dupdesk::ops::sync::pull(&store, crm.as_ref(), &config, &|_| {})
@@ -63,9 +63,9 @@ async fn pull_is_complete_then_incremental() {
     );
     assert!(second.objects[&ObjectType::Contacts].incremental);
 
-    // A change in the CRM: one field of one record. Timestamps have millisecond resolution, so
-    // let the clock move past the watermark first.
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    // A change in the CRM: one field of one record. The next pull reads what changed since its
+    // watermark, the last pull's start less `[pull] lookback_seconds`: the change is after it
+    // however soon it comes.
     let target = some[3].record.id.clone();
     let mut props = BTreeMap::new();
     props.insert(
@@ -187,7 +187,7 @@ async fn contacts_sharing_an_erp_id_are_one_conflict_per_id_until_no_longer_shar
         Duration::from_secs(5),
     );
     let dir = tempfile::tempdir().unwrap();
-    let store = dupdesk::store::Store::open(dir.path().join("ws.db")).unwrap();
+    let store = stepped_workspace(dir.path());
     let config = config();
     let shared = |report: &dupdesk::ops::sync::PullReport| {
         let s = report.objects[&ObjectType::Contacts].shared_targets;
@@ -246,7 +246,6 @@ async fn contacts_sharing_an_erp_id_are_one_conflict_per_id_until_no_longer_shar
     assert_eq!(rows().await, 2, "pulling again adds no row");
 
     // In the CRM: a third contact takes ERP-1000122.
-    tokio::time::sleep(Duration::from_millis(5)).await;
     let third = planted[1].ids[1].clone();
     let set_erp = |id: String, erp: &str| {
         let crm = crm.clone();
@@ -269,7 +268,6 @@ async fn contacts_sharing_an_erp_id_are_one_conflict_per_id_until_no_longer_shar
 
     // 5004 moves to another ERP id; this pull reads 5004 alone, not 5003, so only the id
     // 5004 left tells it that ERP-77 is no longer shared.
-    tokio::time::sleep(Duration::from_millis(5)).await;
     set_erp("5004".to_string(), "ERP-78").await;
     let moved = dupdesk::ops::sync::pull(&store, crm.as_ref(), &config, &|_| {})
         .await

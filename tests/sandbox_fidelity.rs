@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,22 +22,15 @@ use dupdesk::harness::sandbox::{
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use common::{TOKEN, config, generous};
+use common::{Client, TOKEN, config, generous, record_at};
 
 fn record(t: ObjectType, id: u64, props: &[(&str, String)], minute: u32) -> Record {
-    let ts = Utc.with_ymd_and_hms(2026, 2, 1, 9, minute, 0).unwrap();
-    Record {
-        object_type: t,
-        id: id.to_string(),
-        properties: props
-            .iter()
-            .map(|(k, v)| (k.to_string(), Some(v.clone())))
-            .collect::<BTreeMap<_, _>>(),
-        history: BTreeMap::new(),
-        created_at: Some(ts),
-        updated_at: Some(ts),
-        archived: false,
-    }
+    record_at(
+        t,
+        id,
+        props,
+        Utc.with_ymd_and_hms(2026, 2, 1, 9, minute, 0).unwrap(),
+    )
 }
 
 fn seed(n: u64) -> SeedData {
@@ -88,61 +80,6 @@ async fn start(n: u64, limit: RateLimit, search: Option<SearchRateLimit>) -> San
     .unwrap()
 }
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    fn new(sb: &Sandbox) -> Client {
-        Client {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .unwrap(),
-            base: sb.base_url(),
-        }
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.json().await.unwrap())
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.json().await.unwrap())
-    }
-
-    async fn search(&self, object: &str, body: Value) -> (StatusCode, Value) {
-        self.post(&format!("/crm/v3/objects/{object}/search"), body)
-            .await
-    }
-
-    async fn stats(&self) -> Value {
-        let r = self
-            .http
-            .get(format!("{}/_sandbox/stats", self.base))
-            .send()
-            .await
-            .unwrap();
-        r.json().await.unwrap()
-    }
-}
-
 fn validation(status: StatusCode, body: &Value, names: &str) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["status"], "error");
@@ -177,7 +114,7 @@ async fn searches_over_the_search_limit_get_hubspots_secondly_429() {
         }),
     )
     .await;
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     let query = json!({"filterGroups": [], "limit": 1});
     let mut statuses = Vec::new();
     let mut refusal = None;
@@ -236,7 +173,7 @@ async fn the_search_window_rolls_and_defaults_to_hubspots_five_per_second() {
         }),
     )
     .await;
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     let query = json!({"limit": 1});
     assert_eq!(c.search("contacts", query.clone()).await.0, StatusCode::OK);
     assert_eq!(c.search("contacts", query.clone()).await.0, StatusCode::OK);
@@ -308,7 +245,7 @@ async fn a_pull_and_uniqueness_searches_on_one_connector_stay_under_the_search_l
 }
 
 async fn c_stats_have_no(sb: &Sandbox, status: &str) -> bool {
-    Client::new(sb).stats().await["by_status"]
+    Client::new(sb, TOKEN).stats().await["by_status"]
         .get(status)
         .is_none()
 }
@@ -344,7 +281,7 @@ async fn two_connectors_over_the_search_limit_wait_out_its_429s_and_succeed() {
         "14 searches in about 2 s should meet the limit"
     );
     assert_eq!(
-        Client::new(&sb).stats().await["by_status"]["429"],
+        Client::new(&sb, TOKEN).stats().await["by_status"]["429"],
         json!(limited)
     );
 }
@@ -355,7 +292,7 @@ async fn two_connectors_over_the_search_limit_wait_out_its_429s_and_succeed() {
 #[tokio::test]
 async fn a_url_over_hubspots_length_is_answered_414_before_auth() {
     let sb = start(3, generous(), None).await;
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     let long = |len: usize| {
         let mut path = "/crm/v3/objects/contacts?limit=1".to_string();
         while path.len() < len {
@@ -398,7 +335,7 @@ async fn a_url_over_hubspots_length_is_answered_414_before_auth() {
 #[tokio::test]
 async fn the_connector_never_sends_a_url_hubspot_refuses() {
     let sb = start(120, generous(), None).await;
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     let (status, merged) = c
         .post(
             "/crm/v3/objects/contacts/merge",
@@ -477,7 +414,7 @@ async fn the_connector_never_sends_a_url_hubspot_refuses() {
 #[tokio::test]
 async fn limit_and_after_edge_cases_answer_as_hubspot_does() {
     let sb = start(230, generous(), None).await;
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
 
     // A list page is cut to HubSpot's maximum, and continues.
     let (status, body) = c.get("/crm/v3/objects/contacts?limit=1000").await;
@@ -550,7 +487,7 @@ async fn limit_and_after_edge_cases_answer_as_hubspot_does() {
 #[tokio::test]
 async fn companies_sort_and_filter_on_hs_lastmodifieddate() {
     let sb = start(3, generous(), None).await;
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     let (status, body) = c
         .search(
             "companies",
@@ -605,7 +542,7 @@ async fn a_contacts_merge_keeps_the_lifecycle_stage_furthest_along() {
     })
     .await
     .unwrap();
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     let (status, merged) = c
         .post(
             "/crm/v3/objects/contacts/merge",
@@ -629,7 +566,7 @@ async fn a_contacts_merge_keeps_the_lifecycle_stage_furthest_along() {
 #[tokio::test]
 async fn merge_ids_are_strings_and_both_are_required() {
     let sb = start(3, generous(), None).await;
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     for body in [
         json!({"primaryObjectId": "1001"}),
         json!({"objectIdToMerge": "1002"}),

@@ -2,15 +2,19 @@
 //! read, search, rate limit, PATCH history, persistence, and fault injection.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use dupdesk::domain::model::{ObjectType, PropertyVersion, Record};
 use dupdesk::harness::sandbox::seed::SeedData;
-use dupdesk::harness::sandbox::{self, FaultSpec, RateLimit, Sandbox, SandboxOptions};
+use dupdesk::harness::sandbox::{self, FaultSpec, RateLimit, SandboxOptions};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+use common::Client;
 
 const TOKEN: &str = "test-token";
 
@@ -101,62 +105,6 @@ fn options(seed: SeedData) -> SandboxOptions {
     }
 }
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    fn new(sb: &Sandbox) -> Client {
-        Client {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .unwrap(),
-            base: sb.base_url(),
-        }
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.json().await.unwrap())
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.json().await.unwrap())
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(reqwest::Method::POST, path, body).await
-    }
-
-    async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(reqwest::Method::PATCH, path, body).await
-    }
-
-    async fn merge(&self, primary: &str, other: &str) -> (StatusCode, Value) {
-        self.post(
-            "/crm/v3/objects/contacts/merge",
-            json!({"primaryObjectId": primary, "objectIdToMerge": other}),
-        )
-        .await
-    }
-}
-
 fn assert_error_shape(body: &Value, category: &str) {
     assert_eq!(body["status"], "error", "{body}");
     assert_eq!(body["category"], category, "{body}");
@@ -179,7 +127,7 @@ async fn paging_through_ten_thousand_contacts_returns_each_once() {
     }))
     .await
     .unwrap();
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     let mut seen = HashSet::new();
     let mut after: Option<String> = None;
     let mut pages = 0;
@@ -258,7 +206,7 @@ async fn paging_through_ten_thousand_contacts_returns_each_once() {
 #[tokio::test]
 async fn merge_makes_a_new_record_both_old_ids_resolve_to() {
     let sb = sandbox::start(options(small_seed())).await.unwrap();
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     let (status, merged) = c.merge("101", "202").await;
     assert_eq!(status, StatusCode::OK, "{merged}");
     let new_id = merged["id"].as_str().unwrap().to_string();
@@ -357,7 +305,7 @@ async fn merge_makes_a_new_record_both_old_ids_resolve_to() {
 #[tokio::test]
 async fn error_bodies_have_hubspots_shape() {
     let sb = sandbox::start(options(small_seed())).await.unwrap();
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     // idProperty reads by a unique property instead of the id.
     let (status, body) = c
         .get("/crm/v3/objects/contacts/Bob@Example.org?idProperty=email")
@@ -430,7 +378,7 @@ async fn error_bodies_have_hubspots_shape() {
 #[tokio::test]
 async fn batch_read_reports_missing_ids_with_207() {
     let sb = sandbox::start(options(small_seed())).await.unwrap();
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     let (status, body) = c
         .post(
             "/crm/v3/objects/contacts/batch/read",
@@ -480,7 +428,7 @@ async fn batch_read_reports_missing_ids_with_207() {
 #[tokio::test]
 async fn search_by_email_and_by_last_modified_date_with_paging() {
     let sb = sandbox::start(options(small_seed())).await.unwrap();
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     let (status, body) = c
         .post(
             "/crm/v3/objects/contacts/search",
@@ -634,7 +582,7 @@ async fn rate_limit_answers_429_with_hubspots_body_and_headers() {
 #[tokio::test]
 async fn patch_appends_history_and_empty_string_clears() {
     let sb = sandbox::start(options(small_seed())).await.unwrap();
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     let (status, body) = c
         .patch(
             "/crm/v3/objects/contacts/202",
@@ -696,7 +644,7 @@ async fn data_persists_across_restart() {
     let mut opts = options(small_seed());
     opts.data = Some(data.clone());
     let sb = sandbox::start(opts.clone()).await.unwrap();
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     let (_, merged) = c.merge("101", "202").await;
     let new_id = merged["id"].as_str().unwrap().to_string();
     c.patch(
@@ -708,7 +656,7 @@ async fn data_persists_across_restart() {
 
     // The seed is offered again but not reloaded: the store is not empty.
     let sb = sandbox::start(opts).await.unwrap();
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     let (_, body) = c.get("/crm/v3/objects/contacts/202").await;
     assert_eq!(body["id"], new_id.as_str());
     let (_, body) = c.get("/crm/v3/objects/contacts/404?properties=city").await;
@@ -755,7 +703,7 @@ async fn drop_after_merge_applies_the_merge_without_answering() {
         .unwrap_err();
     assert!(err.is_timeout(), "{err}");
     // The merge happened: both ids now read as one new record.
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     let (_, a) = c.get("/crm/v3/objects/contacts/101").await;
     let (_, b) = c.get("/crm/v3/objects/contacts/202").await;
     assert_eq!(a["id"], b["id"]);
@@ -826,7 +774,7 @@ async fn a_timed_out_request_is_not_applied() {
 
     opts.faults = FaultSpec::default();
     let sb = sandbox::start(opts).await.unwrap();
-    let (_, body) = Client::new(&sb)
+    let (_, body) = Client::new(&sb, TOKEN)
         .get("/crm/v3/objects/contacts/404?properties=city")
         .await;
     assert!(body["properties"]["city"].is_null(), "{body}");
@@ -877,7 +825,7 @@ async fn records_with_250_merges_between_them_cannot_be_merged() {
     }))
     .await
     .unwrap();
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     let mut survivor = "1".to_string();
     for other in 2..=251u64 {
         let (status, body) = c.merge(&survivor, &other.to_string()).await;
@@ -931,7 +879,7 @@ async fn companies_merge_with_hubspots_exceptions() {
         ],
     };
     let sb = sandbox::start(options(seed)).await.unwrap();
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     let (status, merged) = c
         .post(
             "/crm/v3/objects/companies/merge",
@@ -994,7 +942,7 @@ async fn properties_api_lists_hubspots_definitions_and_reads_one() {
         .properties
         .insert("favourite_colour".into(), Some("teal".into()));
     let sb = sandbox::start(options(seed)).await.unwrap();
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
 
     let (status, body) = c.get("/crm/v3/properties/contacts").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -1116,7 +1064,7 @@ async fn properties_api_lists_hubspots_definitions_and_reads_one() {
 #[tokio::test]
 async fn writes_breaking_hubspots_value_rules_are_refused_with_its_codes() {
     let sb = sandbox::start(options(small_seed())).await.unwrap();
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     // Custom date and number properties, created through HubSpot's properties API.
     for (name, kind, field) in [
         ("renewal_date", "date", "date"),
@@ -1266,7 +1214,7 @@ async fn writes_breaking_hubspots_value_rules_are_refused_with_its_codes() {
 #[tokio::test]
 async fn a_batch_with_one_bad_input_is_refused_whole() {
     let sb = sandbox::start(options(small_seed())).await.unwrap();
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     let (status, body) = c
         .post(
             "/crm/v3/objects/contacts/batch/update",
@@ -1342,7 +1290,7 @@ async fn a_batch_with_one_bad_input_is_refused_whole() {
 #[tokio::test]
 async fn a_contacts_email_stays_unique_on_patch_and_batch_update() {
     let sb = sandbox::start(options(small_seed())).await.unwrap();
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     // Another live contact's email, in another case: HubSpot's 409.
     let (status, body) = c
         .patch(
@@ -1430,7 +1378,7 @@ async fn a_contacts_email_stays_unique_on_patch_and_batch_update() {
 #[tokio::test]
 async fn a_has_unique_value_property_refuses_a_value_another_record_has() {
     let sb = sandbox::start(options(small_seed())).await.unwrap();
-    let c = Client::new(&sb);
+    let c = Client::new(&sb, TOKEN);
     let (status, body) = c
         .post(
             "/crm/v3/properties/contacts",

@@ -3,7 +3,8 @@
 //! at its URL. Needs `python3 -m pip install hubspot-api-client`.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -11,22 +12,17 @@ use dupdesk::domain::model::{ObjectType, Record};
 use dupdesk::harness::sandbox::seed::SeedData;
 use dupdesk::harness::sandbox::{self, RateLimit, SandboxOptions};
 
+use common::record_at;
+
 const TOKEN: &str = "pat-na1-official-client-check";
 
 fn record(t: ObjectType, id: u64, props: &[(&str, String)], day: u32) -> Record {
-    let ts = Utc.with_ymd_and_hms(2026, 1, day, 9, 30, 0).unwrap();
-    Record {
-        object_type: t,
-        id: id.to_string(),
-        properties: props
-            .iter()
-            .map(|(k, v)| (k.to_string(), Some(v.clone())))
-            .collect::<BTreeMap<_, _>>(),
-        history: BTreeMap::new(),
-        created_at: Some(ts),
-        updated_at: Some(ts),
-        archived: false,
-    }
+    record_at(
+        t,
+        id,
+        props,
+        Utc.with_ymd_and_hms(2026, 1, day, 9, 30, 0).unwrap(),
+    )
 }
 
 /// Run `tests/official_client/NAME` with `urls` and the token; it must pass all its checks.

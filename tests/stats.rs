@@ -4,25 +4,19 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
-use dupdesk::harness::sandbox::FaultSpec;
 use dupdesk::ops::stats::{self, Thresholds};
 
 #[tokio::test]
 async fn stats_count_and_alert_between_pulls() {
     let (seed, planted) = planted_clusters(20);
     let records = seed.contacts.len() as u64;
-    let sandbox = start_sandbox(seed, generous(), FaultSpec::default()).await;
-    let crm = connector(
-        &sandbox.base_url(),
-        1000,
-        Duration::from_secs(10),
-        Duration::from_secs(5),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let store = pulled_workspace(dir.path(), crm.as_ref()).await;
+    let Fixture {
+        sandbox,
+        crm,
+        dir: _dir,
+        store,
+    } = fixture(seed).await;
     let t = Thresholds::default();
     let s = store.call(move |c| stats::collect(c, t)).await.unwrap();
     assert_eq!(s.live_records, records);
@@ -42,7 +36,6 @@ async fn stats_count_and_alert_between_pulls() {
             .unwrap();
         assert!(r.status().is_success(), "{}", r.status());
     }
-    tokio::time::sleep(Duration::from_millis(5)).await;
     dupdesk::ops::sync::pull(&store, crm.as_ref(), &config(), &|_| {})
         .await
         .unwrap();

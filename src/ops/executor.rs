@@ -776,7 +776,7 @@ async fn catalog(shared: &Shared, object: ObjectType) -> Result<Result<PropertyC
     }
     let catalog = match shared.crm.properties(object).await {
         Ok(defs) => {
-            let now = now_ts();
+            let now = shared.store.now_ts();
             let (saved, at) = (defs.clone(), now.clone());
             shared
                 .store

@@ -860,7 +860,7 @@ fn write_checked(
     let reader = RowReader::new(file, copy, opts, fallback_time, Pass::Write)?;
     let (batches, incoming) = mpsc::sync_channel::<Batch>(4);
     let (recycle, written) = mpsc::channel::<Vec<ImportedRow>>();
-    let now = crate::store::now_ts();
+    let now = store.now_ts();
     let shown = file.display().to_string();
     // By the file's full path, so that importing the same export again finds the marker of
     // an interrupted import of it, from whatever folder it is run.

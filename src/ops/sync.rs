@@ -147,7 +147,8 @@ async fn pull_object(
             .await?
     };
     let incremental = watermark.is_some();
-    // Taken before the first request: whatever is written from here on is after it.
+    // Taken before the first request: whatever is written from here on is after it. The wall
+    // clock, not the store's: the watermark is compared with the CRM's modification times.
     let started = Utc::now();
     let next_watermark = i64::try_from(config.pull.lookback_seconds)
         .ok()

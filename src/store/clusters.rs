@@ -8,10 +8,11 @@
 //! `stale` or `needs_attention` before its first merge; an amend or a retry takes a failed one
 //! back to `merging`. The states of merge jobs and their steps live here too, as the journal
 //! stores them. Every enum is stored as text through rusqlite's `ToSql`/`FromSql`, so a column
-//! holding a value outside the enum is an error naming it. This module decides nothing about
-//! records or merges and writes nothing but a cluster's status.
+//! holding a value outside the enum is an error naming it. A new cluster's row is made here too
+//! ([`create`]), in the first status ([`ClusterStatus::FIRST`]). This module decides nothing
+//! about records or merges and writes nothing but a cluster's status and a new cluster's row.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -111,6 +112,9 @@ stored_enum!(ClusterStatus, "cluster status", [
 ]);
 
 impl ClusterStatus {
+    /// The status a cluster is made in: proposed by a matcher, not yet seen by a steward.
+    pub const FIRST: ClusterStatus = ClusterStatus::Pending;
+
     /// As a steward reads it ("needs attention").
     pub fn label(self) -> &'static str {
         match self {
@@ -244,6 +248,47 @@ pub fn set_status(
             .execute(params![id, to, now, why])?,
     };
     Ok(from)
+}
+
+/// A cluster's row as a matcher proposes it, before it has members.
+#[derive(Debug, Clone, Copy)]
+pub struct NewCluster<'a> {
+    pub object: crate::domain::model::ObjectType,
+    /// SHA-256 of its sorted member ids.
+    pub fingerprint: &'a str,
+    /// Which matcher found it (`dupdesk`, `external:<format>`).
+    pub matcher: &'a str,
+    pub score: f64,
+    pub weakest: f64,
+    pub size: usize,
+    pub label: &'a str,
+    pub flags: &'a str,
+}
+
+/// Make the row of a new cluster, in [`ClusterStatus::FIRST`]; returns its id. Runs in the
+/// caller's transaction, which writes its members with it.
+pub fn create(conn: &Connection, c: &NewCluster<'_>, now: &str) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO clusters (object_type, fingerprint, matcher, score, weakest, size,
+                               label, status, flags, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) RETURNING id",
+    )?
+    .query_row(
+        params![
+            c.object.as_str(),
+            c.fingerprint,
+            c.matcher,
+            c.score,
+            c.weakest,
+            c.size as i64,
+            c.label,
+            ClusterStatus::FIRST,
+            c.flags,
+            now
+        ],
+        |r| r.get(0),
+    )
+    .with_context(|| format!("inserting cluster {}", c.label))
 }
 
 /// What a row of the decision log records.

@@ -408,7 +408,7 @@ impl Default for Executor {
 }
 
 fn lease_end(lease: std::time::Duration) -> String {
-    let end = chrono::Utc::now()
+    let end = super::clock::now()
         + chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::seconds(60));
     crate::domain::model::format_ts(&end)
 }

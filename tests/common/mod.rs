@@ -136,6 +136,18 @@ pub fn generous() -> RateLimit {
     }
 }
 
+/// A workspace in `dir` whose stamps read a stepped clock (one millisecond on at each
+/// reading, from now): two stamps the store takes one after the other always differ.
+pub fn stepped_workspace(dir: &std::path::Path) -> Store {
+    Store::open(dir.join("ws.db"))
+        .unwrap()
+        .with_clock(dupdesk::store::Clock::stepped(
+            chrono::Utc::now(),
+            chrono::Duration::milliseconds(1),
+        ))
+        .unwrap()
+}
+
 pub async fn pulled_workspace(dir: &std::path::Path, crm: &dyn Connector) -> Store {
     let store = Store::open(dir.join("ws.db")).unwrap();
     dupdesk::ops::sync::pull(&store, crm, &config(), &|_| {})
@@ -226,6 +238,12 @@ pub struct Fixture {
 }
 
 pub async fn fixture(seed: SeedData) -> Fixture {
+    fixture_with(seed, &config()).await
+}
+
+/// [`fixture`], the workspace pulled with `config` (which may read more properties than the
+/// default).
+pub async fn fixture_with(seed: SeedData, config: &Config) -> Fixture {
     let sandbox = start_sandbox(seed, generous(), FaultSpec::default()).await;
     let crm = connector(
         &sandbox.base_url(),
@@ -234,7 +252,10 @@ pub async fn fixture(seed: SeedData) -> Fixture {
         Duration::from_secs(5),
     );
     let dir = tempfile::tempdir().unwrap();
-    let store = pulled_workspace(dir.path(), crm.as_ref()).await;
+    let store = Store::open(dir.path().join("ws.db")).unwrap();
+    dupdesk::ops::sync::pull(&store, crm.as_ref(), config, &|_| {})
+        .await
+        .unwrap();
     Fixture {
         sandbox,
         crm,
@@ -277,4 +298,131 @@ pub fn dupdesk_command(
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     cmd
+}
+
+/// The executor's options for tests: `concurrency` jobs at once, quick retries.
+pub fn quick_exec(concurrency: usize) -> dupdesk::ops::executor::ExecOptions {
+    dupdesk::ops::executor::ExecOptions {
+        concurrency,
+        retry_base: Duration::from_millis(20),
+        ..dupdesk::ops::executor::ExecOptions::default()
+    }
+}
+
+/// A record of type `t` whose values (no history) were set at `ts`.
+pub fn record_at(
+    t: ObjectType,
+    id: u64,
+    props: &[(&str, String)],
+    ts: chrono::DateTime<chrono::Utc>,
+) -> Record {
+    Record {
+        object_type: t,
+        id: id.to_string(),
+        properties: props
+            .iter()
+            .map(|(k, v)| (k.to_string(), Some(v.clone())))
+            .collect::<BTreeMap<_, _>>(),
+        history: BTreeMap::new(),
+        created_at: Some(ts),
+        updated_at: Some(ts),
+        archived: false,
+    }
+}
+
+/// Raw HTTP to a sandbox CRM with a bearer token, for the suites that check its answers as
+/// HubSpot gives them: each call answers its status and JSON body.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    token: String,
+}
+
+impl Client {
+    pub fn new(sb: &Sandbox, token: &str) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            base: sb.base_url(),
+            token: token.to_string(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap())
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap())
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    pub async fn patch(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.send(reqwest::Method::PATCH, path, body).await
+    }
+
+    pub async fn merge(
+        &self,
+        primary: &str,
+        other: &str,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.post(
+            "/crm/v3/objects/contacts/merge",
+            serde_json::json!({"primaryObjectId": primary, "objectIdToMerge": other}),
+        )
+        .await
+    }
+
+    pub async fn search(
+        &self,
+        object: &str,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.post(&format!("/crm/v3/objects/{object}/search"), body)
+            .await
+    }
+
+    /// The sandbox's own counters (`/_sandbox/stats`, no token).
+    pub async fn stats(&self) -> serde_json::Value {
+        let r = self
+            .http
+            .get(format!("{}/_sandbox/stats", self.base))
+            .send()
+            .await
+            .unwrap();
+        r.json().await.unwrap()
+    }
 }

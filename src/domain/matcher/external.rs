@@ -30,7 +30,7 @@ use super::persist::{
 };
 use crate::domain::model::ObjectType;
 use crate::input::{CsvRecords, RecordError, quote};
-use crate::store::Store;
+use crate::store::{Store, matches};
 
 /// What a file that proposes no cluster of two or more records means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -258,18 +258,10 @@ pub fn import_clusters(
         }
         .into());
     }
-    let now = crate::store::now_ts();
+    let now = store.now_ts();
     store.call_blocking(move |conn| {
         // rid, changed_at of every live record, by id
-        let live: HashMap<String, (i64, String)> = conn
-            .prepare(
-                "SELECT id, rid, changed_at FROM records
-                 WHERE object_type = ?1 AND archived = 0 AND merged_into IS NULL",
-            )?
-            .query_map([object.as_str()], |r| {
-                Ok((r.get(0)?, (r.get(1)?, r.get(2)?)))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
+        let live: HashMap<String, (i64, String)> = matches::live_by_id(conn, object)?;
         for members in ext.clusters.values() {
             for (id, line) in members {
                 if !live.contains_key(id) {
@@ -283,10 +275,8 @@ pub fn import_clusters(
                 }
             }
         }
-        let not_dup: HashSet<(String, String)> = conn
-            .prepare("SELECT a_id, b_id FROM not_duplicates WHERE object_type = ?1")?
-            .query_map([object.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
+        let not_dup: HashSet<(String, String)> =
+            matches::not_duplicates(conn, object)?.into_iter().collect();
         let mut planned = Vec::new();
         let (mut singletons, mut split) = (0, 0);
         let matcher = format!("external:{}", ext.format.as_str());

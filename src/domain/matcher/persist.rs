@@ -18,14 +18,15 @@
 //! (136,000 clusters at a million contacts take seconds). What each chunk leaves, and how the
 //! next run completes a run killed between two, is in [`run_match_with`].
 //!
-//! This is the only matcher module that runs SQL; the algorithms stay in the other modules.
+//! The statements it runs are the store's ([`crate::store::matches`]); this module decides
+//! what to write, the algorithms stay in the other modules.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rayon::prelude::*;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -38,7 +39,9 @@ use super::{Blocks, MatchProgress, Scorer, fit_model, limits, link, probability,
 use crate::domain::model::{ObjectType, Record};
 use crate::store::chunks::{self, Chunk, ChunkPolicy, RunMarker};
 use crate::store::clusters::{self, ClusterStatus, Reason};
-use crate::store::{Store, get_meta, now_ts, set_meta};
+pub use crate::store::matches::PlannedCluster;
+use crate::store::matches::{self, Current, Existing};
+use crate::store::{Store, delete_meta, get_meta, now_ts, set_meta};
 
 /// Whether to redo everything or only what changed since the last run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -101,21 +104,6 @@ pub struct ApplyStats {
     pub removed: usize,
 }
 
-/// A cluster ready to be written.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlannedCluster {
-    pub fingerprint: String,
-    pub rids: Vec<i64>,
-    pub label: String,
-    pub score: f64,
-    pub weakest: f64,
-    pub flags: String,
-    /// (a_rid, b_rid, probability, explanation JSON) with a_rid < b_rid.
-    pub pairs: Vec<(i64, i64, f64, String)>,
-    /// The newest `changed_at` of its members.
-    pub changed_at: String,
-}
-
 /// The fingerprint of a member set: SHA-256 of the sorted record ids, one per line.
 pub fn fingerprint<S: AsRef<str>>(ids: &[S]) -> String {
     let mut sorted: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
@@ -131,29 +119,6 @@ fn watermark_key(object: ObjectType) -> String {
     format!("matcher.watermark.{object}")
 }
 
-/// A cluster already in the workspace, as a run plans against it. What a change needs to
-/// know of its row (the status, the last decision) is read again when the change is written.
-#[derive(Debug, Clone)]
-struct Existing {
-    id: i64,
-    fingerprint: String,
-    status: String,
-    /// (rid, changed_at, live)
-    members: Vec<(i64, String, bool)>,
-}
-
-impl Existing {
-    /// A steward approved it: its pairs are labelled matches the model learns from.
-    fn approved(&self) -> bool {
-        matches!(self.status.as_str(), "approved" | "merging")
-    }
-
-    /// A member has been merged away or archived since the cluster formed.
-    fn lost_a_member(&self) -> bool {
-        self.members.iter().any(|(_, _, live)| !live)
-    }
-}
-
 /// What a run reads besides the records themselves.
 struct Loaded {
     model: Option<Model>,
@@ -166,11 +131,8 @@ fn load(conn: &Connection, object: ObjectType) -> Result<Loaded> {
     let model = get_meta(conn, &model_key(object))?
         .and_then(|json| serde_json::from_str::<Model>(&json).ok());
     let watermark = get_meta(conn, &watermark_key(object))?;
-    let mut stmt = conn.prepare("SELECT a_id, b_id FROM not_duplicates WHERE object_type = ?1")?;
-    let not_duplicates = stmt
-        .query_map([object.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<Vec<(String, String)>>>()?;
-    let existing = load_existing(conn, object)?;
+    let not_duplicates = matches::not_duplicates(conn, object)?;
+    let existing = matches::existing_clusters(conn, object)?;
     Ok(Loaded {
         model,
         watermark,
@@ -191,48 +153,21 @@ struct Live {
 
 impl Live {
     fn read(conn: &Connection, cfg: &MatchConfig) -> Result<Live> {
-        // `+object_type`: a scan in row order, rather than the index on object_type and then
-        // a sort of every row.
-        let mut stmt = conn.prepare(
-            "SELECT rid, id, properties, changed_at FROM records
-             WHERE +object_type = ?1 AND archived = 0 AND merged_into IS NULL ORDER BY rid",
-        )?;
-        let mut rows = stmt.query([cfg.object.as_str()])?;
         let (mut rids, mut changed_at, mut stamps) = (Vec::new(), Vec::new(), Vec::new());
         let mut stamp_index: HashMap<String, u32> = HashMap::new();
-        let mut failed: Option<rusqlite::Error> = None;
-        let stream = std::iter::from_fn(|| {
-            let row = match rows.next() {
-                Ok(Some(row)) => row,
-                Ok(None) => return None,
-                Err(e) => {
-                    failed = Some(e);
-                    return None;
-                }
-            };
-            let read = (|| -> rusqlite::Result<(String, String)> {
-                rids.push(row.get::<_, i64>(0)?);
-                let stamp: String = row.get(3)?;
+        let table = matches::read_live(conn, cfg.object, |rows| {
+            let stream = rows.map(|r| {
+                rids.push(r.rid);
                 let next = stamps.len() as u32;
-                let i = *stamp_index.entry(stamp).or_insert_with_key(|s| {
+                let i = *stamp_index.entry(r.changed_at).or_insert_with_key(|s| {
                     stamps.push(s.clone());
                     next
                 });
                 changed_at.push(i);
-                Ok((row.get(1)?, row.get(2)?))
-            })();
-            match read {
-                Ok(item) => Some(item),
-                Err(e) => {
-                    failed = Some(e);
-                    None
-                }
-            }
-        });
-        let table = Table::build_from_json(cfg, stream);
-        if let Some(e) = failed {
-            return Err(e).context("reading the workspace's records");
-        }
+                (r.id, r.properties)
+            });
+            Table::build_from_json(cfg, stream)
+        })?;
         let table = table.context("a record's properties in the workspace are not valid JSON")?;
         Ok(Live {
             table,
@@ -255,48 +190,6 @@ impl Live {
     }
 }
 
-fn load_existing(conn: &Connection, object: ObjectType) -> Result<Vec<Existing>> {
-    let mut stmt = conn.prepare(
-        "SELECT c.id, c.fingerprint, c.status FROM clusters c WHERE c.object_type = ?1 ORDER BY c.id",
-    )?;
-    let mut existing: Vec<Existing> = stmt
-        .query_map([object.as_str()], |r| {
-            Ok(Existing {
-                id: r.get(0)?,
-                fingerprint: r.get(1)?,
-                status: r.get(2)?,
-                members: Vec::new(),
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let index: HashMap<i64, usize> = existing
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.id, i))
-        .collect();
-    let mut stmt = conn.prepare(
-        "SELECT cm.cluster_id, r.rid, r.changed_at, (r.archived = 0 AND r.merged_into IS NULL)
-         FROM cluster_members cm JOIN records r ON r.rid = cm.rid
-         JOIN clusters c ON c.id = cm.cluster_id WHERE c.object_type = ?1",
-    )?;
-    let rows = stmt.query_map([object.as_str()], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, bool>(3)?,
-        ))
-    })?;
-    for row in rows {
-        let (cid, rid, changed, live) = row?;
-        if let Some(&i) = index.get(&cid) {
-            existing[i].members.push((rid, changed, live));
-        }
-    }
-    Ok(existing)
-}
-
-/// Statuses the matcher must not touch: the executor owns them.
 /// The live record count when an incremental run would find nothing to do, so that reading
 /// and normalizing every record can be skipped: the stored model still fits (same schema, same
 /// steward-approved pairs), no record of the type changed, was archived or merged away since
@@ -323,29 +216,19 @@ fn untouched_since(
     }
     let dead_member = existing
         .iter()
-        .any(|e| !executor_owned(&e.status) && e.lost_a_member());
-    let changed: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM records WHERE object_type = ?1 AND changed_at >= ?2)",
-        params![cfg.object.as_str(), watermark],
-        |r| r.get(0),
-    )?;
-    if dead_member || changed {
+        .any(|e| !e.status.is_executors() && e.lost_a_member());
+    if dead_member || matches::changed_since(conn, cfg.object, watermark)? {
         return Ok(None);
     }
-    let records: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM records WHERE object_type = ?1 AND archived = 0 AND merged_into IS NULL",
-        [cfg.object.as_str()],
-        |r| r.get(0),
-    )?;
-    Ok(Some(records as usize))
+    Ok(Some(matches::live_count(conn, cfg.object)?))
 }
 
-fn executor_owned(status: &str) -> bool {
-    matches!(status, "merging" | "merged" | "failed")
-}
-
-fn reviewed(status: &str) -> bool {
-    matches!(status, "approved" | "rejected" | "deferred")
+/// A steward's verdict stands on it.
+fn reviewed(status: ClusterStatus) -> bool {
+    matches!(
+        status,
+        ClusterStatus::Approved | ClusterStatus::Rejected | ClusterStatus::Deferred
+    )
 }
 
 /// The most changes to clusters one chunk of a run writes, however fast the disk (the time
@@ -407,7 +290,7 @@ pub fn run_match_with(
 ) -> Result<MatchReport> {
     let started = Instant::now();
     let object = cfg.object;
-    let run_at = now_ts();
+    let run_at = store.now_ts();
     progress(MatchProgress::Loading);
     // Read on a connection of its own, in one read transaction, so the store's thread stays
     // free for the steward's decisions while a large workspace streams in (WAL lets readers
@@ -545,7 +428,7 @@ pub fn run_match_with(
             touched.insert(e.b);
         }
         let mut scope = touched.clone();
-        for ex in existing.iter().filter(|e| !executor_owned(&e.status)) {
+        for ex in existing.iter().filter(|e| !e.status.is_executors()) {
             let idx: Vec<u32> = ex
                 .members
                 .iter()
@@ -627,7 +510,7 @@ pub fn run_match_with(
     // have split or rejected some meanwhile.
     let groups = {
         let fresh = reader.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
-        let existing = load_existing(&fresh, object)?;
+        let existing = matches::existing_clusters(&fresh, object)?;
         plan_ops(&existing, &planned, scope_rids.as_ref())
     };
     drop(reader);
@@ -753,9 +636,7 @@ impl ClusterWriter {
         if ended {
             match &self.model_json {
                 Some(json) => set_meta(&tx, &model_key(self.object), json)?,
-                None => {
-                    tx.execute("DELETE FROM meta WHERE key = ?1", [model_key(self.object)])?;
-                }
+                None => delete_meta(&tx, &model_key(self.object))?,
             }
             set_meta(&tx, &watermark_key(self.object), &self.run_at)?;
             chunks::remove_marker(&tx, &key)?;
@@ -832,12 +713,11 @@ fn member_labels(
     live: &Live,
     clusters: &[Cluster],
 ) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached("SELECT properties FROM records WHERE rid = ?1")?;
     let mut labels = Vec::with_capacity(clusters.len());
     for c in clusters {
         let mut members = Vec::with_capacity(c.members.len());
         for &i in &c.members {
-            let json: String = stmt.query_row([live.rids[i as usize]], |r| r.get(0))?;
+            let json = matches::properties_json(conn, live.rids[i as usize])?;
             let id = &live.table.ids[i as usize];
             members.push(Record {
                 object_type: cfg.object,
@@ -1015,7 +895,7 @@ fn plan_ops(
     // New member sets take over the row of the unclaimed cluster they overlap most.
     let mut owner: HashMap<i64, usize> = HashMap::new();
     for (i, e) in existing.iter().enumerate() {
-        if claimed.contains(&i) || executor_owned(&e.status) {
+        if claimed.contains(&i) || e.status.is_executors() {
             continue;
         }
         for (rid, _, _) in &e.members {
@@ -1052,7 +932,7 @@ fn plan_ops(
     }
     // Existing clusters that did not form again.
     for (i, e) in existing.iter().enumerate() {
-        if claimed.contains(&i) || executor_owned(&e.status) || !in_scope(e) {
+        if claimed.contains(&i) || e.status.is_executors() || !in_scope(e) {
             continue;
         }
         let op = Op::Retire {
@@ -1117,70 +997,6 @@ fn group_ops(
     groups
 }
 
-/// A cluster's row as it is now, for carrying out a planned change on it.
-struct Current {
-    id: i64,
-    fingerprint: String,
-    status: String,
-    last_decision: Option<String>,
-    referenced: bool,
-    shown: (f64, f64, String, String),
-}
-
-const CURRENT: &str = "SELECT c.id, c.fingerprint, c.status,
-        (SELECT MAX(decided_at) FROM decisions d WHERE d.cluster_id = c.id),
-        EXISTS (SELECT 1 FROM decisions d WHERE d.cluster_id = c.id)
-          OR EXISTS (SELECT 1 FROM merge_jobs j WHERE j.cluster_id = c.id),
-        c.score, c.weakest, c.label, c.flags
- FROM clusters c";
-
-fn current_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Current> {
-    Ok(Current {
-        id: r.get(0)?,
-        fingerprint: r.get(1)?,
-        status: r.get(2)?,
-        last_decision: r.get(3)?,
-        referenced: r.get(4)?,
-        shown: (r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?),
-    })
-}
-
-fn current_by_id(conn: &Connection, id: i64) -> Result<Option<Current>> {
-    Ok(conn
-        .prepare_cached(&format!("{CURRENT} WHERE c.id = ?1"))?
-        .query_row([id], current_row)
-        .optional()?)
-}
-
-fn current_by_fingerprint(
-    conn: &Connection,
-    object: ObjectType,
-    fingerprint: &str,
-) -> Result<Option<Current>> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "{CURRENT} WHERE c.object_type = ?1 AND c.fingerprint = ?2"
-        ))?
-        .query_row(params![object.as_str(), fingerprint], current_row)
-        .optional()?)
-}
-
-/// Whether a member of cluster `id` is gone, or changed after `decided`.
-fn members_changed(conn: &Connection, id: i64, decided: Option<&str>) -> Result<bool> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT r.changed_at, (r.archived = 0 AND r.merged_into IS NULL)
-         FROM cluster_members cm JOIN records r ON r.rid = cm.rid WHERE cm.cluster_id = ?1",
-    )?;
-    let mut rows = stmt.query([id])?;
-    while let Some(row) = rows.next()? {
-        let (changed, live): (String, bool) = (row.get(0)?, row.get(1)?);
-        if !live || decided.is_some_and(|d| changed.as_str() > d) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
 /// What a run writes its clusters with.
 struct Target<'a> {
     object: ObjectType,
@@ -1213,54 +1029,54 @@ fn apply_op(
             planned: k,
         } => {
             let p = &planned[*k];
-            if let Some(e) = current_by_fingerprint(conn, object, &p.fingerprint)? {
-                if executor_owned(&e.status) {
+            if let Some(e) = matches::current_by_fingerprint(conn, object, &p.fingerprint)? {
+                if e.status.is_executors() {
                     stats.unchanged += 1;
                     return Ok(());
                 }
-                let changed_after_review = reviewed(&e.status)
+                let changed_after_review = reviewed(e.status)
                     && e.last_decision
                         .as_deref()
                         .is_some_and(|d| p.changed_at.as_str() > d);
                 let status = if changed_after_review {
                     stats.stale += 1;
-                    "stale"
+                    ClusterStatus::Stale
                 } else {
                     stats.unchanged += 1;
-                    e.status.as_str()
+                    e.status
                 };
                 let same = status == e.status
                     && e.shown == (p.score, p.weakest, p.label.clone(), p.flags.clone());
                 if !same {
-                    write_cluster(conn, Some(e.id), object, matcher, p, status, now)?;
+                    matches::write_cluster(conn, Some((e.id, status)), object, matcher, p, now)?;
                 }
                 return Ok(());
             }
             let row = match takeover {
-                true => current_by_id(conn, *id)?
-                    .filter(|e| e.fingerprint == *fingerprint && !executor_owned(&e.status)),
+                true => matches::current_by_id(conn, *id)?
+                    .filter(|e| e.fingerprint == *fingerprint && !e.status.is_executors()),
                 false => None,
             };
             match row {
                 Some(e) => {
-                    let status = if reviewed(&e.status) || e.status == "stale" {
+                    let status = if reviewed(e.status) || e.status == ClusterStatus::Stale {
                         stats.stale += 1;
-                        "stale"
+                        ClusterStatus::Stale
                     } else {
                         stats.changed += 1;
-                        "pending"
+                        ClusterStatus::Pending
                     };
-                    write_cluster(conn, Some(e.id), object, matcher, p, status, now)?;
+                    matches::write_cluster(conn, Some((e.id, status)), object, matcher, p, now)?;
                 }
                 None => {
                     stats.new += 1;
-                    write_cluster(conn, None, object, matcher, p, "pending", now)?;
+                    matches::write_cluster(conn, None, object, matcher, p, now)?;
                 }
             }
         }
         Op::New { planned: k } => {
             let p = &planned[*k];
-            match current_by_fingerprint(conn, object, &p.fingerprint)? {
+            match matches::current_by_fingerprint(conn, object, &p.fingerprint)? {
                 // Another writer made it meanwhile: as if the plan had found it.
                 Some(e) => {
                     let onto = Op::Onto {
@@ -1273,27 +1089,27 @@ fn apply_op(
                 }
                 None => {
                     stats.new += 1;
-                    write_cluster(conn, None, object, matcher, p, "pending", now)?;
+                    matches::write_cluster(conn, None, object, matcher, p, now)?;
                 }
             }
         }
         Op::Retire { id, fingerprint } => {
-            let Some(e) = current_by_id(conn, *id)?
-                .filter(|e| e.fingerprint == *fingerprint && !executor_owned(&e.status))
+            let Some(e) = matches::current_by_id(conn, *id)?
+                .filter(|e| e.fingerprint == *fingerprint && !e.status.is_executors())
             else {
                 stats.unchanged += 1;
                 return Ok(());
             };
-            match e.status.as_str() {
-                "pending" | "stale" if !e.referenced => {
-                    conn.execute("DELETE FROM clusters WHERE id = ?1", [e.id])?;
+            match e.status {
+                ClusterStatus::Pending | ClusterStatus::Stale if !e.referenced => {
+                    matches::delete_cluster(conn, e.id)?;
                     stats.removed += 1;
                 }
-                "pending" | "stale" => {
-                    dissolve(conn, e.id, now)?;
+                ClusterStatus::Pending | ClusterStatus::Stale => {
+                    matches::dissolve(conn, e.id, now)?;
                     stats.stale += 1;
                 }
-                _ if members_changed(conn, e.id, e.last_decision.as_deref())? => {
+                _ if matches::members_changed(conn, e.id, e.last_decision.as_deref())? => {
                     clusters::set_status(conn, e.id, ClusterStatus::Stale, Reason::Keep, now)?;
                     stats.stale += 1;
                 }
@@ -1316,21 +1132,12 @@ pub fn dissolve_with_archived_members(
     object: ObjectType,
     now: &str,
 ) -> Result<u64> {
-    let open: Vec<Current> = conn
-        .prepare_cached(&format!(
-            "{CURRENT} WHERE c.object_type = ?1
-               AND c.status IN ('pending', 'deferred', 'stale', 'needs_attention')
-               AND c.flags NOT LIKE '%dissolved%'
-               AND EXISTS (SELECT 1 FROM cluster_members m JOIN records r ON r.rid = m.rid
-                           WHERE m.cluster_id = c.id AND r.archived = 1)"
-        ))?
-        .query_map([object.as_str()], current_row)?
-        .collect::<rusqlite::Result<_>>()?;
+    let open: Vec<Current> = matches::open_with_archived_members(conn, object)?;
     for e in &open {
         if e.referenced {
-            dissolve(conn, e.id, now)?;
+            matches::dissolve(conn, e.id, now)?;
         } else {
-            conn.execute("DELETE FROM clusters WHERE id = ?1", [e.id])?;
+            matches::delete_cluster(conn, e.id)?;
         }
     }
     Ok(open.len() as u64)
@@ -1347,7 +1154,7 @@ pub fn apply_clusters(
     scope: Option<&HashSet<i64>>,
     now: &str,
 ) -> Result<ApplyStats> {
-    let existing = load_existing(conn, object)?;
+    let existing = matches::existing_clusters(conn, object)?;
     let to = Target {
         object,
         matcher,
@@ -1362,101 +1169,13 @@ pub fn apply_clusters(
     Ok(stats)
 }
 
-/// A cluster that no longer forms but that decisions refer to: `stale`, flagged `dissolved`.
-fn dissolve(conn: &Connection, id: i64, now: &str) -> Result<()> {
-    clusters::set_status(conn, id, ClusterStatus::Stale, Reason::Keep, now)?;
-    conn.execute(
-        "UPDATE clusters SET flags = 'dissolved' WHERE id = ?1",
-        [id],
-    )?;
-    Ok(())
-}
-
-fn write_cluster(
-    conn: &Connection,
-    id: Option<i64>,
-    object: ObjectType,
-    matcher: &str,
-    p: &PlannedCluster,
-    status: &str,
-    now: &str,
-) -> Result<i64> {
-    let id = match id {
-        Some(id) => {
-            conn.prepare_cached(
-                "UPDATE clusters SET fingerprint = ?2, matcher = ?3, score = ?4, weakest = ?5,
-                        size = ?6, label = ?7, flags = ?8, updated_at = ?9
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                id,
-                p.fingerprint,
-                matcher,
-                p.score,
-                p.weakest,
-                p.rids.len() as i64,
-                p.label,
-                p.flags,
-                now
-            ])?;
-            let status: ClusterStatus = status.parse()?;
-            clusters::set_status(conn, id, status, Reason::Keep, now)?;
-            conn.prepare_cached("DELETE FROM cluster_members WHERE cluster_id = ?1")?
-                .execute([id])?;
-            conn.prepare_cached("DELETE FROM pair_scores WHERE cluster_id = ?1")?
-                .execute([id])?;
-            id
-        }
-        None => conn
-            .prepare_cached(
-                "INSERT INTO clusters (object_type, fingerprint, matcher, score, weakest, size,
-                                       label, status, flags, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) RETURNING id",
-            )?
-            .query_row(
-                params![
-                    object.as_str(),
-                    p.fingerprint,
-                    matcher,
-                    p.score,
-                    p.weakest,
-                    p.rids.len() as i64,
-                    p.label,
-                    status,
-                    p.flags,
-                    now
-                ],
-                |r| r.get(0),
-            )
-            .with_context(|| format!("inserting cluster {}", p.label))?,
-    };
-    let mut member =
-        conn.prepare_cached("INSERT INTO cluster_members (cluster_id, rid) VALUES (?1, ?2)")?;
-    for rid in &p.rids {
-        member.execute(params![id, rid])?;
-    }
-    let mut pair = conn.prepare_cached(
-        "INSERT INTO pair_scores (cluster_id, a_rid, b_rid, score, explanation)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for (a, b, score, explanation) in &p.pairs {
-        pair.execute(params![id, a, b, score, explanation])?;
-    }
-    Ok(id)
-}
-
 /// The property names that a sample of the live records of `object` hold values for, for a
 /// suggestion when a schema property is absent from every record.
 fn present_properties(conn: &Connection, object: ObjectType) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare(
-        "SELECT properties FROM records
-         WHERE object_type = ?1 AND archived = 0 AND merged_into IS NULL LIMIT 1000",
-    )?;
     let mut names = std::collections::BTreeSet::new();
-    let rows = stmt.query_map([object.as_str()], |r| r.get::<_, String>(0))?;
-    for json in rows {
+    for json in matches::sample_properties(conn, object, 1000)? {
         let props: HashMap<String, Option<String>> =
-            serde_json::from_str(&json?).context("a record's properties in the workspace")?;
+            serde_json::from_str(&json).context("a record's properties in the workspace")?;
         names.extend(
             props
                 .into_iter()
@@ -1475,13 +1194,7 @@ pub fn stored_model_json(conn: &Connection, object: ObjectType) -> Result<Option
 
 /// The model stored by the last run for `object`, if any (for display and diagnostics).
 pub fn stored_model(conn: &Connection, object: ObjectType) -> Result<Option<Model>> {
-    let json: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = ?1",
-            [model_key(object)],
-            |r| r.get(0),
-        )
-        .optional()?;
-    json.map(|j| serde_json::from_str(&j).context("stored matcher model"))
+    stored_model_json(conn, object)?
+        .map(|j| serde_json::from_str(&j).context("stored matcher model"))
         .transpose()
 }

@@ -111,11 +111,6 @@ pub fn nickname_variant(first: &str, rng: &mut impl Rng) -> Option<&'static str>
     None
 }
 
-/// True when a formal name has nicknames.
-pub fn has_nicknames(first: &str) -> bool {
-    NICKNAMES.iter().any(|(formal, _)| *formal == first)
-}
-
 /// A Gmail address with dots moved (Gmail ignores them): `josegarcia` ↔ `jose.garcia` ↔
 /// `j.osegarcia`.
 pub fn gmail_dots(email: &str, rng: &mut impl Rng) -> String {
