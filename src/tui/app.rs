@@ -16,11 +16,11 @@ use super::keymap::{Command, Context, Edit};
 use super::overlays::{Confirmation, Overlay, Overlays, PromptKind};
 use super::screens::cluster::{self, ClusterScreen};
 use super::screens::merges::MergesScreen;
-use super::screens::queue::QueueScreen;
+use super::screens::queue::{Counts, QueueScreen};
 use super::screens::{Effect, Env};
 use super::tasks::{Outcome, Tasks};
 use crate::store::Store;
-use crate::store::decisions::Verdict;
+use crate::store::decisions::{Decision, Undone, Verdict};
 
 pub use super::options::Options;
 pub use super::screens::Screen;
@@ -471,16 +471,7 @@ impl App {
             Outcome::Cluster(cluster) => {
                 self.opening = false;
                 match cluster {
-                    Ok(Some(cl)) => {
-                        self.tasks.remember(&cl);
-                        if let Some(i) = cl.index {
-                            self.queue.cursor = i;
-                        }
-                        self.overlays.close_cluster();
-                        self.cluster = Some(cl);
-                        self.screen = Screen::Cluster;
-                        Vec::new()
-                    }
+                    Ok(Some(cl)) => self.show_cluster(cl),
                     Ok(None) => vec![Effect::Fail(
                         "that cluster is gone (re-matched?); reload with Ctrl-r".into(),
                     )],
@@ -494,20 +485,7 @@ impl App {
             } => {
                 self.saving = false;
                 match result {
-                    Ok((d, counts)) => {
-                        self.queue.on_decided(&d, counts);
-                        let mut fx = Vec::new();
-                        if let Some(cl) = self.cluster.as_deref_mut() {
-                            cl.on_decided(&d);
-                            if advance {
-                                fx.push(Effect::OpenNext(index));
-                            }
-                        }
-                        // After the next cluster opens, so its own message (end of queue)
-                        // gives way.
-                        fx.push(Effect::SayUnlessError(cluster::saved(&d)));
-                        fx
-                    }
+                    Ok((d, counts)) => self.on_decided(&d, counts, index, advance),
                     Err(e) => vec![Effect::Fail(cluster::not_saved(&e))],
                 }
             }
@@ -515,20 +493,7 @@ impl App {
                 self.saving = false;
                 match result {
                     Ok((None, _)) => vec![Effect::Fail("nothing to undo".into())],
-                    Ok((Some(u), counts)) => {
-                        let mut fx = vec![self.queue.on_undone(&u, counts)];
-                        // Show the cluster as it stands now.
-                        let id = u.undone.cluster_id;
-                        match self.screen {
-                            Screen::Queue => fx.extend(self.queue.reload(self.size.1)),
-                            Screen::Cluster => fx.push(Effect::OpenCluster {
-                                id,
-                                index: self.queue.index_of(id),
-                            }),
-                            Screen::Merges => {}
-                        }
-                        fx
-                    }
+                    Ok((Some(u), counts)) => self.on_undone(&u, counts),
                     Err(e) => vec![Effect::Fail(format!("undo: {e:#}"))],
                 }
             }
@@ -554,5 +519,54 @@ impl App {
             },
         };
         self.run_all(fx);
+    }
+
+    /// A cluster was read: it replaces the screen (and the overlays of the one before).
+    fn show_cluster(&mut self, cl: Box<ClusterScreen>) -> Vec<Effect> {
+        self.tasks.remember(&cl);
+        if let Some(i) = cl.index {
+            self.queue.cursor = i;
+        }
+        self.overlays.close_cluster();
+        self.cluster = Some(cl);
+        self.screen = Screen::Cluster;
+        Vec::new()
+    }
+
+    /// A decision was saved: the queue and the open cluster show it, and the next cluster
+    /// opens when the decision moves on.
+    fn on_decided(
+        &mut self,
+        d: &Decision,
+        counts: Counts,
+        index: Option<u64>,
+        advance: bool,
+    ) -> Vec<Effect> {
+        self.queue.on_decided(d, counts);
+        let mut fx = Vec::new();
+        if let Some(cl) = self.cluster.as_deref_mut() {
+            cl.on_decided(d);
+            if advance {
+                fx.push(Effect::OpenNext(index));
+            }
+        }
+        // After the next cluster opens, so its own message (end of queue) gives way.
+        fx.push(Effect::SayUnlessError(cluster::saved(d)));
+        fx
+    }
+
+    /// A decision was undone: the screen shows its cluster as it stands now.
+    fn on_undone(&mut self, u: &Undone, counts: Counts) -> Vec<Effect> {
+        let mut fx = vec![self.queue.on_undone(u, counts)];
+        let id = u.undone.cluster_id;
+        match self.screen {
+            Screen::Queue => fx.extend(self.queue.reload(self.size.1)),
+            Screen::Cluster => fx.push(Effect::OpenCluster {
+                id,
+                index: self.queue.index_of(id),
+            }),
+            Screen::Merges => {}
+        }
+        fx
     }
 }
