@@ -1,12 +1,18 @@
-//! The review terminal UI: a thin owner of terminal state over the domain. One [`App`] owns
-//! all mutable UI state; key presses become commands only through the [`keymap`]; background
-//! work answers through message enums; [`views`] draw by reading the app. This module runs the
-//! event loop and guarantees the terminal is restored on every way out: a normal quit, an
-//! error, a panic (ratatui's panic hook) and SIGTERM/SIGHUP. It holds no business rules: every
-//! decision goes through `store::decisions`, which works without a terminal.
+//! The review terminal UI: a thin owner of terminal state over the domain. Key presses become
+//! commands only through the [`keymap`]; the [`app`] routes them to the top of the
+//! [`overlays`] stack or to the current one of the [`screens`], each of which owns its state
+//! and answers with effects; the app runs those as [`tasks`] that answer through message
+//! enums; [`views`] draw by reading the app. This module runs the event loop and guarantees
+//! the terminal is restored on every way out: a normal quit, an error, a panic (ratatui's
+//! panic hook) and SIGTERM/SIGHUP. It holds no business rules: every decision is built by the
+//! domain's review draft and written through `store::decisions`, which work without a terminal.
 
 pub mod app;
 pub mod keymap;
+pub mod options;
+pub mod overlays;
+pub mod screens;
+pub mod tasks;
 pub mod text;
 pub mod theme;
 pub mod views;

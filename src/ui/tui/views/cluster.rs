@@ -12,7 +12,8 @@ use ratatui::widgets::{Paragraph, Wrap};
 use super::{centered, overlay, sanitize, truncate, width};
 use crate::domain::diff::FieldAgreement;
 use crate::store::clusters::ClusterStatus;
-use crate::ui::tui::app::{App, ClusterState};
+use crate::ui::tui::app::App;
+use crate::ui::tui::screens::cluster::{Cell, ClusterScreen as ClusterState};
 use crate::ui::tui::text::{fit, prefix};
 use crate::ui::tui::theme::Theme;
 
@@ -42,7 +43,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
     } else {
         format!(" · {} excluded", cl.excluded.len())
     };
-    let position = match app.cluster_index {
+    let position = match cl.index {
         Some(i) if app.queue.total > 0 => format!("  {}/{}", i + 1, app.queue.total),
         _ => String::new(),
     };
@@ -218,17 +219,18 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
     frame.render_widget(Paragraph::new(lines), grid);
 
     draw_detail(frame, detail, cl, theme);
-    if cl.explain {
-        draw_explain(frame, area, cl, theme);
-    }
-    if let Some((id, text)) = &cl.lineage {
-        draw_lineage(frame, area, id, text, cl.lineage_scroll, theme);
-    }
 }
 
 /// Where the record's data came from: the ids merged into it with their snapshots, and each
 /// field's origin (the text of `dupdesk lineage`, already sanitized there).
-fn draw_lineage(frame: &mut Frame, area: Rect, id: &str, text: &str, scroll: u16, theme: Theme) {
+pub(super) fn draw_lineage(
+    frame: &mut Frame,
+    area: Rect,
+    id: &str,
+    text: &str,
+    scroll: u16,
+    theme: Theme,
+) {
     let rect = centered(
         area,
         area.width.saturating_sub(4),
@@ -245,12 +247,7 @@ fn draw_lineage(frame: &mut Frame, area: Rect, id: &str, text: &str, scroll: u16
 }
 
 /// A cell's segments cut to `w` columns (with `…`) and padded, each run keeping its style.
-fn cell_spans<'a>(
-    cell: &'a crate::ui::tui::app::Cell,
-    w: usize,
-    base: Style,
-    theme: Theme,
-) -> Vec<Span<'a>> {
+fn cell_spans<'a>(cell: &'a Cell, w: usize, base: Style, theme: Theme) -> Vec<Span<'a>> {
     if cell.value.is_none() {
         return vec![Span::styled(fit("∅", w), theme.dim())];
     }
@@ -399,7 +396,14 @@ fn notice(cl: &ClusterState) -> Option<(String, bool)> {
     }
 }
 
-fn draw_explain(frame: &mut Frame, area: Rect, cl: &ClusterState, theme: Theme) {
+/// The explanation overlay over the cluster screen, from its line `scroll`.
+pub(super) fn draw_explain(
+    frame: &mut Frame,
+    area: Rect,
+    cl: &ClusterState,
+    scroll: u16,
+    theme: Theme,
+) {
     let rect = centered(
         area,
         area.width.saturating_sub(4),
@@ -470,10 +474,7 @@ fn draw_explain(frame: &mut Frame, area: Rect, cl: &ClusterState, theme: Theme) 
     }
     // Scrolling stops with the last line at the bottom.
     let max = (lines.len() as u16).saturating_sub(inner.height);
-    frame.render_widget(
-        Paragraph::new(lines).scroll((cl.explain_scroll.min(max), 0)),
-        inner,
-    );
+    frame.render_widget(Paragraph::new(lines).scroll((scroll.min(max), 0)), inner);
 }
 
 /// A matcher's explanation JSON as readable lines: one per field where it lists fields

@@ -12,8 +12,9 @@ use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::app::{App, PromptKind, Screen, Stage};
+use super::app::{App, Screen, Stage};
 use super::keymap::Command;
+use super::overlays::{Confirmation, Overlay, PromptKind};
 use super::text::{sanitize, truncate, width};
 use super::theme::Theme;
 
@@ -42,22 +43,27 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
     status_bar(frame, status, app, theme);
     hint_bar(frame, hints, app, theme);
-    if app.help {
-        help::draw(frame, area, app, theme);
-    }
-    if let Some(question) = &app.confirm {
-        draw_confirm(frame, area, app, question, theme);
+    // Bottom first: the cluster's own views over its screen, the app's boxes over all.
+    for overlay in app.overlays.iter() {
+        match overlay {
+            Overlay::Help => help::draw(frame, area, app, theme),
+            Overlay::Confirm(question) => draw_confirm(frame, area, app, question, theme),
+            Overlay::Explain { scroll } => {
+                if let Some(cl) = app.cluster.as_deref() {
+                    cluster::draw_explain(frame, body, cl, *scroll, theme);
+                }
+            }
+            Overlay::Lineage { id, text, scroll } => {
+                cluster::draw_lineage(frame, body, id, text, *scroll, theme)
+            }
+            // Typed in the status bar.
+            Overlay::Prompt(_) => {}
+        }
     }
 }
 
 /// The question before something irreversible: what it will do, and the keys that answer.
-fn draw_confirm(
-    frame: &mut Frame,
-    area: Rect,
-    app: &App,
-    question: &crate::ui::tui::app::Confirmation,
-    theme: Theme,
-) {
+fn draw_confirm(frame: &mut Frame, area: Rect, app: &App, question: &Confirmation, theme: Theme) {
     let keys = &app.opts.keymap;
     let answer = format!(
         "{}: run them · {}: not now",
@@ -110,7 +116,7 @@ fn too_small(frame: &mut Frame, area: Rect, theme: Theme) {
 
 fn status_bar(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let mut spans: Vec<Span> = Vec::new();
-    if let Some(p) = &app.prompt {
+    if let Some(p) = app.overlays.prompt() {
         let label = match p.kind {
             PromptKind::Filter => "filter (text, status:NAME): ",
             PromptKind::Note => "note: ",
@@ -174,14 +180,8 @@ fn progress_text(p: &super::app::Progress) -> String {
 
 /// The hint bar: the screen's main commands with their live keys.
 fn hint_bar(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
-    let commands: &[Command] = if app.help {
-        &[Command::Help, Command::Back]
-    } else if app.cluster.as_ref().is_some_and(|c| c.lineage.is_some())
-        && app.screen == Screen::Cluster
-    {
-        &[Command::Lineage, Command::Back]
-    } else if app.cluster.as_ref().is_some_and(|c| c.explain) && app.screen == Screen::Cluster {
-        &[Command::Explain, Command::Back]
+    let commands: &[Command] = if let Some(own) = app.overlays.hints() {
+        own
     } else {
         match app.screen {
             Screen::Queue => &[

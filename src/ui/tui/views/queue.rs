@@ -103,7 +103,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 row.size,
                 row.score,
                 row.weakest,
-                age(app.now, &row.created_at)
+                age(q.now, &row.created_at)
             )),
             Span::styled(
                 format!("{:<9} ", row.status.short()),
