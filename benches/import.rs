@@ -17,10 +17,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use dupdesk::domain::matcher::{self, MatchConfig, MatchMode, MatchProgress};
+use dupdesk::domain::matcher::{MatchConfig, MatchProgress};
 use dupdesk::domain::model::ObjectType;
 use dupdesk::harness::demo::{DemoOptions, Generator, generate};
 use dupdesk::ops::import::{self, ImportOptions};
+use dupdesk::ops::matching::MatchMode;
 use dupdesk::store::{Store, is_busy, now_ts, set_meta};
 
 const ROWS: usize = 100_000;
@@ -211,7 +212,7 @@ fn main() -> Result<()> {
         let writing = std::sync::Mutex::new(None);
         let steward = Steward::start(&dir.path().join("ws.db"))?;
         let started = Instant::now();
-        let report = matcher::run_match(&store, &cfg, MatchMode::Full, &|p| {
+        let report = dupdesk::ops::matching::run_match(&store, &cfg, MatchMode::Full, &|p| {
             if matches!(p, MatchProgress::Writing { .. })
                 && let Ok(mut w) = writing.lock()
             {

@@ -245,10 +245,10 @@ async fn match_approve_and_decisions_wait_for_apply_and_none_is_refused_for_a_lo
             let settings = config().matcher;
             let cfg = dupdesk::domain::matcher::MatchConfig::new(&settings, ObjectType::Contacts)
                 .unwrap();
-            dupdesk::domain::matcher::run_match(
+            dupdesk::ops::matching::run_match(
                 &other,
                 &cfg,
-                dupdesk::domain::matcher::MatchMode::Full,
+                dupdesk::ops::matching::MatchMode::Full,
                 &|_| {},
             )
         })

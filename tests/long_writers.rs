@@ -12,10 +12,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use dupdesk::domain::matcher::{self, MatchConfig, MatchMode};
+use dupdesk::domain::matcher::MatchConfig;
 use dupdesk::domain::model::{ObjectType, Record};
 use dupdesk::harness::demo::{DemoOptions, generate};
 use dupdesk::ops::import::{self, ImportOptions};
+use dupdesk::ops::matching::MatchMode;
 use dupdesk::store::chunks::ChunkPolicy;
 use dupdesk::store::decisions::{self, NewDecision, Verdict};
 use dupdesk::store::records::upsert_records;
@@ -117,7 +118,7 @@ async fn decisions_commit_between_the_chunks_of_an_import() {
         format!("cluster_id,record_id\n{clusters}"),
     )
     .unwrap();
-    matcher::import_clusters(
+    dupdesk::ops::external_clusters::import_clusters(
         &store,
         &dir.path().join("clusters.csv"),
         ObjectType::Companies,
@@ -243,7 +244,7 @@ async fn decisions_commit_between_the_chunks_of_a_match_and_keep_their_clusters(
     let matching = {
         let (store, cfg) = (store.clone(), cfg.clone());
         tokio::task::spawn_blocking(move || {
-            matcher::run_match_with(&store, &cfg, MatchMode::Full, policy, &|_| {})
+            dupdesk::ops::matching::run_match_with(&store, &cfg, MatchMode::Full, policy, &|_| {})
         })
     };
     let review = Store::open(&ws).unwrap();
@@ -302,7 +303,7 @@ async fn decisions_commit_between_the_chunks_of_a_match_and_keep_their_clusters(
     assert_eq!(clusters_per_record(&c).unwrap(), 1);
     // The next run finds nothing to do: the chunked run left the queue as one run leaves it.
     let before = cluster_states(&ws);
-    let again = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
+    let again = dupdesk::ops::matching::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
     assert_eq!(again.clusters_new + again.clusters_changed, 0, "{again:?}");
     assert_eq!(cluster_states(&ws), before);
 }

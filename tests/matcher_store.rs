@@ -6,10 +6,12 @@
 use std::collections::HashSet;
 
 use dupdesk::config;
-use dupdesk::domain::matcher::persist::StoredExplanation;
-use dupdesk::domain::matcher::{self, EmptyFile, MatchConfig, MatchMode};
+use dupdesk::domain::matcher::{self, MatchConfig};
 use dupdesk::domain::model::{ObjectType, Record};
 use dupdesk::harness::demo::{DemoOptions, generate};
+use dupdesk::ops::external_clusters::{EmptyFile, ExternalError};
+use dupdesk::ops::matching::MatchMode;
+use dupdesk::ops::matching::StoredExplanation;
 use dupdesk::store::records::upsert_records;
 use dupdesk::store::{Clock, Store, now_ts};
 use rusqlite::params;
@@ -109,7 +111,7 @@ fn approve(store: &Store, ids: &[i64]) {
 fn full_then_incremental_runs_keep_cluster_identity() {
     let (_dir, store, records) = workspace(400);
     let cfg = cfg();
-    let first = matcher::run_match(&store, &cfg, MatchMode::Full, &|_| {}).unwrap();
+    let first = dupdesk::ops::matching::run_match(&store, &cfg, MatchMode::Full, &|_| {}).unwrap();
     assert_eq!(first.mode, "full");
     assert!(first.clusters > 20, "{first:?}");
     assert_eq!(first.clusters_new, first.clusters);
@@ -132,7 +134,7 @@ fn full_then_incremental_runs_keep_cluster_identity() {
             )?)
         })
         .unwrap();
-    assert_eq!(fp, matcher::persist::fingerprint(&before[0].2));
+    assert_eq!(fp, dupdesk::ops::matching::fingerprint(&before[0].2));
     assert!(!label.is_empty());
     assert_eq!(size as usize, before[0].2.len());
 
@@ -154,7 +156,7 @@ fn full_then_incremental_runs_keep_cluster_identity() {
     }
 
     // Nothing changed: an incremental run changes nothing.
-    let second = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
+    let second = dupdesk::ops::matching::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
     assert_eq!(second.mode, "incremental");
     assert_eq!(second.changed_records, 0);
     assert_eq!((second.clusters_new, second.clusters_removed), (0, 0));
@@ -180,7 +182,7 @@ fn full_then_incremental_runs_keep_cluster_identity() {
     store
         .call_blocking(move |c| upsert_records(c, "crm", &[r], &now))
         .unwrap();
-    let third = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
+    let third = dupdesk::ops::matching::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
     assert_eq!(third.mode, "incremental");
     assert_eq!(third.changed_records, 1);
     assert!(third.candidate_pairs < first.candidate_pairs);
@@ -198,9 +200,9 @@ fn full_then_incremental_runs_keep_cluster_identity() {
 fn an_untouched_workspace_is_not_reread_but_approvals_and_merges_are_seen() {
     let (_dir, store, _) = workspace(300);
     let cfg = cfg();
-    let first = matcher::run_match(&store, &cfg, MatchMode::Full, &|_| {}).unwrap();
+    let first = dupdesk::ops::matching::run_match(&store, &cfg, MatchMode::Full, &|_| {}).unwrap();
     let before = clusters(&store);
-    let quiet = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
+    let quiet = dupdesk::ops::matching::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
     assert_eq!(quiet.mode, "incremental");
     assert_eq!(
         (quiet.records, quiet.changed_records, quiet.candidate_pairs),
@@ -212,7 +214,7 @@ fn an_untouched_workspace_is_not_reread_but_approvals_and_merges_are_seen() {
     // An approval, and no record changed: the model is fitted again with it.
     let approved = before[0].0;
     approve(&store, &[approved]);
-    let refit = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
+    let refit = dupdesk::ops::matching::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
     assert!(refit.model_fitted, "{refit:?}");
     assert!(refit.labelled_pairs >= 1, "{refit:?}");
     let after_refit = clusters(&store);
@@ -229,7 +231,7 @@ fn an_untouched_workspace_is_not_reread_but_approvals_and_merges_are_seen() {
             dupdesk::store::records::mark_merged(c, ObjectType::Contacts, &gone, &survivor)
         })
         .unwrap();
-    let merged = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
+    let merged = dupdesk::ops::matching::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
     assert_eq!(merged.records, first.records - 1, "{merged:?}");
     assert!(
         clusters(&store).iter().all(|(id, _, _)| *id != pair),
@@ -245,7 +247,7 @@ fn before_first_id(c: &rusqlite::Connection) -> rusqlite::Result<i64> {
 fn not_duplicates_are_never_proposed_again() {
     let (_dir, store, _) = workspace(300);
     let cfg = cfg();
-    matcher::run_match(&store, &cfg, MatchMode::Full, &|_| {}).unwrap();
+    dupdesk::ops::matching::run_match(&store, &cfg, MatchMode::Full, &|_| {}).unwrap();
     let before = clusters(&store);
     let (_, _, members) = before.iter().find(|(_, _, m)| m.len() >= 2).unwrap();
     let (a, b) = (members[0].clone(), members[1].clone());
@@ -265,7 +267,7 @@ fn not_duplicates_are_never_proposed_again() {
         })
         .unwrap();
     for mode in [MatchMode::Full, MatchMode::Auto] {
-        matcher::run_match(&store, &cfg, mode, &|_| {}).unwrap();
+        dupdesk::ops::matching::run_match(&store, &cfg, mode, &|_| {}).unwrap();
         for (_, _, m) in clusters(&store) {
             assert!(
                 !(m.contains(&a) && m.contains(&b)),
@@ -279,7 +281,7 @@ fn not_duplicates_are_never_proposed_again() {
 fn reviewed_clusters_keep_their_status_unless_a_member_changed() {
     let (_dir, store, records) = workspace(300);
     let cfg = cfg();
-    matcher::run_match(&store, &cfg, MatchMode::Full, &|_| {}).unwrap();
+    dupdesk::ops::matching::run_match(&store, &cfg, MatchMode::Full, &|_| {}).unwrap();
     let before = clusters(&store);
     let kept = before[0].0;
     let touched = before[1].0;
@@ -290,7 +292,7 @@ fn reviewed_clusters_keep_their_status_unless_a_member_changed() {
         .unwrap_or("x@example.org")
         .to_uppercase();
     change_email(&store, member, &email);
-    let report = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
+    let report = dupdesk::ops::matching::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
     assert!(report.clusters_stale >= 1, "{report:?}");
     let after = clusters(&store);
     let status = |id: i64| after.iter().find(|c| c.0 == id).unwrap().1.clone();
@@ -298,7 +300,7 @@ fn reviewed_clusters_keep_their_status_unless_a_member_changed() {
     assert_eq!(status(touched), "stale");
     // The approved clusters were learnt from.
     let model = store
-        .call_blocking(|c| matcher::persist::stored_model(c, ObjectType::Contacts))
+        .call_blocking(|c| dupdesk::ops::matching::stored_model(c, ObjectType::Contacts))
         .unwrap()
         .unwrap();
     assert!(model.labelled_pairs >= 2);
@@ -317,9 +319,14 @@ fn external_clusters_are_imported_or_refused_whole() {
         ),
     )
     .unwrap();
-    let err = matcher::import_clusters(&store, &bad, ObjectType::Contacts, EmptyFile::Refuse)
-        .unwrap_err()
-        .to_string();
+    let err = dupdesk::ops::external_clusters::import_clusters(
+        &store,
+        &bad,
+        ObjectType::Contacts,
+        EmptyFile::Refuse,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("\"4242424242\""), "{err}");
     assert!(err.contains("line 5"), "{err}");
     assert!(clusters(&store).is_empty(), "nothing was imported");
@@ -333,8 +340,13 @@ fn external_clusters_are_imported_or_refused_whole() {
         ),
     )
     .unwrap();
-    let report =
-        matcher::import_clusters(&store, &splink, ObjectType::Contacts, EmptyFile::Refuse).unwrap();
+    let report = dupdesk::ops::external_clusters::import_clusters(
+        &store,
+        &splink,
+        ObjectType::Contacts,
+        EmptyFile::Refuse,
+    )
+    .unwrap();
     assert_eq!(report.clusters, 2);
     assert_eq!(report.singletons, 1);
     assert_eq!(report.applied.new, 2);
@@ -344,8 +356,13 @@ fn external_clusters_are_imported_or_refused_whole() {
     c.sort();
     assert!(sets.contains(&c));
     // The same file again changes nothing.
-    let again =
-        matcher::import_clusters(&store, &splink, ObjectType::Contacts, EmptyFile::Refuse).unwrap();
+    let again = dupdesk::ops::external_clusters::import_clusters(
+        &store,
+        &splink,
+        ObjectType::Contacts,
+        EmptyFile::Refuse,
+    )
+    .unwrap();
     assert_eq!((again.applied.new, again.applied.unchanged), (0, 2));
 
     // A file with no cluster is refused, unless it is said to mean "no duplicates".
@@ -358,16 +375,21 @@ fn external_clusters_are_imported_or_refused_whole() {
         ),
     ] {
         std::fs::write(&empty, content).unwrap();
-        let err = matcher::import_clusters(&store, &empty, ObjectType::Contacts, EmptyFile::Refuse)
-            .unwrap_err();
+        let err = dupdesk::ops::external_clusters::import_clusters(
+            &store,
+            &empty,
+            ObjectType::Contacts,
+            EmptyFile::Refuse,
+        )
+        .unwrap_err();
         match err.downcast_ref() {
-            Some(matcher::ExternalError::NoRows { .. }) => assert!(no_rows, "{err}"),
-            Some(matcher::ExternalError::NoClusters { rows: 2, .. }) => assert!(!no_rows, "{err}"),
+            Some(ExternalError::NoRows { .. }) => assert!(no_rows, "{err}"),
+            Some(ExternalError::NoClusters { rows: 2, .. }) => assert!(!no_rows, "{err}"),
             _ => panic!("{err}"),
         }
         assert_eq!(clusters(&store).len(), 2, "{err}");
     }
-    let report = matcher::import_clusters(
+    let report = dupdesk::ops::external_clusters::import_clusters(
         &store,
         &empty,
         ObjectType::Contacts,
@@ -404,7 +426,7 @@ fn a_run_writing_holds_off_others_and_the_next_run_completes_an_interrupted_one(
     use dupdesk::store::chunks::{self, RunMarker};
     let (dir, store, records) = workspace(300);
     let cfg = cfg();
-    matcher::run_match(&store, &cfg, MatchMode::Full, &|_| {}).unwrap();
+    dupdesk::ops::matching::run_match(&store, &cfg, MatchMode::Full, &|_| {}).unwrap();
     let before = clusters(&store);
     let marker = |owner: String| RunMarker {
         owner,
@@ -424,7 +446,8 @@ fn a_run_writing_holds_off_others_and_the_next_run_completes_an_interrupted_one(
     };
     // Another run of this very process, still writing.
     put(marker(chunks::run_owner()));
-    let err = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap_err();
+    let err =
+        dupdesk::ops::matching::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap_err();
     assert!(
         err.to_string()
             .contains("another run is writing the contacts clusters"),
@@ -439,8 +462,13 @@ fn a_run_writing_holds_off_others_and_the_next_run_completes_an_interrupted_one(
         ),
     )
     .unwrap();
-    let err = matcher::import_clusters(&store, &file, ObjectType::Contacts, EmptyFile::Refuse)
-        .unwrap_err();
+    let err = dupdesk::ops::external_clusters::import_clusters(
+        &store,
+        &file,
+        ObjectType::Contacts,
+        EmptyFile::Refuse,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("another run is writing"), "{err}");
     assert_eq!(clusters(&store), before, "nothing was written");
 
@@ -461,7 +489,7 @@ fn a_run_writing_holds_off_others_and_the_next_run_completes_an_interrupted_one(
         ) && a.contains("dupdesk match --object contacts")),
         "{alerts:?}"
     );
-    let next = matcher::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
+    let next = dupdesk::ops::matching::run_match(&store, &cfg, MatchMode::Auto, &|_| {}).unwrap();
     assert_eq!(next.mode, "full", "{next:?}");
     assert!(next.model_fitted);
     assert!(

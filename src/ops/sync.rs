@@ -297,11 +297,7 @@ async fn mark_archived(
     let dissolved = store
         .call(move |c| {
             let tx = c.transaction()?;
-            let n = crate::domain::matcher::persist::dissolve_with_archived_members(
-                &tx,
-                object,
-                &now_ts(),
-            )?;
+            let n = crate::ops::matching::dissolve_with_archived_members(&tx, object, &now_ts())?;
             tx.commit()?;
             Ok(n)
         })

@@ -2,7 +2,7 @@
 //! records it scores (streamed in row order), the clusters already proposed with their
 //! members, the steward's `not_duplicates` pairs, a cluster's row as it is when a planned
 //! change is carried out, and the write of a planned cluster (its row, members and pair
-//! scores). The matcher decides what changes ([`crate::domain::matcher::persist`]); this module only
+//! scores). The matcher decides what changes ([`crate::ops::matching`]); this module only
 //! runs the statements, in the caller's transaction. Status changes go through
 //! [`super::clusters`], a new cluster's row too.
 

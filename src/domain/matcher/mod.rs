@@ -6,9 +6,9 @@
 //!        clusters ◀─cluster (no chains, not_duplicates)─ links ◀─score (log2 odds)
 //! ```
 //!
-//! The algorithms are pure functions over in-memory data ([`features::Table`]); the only module
-//! that touches the workspace is [`persist`], and the only one that reads files is
-//! [`external`]. Everything is synchronous and reports progress through a callback, so a UI
+//! The algorithms are pure functions over in-memory data ([`features::Table`]); a run over the
+//! workspace is [`crate::ops::matching`], and an external matcher's clusters are read by
+//! [`crate::ops::external_clusters`]. Everything is synchronous and reports progress through a callback, so a UI
 //! runs it on a blocking thread (`tokio::task::spawn_blocking`) and never waits on it. Scoring
 //! is parallel (rayon). This module must not know about the terminal or hold weights set by
 //! hand: they are estimated from the data ([`em`]).
@@ -18,11 +18,9 @@ pub mod cluster;
 pub mod compare;
 pub mod diagnose;
 pub mod em;
-pub mod external;
 pub mod features;
 pub mod fitted;
 pub mod normalize;
-pub mod persist;
 pub mod schema;
 
 use rayon::prelude::*;
@@ -32,9 +30,7 @@ use serde::{Deserialize, Serialize};
 pub use blocking::Blocks;
 pub use cluster::{Cluster, ClusterLimits, Edge, Flags};
 pub use em::Model;
-pub use external::{EmptyFile, ExternalError, ImportReport, import_clusters};
 pub use features::Table;
-pub use persist::{MatchMode, MatchReport, run_match, run_match_with};
 pub use schema::{FieldKind, FieldSpec, MatchConfig, MatcherSettings, ObjectSchemaConfig};
 
 /// What the matcher is doing, for a status bar or a progress line.

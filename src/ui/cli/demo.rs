@@ -87,10 +87,10 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
         let cfg = crate::domain::matcher::MatchConfig::new(&ctx.config.matcher, object)?;
         let store = store.clone();
         let report = tokio::task::spawn_blocking(move || {
-            crate::domain::matcher::run_match(
+            crate::ops::matching::run_match(
                 &store,
                 &cfg,
-                crate::domain::matcher::MatchMode::Full,
+                crate::ops::matching::MatchMode::Full,
                 &|_| {},
             )
         })

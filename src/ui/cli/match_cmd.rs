@@ -10,9 +10,11 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Ctx, open_existing};
-use crate::domain::matcher::{self, EmptyFile, MatchConfig, MatchMode, MatchProgress, MatchReport};
+use crate::domain::matcher::{MatchConfig, MatchProgress};
 use crate::domain::model::ObjectType;
 use crate::domain::words::count;
+use crate::ops::external_clusters::EmptyFile;
+use crate::ops::matching::{MatchMode, MatchReport};
 
 /// The object types to match: the one asked for, else every type with a matcher schema.
 fn objects(ctx: &Ctx, object: Option<ObjectType>) -> Vec<ObjectType> {
@@ -39,7 +41,7 @@ pub fn run(
     let store = open_existing(ctx)?;
     if let Some(file) = clusters {
         let object = object.unwrap_or(ObjectType::Contacts);
-        let report = matcher::import_clusters(&store, file, object, empty)?;
+        let report = crate::ops::external_clusters::import_clusters(&store, file, object, empty)?;
         if json {
             crate::outln!("{}", crate::domain::sanitize::json_pretty(&report)?);
         } else {
@@ -114,7 +116,7 @@ fn run_one(store: &crate::store::Store, cfg: &MatchConfig, mode: MatchMode) -> R
         };
         bar.set_message(msg);
     };
-    let report = matcher::run_match(store, cfg, mode, &progress);
+    let report = crate::ops::matching::run_match(store, cfg, mode, &progress);
     bar.finish_and_clear();
     report
 }

@@ -441,9 +441,9 @@ fn run(cli: Cli) -> Result<()> {
             json,
         }) => {
             let empty = if allow_empty {
-                crate::domain::matcher::EmptyFile::MeansNoClusters
+                crate::ops::external_clusters::EmptyFile::MeansNoClusters
             } else {
-                crate::domain::matcher::EmptyFile::Refuse
+                crate::ops::external_clusters::EmptyFile::Refuse
             };
             match_cmd::run(&ctx, clusters.as_deref(), empty, object, full, json)
         }

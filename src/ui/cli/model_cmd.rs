@@ -13,9 +13,9 @@ use serde::Serialize;
 use super::{Ctx, open_existing};
 use crate::domain::matcher::MatchConfig;
 use crate::domain::matcher::fitted::{FittedField, FittedModel};
-use crate::domain::matcher::persist::stored_model_json;
 use crate::domain::model::ObjectType;
 use crate::domain::sanitize::for_terminal;
+use crate::ops::matching::stored_model_json;
 
 /// Half the bar's width, in cells: the largest weight of the model fills it.
 const HALF: usize = 20;

@@ -24,12 +24,12 @@ use rustc_hash::FxHashSet;
 use serde::Serialize;
 use thiserror::Error;
 
-use super::cluster::{self, ClusterLimits, Edge};
-use super::persist::{
-    ApplyStats, PlannedCluster, apply_clusters, fingerprint, refuse_while_a_run_writes,
-};
+use crate::domain::matcher::cluster::{self, ClusterLimits, Edge};
 use crate::domain::model::ObjectType;
 use crate::input::{CsvRecords, RecordError, quote};
+use crate::ops::matching::{
+    ApplyStats, PlannedCluster, apply_clusters, fingerprint, refuse_while_a_run_writes,
+};
 use crate::store::{Store, matches};
 
 /// What a file that proposes no cluster of two or more records means.

@@ -31,11 +31,13 @@ use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::cluster::{self, Cluster, Edge};
-use super::em::Model;
-use super::features::Table;
-use super::schema::{FieldKind, MatchConfig};
-use super::{Blocks, MatchProgress, Scorer, fit_model, limits, link, probability, weight_of};
+use crate::domain::matcher::cluster::{self, Cluster, Edge};
+use crate::domain::matcher::em::Model;
+use crate::domain::matcher::features::Table;
+use crate::domain::matcher::schema::{FieldKind, MatchConfig};
+use crate::domain::matcher::{
+    Blocks, MatchProgress, Scorer, fit_model, limits, link, probability, weight_of,
+};
 use crate::domain::model::{ObjectType, Record};
 use crate::store::chunks::{self, Chunk, ChunkPolicy, RunMarker};
 use crate::store::clusters::{self, ClusterStatus, Reason};
@@ -324,7 +326,7 @@ pub fn run_match_with(
             records,
             labelled_pairs: m.labelled_pairs,
             warnings: if records == 0 {
-                vec![super::diagnose::no_records(object)]
+                vec![crate::domain::matcher::diagnose::no_records(object)]
             } else {
                 Vec::new()
             },
@@ -335,12 +337,12 @@ pub fn run_match_with(
     progress(MatchProgress::Normalizing);
     let live = Live::read(&snapshot, cfg)?;
     let table = &live.table;
-    let present = if super::diagnose::needs_property_names(table) {
+    let present = if crate::domain::matcher::diagnose::needs_property_names(table) {
         present_properties(&snapshot, object)?
     } else {
         Vec::new()
     };
-    let mut warnings = super::diagnose::field_warnings(cfg, table, &present);
+    let mut warnings = crate::domain::matcher::diagnose::field_warnings(cfg, table, &present);
     // Ids of the records named in not_duplicates, by table index.
     let named: HashSet<&str> = not_duplicates
         .iter()
@@ -495,9 +497,9 @@ pub fn run_match_with(
     });
     let model_json = serde_json::to_string(&model)?;
     if table.is_empty() {
-        warnings.push(super::diagnose::no_records(object));
+        warnings.push(crate::domain::matcher::diagnose::no_records(object));
     } else if model_fitted {
-        warnings.extend(super::diagnose::fit_warnings(&model_json));
+        warnings.extend(crate::domain::matcher::diagnose::fit_warnings(&model_json));
     }
     report.warnings = warnings;
     let model_json = (!live.table.is_empty()).then_some(model_json);
@@ -681,8 +683,8 @@ pub struct StoredField {
     pub blocked: bool,
 }
 
-impl From<super::PairExplanation> for StoredExplanation {
-    fn from(e: super::PairExplanation) -> StoredExplanation {
+impl From<crate::domain::matcher::PairExplanation> for StoredExplanation {
+    fn from(e: crate::domain::matcher::PairExplanation) -> StoredExplanation {
         let hundredths = |w: f64| (w * 100.0).round() / 100.0;
         StoredExplanation {
             rule: e.rule,
@@ -1187,7 +1189,7 @@ fn present_properties(conn: &Connection, object: ObjectType) -> Result<Vec<Strin
 }
 
 /// The JSON of the model stored by the last run for `object`, if any: what `dupdesk model`
-/// reads ([`super::fitted::FittedModel::from_json`]).
+/// reads ([`crate::domain::matcher::fitted::FittedModel::from_json`]).
 pub fn stored_model_json(conn: &Connection, object: ObjectType) -> Result<Option<String>> {
     get_meta(conn, &model_key(object))
 }
