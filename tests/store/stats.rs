@@ -2,6 +2,7 @@
 //! (2%) or the duplicate rate moves too much between two pulls.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use common::*;

@@ -3,6 +3,7 @@
 //! at its URL. Needs `python3 -m pip install hubspot-api-client`.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::time::Duration;

@@ -4,6 +4,7 @@
 //! terminal, and a decision the screen confirmed survives SIGKILL. Each test runs its own tmux server (`-L`), killed on drop even when it fails.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../tui_support/mod.rs"]
 mod tui_support;
 
 use std::path::Path;

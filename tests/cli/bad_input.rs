@@ -4,6 +4,7 @@
 //! workspace; and a file holding one enormous line is refused within bounded memory.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 //! changed in the CRM, including merges made there and the id mappings records carry.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

@@ -4,6 +4,7 @@
 //! counts: 100 pairs applied at once cost their 100 merges and only a handful of other calls.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

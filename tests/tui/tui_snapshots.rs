@@ -4,6 +4,7 @@
 //! escape sequences.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../tui_support/mod.rs"]
 mod tui_support;
 
 use dupdesk::ui::tui::{Action, App, Inbox, views};

@@ -6,6 +6,7 @@
 //! requests; records archived in the CRM leave the review queue and are never merged.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

@@ -5,6 +5,7 @@
 //! member edited in the CRM after the review.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use dupdesk::store::clusters::{Action, JobStatus};

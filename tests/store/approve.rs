@@ -3,6 +3,7 @@
 //! precedence engine's choices, and the executor then merges exactly those.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use dupdesk::store::clusters::Action;

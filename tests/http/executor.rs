@@ -3,6 +3,7 @@
 //! survivor, the id mapping superseded, failures visible and retryable.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use dupdesk::store::clusters::JobStatus;

@@ -4,6 +4,7 @@
 //! sandbox's merge log is the witness) and every job is merged.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use dupdesk::store::clusters::JobStatus;

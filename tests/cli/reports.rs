@@ -2,6 +2,7 @@
 //! against the sandbox CRM over HTTP.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::process::Command;

@@ -5,6 +5,7 @@
 //! the sandbox over real HTTP.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::path::Path;

@@ -3,6 +3,7 @@
 //! next cluster opens, and the workspace holds exactly what the steward decided.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../tui_support/mod.rs"]
 mod tui_support;
 
 use dupdesk::store::clusters::{self, ClusterStatus};

@@ -5,6 +5,7 @@
 //! 429, and never builds a URL HubSpot would refuse.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! file and the sandbox CRM over HTTP.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

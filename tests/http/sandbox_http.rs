@@ -2,6 +2,7 @@
 //! read, search, rate limit, PATCH history, persistence, and fault injection.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeMap, HashSet};

@@ -3,6 +3,7 @@
 //! real tables, and the real binary over real workspace files.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::path::Path;

@@ -4,6 +4,7 @@
 //! log), and each process has a connection of its own to the one SQLite file.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use dupdesk::store::clusters::JobStatus;
