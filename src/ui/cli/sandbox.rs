@@ -115,28 +115,39 @@ pub fn run(args: &SandboxArgs) -> Result<()> {
     let opts = args.options()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
+        // Listening for the signals before the URL is printed: whoever reads the URL may stop
+        // the sandbox at once, and a SIGTERM before the handler would kill it uncleanly.
+        let stop = stop_signal()?;
         let sandbox = sandbox::start(opts).await?;
         crate::outln!("sandbox CRM listening on {}", sandbox.base_url());
         std::io::stdout().flush()?;
-        wait_for_stop().await?;
+        stop.await?;
         sandbox.shutdown().await;
         Ok(())
     })
 }
 
-async fn wait_for_stop() -> Result<()> {
+/// A future that ends at SIGTERM or Ctrl-C; the handlers are installed when this returns.
+fn stop_signal() -> Result<impl std::future::Future<Output = Result<()>>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.context("listening for Ctrl-C")?,
-            _ = term.recv() => {}
-        }
+        let mut int = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            Ok(())
+        })
     }
     #[cfg(not(unix))]
-    tokio::signal::ctrl_c()
-        .await
-        .context("listening for Ctrl-C")?;
-    Ok(())
+    {
+        Ok(async {
+            tokio::signal::ctrl_c()
+                .await
+                .context("listening for Ctrl-C")
+        })
+    }
 }
