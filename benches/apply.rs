@@ -6,7 +6,8 @@
 //! 98/(N-1) clusters per 10 s (the limiter's 98%, below).
 //! `cargo bench --bench apply -- [merges] [concurrency] [size]` (default 300 merges per run,
 //! the executor's default concurrency, every size). Prints what it measured; it asserts
-//! nothing.
+//! nothing. With `DUPDESK_BENCH_TIMELINE=1` it also prints the requests returned per 250 ms and
+//! when each batch call started, to see where the budget idles.
 //!
 //! # Measuring the sustained rate honestly
 //!
@@ -226,10 +227,16 @@ struct Recorded {
     returned: Mutex<Vec<Instant>>,
     /// The size of each batch call, by kind: what the batches carried.
     batches: Mutex<BTreeMap<&'static str, Vec<usize>>>,
+    /// When each batch call started, by kind (for `DUPDESK_BENCH_TIMELINE`).
+    batch_starts: Mutex<Vec<(Instant, &'static str)>>,
 }
 
 impl Recorded {
     fn note_batch(&self, kind: &'static str, size: usize) {
+        self.batch_starts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((Instant::now(), kind));
         self.batches
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -457,6 +464,7 @@ async fn run(size: usize, n_clusters: usize, concurrency: usize) -> Result<Summa
         inner: crm.clone(),
         returned: Mutex::new(Vec::new()),
         batches: Mutex::new(BTreeMap::new()),
+        batch_starts: Mutex::new(Vec::new()),
     });
     let statuses_before = common::sandbox_status_counts(&sandbox.base_url()).await?;
     let stats_before = crm.stats();
@@ -484,6 +492,35 @@ async fn run(size: usize, n_clusters: usize, concurrency: usize) -> Result<Summa
         .clone();
     let mut offsets: Vec<Duration> = returned.iter().map(|c| *c - started).collect();
     offsets.sort();
+    if std::env::var_os("DUPDESK_BENCH_TIMELINE").is_some() {
+        // Requests returned per 250 ms, to see where the budget idles.
+        let mut buckets = vec![
+            0usize;
+            offsets
+                .last()
+                .map_or(0, |l| l.as_millis() as usize / 250 + 1)
+        ];
+        for o in &offsets {
+            buckets[o.as_millis() as usize / 250] += 1;
+        }
+        let line: Vec<String> = buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| format!("{:.2}:{n}", i as f64 * 0.25))
+            .collect();
+        eprintln!("  timeline (s:requests per 250 ms): {}", line.join(" "));
+        let starts = recorded
+            .batch_starts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let line: Vec<String> = starts
+            .iter()
+            .map(|(at, kind)| format!("{:.2}{}", (*at - started).as_secs_f64(), &kind[6..7]))
+            .collect();
+        eprintln!("  batch calls started (s, r/u): {}", line.join(" "));
+    }
     let first = offsets.first().copied().unwrap_or_default();
     let last = offsets.last().copied().unwrap_or_default();
     let peak = offsets

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use rand::Rng;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
@@ -40,10 +41,13 @@ use crate::store::{properties, records};
 
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
-    /// Jobs run at once (they share the connector's rate limiter). Their reads and field
-    /// updates go together in batches ([`batch`]), so the more run at once, the fuller the
-    /// batches: at [`DEFAULT_CONCURRENCY`] a pair costs about one call more than its merge per
-    /// 50 pairs.
+    /// Jobs that may still merge, at most this many at once (they share the connector's rate
+    /// limiter). A job whose merges are done and which waits only for its field update and
+    /// mapping makes room for the next one (at most a batch update's worth wait so): the field updates
+    /// go in batches that wait for a full batch or room in the budget, and the merges of the
+    /// next jobs must not wait behind them. Their reads and field updates go together in
+    /// batches ([`batch`]), so the more run at once, the fuller the batches: at
+    /// [`DEFAULT_CONCURRENCY`] a pair costs about one call more than its merge per 50 pairs.
     pub concurrency: usize,
     /// Run at most this many jobs.
     pub limit: Option<usize>,
@@ -60,8 +64,11 @@ pub struct ExecOptions {
     pub probe_cap: Duration,
 }
 
-/// Enough jobs at once to fill a batch update (100 inputs) while each waits for its merges.
-pub const DEFAULT_CONCURRENCY: usize = 100;
+/// Two windows of HubSpot's Free/Starter budget (100 requests per 10 s): while one window's
+/// jobs merge, the next window's have read their snapshots and wait in the rate limiter, so
+/// the budget that frees goes to merges at once instead of to a read, a round trip and the
+/// journal first (`cargo bench --bench apply`: pairs 90 per 10 s at 100, 92 at 200).
+pub const DEFAULT_CONCURRENCY: usize = 200;
 
 impl Default for ExecOptions {
     fn default() -> Self {
@@ -251,28 +258,58 @@ pub async fn apply(
 /// `outage_patience`).
 async fn run_queue(shared: &Arc<Shared>, report: &mut ExecReport) -> Result<()> {
     let opts = &shared.opts;
+    let concurrency = opts.concurrency.max(1);
+    // A permit for each job until its last merge is done (see `ExecOptions::concurrency`).
+    let merging = Arc::new(Semaphore::new(concurrency));
+    let mut spare: Option<OwnedSemaphorePermit> = None;
     let mut started = 0usize;
     let mut outage: Option<String> = None;
     let mut running = JoinSet::new();
     loop {
+        let mut queue_empty = false;
         while outage.is_none()
-            && running.len() < opts.concurrency.max(1)
+            && running.len() < concurrency + batch::UPDATE_BATCH
             && !shared.paused.load(Ordering::SeqCst)
             && opts.limit.is_none_or(|l| started < l)
         {
+            let Some(permit) = spare
+                .take()
+                .or_else(|| merging.clone().try_acquire_owned().ok())
+            else {
+                break;
+            };
             let (me, lease) = (shared.me.clone(), opts.lease);
             let Some(job) = shared
                 .store
                 .call(move |c| journal::claim_next(c, &me, lease))
                 .await?
             else {
+                spare = Some(permit);
+                queue_empty = true;
                 break;
             };
             started += 1;
             let shared = shared.clone();
-            running.spawn(async move { run_job(&shared, job).await });
+            running.spawn(async move { run_job(&shared, job, permit).await });
         }
-        let Some(done) = running.join_next().await else {
+        let more_to_start = outage.is_none()
+            && !queue_empty
+            && !shared.paused.load(Ordering::SeqCst)
+            && opts.limit.is_none_or(|l| started < l);
+        // Once no job will start, the batches need not wait for requests of jobs to come.
+        shared
+            .batcher
+            .last_jobs((!more_to_start).then_some(running.len()));
+        let may_start =
+            more_to_start && spare.is_none() && running.len() < concurrency + batch::UPDATE_BATCH;
+        let done = tokio::select! {
+            done = running.join_next() => done,
+            permit = merging.clone().acquire_owned(), if may_start => {
+                spare = permit.ok();
+                continue;
+            }
+        };
+        let Some(done) = done else {
             match outage.take() {
                 Some(reason) => {
                     if !wait_for_crm(shared, &reason).await? {
@@ -457,14 +494,14 @@ pub async fn dry_run(store: &Store, limit: Option<usize>) -> Result<Vec<String>>
 }
 
 /// Run a claimed job (its claim set it `running`).
-async fn run_job(shared: &Shared, job: Job) -> Result<JobOutcome> {
+async fn run_job(shared: &Shared, job: Job, merging: OwnedSemaphorePermit) -> Result<JobOutcome> {
     let job_id = job.id;
     let cluster = job.cluster_id;
     (shared.events)(ExecEvent::JobStarted {
         job: job_id,
         cluster,
     });
-    let outcome = match run_steps(shared, &job).await {
+    let outcome = match run_steps(shared, &job, merging).await {
         Ok(o) => o,
         Err(e) if e.downcast_ref::<journal::LostClaim>().is_some() => {
             tracing::warn!(job = job_id, error = %e, "merge job taken over by another executor");
@@ -554,7 +591,14 @@ fn crm_failure(what: &str, e: &CrmError) -> StepFailure {
 
 /// Run the unfinished steps of a job. The outer `Result` is a workspace error (stop
 /// everything); the inner one is this job's failure (record it and go on with the others).
-async fn run_steps(shared: &Shared, job: &Job) -> Result<Result<(), StepFailure>> {
+/// `merging` is the job's place among the jobs that may still merge; it is given up when only
+/// the field update and the mapping are left.
+async fn run_steps(
+    shared: &Shared,
+    job: &Job,
+    merging: OwnedSemaphorePermit,
+) -> Result<Result<(), StepFailure>> {
+    let mut merging = Some(merging);
     let job_id = job.id;
     let object = job.object_type;
     let steps = shared
@@ -569,6 +613,12 @@ async fn run_steps(shared: &Shared, job: &Job) -> Result<Result<(), StepFailure>
     for step in steps {
         if step.state == StepState::Done {
             continue;
+        }
+        if matches!(
+            step.request,
+            StepRequest::Update { .. } | StepRequest::Mapping { .. }
+        ) {
+            merging.take();
         }
         let outcome = match &step.request {
             StepRequest::Snapshot { ids } => snapshot_step(shared, job, &step, ids, &props).await?,
@@ -733,8 +783,9 @@ async fn snapshot_step(
             for r in &found {
                 journal::save_snapshot(&tx, job_id, r, &r.id)?;
             }
+            journal::mark_done_in(&tx, job_id, step_id, None, None)?;
             tx.commit()?;
-            journal::mark_done(c, job_id, step_id, None, None)
+            Ok(())
         })
         .await?;
     Ok(Ok(()))

@@ -489,6 +489,20 @@ pub fn mark_done(
     survivor: Option<&str>,
 ) -> Result<()> {
     let tx = conn.transaction()?;
+    mark_done_in(&tx, job, step, response_id, survivor)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// [`mark_done`] inside a transaction of the caller's, which commits it with what else the step
+/// wrote (a snapshot's records).
+pub fn mark_done_in(
+    tx: &rusqlite::Transaction<'_>,
+    job: i64,
+    step: i64,
+    response_id: Option<&str>,
+    survivor: Option<&str>,
+) -> Result<()> {
     let now = now_ts();
     tx.execute(
         "UPDATE merge_steps SET state = 'done', response_id = ?2, last_error = NULL, updated_at = ?3 WHERE id = ?1",
@@ -500,7 +514,6 @@ pub fn mark_done(
             params![job, s, now],
         )?;
     }
-    tx.commit()?;
     Ok(())
 }
 

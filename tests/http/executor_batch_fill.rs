@@ -11,6 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use std::collections::BTreeMap;
+
+use dupdesk::crm::{BatchRead, BatchUpdated, Connector, CrmError, Page, ReadOutcome};
+use dupdesk::domain::model::{ObjectType, PropertyDef, Record};
 use dupdesk::harness::sandbox::FaultSpec;
 use dupdesk::harness::sandbox::seed::SeedData;
 use dupdesk::ops::executor::{self, ExecOptions};
@@ -104,5 +108,167 @@ async fn a_hundred_pairs_at_once_share_a_handful_of_batch_reads_and_updates() {
         "{requests} requests for {PAIRS} pairs: {others} besides the merges (at most 15 expected: \
          the batches did not fill while the merges queued)"
     );
+    sandbox.shutdown().await;
+}
+
+/// A connector whose field updates answer only once `merges` merges have been answered (or,
+/// failing that, after `patience`): it shows whether a job waiting for its update lets the
+/// next job merge.
+struct UpdatesAfterMerges {
+    inner: Arc<dyn Connector>,
+    merges: usize,
+    answered: std::sync::atomic::AtomicUsize,
+    merged: tokio::sync::Notify,
+    patience: Duration,
+    waited_out: std::sync::atomic::AtomicBool,
+}
+
+impl UpdatesAfterMerges {
+    async fn wait_for_merges(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let deadline = tokio::time::Instant::now() + self.patience;
+        while self.answered.load(SeqCst) < self.merges {
+            if tokio::time::timeout_at(deadline, self.merged.notified())
+                .await
+                .is_err()
+            {
+                self.waited_out.store(true, SeqCst);
+                return;
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for UpdatesAfterMerges {
+    fn system(&self) -> &str {
+        self.inner.system()
+    }
+    fn rate_limiter(&self) -> Option<Arc<dupdesk::crm::ratelimit::RateLimiter>> {
+        self.inner.rate_limiter()
+    }
+    async fn list_page(
+        &self,
+        o: ObjectType,
+        a: Option<&str>,
+        p: &[String],
+        h: &[String],
+    ) -> Result<Page, CrmError> {
+        self.inner.list_page(o, a, p, h).await
+    }
+    async fn modified_since_page(
+        &self,
+        o: ObjectType,
+        s: &str,
+        a: Option<&str>,
+        p: &[String],
+    ) -> Result<Page, CrmError> {
+        self.inner.modified_since_page(o, s, a, p).await
+    }
+    async fn batch_read(
+        &self,
+        o: ObjectType,
+        ids: &[String],
+        p: &[String],
+        h: &[String],
+    ) -> Result<BatchRead, CrmError> {
+        self.inner.batch_read(o, ids, p, h).await
+    }
+    async fn read(&self, o: ObjectType, id: &str, p: &[String]) -> Result<ReadOutcome, CrmError> {
+        self.inner.read(o, id, p).await
+    }
+    async fn update(
+        &self,
+        o: ObjectType,
+        id: &str,
+        p: &BTreeMap<String, String>,
+    ) -> Result<Record, CrmError> {
+        self.wait_for_merges().await;
+        self.inner.update(o, id, p).await
+    }
+    async fn batch_update(
+        &self,
+        o: ObjectType,
+        inputs: &[(String, BTreeMap<String, String>)],
+    ) -> Result<BatchUpdated, CrmError> {
+        self.wait_for_merges().await;
+        self.inner.batch_update(o, inputs).await
+    }
+    async fn search_by_email(&self, e: &str, p: &[String]) -> Result<Vec<Record>, CrmError> {
+        self.inner.search_by_email(e, p).await
+    }
+    async fn merge(&self, o: ObjectType, a: &str, b: &str) -> Result<Record, CrmError> {
+        let merged = self.inner.merge(o, a, b).await;
+        self.answered
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.merged.notify_waiters();
+        merged
+    }
+    async fn properties(&self, o: ObjectType) -> Result<Vec<PropertyDef>, CrmError> {
+        self.inner.properties(o).await
+    }
+    async fn search_equal(
+        &self,
+        o: ObjectType,
+        p: &str,
+        v: &str,
+        props: &[String],
+    ) -> Result<Vec<Record>, CrmError> {
+        self.inner.search_equal(o, p, v, props).await
+    }
+}
+
+/// `concurrency` counts the jobs that may still merge: one whose merges are done and which
+/// waits only for its (batched, held back) field update makes room for the next, whose
+/// merge must not wait behind that update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_waiting_for_its_field_update_lets_the_next_job_merge() {
+    const JOBS: usize = 3;
+    let (seed, planted) = pairs(JOBS);
+    let sandbox = start_sandbox(seed, generous(), FaultSpec::default()).await;
+    let base = sandbox.base_url();
+    let fast = connector(
+        &base,
+        100_000,
+        Duration::from_secs(10),
+        Duration::from_secs(5),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = pulled_workspace(dir.path(), fast.as_ref()).await;
+    approve_all(&store, &planted).await;
+    let held = Arc::new(UpdatesAfterMerges {
+        inner: fast,
+        merges: JOBS,
+        answered: Default::default(),
+        merged: tokio::sync::Notify::new(),
+        patience: Duration::from_secs(10),
+        waited_out: Default::default(),
+    });
+    // One job at a time: the first update answers only once every job has merged.
+    let opts = ExecOptions {
+        concurrency: 1,
+        ..ExecOptions::default()
+    };
+    let report = executor::apply(&store, held.clone(), &config(), opts, Arc::new(|_| {}))
+        .await
+        .unwrap();
+    assert_eq!(report.merged, JOBS, "{report:?}");
+    assert!(
+        !held.waited_out.load(std::sync::atomic::Ordering::SeqCst),
+        "an update waited {:?} for merges that never came: the next job waited for it",
+        held.patience
+    );
+    assert_eq!(sandbox.merge_log().await.unwrap().len(), JOBS);
+    // Every survivor carries the steward's choice.
+    for p in &planted {
+        match held
+            .read(ObjectType::Contacts, &p.ids[0], &["firstname".to_string()])
+            .await
+            .unwrap()
+        {
+            ReadOutcome::MergedInto(r) => assert_eq!(r.get("firstname"), Some("Robert")),
+            other => panic!("{} should read as merged: {other:?}", p.ids[0]),
+        }
+    }
     sandbox.shutdown().await;
 }

@@ -34,6 +34,11 @@
 //! kind at a time, its batch chosen when it starts; what comes meanwhile goes in the next.
 //! Alone, a job waits a moment ([`LINGER`]) for the jobs started with it, and goes.
 //!
+//! Neither holding back nor gathering waits for requests that cannot come: once the executor
+//! says no job will start any more ([`Batcher::last_jobs`]) and every job still running waits
+//! for an answer of the batcher, a call goes at once (the last updates of a run would otherwise
+//! wait up to a whole interval for nothing).
+//!
 //! # One refusal spoils nothing
 //!
 //! HubSpot refuses a whole `batch/update` when one input is invalid (400 VALIDATION_ERROR,
@@ -47,6 +52,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -206,6 +212,11 @@ impl<W: Want> Lane<W> {
 pub struct Batcher {
     crm: Arc<dyn Connector>,
     limiter: Option<Arc<RateLimiter>>,
+    /// The jobs that may still ask for something: those running, or `usize::MAX` while more
+    /// may start (see [`Batcher::last_jobs`]).
+    jobs: AtomicUsize,
+    /// Requests asked for and not answered yet, over every lane.
+    asking: AtomicUsize,
     reads: Mutex<Lane<ReadWant>>,
     updates: Mutex<Lane<UpdateWant>>,
 }
@@ -226,9 +237,31 @@ impl Batcher {
         Arc::new(Batcher {
             limiter: crm.rate_limiter(),
             crm,
+            jobs: AtomicUsize::new(usize::MAX),
+            asking: AtomicUsize::new(0),
             reads: Mutex::new(Lane::new()),
             updates: Mutex::new(Lane::new()),
         })
+    }
+
+    /// No job starts any more (the queue is empty, or the run's limit reached): `running` jobs
+    /// are all that may still ask for something; `None` when more may start again.
+    pub fn last_jobs(&self, running: Option<usize>) {
+        self.jobs
+            .store(running.unwrap_or(usize::MAX), Ordering::SeqCst);
+    }
+
+    /// Whether every job that may still ask for something is waiting for an answer: nothing
+    /// more can come to wait for.
+    fn nobody_else(&self) -> bool {
+        self.asking.load(Ordering::SeqCst) >= self.jobs.load(Ordering::SeqCst)
+    }
+
+    /// Wait for the answer to a request just queued, counted among those asked for meanwhile.
+    async fn answer<T>(&self, rx: oneshot::Receiver<Result<T, CrmError>>) -> Result<T, CrmError> {
+        let answer = rx.await.unwrap_or_else(|_| Err(gone()));
+        self.asking.fetch_sub(1, Ordering::SeqCst);
+        answer
     }
 
     /// Read `ids` (with the history of `history`) in the next batch read. The answer holds
@@ -249,7 +282,7 @@ impl Batcher {
             history: history.to_vec(),
             reply: tx,
         });
-        rx.await.unwrap_or_else(|_| Err(gone()))
+        self.answer(rx).await
     }
 
     /// Set `properties` on `id` in the next batch update; the record as the CRM answered.
@@ -266,11 +299,12 @@ impl Batcher {
             properties: properties.clone(),
             reply: tx,
         });
-        rx.await.unwrap_or_else(|_| Err(gone()))
+        self.answer(rx).await
     }
 
     /// Queue `want`, and start a call for it unless one waiting will carry it.
     fn submit<W: Want>(self: &Arc<Self>, want: W) {
+        self.asking.fetch_add(1, Ordering::SeqCst);
         let mut lane = lock(W::lane(self));
         lane.queue.push(want);
         lane.last = Instant::now();
@@ -324,6 +358,7 @@ impl Batcher {
         while Instant::now() < deadline
             && lock(W::lane(self)).shares() < FULL_CALL
             && !limiter.has_room()
+            && !self.nobody_else()
         {
             tokio::time::sleep(one).await;
         }
@@ -342,7 +377,7 @@ impl Batcher {
         loop {
             let quiet_at = {
                 let lane = lock(W::lane(self));
-                if lane.shares() >= FULL_CALL {
+                if lane.shares() >= FULL_CALL || self.nobody_else() {
                     return;
                 }
                 lane.last + quiet
@@ -351,7 +386,8 @@ impl Batcher {
             if now >= quiet_at || now >= deadline {
                 return;
             }
-            tokio::time::sleep_until(quiet_at.min(deadline)).await;
+            // Looked at again at least once a request's time, for `nobody_else`.
+            tokio::time::sleep_until(quiet_at.min(deadline).min(now + one)).await;
         }
     }
 

@@ -97,8 +97,9 @@ pub enum Command {
         /// Queue failed and paused jobs again first.
         #[arg(long)]
         retry_failed: bool,
-        /// Jobs run at once (they share one rate limiter; their reads and field updates go
-        /// together in batches).
+        /// Jobs that may merge at once (they share one rate limiter; their reads and field
+        /// updates go together in batches; a job waiting only for its field update does not
+        /// count).
         #[arg(long, default_value_t = crate::ops::executor::DEFAULT_CONCURRENCY)]
         concurrency: usize,
     },
