@@ -29,7 +29,9 @@ use std::sync::Arc;
 use crate::config::{Config, MappingConfig, SourcesConfig};
 use crate::domain::model::{ObjectType, PropertyCatalog, Record};
 use crate::domain::plan::{self, Seen, ValueProblem};
-use crate::domain::precedence::{self, DecidedBy, FieldChoice, FieldSuggestion, Override, Rules};
+use crate::domain::precedence::{
+    self, Candidate, DecidedBy, FieldChoice, FieldSuggestion, Override, Rules,
+};
 use crate::store::clusters::{self, ClusterStatus};
 use crate::store::decisions::{NewDecision, Verdict};
 use crate::store::queue::ClusterDetail;
@@ -115,6 +117,17 @@ fn list(problems: &[ValueProblem]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// What taking every field from one record did ([`ReviewDraft::take_record`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TakenFromRecord {
+    /// Fields that now keep the record's value.
+    pub taken: usize,
+    /// Of those, the fields the record has no value for: they end empty.
+    pub emptied: usize,
+    /// Fields the draft refused, with why (read-only, calculated, a mapping conflict).
+    pub skipped: Vec<(String, String)>,
 }
 
 /// One field of the draft, as a front end shows it.
@@ -294,6 +307,12 @@ impl ReviewDraft {
         })
     }
 
+    /// What `record_id` holds for `field`, with who wrote it and when (its history entry);
+    /// `None` for a record with no value, or one excluded from the merge.
+    pub fn candidate(&self, field: &str, record_id: &str) -> Option<&Candidate> {
+        self.suggestion.field(field)?.value_of(record_id)
+    }
+
     /// Every shown field, in order.
     pub fn field_states(&self) -> Vec<FieldState<'_>> {
         self.fields.iter().filter_map(|f| self.field(f)).collect()
@@ -405,6 +424,38 @@ impl ReviewDraft {
         Ok(())
     }
 
+    /// Keep every field's value of `record_id` (Salesforce's "select all from this record"),
+    /// its empty values included, which clear the field. Fields that cannot be chosen are
+    /// skipped and listed with the reason; the record must be a member still in the merge.
+    pub fn take_record(&mut self, record_id: &str) -> Result<TakenFromRecord, DraftError> {
+        self.check_open()?;
+        let Some(member) = self.member(record_id) else {
+            return Err(DraftError::NotAMember(record_id.to_string()));
+        };
+        if self.excluded.contains(record_id) {
+            return Err(DraftError::Excluded(record_id.to_string()));
+        }
+        let empty: BTreeSet<String> = self
+            .fields
+            .iter()
+            .filter(|f| member.record.get(f).is_none())
+            .cloned()
+            .collect();
+        let mut done = TakenFromRecord::default();
+        for field in self.fields.clone() {
+            if let Some(why) = self.locked(&field) {
+                done.skipped.push((field, why));
+                continue;
+            }
+            self.picks
+                .insert(field.clone(), Pick::Take(record_id.to_string()));
+            done.taken += 1;
+            done.emptied += usize::from(empty.contains(&field));
+        }
+        self.refresh();
+        Ok(done)
+    }
+
     /// Leave `field` empty after the merge.
     pub fn clear(&mut self, field: &str) -> Result<(), DraftError> {
         self.check_pick(field)?;
@@ -424,6 +475,32 @@ impl ReviewDraft {
         self.picks.insert(field.to_string(), pick);
         self.refresh();
         Ok(())
+    }
+
+    /// Write `value` into `field` unless the CRM would refuse it: then the draft is left as
+    /// it was and the refusal says why. What an interactive front end calls, so a value typed
+    /// wrong never stands in the draft.
+    pub fn type_checked(&mut self, field: &str, value: &str) -> Result<(), DraftError> {
+        let before = self.picks.get(field).cloned();
+        self.type_value(field, value)?;
+        // Checked as approval checks it: the value as the field's normalizer left it.
+        let problem = self
+            .chosen
+            .get(field)
+            .and_then(|c| c.value.as_deref().and_then(|v| self.problem(field, v)));
+        let Some(problem) = problem else {
+            return Ok(());
+        };
+        match before {
+            Some(pick) => {
+                self.picks.insert(field.to_string(), pick);
+            }
+            None => {
+                self.picks.remove(field);
+            }
+        }
+        self.refresh();
+        Err(DraftError::Invalid(vec![problem]))
     }
 
     /// Back to the suggestion for `field`. Whether there was a pick to drop.

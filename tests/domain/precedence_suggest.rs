@@ -552,7 +552,7 @@ fn field_cases() -> Vec<FieldCase> {
             field: "city",
             value: Some("Bonn"),
             from: Some("1"),
-            reason: "ignored marketing (not its field)",
+            reason: "crm may write it, marketing may not",
         },
         FieldCase {
             name: "a value only marketing has is kept, and said",

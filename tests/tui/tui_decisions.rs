@@ -775,3 +775,339 @@ async fn a_cluster_sent_back_by_the_executor_says_why_and_can_be_approved_again(
         "a new approval answers the reason"
     );
 }
+
+/// The CRM's definitions of the fixture's properties: `city` takes one of two values and
+/// `jobtitle` is read-only, as a pull would have cached them.
+fn crm_definitions(ws: &tui_support::Workspace) {
+    use dupdesk::domain::model::{ObjectType, PropertyDef, PropertyKind, PropertyOption};
+    let def = |name: &str| PropertyDef {
+        name: name.into(),
+        label: name.into(),
+        kind: PropertyKind::String,
+        field_type: "text".into(),
+        options: Vec::new(),
+        read_only: false,
+        calculated: false,
+        unique: false,
+    };
+    let mut defs: Vec<PropertyDef> = [
+        "firstname",
+        "lastname",
+        "email",
+        "phone",
+        "company",
+        "country",
+    ]
+    .iter()
+    .map(|n| def(n))
+    .collect();
+    defs.push(PropertyDef {
+        kind: PropertyKind::Enumeration,
+        field_type: "select".into(),
+        options: ["London", "Berlin"]
+            .iter()
+            .map(|v| PropertyOption {
+                value: v.to_string(),
+                label: v.to_string(),
+                hidden: false,
+            })
+            .collect(),
+        ..def("city")
+    });
+    defs.push(PropertyDef {
+        read_only: true,
+        ..def("jobtitle")
+    });
+    ws.store
+        .call_blocking(move |c| {
+            dupdesk::store::properties::save(
+                c,
+                ObjectType::Contacts,
+                &defs,
+                "2026-11-01T00:00:00.000Z",
+            )
+        })
+        .unwrap();
+}
+
+fn row(app: &App, name: &str) -> usize {
+    app.cluster()
+        .unwrap()
+        .rows
+        .iter()
+        .position(|r| r.name == name)
+        .unwrap()
+}
+
+/// Put the field cursor on `name`, from the top.
+async fn to_field(app: &mut App, inbox: &mut Inbox, name: &str) {
+    keys(app, inbox, &[KeyCode::Char('g')]).await;
+    for _ in 0..row(app, name) {
+        keys(app, inbox, &[KeyCode::Char('j')]).await;
+    }
+}
+
+fn screen_text(app: &mut App, w: u16, h: u16) -> String {
+    app.update(Action::Resize(w, h));
+    format!("{}", tui_support::frame(app).backend())
+}
+
+#[tokio::test]
+async fn the_stacked_view_shows_every_value_whole_and_space_takes_the_highlighted_one() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Down, KeyCode::Enter]).await;
+    to_field(&mut app, &mut inbox, "jobtitle").await;
+    keys(&mut app, &mut inbox, &[KeyCode::Char('v')]).await;
+    assert_eq!(app.cluster().unwrap().stacked, Some(0));
+    // The whole value, which the grid cuts, with who wrote it and when.
+    let text = screen_text(&mut app, 200, 40);
+    assert!(
+        text.contains(
+            "203  Senior Vice President of International Business Development and Strategy  · erp · 2025-02-20"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("∅ (no value)"), "{text}");
+    // Firstname: three different values; the third record's is taken from the stack.
+    keys(&mut app, &mut inbox, &[KeyCode::Esc]).await;
+    assert_eq!(app.cluster().unwrap().stacked, None);
+    assert_eq!(app.screen(), Screen::Cluster, "Esc closes only the stack");
+    to_field(&mut app, &mut inbox, "firstname").await;
+    keys(
+        &mut app,
+        &mut inbox,
+        &[
+            KeyCode::Enter,
+            KeyCode::Char('j'),
+            KeyCode::Char('j'),
+            KeyCode::Char(' '),
+        ],
+    )
+    .await;
+    assert_eq!(
+        app.flash().unwrap().text,
+        "firstname: keeping the value of record 203"
+    );
+    let text = screen_text(&mut app, 120, 40);
+    assert!(text.contains("keeps Jonathan  from 203"), "{text}");
+    assert!(text.contains("✓ 203"), "{text}");
+    keys(&mut app, &mut inbox, &[KeyCode::Esc, KeyCode::Char('a')]).await;
+    let d = ws
+        .store
+        .call_blocking(|c| decisions::for_cluster(c, 2))
+        .unwrap();
+    assert_eq!(
+        d[0].field_choices["firstname"].value.as_deref(),
+        Some("Jonathan")
+    );
+    assert_eq!(d[0].field_choices["firstname"].reason, "steward: from 203");
+}
+
+#[tokio::test]
+async fn the_stacked_view_scrolls_through_a_value_longer_than_the_screen() {
+    let ws = workspace(false);
+    let long =
+        "Senior Vice President of International Business Development and Strategy; ".repeat(20);
+    let rec = tui_support::contact(
+        "203",
+        "2025-02-20T16:45:00.000Z",
+        "INTEGRATION",
+        &[("firstname", "Jonathan"), ("jobtitle", long.trim())],
+    );
+    ws.store
+        .call_blocking(move |c| {
+            dupdesk::store::records::upsert_records(c, "crm", &[rec], "2026-11-02T00:00:00.000Z")?;
+            Ok(())
+        })
+        .unwrap();
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Down, KeyCode::Enter]).await;
+    to_field(&mut app, &mut inbox, "jobtitle").await;
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::Char('v'), KeyCode::Char('G')],
+    )
+    .await;
+    let top = screen_text(&mut app, 80, 24);
+    assert!(
+        top.contains("▶ ✓ 203"),
+        "the highlighted record is shown: {top}"
+    );
+    assert!(top.contains("↓ more (PgDn)"), "{top}");
+    assert!(
+        !top.contains("↑ more") || top.contains("↑ more · ↓"),
+        "{top}"
+    );
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::PageDown, KeyCode::PageDown],
+    )
+    .await;
+    let bottom = screen_text(&mut app, 80, 24);
+    assert!(bottom.contains("↑ more"), "{bottom}");
+    assert!(!bottom.contains("↓ more"), "scrolled to the end: {bottom}");
+    assert!(bottom.contains("· erp · 2025-02-20"), "{bottom}");
+    // Back up to the first record: the stack shows its top again.
+    keys(&mut app, &mut inbox, &[KeyCode::Char('g')]).await;
+    let again = screen_text(&mut app, 80, 24);
+    assert!(again.contains("▶   201"), "{again}");
+}
+
+#[tokio::test]
+async fn take_every_field_from_a_record_skips_what_the_draft_refuses() {
+    let ws = workspace(false);
+    crm_definitions(&ws);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Down, KeyCode::Enter]).await;
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::Char('l'), KeyCode::Char('T')],
+    )
+    .await;
+    let flash = app.flash().unwrap().clone();
+    assert!(!flash.error, "{flash:?}");
+    assert_eq!(
+        flash.text,
+        "6 fields from record 202; 1 skipped (jobtitle: read-only in the CRM)"
+    );
+    keys(&mut app, &mut inbox, &[KeyCode::Char('a')]).await;
+    let d = ws
+        .store
+        .call_blocking(|c| decisions::for_cluster(c, 2))
+        .unwrap();
+    let c = &d[0].field_choices;
+    for field in ["firstname", "lastname", "email", "phone", "company", "city"] {
+        assert_eq!(c[field].record_id.as_deref(), Some("202"), "{field}: {c:?}");
+        assert_eq!(
+            c[field].decided_by,
+            dupdesk::domain::precedence::DecidedBy::Steward
+        );
+    }
+    assert_eq!(c["firstname"].value.as_deref(), Some("Jon"));
+    assert!(
+        !c.contains_key("jobtitle"),
+        "a read-only field is never written"
+    );
+}
+
+#[tokio::test]
+async fn a_value_typed_or_cleared_goes_through_the_draft_and_the_crms_refusal_is_shown() {
+    let ws = workspace(false);
+    crm_definitions(&ws);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Down, KeyCode::Enter]).await;
+    to_field(&mut app, &mut inbox, "city").await;
+    keys(&mut app, &mut inbox, &[KeyCode::Char('i')]).await;
+    // Prefilled with what survives now.
+    let text = screen_text(&mut app, 80, 24);
+    assert!(text.contains("city: London▏"), "{text}");
+    for _ in 0.."London".len() {
+        keys(&mut app, &mut inbox, &[KeyCode::Backspace]).await;
+    }
+    type_text(&mut app, &mut inbox, "Paris").await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    let flash = app.flash().unwrap().clone();
+    assert!(
+        flash.error
+            && flash
+                .text
+                .starts_with("city: not kept: the CRM would refuse"),
+        "{flash:?}"
+    );
+    let city = &app.cluster().unwrap().rows[row(&app, "city")];
+    assert!(
+        !city.typed && !city.picked,
+        "the refused value is not in the draft"
+    );
+    assert_eq!(
+        city.survivor.as_ref().unwrap().value.as_deref(),
+        Some("London")
+    );
+
+    keys(&mut app, &mut inbox, &[KeyCode::Char('i')]).await;
+    for _ in 0.."London".len() {
+        keys(&mut app, &mut inbox, &[KeyCode::Backspace]).await;
+    }
+    type_text(&mut app, &mut inbox, "Berlin").await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    assert_eq!(app.flash().unwrap().text, "city: keeping the value typed");
+    assert!(screen_text(&mut app, 120, 40).contains("✎ typed"));
+
+    to_field(&mut app, &mut inbox, "company").await;
+    keys(&mut app, &mut inbox, &[KeyCode::Char('c')]).await;
+    assert_eq!(app.flash().unwrap().text, "company: cleared, it ends empty");
+    // A read-only field cannot be typed: refused before the prompt opens.
+    to_field(&mut app, &mut inbox, "jobtitle").await;
+    keys(&mut app, &mut inbox, &[KeyCode::Char('i')]).await;
+    let flash = app.flash().unwrap().clone();
+    assert!(
+        flash.error && flash.text.contains("read-only in the CRM"),
+        "{flash:?}"
+    );
+    keys(&mut app, &mut inbox, &[KeyCode::Char('c')]).await;
+    assert!(app.flash().unwrap().error);
+
+    keys(&mut app, &mut inbox, &[KeyCode::Char('a')]).await;
+    let d = ws
+        .store
+        .call_blocking(|c| decisions::for_cluster(c, 2))
+        .unwrap();
+    let c = &d[0].field_choices;
+    assert_eq!(c["city"].value.as_deref(), Some("Berlin"));
+    assert_eq!(c["city"].reason, "steward: typed");
+    assert_eq!(c["city"].record_id, None);
+    assert_eq!(c["company"].value, None);
+    assert_eq!(c["company"].reason, "steward: cleared");
+}
+
+#[tokio::test]
+async fn notes_are_shown_and_a_merged_cluster_says_what_it_became() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter, KeyCode::Char('N')]).await;
+    type_text(&mut app, &mut inbox, "call Anna \u{1b}[31mfirst").await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    let text = screen_text(&mut app, 80, 24);
+    assert!(
+        text.contains("✎ note by ada on 2026-") && text.contains("call Anna \\e[31mfirst"),
+        "the note is shown, sanitized: {text}"
+    );
+    keys(&mut app, &mut inbox, &[KeyCode::Char('a')]).await;
+    // The executor merged cluster 1 into 102.
+    ws.store
+        .call_blocking(|c| {
+            c.execute_batch(
+                "INSERT INTO merge_jobs (cluster_id, decision_id, object_type, status, attempts, survivor_id, created_at, updated_at)
+                 VALUES (1, 2, 'contacts', 'merged', 1, '102', '2026-11-22T11:00:00.000Z', '2026-11-22T11:05:00.000Z');
+                 UPDATE clusters SET status = 'merged' WHERE id = 1;",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Char('/')]).await;
+    type_text(&mut app, &mut inbox, "status:merged").await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter, KeyCode::Enter]).await;
+    assert_eq!(open_id(&app), 1);
+    let text = screen_text(&mut app, 120, 40);
+    assert!(text.contains("these records are now contact 102"), "{text}");
+    assert!(text.contains("call Anna"), "{text}");
+    assert!(
+        !text.contains("a approve"),
+        "a merged cluster offers no approval: {text}"
+    );
+    let before = query::<i64>(&ws, "SELECT COUNT(*) FROM decisions");
+    for key in ['a', 'r', 'd'] {
+        keys(&mut app, &mut inbox, &[KeyCode::Char(key)]).await;
+        assert_eq!(
+            app.flash().unwrap().text,
+            "cluster 1 is already merged into contact 102; nothing to decide"
+        );
+    }
+    assert_eq!(query::<i64>(&ws, "SELECT COUNT(*) FROM decisions"), before);
+    assert_eq!(open_id(&app), 1);
+}

@@ -348,7 +348,7 @@ async fn invisible_characters_and_mark_only_differences_are_visible() {
         // The NFC record against the NFD survivor: the precomposed letter is spelled out.
         "Jos\\u{00E9}",
         // The detail line, for the record under the cursor.
-        "email of 602 (crm): anna\\u{200B}@example.com",
+        "email of 602 (crm, 2024-02-01): anna\\u{200B}@example.com",
     ] {
         assert!(text.contains(shown), "{shown} missing from\n{text}");
     }
@@ -376,4 +376,74 @@ async fn invisible_characters_and_mark_only_differences_are_visible() {
         .map(|s| s.text.as_str())
         .collect();
     assert_eq!(marked, "\\u{00E9}");
+}
+
+#[tokio::test]
+async fn stacked_view_shows_a_field_across_the_records() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    // Cluster 2's firstname, three different values, the cursor on the third record.
+    keys(&mut app, &mut inbox, &[KeyCode::Down, KeyCode::Enter]).await;
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::Char('l'), KeyCode::Char('l'), KeyCode::Char('v')],
+    )
+    .await;
+    insta::assert_snapshot!("stacked_80x24", render(&mut app, 80, 24));
+    insta::assert_snapshot!("stacked_120x40", render(&mut app, 120, 40));
+    // The job title: one long value, wrapped whole at 80 columns.
+    keys(
+        &mut app,
+        &mut inbox,
+        &[
+            KeyCode::Esc,
+            KeyCode::Char('G'),
+            KeyCode::Char('k'),
+            KeyCode::Char('v'),
+        ],
+    )
+    .await;
+    insta::assert_snapshot!("stacked_long_80x24", render(&mut app, 80, 24));
+}
+
+#[tokio::test]
+async fn cluster_shows_its_note_and_typed_values() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::Down, KeyCode::Enter, KeyCode::Char('N')],
+    )
+    .await;
+    for c in "check the title with HR".chars() {
+        keys(&mut app, &mut inbox, &[KeyCode::Char(c)]).await;
+    }
+    // Lastname typed (prefilled "Smith"), firstname cleared.
+    keys(
+        &mut app,
+        &mut inbox,
+        &[
+            KeyCode::Enter,
+            KeyCode::Char('j'),
+            KeyCode::Char('j'),
+            KeyCode::Char('i'),
+        ],
+    )
+    .await;
+    for c in "-Jones".chars() {
+        keys(&mut app, &mut inbox, &[KeyCode::Char(c)]).await;
+    }
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::Enter, KeyCode::Char('k'), KeyCode::Char('c')],
+    )
+    .await;
+    // The note carries the store's own date: the snapshot does not.
+    let day = app.cluster().unwrap().notes()[0].decided_at[..10].to_string();
+    let shot = |app: &mut App, w, h| format!("{}", render(app, w, h)).replace(&day, "YYYY-MM-DD");
+    insta::assert_snapshot!("cluster_note_typed_80x24", shot(&mut app, 80, 24));
+    insta::assert_snapshot!("cluster_note_typed_120x40", shot(&mut app, 120, 40));
 }

@@ -349,10 +349,14 @@ impl FieldRun<'_> {
                     self.policy.owner_scope
                 )
             } else if let Some(c) = ignored {
-                format!(
-                    "ignored {} (not its field)",
-                    c.system.as_deref().unwrap_or("?")
-                )
+                // Why the winner won, naming the writer set aside second.
+                match first.system.as_deref() {
+                    Some(s) => format!(
+                        "{s} may write it, {} may not",
+                        c.system.as_deref().unwrap_or("?")
+                    ),
+                    None => "the only value from an allowed source".to_string(),
+                }
             } else if live.len() == 1 {
                 "only value".to_string()
             } else {

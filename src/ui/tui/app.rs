@@ -374,6 +374,12 @@ impl App {
                     self.run(fx);
                 }
             }
+            Effect::Submit(PromptKind::Value, text) => {
+                if let Some(cl) = self.cluster.as_deref_mut() {
+                    let fx = cl.set_typed(&text);
+                    self.run(fx);
+                }
+            }
             Effect::Say(text) => self.say(text),
             Effect::Fail(text) => self.fail(text),
             Effect::SayUnlessError(text) => {

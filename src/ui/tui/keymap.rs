@@ -81,6 +81,10 @@ commands! {
     Note, "note", ["N"], [Cluster], "add a note";
     Explain, "explain", ["e"], [Cluster], "why these match (scores)";
     Fold, "fold", ["z"], [Cluster], "hide / show agreeing fields";
+    Stack, "stack", ["v", "enter"], [Cluster], "every record's value, stacked";
+    TakeRecord, "take_record", ["T"], [Cluster], "take every field from this record";
+    TypeValue, "type_value", ["i"], [Cluster], "type the surviving value";
+    ClearValue, "clear_value", ["c"], [Cluster], "clear the surviving value";
     Filter, "filter", ["/"], [Queue], "filter (text, status:NAME)";
     Sort, "sort", ["s"], [Queue], "sort by score, size, age";
     Status, "status", ["f"], [Queue], "cycle the status filter";
@@ -108,6 +112,9 @@ impl Command {
                 | Command::Reject
                 | Command::Defer
                 | Command::TakeValue
+                | Command::TakeRecord
+                | Command::TypeValue
+                | Command::ClearValue
                 | Command::MakePrimary
                 | Command::Exclude
                 | Command::Note

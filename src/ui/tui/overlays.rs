@@ -16,9 +16,11 @@ use crate::ops::executor::ApplyPreview;
 pub enum PromptKind {
     Filter,
     Note,
+    /// The surviving value of the field the cluster screen is editing.
+    Value,
 }
 
-/// A line of text being typed: the queue's filter or a note on the cluster.
+/// A line of text being typed: the queue's filter, a note on the cluster, or a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prompt {
     pub kind: PromptKind,

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use super::{Effect, Env, Screen};
 use crate::domain::diff::{self, FieldAgreement, Segment};
+use crate::domain::model::ObjectType;
 use crate::ops::review::{Pick, ReviewContext, ReviewDraft};
-use crate::store::clusters;
+use crate::store::clusters::{self, ClusterStatus};
 use crate::store::decisions::{Decision, DecisionError, FieldChoice, Verdict};
 use crate::store::queue::ClusterDetail;
 use crate::ui::tui::keymap::Command;
@@ -32,6 +33,8 @@ pub struct FieldRow {
     /// The surviving value: the steward's pick, else the suggestion.
     pub survivor: Option<FieldChoice>,
     pub picked: bool,
+    /// The steward typed or cleared the surviving value (rather than taking a record's).
+    pub typed: bool,
     /// Why the field cannot be chosen (read-only by the rules or in the CRM), when it cannot.
     pub locked: Option<String>,
     /// Why the CRM would refuse the surviving value, when it would.
@@ -53,6 +56,11 @@ pub struct ClusterScreen {
     pub field_cursor: usize,
     pub record_cursor: usize,
     pub fold: bool,
+    /// The field under the cursor stacked, one record a line, when open: how many lines it is
+    /// scrolled past the highlighted record (`record_cursor`).
+    pub stacked: Option<u16>,
+    /// The field whose surviving value is being typed, while its prompt is open.
+    pub editing: Option<String>,
 }
 
 impl ClusterScreen {
@@ -70,6 +78,8 @@ impl ClusterScreen {
             field_cursor: 0,
             record_cursor: 0,
             fold: false,
+            stacked: None,
+            editing: None,
         };
         screen.rebuild();
         screen
@@ -93,6 +103,40 @@ impl ClusterScreen {
                 .unwrap_or(0)
         };
         let members = self.detail.members.len();
+        if let Some(scroll) = self.stacked.as_mut() {
+            // The stacked view moves between records and scrolls; the rest acts as on the grid.
+            let last = members.saturating_sub(1);
+            match cmd {
+                Command::Up | Command::Left => {
+                    self.record_cursor = self.record_cursor.saturating_sub(1);
+                    *scroll = 0;
+                    return Vec::new();
+                }
+                Command::Down | Command::Right => {
+                    self.record_cursor = (self.record_cursor + 1).min(last);
+                    *scroll = 0;
+                    return Vec::new();
+                }
+                Command::Top | Command::Bottom => {
+                    self.record_cursor = if cmd == Command::Top { 0 } else { last };
+                    *scroll = 0;
+                    return Vec::new();
+                }
+                Command::PageDown => {
+                    *scroll = scroll.saturating_add(step as u16);
+                    return Vec::new();
+                }
+                Command::PageUp => {
+                    *scroll = scroll.saturating_sub(step as u16);
+                    return Vec::new();
+                }
+                Command::Stack | Command::Back => {
+                    self.stacked = None;
+                    return Vec::new();
+                }
+                _ => {}
+            }
+        }
         match cmd {
             Command::Up => self.field_cursor = go(pos.saturating_sub(1)),
             Command::Down => self.field_cursor = go(pos + 1),
@@ -118,7 +162,11 @@ impl ClusterScreen {
                     .into_iter()
                     .collect();
             }
+            Command::Stack => self.stacked = Some(0),
             Command::TakeValue => return self.take_value().into_iter().collect(),
+            Command::TakeRecord => return self.take_record().into_iter().collect(),
+            Command::ClearValue => return self.clear_value().into_iter().collect(),
+            Command::TypeValue => return self.start_typing().into_iter().collect(),
             Command::MakePrimary => return self.make_primary().into_iter().collect(),
             Command::Exclude => return self.exclude().into_iter().collect(),
             Command::Approve => return vec![self.decide(Verdict::Approve, "", env.steward)],
@@ -139,7 +187,14 @@ impl ClusterScreen {
     }
 
     /// The decision the draft builds for `verdict`, to be written; a note does not move on.
+    /// A merged cluster has nothing left to decide, and the steward is told so plainly (the
+    /// draft's refusal would read like a failure to write).
     pub fn decide(&self, verdict: Verdict, note: &str, steward: &str) -> Effect {
+        if verdict != Verdict::Note
+            && let Some(done) = self.already_merged()
+        {
+            return Effect::Fail(format!("{done}; nothing to decide"));
+        }
         match self.draft.decide(verdict, steward, note) {
             Ok(decision) => Effect::Decide {
                 decision,
@@ -148,6 +203,48 @@ impl ClusterScreen {
             },
             Err(e) => Effect::Fail(format!("not saved: {e}")),
         }
+    }
+
+    /// "cluster 6 is already merged into contact 203" for a merged (or merging) cluster.
+    pub fn already_merged(&self) -> Option<String> {
+        let id = self.id();
+        let survivor = self
+            .detail
+            .job
+            .as_ref()
+            .and_then(|j| j.survivor_id.as_deref());
+        let kind = match self.detail.row.object_type {
+            ObjectType::Contacts => "contact",
+            ObjectType::Companies => "company",
+        };
+        match (self.detail.row.status, survivor) {
+            (ClusterStatus::Merged, Some(s)) => Some(format!(
+                "cluster {id} is already merged into {kind} {}",
+                sanitize(s)
+            )),
+            (ClusterStatus::Merged, None) => Some(format!("cluster {id} is already merged")),
+            (ClusterStatus::Merging, _) => Some(format!("cluster {id} is being merged now")),
+            _ => None,
+        }
+    }
+
+    /// The notes saved on this cluster that were not undone, newest first: who, when, what.
+    pub fn notes(&self) -> Vec<&Decision> {
+        let undone: BTreeSet<i64> = self
+            .detail
+            .decisions
+            .iter()
+            .filter_map(|d| d.undoes)
+            .collect();
+        let mut notes: Vec<&Decision> = self
+            .detail
+            .decisions
+            .iter()
+            .filter(|d| d.action != clusters::Action::Undo && !undone.contains(&d.id))
+            .filter(|d| !d.note.trim().is_empty())
+            .collect();
+        notes.reverse();
+        notes
     }
 
     /// A decision on this cluster was saved.
@@ -188,6 +285,90 @@ impl ClusterScreen {
         };
         self.rebuild();
         Some(report(result))
+    }
+
+    /// Every field from the record under the cursor, through the draft; what it skipped, and
+    /// why, is said.
+    fn take_record(&mut self) -> Option<Effect> {
+        let id = self
+            .detail
+            .members
+            .get(self.record_cursor)?
+            .record
+            .id
+            .clone();
+        let result = self.draft.take_record(&id);
+        self.rebuild();
+        Some(report(result.map(|done| {
+            let mut text = format!(
+                "{} field{} from record {id}",
+                done.taken,
+                plural(done.taken)
+            );
+            if done.emptied > 0 {
+                text.push_str(&format!(" ({} kept empty, as in it)", done.emptied));
+            }
+            if !done.skipped.is_empty() {
+                let mut why: Vec<String> = Vec::new();
+                for (field, reason) in &done.skipped {
+                    why.push(format!("{field}: {reason}"));
+                }
+                text.push_str(&format!(
+                    "; {} skipped ({})",
+                    done.skipped.len(),
+                    why.join("; ")
+                ));
+            }
+            text
+        })))
+    }
+
+    fn clear_value(&mut self) -> Option<Effect> {
+        let field = self.rows.get(self.field_cursor)?.name.clone();
+        let result = self.draft.clear(&field);
+        self.rebuild();
+        Some(report(
+            result.map(|()| format!("{field}: cleared, it ends empty")),
+        ))
+    }
+
+    /// Open the prompt for the surviving value of the field under the cursor, holding that
+    /// value; a locked field is refused before anything is typed.
+    fn start_typing(&mut self) -> Option<Effect> {
+        let row = self.rows.get(self.field_cursor)?;
+        if let Some(why) = &row.locked {
+            return Some(Effect::Fail(format!("{} cannot be typed: {why}", row.name)));
+        }
+        if let Some(done) = self.already_merged() {
+            return Some(Effect::Fail(format!("{done}; nothing to change")));
+        }
+        let text = row
+            .survivor
+            .as_ref()
+            .and_then(|c| c.value.clone())
+            .unwrap_or_default();
+        self.editing = Some(row.name.clone());
+        Some(Effect::Open(Overlay::Prompt(Prompt {
+            kind: PromptKind::Value,
+            text,
+        })))
+    }
+
+    /// The typed value, through the draft: kept, or refused with the domain's reason (the
+    /// CRM would refuse it, the field is read-only) and the draft left as it was.
+    pub fn set_typed(&mut self, text: &str) -> Effect {
+        let Some(field) = self.editing.take() else {
+            return Effect::Fail("no field is being typed".into());
+        };
+        let result = self.draft.type_checked(&field, text);
+        self.rebuild();
+        match result {
+            Ok(()) if text.trim().is_empty() => {
+                Effect::Say(format!("{field}: cleared, it ends empty"))
+            }
+            Ok(()) => Effect::Say(format!("{field}: keeping the value typed")),
+            Err(e) => Effect::Fail(format!("{field}: not kept: {e}")),
+        }
     }
 
     fn make_primary(&mut self) -> Option<Effect> {
@@ -269,6 +450,7 @@ impl ClusterScreen {
                     cells,
                     survivor,
                     picked: f.pick.is_some(),
+                    typed: matches!(f.pick, Some(Pick::Type(_) | Pick::Clear)),
                     locked: f.locked,
                     problem: f.problem.map(|p| p.to_string()),
                 }
@@ -283,6 +465,10 @@ fn report<E: std::fmt::Display>(result: Result<String, E>) -> Effect {
         Ok(text) => Effect::Say(text),
         Err(e) => Effect::Fail(e.to_string()),
     }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 /// What the steward is told once a decision is saved.
@@ -474,6 +660,86 @@ mod tests {
         s.command(Command::Top, ENV);
         s.command(Command::Bottom, ENV);
         assert!(s.rows[s.field_cursor].agreement.differs());
+    }
+
+    #[test]
+    fn the_stacked_view_moves_between_records_scrolls_and_takes_like_the_grid() {
+        let mut s = screen();
+        s.field_cursor = row_of(&s, "firstname");
+        s.command(Command::Stack, ENV);
+        assert_eq!(s.stacked, Some(0));
+        s.command(Command::Down, ENV);
+        s.command(Command::PageDown, ENV);
+        assert_eq!((s.record_cursor, s.stacked), (1, Some(14)));
+        // Another record: from its top again.
+        s.command(Command::Down, ENV);
+        assert_eq!((s.record_cursor, s.stacked), (2, Some(0)));
+        s.command(Command::Down, ENV);
+        assert_eq!(s.record_cursor, 2, "stops at the last record");
+        assert_eq!(
+            s.command(Command::TakeValue, ENV),
+            [Effect::Say(
+                "firstname: keeping the value of record 3".into()
+            )]
+        );
+        assert_eq!(s.command(Command::Back, ENV), []);
+        assert_eq!(s.stacked, None, "Esc closes the stack, not the cluster");
+        assert_eq!(s.command(Command::Back, ENV), [Effect::Show(Screen::Queue)]);
+    }
+
+    #[test]
+    fn take_record_type_and_clear_go_through_the_draft() {
+        let mut s = screen();
+        s.command(Command::Right, ENV);
+        assert_eq!(
+            s.command(Command::TakeRecord, ENV),
+            [Effect::Say("2 fields from record 2".into())]
+        );
+        assert!(s.rows.iter().all(|r| r.picked && !r.typed));
+        assert_eq!(
+            s.draft.picks().get("firstname"),
+            Some(&Pick::Take("2".into()))
+        );
+        s.field_cursor = row_of(&s, "email");
+        let fx = s.command(Command::TypeValue, ENV);
+        assert_eq!(
+            fx,
+            [Effect::Open(Overlay::Prompt(Prompt {
+                kind: PromptKind::Value,
+                text: "a@x.org".into()
+            }))]
+        );
+        assert_eq!(
+            s.set_typed("anna@x.org"),
+            Effect::Say("email: keeping the value typed".into())
+        );
+        let email = &s.rows[s.field_cursor];
+        assert!(email.typed);
+        assert_eq!(
+            email.survivor.as_ref().unwrap().value.as_deref(),
+            Some("anna@x.org")
+        );
+        s.command(Command::ClearValue, ENV);
+        assert_eq!(s.draft.picks().get("email"), Some(&Pick::Clear));
+        assert_eq!(
+            s.rows[s.field_cursor].survivor.as_ref().unwrap().value,
+            None
+        );
+    }
+
+    #[test]
+    fn a_merged_cluster_says_what_it_became_instead_of_failing_to_save() {
+        let mut s = screen();
+        s.detail.row.status = ClusterStatus::Merged;
+        assert_eq!(
+            s.command(Command::Approve, ENV),
+            [Effect::Fail(
+                "cluster 7 is already merged; nothing to decide".into()
+            )]
+        );
+        let Effect::Decide { .. } = s.decide(Verdict::Note, "checked", "ada") else {
+            panic!("a note can still be added");
+        };
     }
 
     #[test]

@@ -7,7 +7,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::{centered, overlay, sanitize, truncate, width};
 use crate::domain::diff::FieldAgreement;
@@ -19,14 +19,36 @@ use crate::ui::tui::theme::Theme;
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, theme: Theme) {
     let notice = notice(cl);
-    let [title, notice_area, heads, grid, detail] = Layout::vertical([
+    let notes = cl.notes();
+    let [title, notice_area, notes_area, heads, grid, detail] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(u16::from(notice.is_some())),
+        Constraint::Length(u16::from(!notes.is_empty())),
         Constraint::Length(1),
         Constraint::Fill(1),
         Constraint::Length(3),
     ])
     .areas(area);
+    if let Some(newest) = notes.first() {
+        let more = match notes.len() {
+            1 => String::new(),
+            n => format!("  (+{} earlier)", n - 1),
+        };
+        let who = format!(
+            "✎ note by {} on {}: ",
+            sanitize(&newest.steward),
+            sanitize(prefix(&newest.decided_at, 10))
+        );
+        let room = usize::from(area.width).saturating_sub(width(&who) + width(&more));
+        frame.render_widget(
+            Line::from(vec![
+                Span::styled(who, theme.dim()),
+                Span::raw(truncate(&sanitize(newest.note.trim()), room).into_owned()),
+                Span::styled(more, theme.dim()),
+            ]),
+            notes_area,
+        );
+    }
     if let Some((text, error)) = notice {
         let style = if error { theme.error() } else { theme.ok() };
         frame.render_widget(
@@ -62,6 +84,15 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
         Span::raw(sanitize(&row.label).into_owned()),
     ]);
     frame.render_widget(title_line, title);
+    if let Some(scroll) = cl.stacked {
+        let below = Rect {
+            y: heads.y,
+            height: area.bottom().saturating_sub(heads.y),
+            ..area
+        };
+        draw_stacked(frame, below, cl, scroll, theme);
+        return;
+    }
 
     // Column geometry: marker, field name, survivor, why, then as many records as fit.
     let total_w = usize::from(area.width);
@@ -177,6 +208,8 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
         spans.push(Span::raw("│"));
         let (why, why_style) = if fr.problem.is_some() {
             ("⚠ CRM refuses".to_string(), theme.error())
+        } else if fr.typed {
+            ("✎ typed".to_string(), theme.picked())
         } else if fr.picked {
             ("✓steward".to_string(), theme.picked())
         } else {
@@ -219,6 +252,221 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, cl: &ClusterState, 
     frame.render_widget(Paragraph::new(lines), grid);
 
     draw_detail(frame, detail, cl, theme);
+}
+
+/// The field under the cursor across the records, stacked: what survives and why in full,
+/// then one line per record (wrapped) with its whole value, who wrote it and when, and whether
+/// it is the surviving value. The highlighted record's line is kept on screen; PgDn scrolls
+/// past it through a long value.
+fn draw_stacked(frame: &mut Frame, area: Rect, cl: &ClusterState, scroll: u16, theme: Theme) {
+    let Some(fr) = cl.rows.get(cl.field_cursor) else {
+        return;
+    };
+    let inner_w = usize::from(area.width.saturating_sub(2)).max(1);
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    let survivor_value = fr.survivor.as_ref().and_then(|c| c.value.clone());
+    match (&fr.survivor, &fr.locked, &fr.problem) {
+        (None, Some(locked), _) => lines.extend(wrap(
+            vec![Span::styled(
+                format!("{} is {locked}: never written", sanitize(&fr.name)),
+                theme.dim(),
+            )],
+            inner_w,
+            2,
+        )),
+        (Some(c), _, problem) => {
+            let from = match (&c.record_id, fr.typed) {
+                (_, true) => "  typed by the steward".to_string(),
+                (Some(r), _) => format!(
+                    "  from {} ({})",
+                    sanitize(r),
+                    sanitize(c.system.as_deref().unwrap_or("no history"))
+                ),
+                (None, _) => String::new(),
+            };
+            let style = if problem.is_some() {
+                theme.error()
+            } else if fr.picked {
+                theme.picked()
+            } else {
+                theme.survivor()
+            };
+            lines.extend(wrap(
+                vec![
+                    Span::styled("keeps ", theme.dim()),
+                    Span::styled(
+                        match &c.value {
+                            Some(v) => sanitize(v).into_owned(),
+                            None => "∅ (cleared)".to_string(),
+                        },
+                        style,
+                    ),
+                    Span::styled(from, theme.dim()),
+                ],
+                inner_w,
+                2,
+            ));
+            lines.extend(wrap(
+                vec![
+                    Span::styled("why   ", theme.dim()),
+                    Span::raw(sanitize(&c.reason).into_owned()),
+                ],
+                inner_w,
+                6,
+            ));
+            if let Some(problem) = problem {
+                lines.extend(wrap(
+                    vec![Span::styled(
+                        format!("⚠ the CRM would refuse this: {}", sanitize(problem)),
+                        theme.error(),
+                    )],
+                    inner_w,
+                    2,
+                ));
+            }
+        }
+        (None, None, _) => lines.push(Line::styled("keeps no value", theme.dim())),
+    }
+    lines.push(Line::raw(""));
+    let mut starts = Vec::with_capacity(cl.detail.members.len());
+    for (i, m) in cl.detail.members.iter().enumerate() {
+        starts.push(lines.len());
+        let id = &m.record.id;
+        let value = fr.cells.get(i).and_then(|c| c.value.as_deref());
+        let excluded = cl.excluded.contains(id);
+        let credited = fr
+            .survivor
+            .as_ref()
+            .is_some_and(|c| !fr.typed && c.record_id.as_deref() == Some(id.as_str()));
+        let same = survivor_value.is_some() && value.map(str::to_string) == survivor_value;
+        let mark = if excluded {
+            "✗ "
+        } else if credited {
+            "✓ "
+        } else if same {
+            "= "
+        } else {
+            "  "
+        };
+        let on = i == cl.record_cursor;
+        let mut id_style = theme.header();
+        if on {
+            id_style = id_style.patch(theme.cursor());
+        }
+        let mut spans = vec![
+            Span::styled(if on { "▶ " } else { "  " }, theme.key()),
+            Span::styled(mark, if excluded { theme.dim() } else { theme.ok() }),
+            Span::styled(sanitize(id).into_owned(), id_style),
+            Span::styled(if *id == cl.primary { "★ " } else { "  " }, theme.header()),
+            Span::styled(
+                match value {
+                    Some(v) => sanitize(v).into_owned(),
+                    None => "∅ (no value)".to_string(),
+                },
+                if excluded { theme.dim() } else { Style::new() },
+            ),
+        ];
+        let origin = if excluded {
+            "  · excluded from the merge".to_string()
+        } else {
+            match cl.draft.candidate(&fr.name, id) {
+                Some(c) => format!(
+                    "  · {} · {}{}",
+                    sanitize(c.system.as_deref().unwrap_or("no history")),
+                    c.written_at.map_or_else(
+                        || "undated".to_string(),
+                        |t| t.format("%Y-%m-%d").to_string()
+                    ),
+                    if c.from_history {
+                        ""
+                    } else {
+                        " (record's update)"
+                    }
+                ),
+                None => String::new(),
+            }
+        };
+        spans.push(Span::styled(origin, theme.dim()));
+        if credited {
+            spans.push(Span::styled("  ← survives", theme.survivor()));
+        }
+        lines.extend(wrap(spans, inner_w, 6));
+    }
+    let total = lines.len();
+    let h = usize::from(area.height.saturating_sub(2));
+    let start = starts.get(cl.record_cursor).copied().unwrap_or(0);
+    let end = starts.get(cl.record_cursor + 1).copied().unwrap_or(total);
+    // As little scrolling as shows the highlighted record whole (or its start, when it is
+    // longer than the box); PgDn goes on from there.
+    let base = if end <= h {
+        0
+    } else if end - start <= h {
+        end - h
+    } else {
+        start
+    };
+    let max = total.saturating_sub(h);
+    let offset = (base + usize::from(scroll)).min(max);
+    let mut block = Block::default().borders(Borders::ALL).title(Span::styled(
+        format!(
+            " {} in {} records · Space takes the highlighted value ",
+            sanitize(&fr.name),
+            cl.detail.members.len()
+        ),
+        theme.title(),
+    ));
+    let mut marks = Vec::new();
+    if offset > 0 {
+        marks.push("↑ more");
+    }
+    if offset < max {
+        marks.push("↓ more (PgDn)");
+    }
+    if !marks.is_empty() {
+        block = block.title_bottom(
+            Line::styled(format!(" {} ", marks.join(" · ")), theme.key()).right_aligned(),
+        );
+    }
+    frame.render_widget(Clear, area);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    frame.render_widget(
+        Paragraph::new(lines).scroll((u16::try_from(offset).unwrap_or(u16::MAX), 0)),
+        inner,
+    );
+}
+
+/// Spans laid out in lines of `w` columns, cut between grapheme clusters, the lines after the
+/// first indented by `indent`.
+fn wrap(spans: Vec<Span<'static>>, w: usize, indent: usize) -> Vec<Line<'static>> {
+    use unicode_segmentation::UnicodeSegmentation;
+    let mut out = Vec::new();
+    let mut line: Vec<Span<'static>> = Vec::new();
+    let mut used = 0;
+    for span in spans {
+        let style = span.style;
+        let mut piece = String::new();
+        for g in span.content.graphemes(true) {
+            let gw = width(g);
+            if used + gw > w && used > indent {
+                if !piece.is_empty() {
+                    line.push(Span::styled(std::mem::take(&mut piece), style));
+                }
+                out.push(Line::from(std::mem::take(&mut line)));
+                line.push(Span::raw(" ".repeat(indent)));
+                used = indent;
+            }
+            piece.push_str(g);
+            used += gw;
+        }
+        if !piece.is_empty() {
+            line.push(Span::styled(piece, style));
+        }
+    }
+    if !line.is_empty() {
+        out.push(Line::from(line));
+    }
+    out
 }
 
 /// Where the record's data came from: the ids merged into it with their snapshots, and each
@@ -295,11 +543,17 @@ fn draw_detail(frame: &mut Frame, area: Rect, cl: &ClusterState, theme: Theme) {
         lines.push(Line::from(vec![
             Span::styled(format!("{} ", sanitize(&fr.name)), theme.header()),
             Span::styled(
-                format!(
-                    "of {} ({}): ",
-                    sanitize(&rec.record.id),
-                    sanitize(&rec.system)
-                ),
+                // Who wrote this value and when (the record's connection is not its source).
+                match cl.draft.candidate(&fr.name, &rec.record.id) {
+                    Some(c) => format!(
+                        "of {} ({}, {}): ",
+                        sanitize(&rec.record.id),
+                        sanitize(c.system.as_deref().unwrap_or("no history")),
+                        c.written_at
+                            .map_or_else(|| "undated".into(), |t| t.format("%Y-%m-%d").to_string())
+                    ),
+                    None => format!("of {}: ", sanitize(&rec.record.id)),
+                },
                 theme.dim(),
             ),
             Span::raw(value.unwrap_or_else(|| "∅ (no value)".into())),
@@ -361,9 +615,13 @@ fn notice(cl: &ClusterState) -> Option<(String, bool)> {
         }
         ClusterStatus::Merged => {
             let job = job?;
+            let kind = match cl.detail.row.object_type {
+                crate::domain::model::ObjectType::Contacts => "contact",
+                crate::domain::model::ObjectType::Companies => "company",
+            };
             Some((
                 format!(
-                    "merged by job {} into {}",
+                    "merged by job {}: these records are now {kind} {} · nothing left to decide",
                     job.id,
                     job.survivor_id.as_deref().unwrap_or("?")
                 ),

@@ -118,10 +118,19 @@ fn status_bar(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let mut spans: Vec<Span> = Vec::new();
     if let Some(p) = app.overlays.prompt() {
         let label = match p.kind {
-            PromptKind::Filter => "filter (text, status:NAME): ",
-            PromptKind::Note => "note: ",
+            PromptKind::Filter => "filter (text, status:NAME): ".to_string(),
+            PromptKind::Note => "note: ".to_string(),
+            PromptKind::Value => {
+                let field = app
+                    .cluster
+                    .as_deref()
+                    .and_then(|c| c.editing.as_deref())
+                    .unwrap_or("value");
+                format!("{}: ", truncate(&sanitize(field), 24))
+            }
         };
-        spans.push(Span::styled(label, theme.key()));
+        let label = label.as_str();
+        spans.push(Span::styled(label.to_string(), theme.key()));
         let room = usize::from(area.width).saturating_sub(width(label) + 30);
         let text = sanitize(&p.text);
         // Show the end of a long input, where the typing happens.
@@ -194,6 +203,30 @@ fn hint_bar(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 Command::Help,
                 Command::Back,
             ],
+            Screen::Cluster if app.cluster.as_deref().is_some_and(|c| c.stacked.is_some()) => &[
+                Command::TakeValue,
+                Command::Down,
+                Command::PageDown,
+                Command::Stack,
+                Command::Help,
+                Command::Back,
+            ],
+            // A merged cluster has nothing to approve or reject.
+            Screen::Cluster
+                if app
+                    .cluster
+                    .as_deref()
+                    .is_some_and(|c| c.already_merged().is_some()) =>
+            {
+                &[
+                    Command::Next,
+                    Command::Note,
+                    Command::Lineage,
+                    Command::Explain,
+                    Command::Help,
+                    Command::Back,
+                ]
+            }
             Screen::Cluster => &[
                 Command::Approve,
                 Command::Reject,
@@ -206,6 +239,7 @@ fn hint_bar(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 Command::Explain,
                 Command::Help,
                 Command::Back,
+                Command::Stack,
             ],
             Screen::Merges => &[
                 Command::ApplyMerges,
@@ -241,6 +275,12 @@ fn hint_bar(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
 fn hint_word(cmd: Command) -> &'static str {
     match cmd {
         Command::TakeValue => "take",
+        Command::TakeRecord => "take all",
+        Command::TypeValue => "type",
+        Command::ClearValue => "clear",
+        Command::Stack => "stacked",
+        Command::PageDown => "scroll",
+        Command::Down => "record",
         Command::MakePrimary => "primary",
         Command::Status => "status",
         Command::Back => "back",
