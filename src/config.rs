@@ -38,6 +38,51 @@ pub struct Config {
     pub matcher: matcher::MatcherSettings,
     #[serde(default)]
     pub review: ReviewConfig,
+    /// How the review screens look.
+    #[serde(default)]
+    pub ui: UiConfig,
+}
+
+/// The review screens' look: the colour theme and when the queue flags a cluster.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    #[serde(default)]
+    pub theme: ThemeSetting,
+    /// The queue flags a cluster weak when its weakest pair scores below this.
+    #[serde(default = "weak_below")]
+    pub weak_below: f64,
+    /// The queue flags a cluster large when it has more records than this.
+    #[serde(default = "large_above")]
+    pub large_above: u32,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            theme: ThemeSetting::default(),
+            weak_below: weak_below(),
+            large_above: large_above(),
+        }
+    }
+}
+
+fn weak_below() -> f64 {
+    0.9
+}
+
+fn large_above() -> u32 {
+    5
+}
+
+/// `[ui] theme`: colours for a dark or a light background, or chosen from `COLORFGBG`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThemeSetting {
+    #[default]
+    Auto,
+    Dark,
+    Light,
 }
 
 /// The review screen's settings.

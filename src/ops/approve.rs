@@ -119,3 +119,57 @@ pub fn approve(
     }
     Ok(out)
 }
+
+/// What a bulk reject or defer did: the clusters decided, and those the review draft or the
+/// store refused (no longer open, merged meanwhile, ...) with why.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct BulkDecided {
+    pub decided: Vec<i64>,
+    pub refused: Vec<(i64, String)>,
+}
+
+/// Reject or defer each of `ids` as `steward`, each through its review draft (which refuses a
+/// cluster whose membership changed or that is no longer under review) and as its own
+/// decision, so the decision log and undo treat them like any other. `context` gives the
+/// review context of an object type (the caller caches them).
+pub fn decide_each(
+    conn: &mut Connection,
+    ids: &[i64],
+    verdict: decisions::Verdict,
+    steward: &str,
+    note: &str,
+    context: &mut dyn FnMut(&Connection, ObjectType) -> Result<Arc<ReviewContext>>,
+) -> Result<BulkDecided> {
+    anyhow::ensure!(
+        matches!(
+            verdict,
+            decisions::Verdict::Reject | decisions::Verdict::Defer
+        ),
+        "a bulk decision rejects or defers; approvals go through `approve`"
+    );
+    let mut out = BulkDecided::default();
+    for &id in ids {
+        let Some(detail) = queue::cluster(conn, id)? else {
+            out.refused.push((id, "the cluster is gone".into()));
+            continue;
+        };
+        let ctx = context(conn, detail.row.object_type)?;
+        let draft = ReviewDraft::new(ctx, &detail);
+        let new = match draft.decide(verdict, steward, note) {
+            Ok(new) => new,
+            Err(e) => {
+                out.refused.push((id, e.to_string()));
+                continue;
+            }
+        };
+        match decisions::record(conn, &new) {
+            Ok(_) => out.decided.push(id),
+            Err(e) => match e.downcast_ref::<decisions::DecisionError>() {
+                // The cluster moved on (merged, say): the others still count.
+                Some(refusal) => out.refused.push((id, refusal.to_string())),
+                None => return Err(e),
+            },
+        }
+    }
+    Ok(out)
+}

@@ -112,7 +112,8 @@ impl SortKey {
 pub struct QueueQuery {
     pub sort: SortKey,
     pub status: StatusFilter,
-    /// Matched against the label (case-insensitive substring) and the cluster id.
+    /// Matched against the label, any member's values and record id (case-insensitive
+    /// substring, ASCII letters) and the cluster id (exactly, `#` optional).
     pub text: String,
     pub offset: u64,
     pub limit: u64,
@@ -158,10 +159,13 @@ pub struct QueuePage {
     pub total: u64,
     /// Clusters per status over the whole workspace, in [`ClusterStatus::ALL`] order.
     pub counts: Vec<(ClusterStatus, u64)>,
+    /// Why each cluster of the page was proposed ("same email, similar name"), from its
+    /// strongest pair's explanation; absent when the matcher stored none.
+    pub reasons: HashMap<i64, String>,
 }
 
-/// One page of the queue, its filtered total and the per-status counts.
-pub fn page(conn: &Connection, q: &QueueQuery) -> Result<QueuePage> {
+/// The `WHERE` clause of the queue's filter and its arguments.
+fn filter_sql(q: &QueueQuery) -> (String, Vec<Value>) {
     let mut clauses = Vec::new();
     let mut args: Vec<Value> = Vec::new();
     if let Some(statuses) = q.status.statuses() {
@@ -176,19 +180,63 @@ pub fn page(conn: &Connection, q: &QueueQuery) -> Result<QueuePage> {
     }
     let text = q.text.trim();
     if !text.is_empty() {
-        clauses.push("(label LIKE ? ESCAPE '\\' OR CAST(id AS TEXT) = ?)".into());
         let escaped = text
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");
-        args.push(Value::Text(format!("%{escaped}%")));
+        let like = Value::Text(format!("%{escaped}%"));
+        // Any member's value or record id matches too. The records are scanned once for the
+        // needle in their JSON text (cheap), and only those that hold it are opened to check
+        // that it is in a value, not a property name; a needle with a character JSON escapes
+        // skips the cheap test.
+        let raw_test = if text.contains(['"', '\\']) || text.chars().any(char::is_control) {
+            "1"
+        } else {
+            "r.properties LIKE ? ESCAPE '\\'"
+        };
+        clauses.push(format!(
+            "(label LIKE ? ESCAPE '\\' OR CAST(id AS TEXT) = ?
+              OR id IN (SELECT m.cluster_id FROM records r
+                        JOIN cluster_members m ON m.rid = r.rid
+                        WHERE r.id LIKE ? ESCAPE '\\'
+                           OR ({raw_test} AND EXISTS (SELECT 1 FROM json_each(r.properties) j
+                                                WHERE j.value LIKE ? ESCAPE '\\'))))"
+        ));
+        args.push(like.clone());
         args.push(Value::Text(text.trim_start_matches('#').into()));
+        args.push(like.clone());
+        if raw_test != "1" {
+            args.push(like.clone());
+        }
+        args.push(like);
     }
     let where_sql = if clauses.is_empty() {
         String::new()
     } else {
         format!("WHERE {}", clauses.join(" AND "))
     };
+    (where_sql, args)
+}
+
+/// The ids of every cluster the filter shows, in its order: what a bulk decision of the
+/// filtered selection acts on. At most `limit`.
+pub fn ids(conn: &Connection, q: &QueueQuery, limit: u64) -> Result<Vec<i64>> {
+    let (where_sql, mut args) = filter_sql(q);
+    args.push(Value::Integer(limit.min(i64::MAX as u64) as i64));
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id FROM clusters {where_sql} ORDER BY {} LIMIT ?",
+        q.sort.order_by()
+    ))?;
+    let ids = stmt
+        .query_map(params_from_iter(args.iter()), |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()
+        .context("reading the ids of the filtered queue")?;
+    Ok(ids)
+}
+
+/// One page of the queue, its filtered total and the per-status counts.
+pub fn page(conn: &Connection, q: &QueueQuery) -> Result<QueuePage> {
+    let (where_sql, args) = filter_sql(q);
     let total: i64 = conn.query_row(
         &format!("SELECT COUNT(*) FROM clusters {where_sql}"),
         params_from_iter(args.iter()),
@@ -214,10 +262,41 @@ pub fn page(conn: &Connection, q: &QueueQuery) -> Result<QueuePage> {
     fill_missing_labels(conn, &mut rows)?;
     Ok(QueuePage {
         offset: q.offset,
+        reasons: reasons(conn, &rows)?,
         rows,
         total: total as u64,
         counts: status_counts(conn)?,
     })
+}
+
+/// Why each of `rows` was proposed: the reason of its strongest pair, read by the domain.
+/// One query for the page, which reads one pair per cluster from the primary key's order.
+fn reasons(conn: &Connection, rows: &[QueueRow]) -> Result<HashMap<i64, String>> {
+    if rows.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let marks = vec!["?"; rows.len()].join(", ");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT cluster_id, explanation FROM (
+             SELECT cluster_id, explanation,
+                    ROW_NUMBER() OVER (PARTITION BY cluster_id ORDER BY score DESC, a_rid, b_rid) AS n
+             FROM pair_scores WHERE cluster_id IN ({marks}))
+         WHERE n = 1"
+    ))?;
+    let found = stmt
+        .query_map(params_from_iter(rows.iter().map(|r| r.id)), |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .context("reading why the queue's clusters were proposed")?;
+    Ok(found
+        .into_iter()
+        .filter_map(|(id, text)| {
+            let v = serde_json::from_str(&text).ok()?;
+            let reason = crate::domain::matcher::reason::match_reason(&v);
+            (!reason.is_empty()).then_some((id, reason))
+        })
+        .collect())
 }
 
 /// Clusters per status, every status listed (zero when none).

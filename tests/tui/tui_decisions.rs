@@ -1111,3 +1111,170 @@ async fn notes_are_shown_and_a_merged_cluster_says_what_it_became() {
     assert_eq!(query::<i64>(&ws, "SELECT COUNT(*) FROM decisions"), before);
     assert_eq!(open_id(&app), 1);
 }
+
+fn status_line(app: &mut App) -> String {
+    let terminal = tui_support::frame(app);
+    let buf = terminal.backend().buffer();
+    let (w, h) = app.size();
+    (0..w).map(|x| buf[(x, h - 2)].symbol()).collect()
+}
+
+#[tokio::test]
+async fn the_filter_narrows_as_it_is_typed_over_any_member_value() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    let ids = |app: &App| -> Vec<i64> { app.queue().rows.iter().map(|r| r.id).collect() };
+    keys(&mut app, &mut inbox, &[KeyCode::Char('/')]).await;
+    assert!(status_line(&mut app).contains("Enter keep · Esc clear"));
+    // Every key filters, no Enter needed: an email of one member, in no label.
+    type_text(&mut app, &mut inbox, "jon.").await;
+    assert_eq!(ids(&app), [2]);
+    keys(&mut app, &mut inbox, &[KeyCode::Backspace; 4]).await;
+    assert_eq!(app.queue().total, 3);
+    // A company, in any case; a phone's digits; a record id; a property's name matches nothing.
+    for (text, want) in [
+        ("acme", vec![1]),
+        ("7946", vec![2]),
+        ("302", vec![3]),
+        ("müller", vec![3]),
+        ("email", vec![]),
+    ] {
+        type_text(&mut app, &mut inbox, text).await;
+        assert_eq!(ids(&app), want, "{text}");
+        keys(
+            &mut app,
+            &mut inbox,
+            &vec![KeyCode::Backspace; text.chars().count()],
+        )
+        .await;
+    }
+    // A status half typed keeps the filter; once it names one, it applies.
+    type_text(&mut app, &mut inbox, "acme status:appr").await;
+    assert_eq!(ids(&app), [1]);
+    type_text(&mut app, &mut inbox, "oved").await;
+    assert_eq!(app.queue().total, 0);
+    assert_eq!(
+        app.queue().query.status,
+        StatusFilter::Only(ClusterStatus::Approved)
+    );
+    // Esc clears it all.
+    keys(&mut app, &mut inbox, &[KeyCode::Esc]).await;
+    assert_eq!(app.queue().query, QueueQuery::default());
+    assert_eq!(app.queue().total, 3);
+    assert!(!status_line(&mut app).contains("Enter keep"));
+    // Enter keeps what is typed.
+    keys(&mut app, &mut inbox, &[KeyCode::Char('/')]).await;
+    type_text(&mut app, &mut inbox, "globex").await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    assert_eq!(ids(&app), [2]);
+    assert_eq!(app.queue().query.text, "globex");
+}
+
+#[tokio::test]
+async fn the_filter_finds_a_member_value_in_a_large_queue() {
+    let ws = workspace(false);
+    ws.store
+        .call_blocking(|c| {
+            let tx = c.transaction()?;
+            let recs: Vec<_> = (0..3000)
+                .map(|i| {
+                    tui_support::contact(
+                        &format!("9{i:05}"),
+                        "2024-01-01T00:00:00.000Z",
+                        "CRM_UI",
+                        &[
+                            ("firstname", "Bulk"),
+                            ("email", &format!("bulk{i}@example.net")),
+                        ],
+                    )
+                })
+                .collect();
+            dupdesk::store::records::upsert_records(&tx, "crm", &recs, tui_support::NOW)?;
+            for i in 0..1500 {
+                let (a, b) = (format!("9{:05}", 2 * i), format!("9{:05}", 2 * i + 1));
+                tui_support::insert_cluster(
+                    &tx,
+                    &format!("bulk {i}"),
+                    0.95,
+                    0.93,
+                    tui_support::NOW,
+                    &[&a, &b],
+                );
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .unwrap();
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    assert_eq!(app.queue().total, 1503);
+    keys(&mut app, &mut inbox, &[KeyCode::Char('/')]).await;
+    type_text(&mut app, &mut inbox, "BULK2999@").await;
+    assert_eq!(app.queue().total, 1);
+    assert_eq!(app.queue().rows[0].label, "bulk 1499");
+}
+
+#[tokio::test]
+async fn bulk_reject_and_defer_of_the_filtered_queue_ask_first_with_the_count() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    // Without a filter, no bulk decision: the whole queue is never one key away.
+    keys(&mut app, &mut inbox, &[KeyCode::Char('R')]).await;
+    assert!(app.flash().unwrap().error);
+    assert!(app.confirmation().is_none());
+
+    keys(&mut app, &mut inbox, &[KeyCode::Char('/')]).await;
+    type_text(&mut app, &mut inbox, "example.org").await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    assert_eq!(app.queue().total, 1);
+    keys(&mut app, &mut inbox, &[KeyCode::Char('R')]).await;
+    let shot = format!("{}", tui_support::frame(&mut app).backend());
+    assert!(
+        shot.contains("1 cluster shown by the filter \"example.org\" status:open"),
+        "{shot}"
+    );
+    assert!(shot.contains("y: reject them"), "{shot}");
+    // No: nothing written.
+    keys(&mut app, &mut inbox, &[KeyCode::Char('n')]).await;
+    assert!(query::<String>(&ws, "SELECT action FROM decisions").is_empty());
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::Char('R'), KeyCode::Char('y')],
+    )
+    .await;
+    assert_eq!(
+        query::<String>(
+            &ws,
+            "SELECT action || ' ' || cluster_id || ' ' || steward FROM decisions"
+        ),
+        ["reject 2 ada"]
+    );
+    assert_eq!(
+        app.queue().total,
+        0,
+        "the rejected cluster left the open queue"
+    );
+    assert!(app.flash().unwrap().text.starts_with("1 cluster rejected"));
+    // Defer two by status: the pending ones the filter shows.
+    keys(&mut app, &mut inbox, &[KeyCode::Char('/')]).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Backspace; 30]).await;
+    type_text(&mut app, &mut inbox, "status:pending").await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    assert_eq!(app.queue().total, 2);
+    keys(&mut app, &mut inbox, &[KeyCode::Char('D')]).await;
+    assert!(app.confirmation().unwrap().lines[0].starts_with("2 clusters"));
+    keys(&mut app, &mut inbox, &[KeyCode::Char('y')]).await;
+    assert_eq!(
+        query::<String>(&ws, "SELECT status FROM clusters ORDER BY id"),
+        ["deferred", "rejected", "deferred"]
+    );
+    // Each is its own decision: u undoes the last.
+    keys(&mut app, &mut inbox, &[KeyCode::Char('u')]).await;
+    assert_eq!(
+        query::<String>(&ws, "SELECT status FROM clusters ORDER BY id")
+            .iter()
+            .filter(|s| *s == "deferred")
+            .count(),
+        1
+    );
+}

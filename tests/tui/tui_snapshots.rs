@@ -447,3 +447,212 @@ async fn cluster_shows_its_note_and_typed_values() {
     insta::assert_snapshot!("cluster_note_typed_80x24", shot(&mut app, 80, 24));
     insta::assert_snapshot!("cluster_note_typed_120x40", shot(&mut app, 120, 40));
 }
+
+#[tokio::test]
+async fn help_scrolls_wraps_and_explains_the_markers() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Enter]).await;
+    // At 80x24 the hint bar keeps `? help` however many hints the screen has.
+    app.update(Action::Resize(80, 24));
+    let shot = format!("{}", render(&mut app, 80, 24));
+    assert!(shot.contains("? help"), "{shot}");
+    keys(&mut app, &mut inbox, &[KeyCode::Char('?')]).await;
+    // The default keys fill two columns at 80x24; the legend below them is reached by
+    // scrolling, and the help says it is cut.
+    let whole = render(&mut app, 80, 24);
+    let top = format!("{whole}");
+    insta::assert_snapshot!("help_cluster_80x24", whole);
+    let mut text = top.clone();
+    if top.contains("lines 1–") {
+        keys(&mut app, &mut inbox, &[KeyCode::Char('G')]).await;
+        assert!(app.help_scroll().is_some_and(|s| s > 0), "it scrolls");
+        text = format!("{}", render(&mut app, 80, 24));
+    } else {
+        keys(&mut app, &mut inbox, &[KeyCode::Char('j')]).await;
+        assert_eq!(app.help_scroll(), Some(0), "nothing to scroll");
+    }
+    for marker in ["≠ ", "+ ", "✓ ", "★ ", "✗ ", "∅ "] {
+        assert!(
+            text.lines().any(|l| l.contains(&format!("│{marker}"))),
+            "{marker} in the legend: {text}"
+        );
+    }
+    assert!(text.contains("primary record"), "{text}");
+    keys(&mut app, &mut inbox, &[KeyCode::Char('?')]).await;
+
+    // Long key lists from the config leave one column: the help is cut, and says so.
+    let mut config = tui_support::config();
+    config.keys.insert(
+        "approve".into(),
+        vec!["a".into(), "ctrl-a".into(), "alt-a".into()],
+    );
+    let (mut app, mut inbox) = tui_support::app_with(&ws, &config).await;
+    app.update(Action::Resize(80, 24));
+    keys(&mut app, &mut inbox, &[KeyCode::Enter, KeyCode::Char('?')]).await;
+    let top = render(&mut app, 80, 24);
+    let text = format!("{top}");
+    assert!(text.contains("▼ lines 1–21 of"), "a scroll marker: {text}");
+    assert!(text.contains("a/Ctrl-a/Alt-a"), "{text}");
+    insta::assert_snapshot!("help_cluster_long_keys_80x24", top);
+    // G goes to the end, where the legend is; one k moves back up at once.
+    keys(&mut app, &mut inbox, &[KeyCode::Char('G')]).await;
+    let max = app.help_scroll().unwrap();
+    assert!(max > 0);
+    let bottom = render(&mut app, 80, 24);
+    let text = format!("{bottom}");
+    assert!(text.contains("▲  lines"), "{text}");
+    assert!(text.contains("∅  no value"), "{text}");
+    insta::assert_snapshot!("help_cluster_long_keys_80x24_end", bottom);
+    keys(&mut app, &mut inbox, &[KeyCode::Char('k')]).await;
+    assert_eq!(app.help_scroll(), Some(max - 1));
+    keys(&mut app, &mut inbox, &[KeyCode::PageUp, KeyCode::PageUp]).await;
+    assert_eq!(app.help_scroll(), Some(0));
+    keys(&mut app, &mut inbox, &[KeyCode::Char('j')]).await;
+    assert_eq!(app.help_scroll(), Some(1));
+    // At 120x40 every entry is whole: no description ends cut with `…`.
+    keys(&mut app, &mut inbox, &[KeyCode::Char('g')]).await;
+    let wide = render(&mut app, 120, 40);
+    let text = format!("{wide}");
+    assert!(!text.contains('…'), "{text}");
+    assert!(
+        text.contains("where this record's data came from"),
+        "{text}"
+    );
+    // The box covers the screen to its edges: nothing of the cluster grid shows beside it.
+    for line in text.lines().skip(1).take(38) {
+        let line = line.trim_matches('"');
+        assert!(
+            line.starts_with('│') || line.starts_with('┌') || line.starts_with('└'),
+            "{line}"
+        );
+    }
+    insta::assert_snapshot!("help_cluster_120x40", wide);
+    keys(&mut app, &mut inbox, &[KeyCode::Char('?')]).await;
+    assert_eq!(app.help_scroll(), None);
+}
+
+#[tokio::test]
+async fn the_queue_says_why_each_cluster_was_proposed_and_flags_weak_and_large_ones() {
+    let ws = workspace(false);
+    let mut config = tui_support::config();
+    config.ui.weak_below = 0.83;
+    config.ui.large_above = 2;
+    let (mut app, _inbox) = tui_support::app_with(&ws, &config).await;
+    // From the stored explanation: email agreed exactly, the last name closely.
+    assert_eq!(
+        app.queue().reasons.get(&1).map(String::as_str),
+        Some("same email, similar name")
+    );
+    let shot = render(&mut app, 120, 40);
+    let text = format!("{shot}");
+    let row = |id: &str| -> String {
+        text.lines()
+            .find(|l| l.contains(&format!(" #{id} ")))
+            .unwrap()
+            .to_string()
+    };
+    // #1: weakest 0.95, 2 records; #2: weakest 0.84, 3 records; #3: weakest 0.82, 2 records.
+    assert!(row("1").contains("pending      Anna"), "{}", row("1"));
+    assert!(row("2").contains("pending    L John"), "{}", row("2"));
+    assert!(row("3").contains("pending   W  Jürgen"), "{}", row("3"));
+    assert!(
+        row("1").contains("same email, similar name"),
+        "{}",
+        row("1")
+    );
+    // The help of the queue explains the flags with the configured thresholds.
+    let mut inbox = _inbox;
+    keys(
+        &mut app,
+        &mut inbox,
+        &[KeyCode::Char('?'), KeyCode::Char('G')],
+    )
+    .await;
+    let help = format!("{}", render(&mut app, 120, 40));
+    assert!(help.contains("weakest pair scores below 0.83"), "{help}");
+    assert!(help.contains("more than 2 records"), "{help}");
+}
+
+fn light_config() -> dupdesk::config::Config {
+    let mut config = tui_support::config();
+    config.ui.theme = dupdesk::config::ThemeSetting::Light;
+    config
+}
+
+/// Every colour drawn is one of the light palette's RGB colours (whose contrast on white
+/// the theme's unit test measures) and nothing is dimmed.
+fn assert_reads_on_white(backend: &TestBackend) {
+    use ratatui::style::{Color, Modifier};
+    for cell in backend.buffer().content() {
+        assert!(
+            matches!(cell.fg, Color::Reset | Color::Rgb(..)),
+            "{:?} drawn in {:?}",
+            cell.symbol(),
+            cell.fg
+        );
+        assert!(
+            !cell.modifier.contains(Modifier::DIM),
+            "{:?}",
+            cell.symbol()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_light_theme_draws_every_screen_in_its_own_colours() {
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app_with(&ws, &light_config()).await;
+    for (w, h) in [(80, 24), (120, 40)] {
+        let queue = render(&mut app, w, h);
+        assert_reads_on_white(&queue);
+        insta::assert_snapshot!(
+            format!("light_queue_{w}x{h}"),
+            format!("{:?}", queue.buffer())
+        );
+    }
+    keys(&mut app, &mut inbox, &[KeyCode::Down, KeyCode::Enter]).await;
+    for (w, h) in [(80, 24), (120, 40)] {
+        let cluster = render(&mut app, w, h);
+        assert_reads_on_white(&cluster);
+        insta::assert_snapshot!(
+            format!("light_cluster_{w}x{h}"),
+            format!("{:?}", cluster.buffer())
+        );
+    }
+    keys(&mut app, &mut inbox, &[KeyCode::Char('?')]).await;
+    let help = render(&mut app, 80, 24);
+    assert_reads_on_white(&help);
+    insta::assert_snapshot!("light_help_80x24", format!("{:?}", help.buffer()));
+}
+
+#[tokio::test]
+async fn the_dark_theme_keeps_the_terminals_named_colours() {
+    use ratatui::style::Color;
+    let ws = workspace(false);
+    let (mut app, mut inbox) = tui_support::app(&ws).await;
+    keys(&mut app, &mut inbox, &[KeyCode::Down, KeyCode::Enter]).await;
+    let shot = render(&mut app, 120, 40);
+    assert!(
+        shot.buffer()
+            .content()
+            .iter()
+            .all(|c| !matches!(c.fg, Color::Rgb(..))),
+        "dark uses the terminal's palette"
+    );
+    assert!(
+        shot.buffer()
+            .content()
+            .iter()
+            .any(|c| c.fg == Color::Yellow)
+    );
+    insta::assert_snapshot!(
+        "dark_cluster_styles_80x24",
+        format!("{:?}", render(&mut app, 80, 24).buffer())
+    );
+    keys(&mut app, &mut inbox, &[KeyCode::Esc]).await;
+    insta::assert_snapshot!(
+        "dark_queue_styles_120x40",
+        format!("{:?}", render(&mut app, 120, 40).buffer())
+    );
+}

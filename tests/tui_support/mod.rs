@@ -210,6 +210,11 @@ pub async fn app(ws: &Workspace) -> (App, Inbox) {
 pub async fn app_with(ws: &Workspace, config: &Config) -> (App, Inbox) {
     let mut opts = Options::from_config(config).unwrap();
     opts.no_color = false;
+    // The palette as configured, never from the environment the tests run in.
+    opts.palette = match config.ui.theme {
+        dupdesk::config::ThemeSetting::Light => dupdesk::ui::tui::theme::Palette::Light,
+        _ => dupdesk::ui::tui::theme::Palette::Dark,
+    };
     let (mut app, mut inbox) = App::new(ws.store.clone(), opts);
     app.freeze_clock(now());
     app.start();

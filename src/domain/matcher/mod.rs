@@ -21,6 +21,7 @@ pub mod em;
 pub mod features;
 pub mod fitted;
 pub mod normalize;
+pub mod reason;
 pub mod schema;
 
 use rayon::prelude::*;

@@ -155,7 +155,14 @@ impl App {
         self.size
     }
     pub fn help_open(&self) -> bool {
-        self.overlays.is_open(|o| *o == Overlay::Help)
+        self.overlays.is_open(|o| matches!(o, Overlay::Help { .. }))
+    }
+    /// The first line of the help shown, while the help is open.
+    pub fn help_scroll(&self) -> Option<u16> {
+        self.overlays.iter().find_map(|o| match o {
+            Overlay::Help { scroll } => Some(*scroll),
+            _ => None,
+        })
     }
     /// The question on screen, if one waits for its answer.
     pub fn confirmation(&self) -> Option<&Confirmation> {
@@ -288,10 +295,12 @@ impl App {
         }
         if self.overlays.top().is_some_and(Overlay::modal) {
             let fx = self.overlays.command(cmd).unwrap_or_default();
+            let max = super::views::help_max_scroll(self, self.size);
+            self.overlays.limit_help_scroll(max);
             return self.run_all(fx);
         }
         if cmd == Command::Help {
-            return self.overlays.push(Overlay::Help);
+            return self.overlays.push(Overlay::Help { scroll: 0 });
         }
         self.flash = None;
         if let Some(fx) = self.overlays.command(cmd) {
@@ -361,9 +370,28 @@ impl App {
                 }
                 _ => self.fail("no merge task runs here: use `dupdesk apply`"),
             },
+            Effect::AskBulk { verdict, query } => self.tasks.preview_bulk(verdict, query),
+            Effect::RunBulk { .. } if self.saving => {
+                self.fail("still saving the previous decision")
+            }
+            Effect::RunBulk { verdict, ids } => {
+                self.saving = true;
+                let doing = if verdict == Verdict::Reject {
+                    "rejecting"
+                } else {
+                    "deferring"
+                };
+                self.say(format!("{doing} {} clusters…", ids.len()));
+                self.tasks.decide_bulk(verdict, ids);
+            }
             Effect::Show(screen) => self.show(screen),
             Effect::CloseCluster => self.close_cluster(),
             Effect::Open(overlay) => self.overlays.push(overlay),
+            Effect::Typed(PromptKind::Filter, text) => {
+                let fx = self.queue.filter_live(&text);
+                self.run_all(fx);
+            }
+            Effect::Typed(PromptKind::Note | PromptKind::Value, _) => {}
             Effect::Submit(PromptKind::Filter, text) => {
                 let fx = self.queue.filter(&text);
                 self.run_all(fx);
@@ -514,6 +542,52 @@ impl App {
                 Ok(_) => Vec::new(),
                 Err(e) => vec![Effect::Fail(format!("lineage of {id}: {e:#}"))],
             },
+            Outcome::BulkPreview(verdict, ids) => match ids {
+                Ok(ids) => {
+                    let filter = self.filter_words();
+                    match self.overlays.ask_bulk(verdict, ids, &filter) {
+                        Some(question) => vec![Effect::Open(question)],
+                        None => vec![Effect::Say(format!(
+                            "nothing to {verdict}: the filter shows no cluster"
+                        ))],
+                    }
+                }
+                Err(e) => vec![Effect::Fail(format!("reading the filtered queue: {e:#}"))],
+            },
+            Outcome::BulkDecided(verdict, result) => {
+                self.saving = false;
+                match result {
+                    Ok((done, counts)) => {
+                        self.queue.counts = counts;
+                        let mut fx = self.queue.reload(self.size.1);
+                        let done_word = if verdict == Verdict::Reject {
+                            "rejected"
+                        } else {
+                            "deferred"
+                        };
+                        let mut text = format!(
+                            "{} {done_word}, one saved decision each",
+                            crate::domain::words::count(
+                                done.decided.len() as u64,
+                                "cluster",
+                                "clusters"
+                            )
+                        );
+                        if let Some((id, why)) = done.refused.first() {
+                            text.push_str(&format!(
+                                "; {} left as they were (#{id}: {why})",
+                                done.refused.len()
+                            ));
+                        }
+                        fx.push(Effect::Say(text));
+                        fx
+                    }
+                    Err(e) => vec![
+                        Effect::Fail(format!("bulk {verdict}: {e:#}")),
+                        Effect::Show(Screen::Queue),
+                    ],
+                }
+            }
             Outcome::ApplyPreview(p) => match p {
                 Ok(p) => match self.overlays.ask_to_merge(&p) {
                     Some(question) => vec![Effect::Open(question)],
@@ -525,6 +599,17 @@ impl App {
             },
         };
         self.run_all(fx);
+    }
+
+    /// The queue's filter as the steward would type it, for a question about it.
+    fn filter_words(&self) -> String {
+        let q = &self.queue.query;
+        let mut words = Vec::new();
+        if !q.text.is_empty() {
+            words.push(format!("\"{}\"", q.text));
+        }
+        words.push(format!("status:{}", q.status.label()));
+        words.join(" ")
     }
 
     /// A cluster was read: it replaces the screen (and the overlays of the one before).

@@ -85,10 +85,12 @@ commands! {
     TakeRecord, "take_record", ["T"], [Cluster], "take every field from this record";
     TypeValue, "type_value", ["i"], [Cluster], "type the surviving value";
     ClearValue, "clear_value", ["c"], [Cluster], "clear the surviving value";
-    Filter, "filter", ["/"], [Queue], "filter (text, status:NAME)";
+    Filter, "filter", ["/"], [Queue], "filter as you type: any value, record id, status:NAME";
     Sort, "sort", ["s"], [Queue], "sort by score, size, age";
     Status, "status", ["f"], [Queue], "cycle the status filter";
     Merges, "merges", ["m"], [Queue], "merges view";
+    BulkReject, "bulk_reject", ["R"], [Queue], "reject every cluster the filter shows (asks first)";
+    BulkDefer, "bulk_defer", ["D"], [Queue], "defer every cluster the filter shows (asks first)";
     Retry, "retry", ["R"], [Merges], "retry the merge job";
     ApplyMerges, "apply", ["A"], [Queue, Merges], "run the approved merges now";
     Lineage, "lineage", ["L"], [Cluster], "where this record's data came from";

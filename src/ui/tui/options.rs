@@ -8,7 +8,8 @@ use anyhow::{Context as _, Result};
 use tokio::sync::mpsc;
 
 use super::keymap::Keymap;
-use crate::config::{Config, SourcesConfig};
+use super::theme::Palette;
+use crate::config::{Config, SourcesConfig, ThemeSetting};
 use crate::domain::model::ObjectType;
 use crate::domain::precedence::Rules;
 
@@ -22,6 +23,11 @@ pub struct Options {
     pub rules: Arc<Rules>,
     /// Colour off (`NO_COLOR`): differences are shown by markers and modifiers only.
     pub no_color: bool,
+    /// The colours, for a dark or a light background (`[ui] theme`, "auto" resolved).
+    pub palette: Palette,
+    /// The queue's flags: weak below this weakest-pair score, large above this size.
+    pub weak_below: f64,
+    pub large_above: u32,
     /// Asks the review's background task to run the approved merges (the same executor as
     /// `dupdesk apply`); `None` where no such task runs.
     pub apply: Option<mpsc::UnboundedSender<()>>,
@@ -45,6 +51,15 @@ impl Options {
             keymap: Keymap::new(&config.keys).context("the [keys] section of the configuration")?,
             rules: Arc::new(Rules::for_config(config)?),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            palette: match config.ui.theme {
+                ThemeSetting::Dark => Palette::Dark,
+                ThemeSetting::Light => Palette::Light,
+                ThemeSetting::Auto => {
+                    Palette::from_colorfgbg(std::env::var("COLORFGBG").ok().as_deref())
+                }
+            },
+            weak_below: config.ui.weak_below,
+            large_above: config.ui.large_above,
             apply: None,
             confirm_apply: config.review.confirm_apply,
             mapping: config.mapping.clone(),

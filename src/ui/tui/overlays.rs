@@ -11,6 +11,7 @@
 use super::keymap::{Command, Edit};
 use super::screens::Effect;
 use crate::ops::executor::ApplyPreview;
+use crate::store::decisions::Verdict;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PromptKind {
@@ -34,12 +35,41 @@ pub struct Confirmation {
     pub id: u64,
     pub title: String,
     pub lines: Vec<String>,
+    /// What a yes does.
+    pub on_yes: OnYes,
+}
+
+/// What the answer yes to a question starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OnYes {
+    RunMerges,
+    /// Reject or defer exactly these clusters (those the question counted).
+    Bulk {
+        verdict: Verdict,
+        ids: Vec<i64>,
+    },
+}
+
+impl OnYes {
+    /// The words of the yes key: `y: run them`.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            OnYes::RunMerges => "run them",
+            OnYes::Bulk {
+                verdict: Verdict::Reject,
+                ..
+            } => "reject them",
+            OnYes::Bulk { .. } => "defer them",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Overlay {
-    /// The keys of the screen underneath.
-    Help,
+    /// The keys of the screen underneath and the legend of its markers, from line `scroll`.
+    Help {
+        scroll: u16,
+    },
     /// Run the approved merges?
     Confirm(Confirmation),
     /// Why the open cluster's records match, from its first line `scroll`.
@@ -59,6 +89,8 @@ pub enum Overlay {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     Consumed,
+    /// The overlay stays, and asks for these effects (a filter re-filters as it is typed).
+    Changed(Vec<Effect>),
     /// The overlay closed; the effects are the app's to run.
     Closed(Vec<Effect>),
 }
@@ -68,7 +100,7 @@ impl Overlay {
     fn layer(&self) -> u8 {
         match self {
             Overlay::Explain { .. } | Overlay::Lineage { .. } => 0,
-            Overlay::Help | Overlay::Confirm(_) => 1,
+            Overlay::Help { .. } | Overlay::Confirm(_) => 1,
             Overlay::Prompt(_) => 2,
         }
     }
@@ -92,7 +124,7 @@ impl Overlay {
     /// The commands its hint bar shows, when it has its own.
     pub fn hints(&self) -> Option<&'static [Command]> {
         match self {
-            Overlay::Help => Some(&[Command::Help, Command::Back]),
+            Overlay::Help { .. } => Some(&[Command::Help, Command::Back]),
             Overlay::Lineage { .. } => Some(&[Command::Lineage, Command::Back]),
             Overlay::Explain { .. } => Some(&[Command::Explain, Command::Back]),
             Overlay::Confirm(_) | Overlay::Prompt(_) => None,
@@ -101,20 +133,30 @@ impl Overlay {
 
     pub fn command(&mut self, cmd: Command) -> Reply {
         match self {
-            Overlay::Help => {
+            // The movement keys scroll; the view stops at the last line.
+            Overlay::Help { scroll } => {
                 if matches!(cmd, Command::Help | Command::Back) {
                     return Reply::Closed(Vec::new());
                 }
+                scroll_by(scroll, cmd);
             }
             Overlay::Confirm(question) => match cmd {
                 Command::Confirm => {
-                    tracing::info!(question = question.id, "the steward confirmed the merges");
-                    return Reply::Closed(vec![Effect::RunMerges]);
+                    tracing::info!(question = question.id, "the steward said yes");
+                    return Reply::Closed(vec![match &question.on_yes {
+                        OnYes::RunMerges => Effect::RunMerges,
+                        OnYes::Bulk { verdict, ids } => Effect::RunBulk {
+                            verdict: *verdict,
+                            ids: ids.clone(),
+                        },
+                    }]);
                 }
                 Command::Cancel => {
-                    return Reply::Closed(vec![Effect::Say(
-                        "not run: no merge was started".into(),
-                    )]);
+                    let said = match question.on_yes {
+                        OnYes::RunMerges => "not run: no merge was started",
+                        OnYes::Bulk { .. } => "not done: no cluster was decided",
+                    };
+                    return Reply::Closed(vec![Effect::Say(said.into())]);
                 }
                 _ => {}
             },
@@ -145,13 +187,24 @@ impl Overlay {
             Edit::Backspace => {
                 prompt.text.pop();
             }
+            // Esc on the filter clears it (what was typed already filters); on a note it
+            // keeps nothing.
+            Edit::Cancel if prompt.kind == PromptKind::Filter => {
+                return Reply::Closed(vec![Effect::Submit(PromptKind::Filter, String::new())]);
+            }
             Edit::Cancel => return Reply::Closed(Vec::new()),
             Edit::Submit => {
                 let text = std::mem::take(&mut prompt.text);
                 return Reply::Closed(vec![Effect::Submit(prompt.kind, text)]);
             }
         }
-        Reply::Consumed
+        match prompt.kind {
+            // Like lazygit: every keystroke filters again.
+            PromptKind::Filter => {
+                Reply::Changed(vec![Effect::Typed(PromptKind::Filter, prompt.text.clone())])
+            }
+            PromptKind::Note | PromptKind::Value => Reply::Consumed,
+        }
     }
 }
 
@@ -162,6 +215,7 @@ fn scroll_by(scroll: &mut u16, cmd: Command) {
         Command::PageUp => *scroll = scroll.saturating_sub(10),
         Command::PageDown => *scroll = scroll.saturating_add(10),
         Command::Top => *scroll = 0,
+        Command::Bottom => *scroll = u16::MAX,
         _ => {}
     }
 }
@@ -223,6 +277,32 @@ impl Overlays {
             id: self.questions,
             title: "Run the approved merges now?".to_string(),
             lines,
+            on_yes: OnYes::RunMerges,
+        }))
+    }
+
+    /// Ask whether to reject or defer the clusters `ids` (those `filter` shows); `None` when
+    /// it shows none.
+    pub fn ask_bulk(&mut self, verdict: Verdict, ids: Vec<i64>, filter: &str) -> Option<Overlay> {
+        if ids.is_empty() {
+            return None;
+        }
+        self.questions += 1;
+        let n = ids.len();
+        let (title, what) = match verdict {
+            Verdict::Reject => ("Reject them all?", "rejected: not duplicates"),
+            _ => ("Defer them all?", "deferred: decided later"),
+        };
+        let mut lines = vec![
+            format!("{n} cluster{} shown by the filter {filter}", plural(n)),
+            format!("will each be {what}, as one decision each."),
+        ];
+        lines.push("u undoes them one by one, the last first.".to_string());
+        Some(Overlay::Confirm(Confirmation {
+            id: self.questions,
+            title: title.to_string(),
+            lines,
+            on_yes: OnYes::Bulk { verdict, ids },
         }))
     }
 
@@ -250,9 +330,20 @@ impl Overlays {
     fn settle(&mut self, reply: Reply) -> Vec<Effect> {
         match reply {
             Reply::Consumed => Vec::new(),
+            Reply::Changed(effects) => effects,
             Reply::Closed(effects) => {
                 self.stack.pop();
                 effects
+            }
+        }
+    }
+
+    /// The help scrolls no further than its last line at the bottom (`max`, which the view
+    /// computes), so a key back up moves it at once.
+    pub fn limit_help_scroll(&mut self, max: u16) {
+        for o in &mut self.stack {
+            if let Overlay::Help { scroll } = o {
+                *scroll = (*scroll).min(max);
             }
         }
     }
@@ -366,13 +457,37 @@ mod tests {
     }
 
     #[test]
+    fn a_bulk_question_counts_the_clusters_and_yes_decides_exactly_those() {
+        let mut o = Overlays::default();
+        assert_eq!(o.ask_bulk(Verdict::Reject, vec![], "\"x\""), None);
+        let q = o.ask_bulk(Verdict::Reject, vec![3, 7], "\"acme\"").unwrap();
+        o.push(q);
+        let c = o.confirmation().unwrap();
+        assert_eq!(c.lines[0], "2 clusters shown by the filter \"acme\"");
+        assert_eq!(c.on_yes.verb(), "reject them");
+        assert_eq!(
+            o.command(Command::Confirm),
+            Some(vec![Effect::RunBulk {
+                verdict: Verdict::Reject,
+                ids: vec![3, 7]
+            }])
+        );
+        let q = o.ask_bulk(Verdict::Defer, vec![3], "\"acme\"").unwrap();
+        o.push(q);
+        assert_eq!(
+            o.command(Command::Cancel),
+            Some(vec![Effect::Say("not done: no cluster was decided".into())])
+        );
+    }
+
+    #[test]
     fn a_later_overlay_never_hides_one_of_a_higher_layer() {
         let mut o = Overlays::default();
         o.push(Overlay::Prompt(Prompt {
             kind: PromptKind::Filter,
             text: String::new(),
         }));
-        o.push(Overlay::Help);
+        o.push(Overlay::Help { scroll: 0 });
         o.push(lineage());
         assert!(o.top().is_some_and(Overlay::takes_text));
         let kinds: Vec<u8> = o.iter().map(Overlay::layer).collect();
@@ -402,8 +517,30 @@ mod tests {
             [Effect::Submit(PromptKind::Note, "hi".into())]
         );
         assert!(o.top().is_none());
-        o.push(Overlay::Help);
+        o.push(Overlay::Help { scroll: 0 });
         assert!(o.edit(Edit::Insert('x')).is_empty(), "help takes no text");
-        assert_eq!(o.top(), Some(&Overlay::Help));
+        assert_eq!(o.top(), Some(&Overlay::Help { scroll: 0 }));
+    }
+
+    #[test]
+    fn the_filter_prompt_filters_as_it_is_typed_and_esc_clears_it() {
+        let mut o = Overlays::default();
+        o.push(Overlay::Prompt(Prompt {
+            kind: PromptKind::Filter,
+            text: "an".into(),
+        }));
+        assert_eq!(
+            o.edit(Edit::Insert('n')),
+            [Effect::Typed(PromptKind::Filter, "ann".into())]
+        );
+        assert_eq!(
+            o.edit(Edit::Backspace),
+            [Effect::Typed(PromptKind::Filter, "an".into())]
+        );
+        assert_eq!(
+            o.edit(Edit::Cancel),
+            [Effect::Submit(PromptKind::Filter, String::new())]
+        );
+        assert!(o.top().is_none());
     }
 }

@@ -14,11 +14,16 @@ use super::screens::PageRequest;
 use super::screens::cluster::ClusterScreen;
 use super::screens::queue::{Counts, PageAnswer};
 use crate::domain::model::{ObjectType, PropertyCatalog};
+use crate::ops::approve::BulkDecided;
 use crate::ops::review::ReviewContext;
 use crate::store::Store;
-use crate::store::decisions::{self, Decision, NewDecision, Undone};
+use crate::store::decisions::{self, Decision, NewDecision, Undone, Verdict};
 use crate::store::properties;
-use crate::store::queue::{self, MergeRow};
+use crate::store::queue::{self, MergeRow, QueueQuery};
+
+/// The most clusters one bulk decision takes: a selection larger than this is a filter to
+/// narrow, not a review.
+const BULK_LIMIT: u64 = 10_000;
 
 /// What the background task (pull, match, merge) reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +85,10 @@ pub enum Outcome {
     Lineage(String, Result<String>),
     /// What running the approved merges would do, for the question before `A` runs them.
     ApplyPreview(Result<crate::ops::executor::ApplyPreview>),
+    /// The clusters a bulk decision would decide, for the question before it.
+    BulkPreview(Verdict, Result<Vec<i64>>),
+    /// A bulk decision was written (or what stopped it).
+    BulkDecided(Verdict, Result<(BulkDecided, Counts)>),
 }
 
 /// The receiving end of the app's background answers.
@@ -263,6 +272,49 @@ impl Tasks {
                 })
                 .await;
             Outcome::Lineage(id, text)
+        });
+    }
+
+    /// The clusters `query` shows, all of them (up to a bound no steward reviews by hand).
+    pub fn preview_bulk(&mut self, verdict: Verdict, query: QueueQuery) {
+        let store = self.store.clone();
+        self.spawn(async move {
+            let ids = store.call(move |c| queue::ids(c, &query, BULK_LIMIT)).await;
+            Outcome::BulkPreview(verdict, ids)
+        });
+    }
+
+    /// Reject or defer `ids`, each through its review draft (`ops::approve::decide_each`).
+    pub fn decide_bulk(&mut self, verdict: Verdict, ids: Vec<i64>) {
+        let store = self.store.clone();
+        let opts = self.opts.clone();
+        let contexts = self.contexts.clone();
+        self.spawn(async move {
+            let result = store
+                .call_waiting(move |c| {
+                    let mut contexts = contexts.clone();
+                    let mut context = |c: &rusqlite::Connection, object: ObjectType| {
+                        if let Some(ctx) = contexts.get(&object) {
+                            return Ok(ctx.clone());
+                        }
+                        let ctx =
+                            Arc::new(review_context(&opts, object, properties::load(c, object)?));
+                        contexts.insert(object, ctx.clone());
+                        Ok(ctx)
+                    };
+                    let note = format!("bulk {verdict} of the filtered queue");
+                    let done = crate::ops::approve::decide_each(
+                        c,
+                        &ids,
+                        verdict,
+                        &opts.steward,
+                        &note,
+                        &mut context,
+                    )?;
+                    Ok((done, queue::status_counts(c)?))
+                })
+                .await;
+            Outcome::BulkDecided(verdict, result)
         });
     }
 

@@ -10,7 +10,7 @@ pub mod merges;
 pub mod queue;
 
 use crate::domain::model::ObjectType;
-use crate::store::decisions::NewDecision;
+use crate::store::decisions::{NewDecision, Verdict};
 use crate::store::queue::QueueQuery;
 
 use super::overlays::{Overlay, PromptKind};
@@ -63,6 +63,17 @@ pub enum Effect {
     AskToApply,
     /// The steward said yes: run the approved merges.
     RunMerges,
+    /// Reject or defer every cluster `query` shows, once the steward has said yes to how
+    /// many that is.
+    AskBulk {
+        verdict: Verdict,
+        query: QueueQuery,
+    },
+    /// The steward said yes: decide these clusters.
+    RunBulk {
+        verdict: Verdict,
+        ids: Vec<i64>,
+    },
     /// Switch to a screen; the queue reloads, the merges load.
     Show(Screen),
     /// Leave the cluster screen for the queue as it is loaded.
@@ -70,6 +81,8 @@ pub enum Effect {
     Open(Overlay),
     /// A prompt's text, submitted.
     Submit(PromptKind, String),
+    /// A prompt's text as it stands while it is typed.
+    Typed(PromptKind, String),
     Say(String),
     Fail(String),
     /// Say, unless an error is on show: it stays readable.

@@ -3,12 +3,14 @@
 //! cluster, open the filter prompt, show the merges) and takes the pages back; which page
 //! counts is decided by a generation number, so an older page arriving late is dropped.
 
+use std::collections::HashMap;
+
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 
 use super::{Effect, Env, PageRequest, Screen};
 use crate::store::clusters::ClusterStatus;
-use crate::store::decisions::{Decision, Undone};
+use crate::store::decisions::{Decision, Undone, Verdict};
 use crate::store::queue::{QueuePage, QueueQuery, QueueRow, StatusFilter};
 use crate::ui::tui::keymap::Command;
 use crate::ui::tui::overlays::{Overlay, Prompt, PromptKind};
@@ -26,6 +28,8 @@ pub struct QueueScreen {
     pub query: QueueQuery,
     /// Loaded rows, starting at `offset` in the filtered list.
     pub rows: Vec<QueueRow>,
+    /// Why each loaded cluster was proposed, by id.
+    pub reasons: HashMap<i64, String>,
     pub offset: u64,
     pub total: u64,
     pub counts: Counts,
@@ -36,6 +40,9 @@ pub struct QueueScreen {
     /// When the rows were read: their ages are counted from it.
     pub now: DateTime<Utc>,
     generation: u64,
+    /// The query when the filter prompt opened: a filter submitted with an unknown status
+    /// goes back to it.
+    before_prompt: Option<QueueQuery>,
 }
 
 /// A page read for the queue, as [`PageRequest`] asked for it.
@@ -52,6 +59,7 @@ impl QueueScreen {
         QueueScreen {
             query: QueueQuery::default(),
             rows: Vec::new(),
+            reasons: HashMap::new(),
             offset: 0,
             total: 0,
             counts: Vec::new(),
@@ -60,6 +68,7 @@ impl QueueScreen {
             loaded_once: false,
             now,
             generation: 0,
+            before_prompt: None,
         }
     }
 
@@ -127,6 +136,7 @@ impl QueueScreen {
                     }
                     text.push_str(&format!("status:{}", self.query.status.label()));
                 }
+                self.before_prompt = Some(self.query.clone());
                 vec![Effect::Open(Overlay::Prompt(Prompt {
                     kind: PromptKind::Filter,
                     text,
@@ -143,6 +153,23 @@ impl QueueScreen {
                 vec![self.load_page(0, None, None)]
             }
             Command::Merges => vec![Effect::Show(Screen::Merges)],
+            Command::BulkReject | Command::BulkDefer => {
+                // Never the whole queue by one key: a bulk decision needs a selection.
+                if self.query.text.trim().is_empty() && self.query.status == StatusFilter::Open {
+                    return vec![Effect::Fail(
+                        "filter first (/ or f): a bulk decision acts on the clusters a filter shows"
+                            .into(),
+                    )];
+                }
+                let verdict = if cmd == Command::BulkReject {
+                    Verdict::Reject
+                } else {
+                    Verdict::Defer
+                };
+                let mut query = self.query.clone();
+                query.offset = 0;
+                vec![Effect::AskBulk { verdict, query }]
+            }
             Command::Undo => vec![Effect::Undo],
             Command::Refresh => self.reload(env.height),
             Command::ApplyMerges => vec![Effect::AskToApply],
@@ -150,32 +177,41 @@ impl QueueScreen {
         }
     }
 
-    /// The filter prompt's text: words to match and `status:NAME`.
+    /// The filter prompt's text, submitted: words to match and `status:NAME`. An unknown
+    /// status is refused, and the filter goes back to what it was when the prompt opened.
     pub fn filter(&mut self, text: &str) -> Vec<Effect> {
-        let mut status = StatusFilter::default();
-        let mut words = Vec::new();
-        for word in text.split_whitespace() {
-            if let Some(s) = word.strip_prefix("status:") {
-                status = match s {
-                    "open" => StatusFilter::Open,
-                    "all" | "" => StatusFilter::All,
-                    other => match other.parse::<ClusterStatus>() {
-                        Ok(st) => StatusFilter::Only(st),
-                        Err(e) => {
-                            return vec![Effect::Fail(format!(
-                                "filter: {e} (use open, all or a status)"
-                            ))];
-                        }
-                    },
-                };
-            } else {
-                words.push(word);
+        let before = self.before_prompt.take();
+        match parse_filter(text) {
+            Ok((status, words)) => self.set_filter(status, words).into_iter().collect(),
+            Err(e) => {
+                let mut fx: Vec<Effect> = before
+                    .and_then(|q| self.set_filter(q.status, q.text))
+                    .into_iter()
+                    .collect();
+                fx.push(Effect::Fail(e));
+                fx
             }
         }
+    }
+
+    /// The filter prompt's text while it is typed: the queue filters again on every key. A
+    /// status half typed (`status:appr`) leaves the filter as it was until it names one.
+    pub fn filter_live(&mut self, text: &str) -> Vec<Effect> {
+        match parse_filter(text) {
+            Ok((status, words)) => self.set_filter(status, words).into_iter().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Filter by `status` and `text`; a page to load when that changes the query.
+    fn set_filter(&mut self, status: StatusFilter, text: String) -> Option<Effect> {
+        if self.query.status == status && self.query.text == text {
+            return None;
+        }
         self.query.status = status;
-        self.query.text = words.join(" ");
+        self.query.text = text;
         self.cursor = 0;
-        vec![self.load_page(0, None, None)]
+        Some(self.load_page(0, None, None))
     }
 
     /// Read the page under the cursor again, keeping the cursor on the same cluster.
@@ -230,6 +266,7 @@ impl QueueScreen {
         self.loaded_once = true;
         self.offset = page.offset;
         self.rows = page.rows;
+        self.reasons = page.reasons;
         self.total = page.total;
         self.counts = page.counts;
         if let Some(id) = answer.select_id
@@ -305,6 +342,27 @@ impl QueueScreen {
     }
 }
 
+/// The words and the status of a filter's text.
+fn parse_filter(text: &str) -> Result<(StatusFilter, String), String> {
+    let mut status = StatusFilter::default();
+    let mut words = Vec::new();
+    for word in text.split_whitespace() {
+        if let Some(s) = word.strip_prefix("status:") {
+            status = match s {
+                "open" => StatusFilter::Open,
+                "all" | "" => StatusFilter::All,
+                other => other
+                    .parse::<ClusterStatus>()
+                    .map(StatusFilter::Only)
+                    .map_err(|e| format!("filter: {e} (use open, all or a status)"))?,
+            };
+        } else {
+            words.push(word);
+        }
+    }
+    Ok((status, words.join(" ")))
+}
+
 fn rows_visible(height: u16) -> u64 {
     u64::from(height.saturating_sub(QUEUE_CHROME).max(1))
 }
@@ -348,6 +406,7 @@ mod tests {
                 rows: (offset..end).map(|i| row(i as i64 + 1)).collect(),
                 total,
                 counts: vec![(ClusterStatus::Pending, total)],
+                reasons: Default::default(),
             }),
             open_index: req.open_index,
             select_id: req.select_id,

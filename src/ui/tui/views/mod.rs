@@ -20,9 +20,14 @@ use super::theme::Theme;
 
 pub use crate::ui::tui::app::MIN_SIZE;
 
+/// How far the help scrolls on a screen of `size` (see [`help`]).
+pub(crate) fn help_max_scroll(app: &App, size: (u16, u16)) -> u16 {
+    help::max_scroll(app, size)
+}
+
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
-    let theme = Theme::new(app.opts.no_color);
+    let theme = Theme::with_palette(app.opts.no_color, app.opts.palette);
     if area.width < MIN_SIZE.0 || area.height < MIN_SIZE.1 {
         too_small(frame, area, theme);
         return;
@@ -46,7 +51,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     // Bottom first: the cluster's own views over its screen, the app's boxes over all.
     for overlay in app.overlays.iter() {
         match overlay {
-            Overlay::Help => help::draw(frame, area, app, theme),
+            Overlay::Help { scroll } => help::draw(frame, area, app, *scroll, theme),
             Overlay::Confirm(question) => draw_confirm(frame, area, app, question, theme),
             Overlay::Explain { scroll } => {
                 if let Some(cl) = app.cluster.as_deref() {
@@ -66,8 +71,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
 fn draw_confirm(frame: &mut Frame, area: Rect, app: &App, question: &Confirmation, theme: Theme) {
     let keys = &app.opts.keymap;
     let answer = format!(
-        "{}: run them · {}: not now",
+        "{}: {} · {}: not now",
         keys.label(crate::ui::tui::keymap::Command::Confirm),
+        question.on_yes.verb(),
         keys.label(crate::ui::tui::keymap::Command::Cancel)
     );
     let w = question
@@ -142,7 +148,11 @@ fn status_bar(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         };
         spans.push(Span::raw(shown));
         spans.push(Span::styled("▏", theme.key()));
-        spans.push(Span::styled("  Enter save · Esc cancel", theme.dim()));
+        let keys = match p.kind {
+            PromptKind::Filter => "  Enter keep · Esc clear",
+            PromptKind::Note | PromptKind::Value => "  Enter save · Esc cancel",
+        };
+        spans.push(Span::styled(keys, theme.dim()));
         frame.render_widget(Line::from(spans), area);
         return;
     }
@@ -250,22 +260,32 @@ fn hint_bar(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
             ],
         }
     };
-    let mut spans = Vec::new();
-    let mut used = 0;
-    for &cmd in commands {
-        let Some(key) = app.opts.keymap.keys(cmd).first() else {
-            continue;
-        };
-        let key = key.to_string();
-        let word = match (cmd, app.screen) {
-            (Command::Back, Screen::Queue) => "quit",
-            _ => hint_word(cmd),
-        };
-        let w = width(&key) + 1 + width(word) + 2;
-        if used + w > usize::from(area.width) {
+    let mut hints: Vec<(Command, String, &str)> = commands
+        .iter()
+        .filter_map(|&cmd| {
+            let key = app.opts.keymap.keys(cmd).first()?.to_string();
+            let word = match (cmd, app.screen) {
+                (Command::Back, Screen::Queue) => "quit",
+                _ => hint_word(cmd),
+            };
+            Some((cmd, key, word))
+        })
+        .collect();
+    let used = |hints: &[(Command, String, &str)]| -> usize {
+        hints
+            .iter()
+            .map(|(_, key, word)| width(key) + 1 + width(word) + 2)
+            .sum()
+    };
+    // Too narrow: the last hints go first, but never the help's, which leads to all others.
+    while used(&hints) > usize::from(area.width) {
+        let Some(i) = hints.iter().rposition(|(cmd, _, _)| *cmd != Command::Help) else {
             break;
-        }
-        used += w;
+        };
+        hints.remove(i);
+    }
+    let mut spans = Vec::new();
+    for (_, key, word) in hints {
         spans.push(Span::styled(key, theme.key()));
         spans.push(Span::raw(format!(" {word}  ")));
     }
@@ -300,9 +320,27 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
-/// An overlay box with a title, cleared underneath.
+/// An overlay box with a title, cleared underneath. The rows it covers are cleared across the
+/// whole width, and the row above and below it where they are not the screen's first line or
+/// its status and hint bars, so no character of the screen beneath shows at its edges.
 fn overlay(frame: &mut Frame, rect: Rect, title: &str, theme: Theme) -> Rect {
-    frame.render_widget(Clear, rect);
+    let screen = frame.area();
+    let top = if rect.y > screen.y + 1 {
+        rect.y - 1
+    } else {
+        rect.y
+    };
+    let bottom =
+        (rect.y + rect.height + 1).min(screen.height.saturating_sub(2).max(rect.y + rect.height));
+    frame.render_widget(
+        Clear,
+        Rect {
+            x: screen.x,
+            y: top,
+            width: screen.width,
+            height: bottom.saturating_sub(top),
+        },
+    );
     let block = Block::default()
         .borders(Borders::ALL)
         .title(Span::styled(title, theme.title()));

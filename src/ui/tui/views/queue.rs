@@ -8,8 +8,8 @@ use ratatui::text::{Line, Span};
 use super::{age, sanitize};
 use crate::store::clusters::ClusterStatus;
 use crate::store::queue::StatusFilter;
-use crate::ui::tui::app::App;
-use crate::ui::tui::text::fit;
+use crate::ui::tui::app::{App, Options};
+use crate::ui::tui::text::{fit, width};
 use crate::ui::tui::theme::Theme;
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
@@ -66,10 +66,21 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     ));
     frame.render_widget(Line::from(f), filter);
 
-    let label_w = usize::from(area.width).saturating_sub(46);
+    // The fixed columns take 48; what is left goes to the label and, a little less, the reason.
+    let rest = usize::from(area.width).saturating_sub(49);
+    let reason_w = (rest * 2 / 5).clamp(17, 30);
+    let label_w = rest.saturating_sub(reason_w + 1);
     let head = format!(
-        "  {:>8} {:>4} {:>5} {:>5} {:>5}  {:<9} {}",
-        "cluster", "size", "best", "weak", "age", "status", "label"
+        "  {:>8} {:>4} {:>5} {:>5} {:>5}  {:<9} {:<2} {} {}",
+        "cluster",
+        "size",
+        "best",
+        "weak",
+        "age",
+        "status",
+        "!",
+        fit("label", label_w),
+        "why proposed"
     );
     frame.render_widget(Line::styled(head, theme.header()), heads);
 
@@ -109,12 +120,62 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 format!("{:<9} ", row.status.short()),
                 theme.status(row.status.as_str()),
             ),
-            Span::raw(fit(&label, label_w)),
         ]);
+        let (weak, large) = flags(app, row.weakest, row.size);
+        line.push_span(Span::styled(if weak { "W" } else { " " }, theme.differs()));
+        line.push_span(Span::styled(if large { "L" } else { " " }, theme.differs()));
+        line.push_span(Span::raw(" "));
+        line.push_span(Span::raw(fit(&label, label_w)));
+        line.push_span(Span::raw(" "));
+        // Reasons name fields, which come from the matcher's stored explanation: untrusted.
+        let reason = q
+            .reasons
+            .get(&row.id)
+            .map(|r| {
+                // Narrow: "same email, ≈name" rather than a cut "same email, simil…".
+                if width(r) > reason_w {
+                    sanitize(&r.replace("similar ", "≈")).into_owned()
+                } else {
+                    sanitize(r).into_owned()
+                }
+            })
+            .unwrap_or_default();
+        line.push_span(Span::styled(fit(&reason, reason_w), theme.dim()));
         if selected {
             line = line.style(theme.cursor());
         }
         lines.push(line);
     }
     frame.render_widget(ratatui::widgets::Paragraph::new(lines), list);
+}
+
+/// Whether a cluster is weak (its weakest pair below `[ui] weak_below`) and large (more
+/// records than `[ui] large_above`).
+fn flags(app: &App, weakest: f64, size: u32) -> (bool, bool) {
+    (weakest < app.opts.weak_below, size > app.opts.large_above)
+}
+
+/// What the flags column and the reason mean, for the help's legend.
+pub(super) fn flag_legend(opts: &Options) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "W",
+            format!(
+                "weak: the cluster's weakest pair scores below {} ([ui] weak_below)",
+                opts.weak_below
+            ),
+        ),
+        (
+            "L",
+            format!(
+                "large: more than {} records ([ui] large_above); check each one",
+                opts.large_above
+            ),
+        ),
+        (
+            "why",
+            "why proposed: what its strongest pair agrees on (≈ similar); e shows every score"
+                .to_string(),
+        ),
+    ]
 }
