@@ -43,9 +43,9 @@ use crate::store::{properties, records};
 pub struct ExecOptions {
     /// Jobs that may still merge, at most this many at once (they share the connector's rate
     /// limiter). A job whose merges are done and which waits only for its field update and
-    /// mapping makes room for the next one (at most a batch update's worth wait so): the field updates
-    /// go in batches that wait for a full batch or room in the budget, and the merges of the
-    /// next jobs must not wait behind them. Their reads and field updates go together in
+    /// mapping makes room for the next one (at most a batch update's worth wait so): the
+    /// field updates go in batches that wait for a full batch or room in the budget, and the
+    /// merges of the next jobs must not wait behind them. Their reads and field updates go together in
     /// batches ([`batch`]), so the more run at once, the fuller the batches: at
     /// [`DEFAULT_CONCURRENCY`] a pair costs about one call more than its merge per 50 pairs.
     pub concurrency: usize,
@@ -265,13 +265,16 @@ async fn run_queue(shared: &Arc<Shared>, report: &mut ExecReport) -> Result<()> 
     let mut started = 0usize;
     let mut outage: Option<String> = None;
     let mut running = JoinSet::new();
-    loop {
-        let mut queue_empty = false;
-        while outage.is_none()
-            && running.len() < concurrency + batch::UPDATE_BATCH
+    // Jobs at once in all: those that may merge, and a batch update's worth that wait only for it.
+    let slots = concurrency + batch::UPDATE_BATCH;
+    let open = |started: usize, outage: &Option<String>| {
+        outage.is_none()
             && !shared.paused.load(Ordering::SeqCst)
             && opts.limit.is_none_or(|l| started < l)
-        {
+    };
+    loop {
+        let mut queue_empty = false;
+        while open(started, &outage) && running.len() < slots {
             let Some(permit) = spare
                 .take()
                 .or_else(|| merging.clone().try_acquire_owned().ok())
@@ -292,16 +295,12 @@ async fn run_queue(shared: &Arc<Shared>, report: &mut ExecReport) -> Result<()> 
             let shared = shared.clone();
             running.spawn(async move { run_job(&shared, job, permit).await });
         }
-        let more_to_start = outage.is_none()
-            && !queue_empty
-            && !shared.paused.load(Ordering::SeqCst)
-            && opts.limit.is_none_or(|l| started < l);
+        let more_to_start = !queue_empty && open(started, &outage);
         // Once no job will start, the batches need not wait for requests of jobs to come.
         shared
             .batcher
             .last_jobs((!more_to_start).then_some(running.len()));
-        let may_start =
-            more_to_start && spare.is_none() && running.len() < concurrency + batch::UPDATE_BATCH;
+        let may_start = more_to_start && spare.is_none() && running.len() < slots;
         let done = tokio::select! {
             done = running.join_next() => done,
             permit = merging.clone().acquire_owned(), if may_start => {

@@ -257,11 +257,17 @@ impl Batcher {
         self.asking.load(Ordering::SeqCst) >= self.jobs.load(Ordering::SeqCst)
     }
 
-    /// Wait for the answer to a request just queued, counted among those asked for meanwhile.
+    /// Wait for the answer to a request just queued, counted among those asked for until it
+    /// comes or the wait is dropped.
     async fn answer<T>(&self, rx: oneshot::Receiver<Result<T, CrmError>>) -> Result<T, CrmError> {
-        let answer = rx.await.unwrap_or_else(|_| Err(gone()));
-        self.asking.fetch_sub(1, Ordering::SeqCst);
-        answer
+        struct Asked<'a>(&'a AtomicUsize);
+        impl Drop for Asked<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _asked = Asked(&self.asking);
+        rx.await.unwrap_or_else(|_| Err(gone()))
     }
 
     /// Read `ids` (with the history of `history`) in the next batch read. The answer holds
